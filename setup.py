@@ -1,0 +1,52 @@
+"""One wheel, two import packages: the PI connector and the edge agent.
+
+`pip install .` stays light enough for a Databricks job; heavy, product-specific
+dependencies live in extras.
+"""
+
+from setuptools import find_packages, setup
+
+BASE = [
+    "requests>=2.31",
+    "urllib3>=2",
+    "pydantic>=2.6",
+    "PyYAML>=6",
+    "numpy>=1.26",
+    "orjson>=3.10",
+    "pyarrow>=14",
+    "deltalake>=1.0",
+    # The PI Web API simulator ships with the package (demo source, test fixture, load generator).
+    "uvicorn>=0.30",
+    "httptools>=0.6",
+]
+
+setup(
+    name="osipi-connector",
+    version="0.1.0",
+    description="PI Web API -> Delta Lake connector and OPC-UA/MQTT/Modbus edge agent for Databricks",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    include_package_data=True,
+    package_data={"osipi_connector": ["py.typed"], "iot_connector": ["py.typed"]},
+    install_requires=BASE,
+    extras_require={
+        "kerberos": ["requests-kerberos>=0.15"],
+        "spark": ["pyspark>=4.0", "pandas<3", "chispa>=0.10"],
+        "edge": [
+            "asyncua>=1.1",
+            "paho-mqtt>=2.0",
+            "pymodbus>=3.6",
+            "prometheus-client>=0.20",
+            "cryptography>=42",
+        ],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.5"],
+    },
+    entry_points={
+        "console_scripts": [
+            "osipi-connector=osipi_connector.cli:main",
+        ],
+    },
+)

@@ -1,0 +1,138 @@
+"""PI time strings (`*`, `*-1d`, `t+8h`, `y`, ISO-8601) and PI's timestamp text format.
+
+Both the simulator (parsing what clients send) and the client (formatting what it sends, parsing the
+7-digit fractions PI returns) use this module, so the two sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+UTC = timezone.utc
+TICKS_PER_SECOND = 10_000_000  # PI resolves time to 100 ns; we keep integer "ticks" since the Unix epoch.
+
+_UNITS = {
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+    "w": 604800, "wk": 604800, "week": 604800, "weeks": 604800,
+    "mo": None, "month": None, "months": None,
+    "y": None, "yr": None, "year": None, "years": None,
+}  # fmt: skip
+_OFFSET = re.compile(r"\s*([+-])\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]+)")
+_ISO_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+class PITimeError(ValueError):
+    """A time string PI would reject; the message quotes it."""
+
+
+def _add_calendar(base: datetime, months: int) -> datetime:
+    month0 = base.month - 1 + months
+    year, month = base.year + month0 // 12, month0 % 12 + 1
+    day = base.day
+    while True:
+        try:
+            return base.replace(year=year, month=month, day=day)
+        except ValueError:
+            day -= 1
+
+
+def _apply_offsets(base: datetime, text: str, original: str) -> datetime:
+    pos = 0
+    result = base
+    while pos < len(text):
+        match = _OFFSET.match(text, pos)
+        if not match:
+            raise PITimeError(f"Cannot parse time string '{original}': unexpected text at '{text[pos:]}'.")
+        sign, amount_text, unit = match.groups()
+        unit = unit.lower()
+        if unit not in _UNITS:
+            raise PITimeError(f"Cannot parse time string '{original}': unknown unit '{unit}'.")
+        amount = float(amount_text) * (1 if sign == "+" else -1)
+        seconds = _UNITS[unit]
+        if seconds is None:  # calendar units need whole numbers
+            if amount != int(amount):
+                raise PITimeError(f"Cannot parse time string '{original}': months and years must be whole.")
+            months = int(amount) * (12 if unit.startswith("y") else 1)
+            result = _add_calendar(result, months)
+        else:
+            result = result + timedelta(seconds=amount * seconds)
+        pos = match.end()
+    return result
+
+
+def parse_pi_time(text: str, now: datetime) -> datetime:
+    """Parse a PI time string relative to `now` (an aware UTC datetime); returns an aware UTC datetime.
+
+    Supported: `*` (now), `t`/`today`, `y`/`yesterday` (UTC midnight), a bare offset (`-1h`, relative to
+    now), any base followed by offsets (`*-1d+2h`, `t+8h`), and ISO-8601 with or without an offset
+    (naive times are UTC, as the simulator's server time zone is UTC).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    original = text
+    text = text.strip()
+    if not text:
+        raise PITimeError("Cannot parse time string '': it is empty.")
+    lower = text.lower()
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    for word, base in (
+        ("yesterday", midnight - timedelta(days=1)),
+        ("today", midnight),
+        ("*", now),
+        ("t", midnight),
+        ("y", midnight - timedelta(days=1)),
+    ):
+        if lower.startswith(word):
+            return _apply_offsets(base, text[len(word) :], original).astimezone(UTC)
+    if text[0] in "+-":
+        return _apply_offsets(now, text, original).astimezone(UTC)
+    return parse_iso(text, original)
+
+
+def parse_iso(text: str, original: str | None = None) -> datetime:
+    """ISO-8601 with up to 7 fractional digits (PI's format); truncated to microseconds."""
+    cleaned = text.strip().replace("z", "Z")
+    if cleaned.endswith("Z"):
+        cleaned = cleaned[:-1] + "+00:00"
+    cleaned = _ISO_FRACTION.sub(r"\1", cleaned)
+    try:
+        value = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise PITimeError(f"Cannot parse time string '{original or text}'.") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def parse_pi_timestamp_ticks(text: str) -> int:
+    """A PI timestamp (`2022-02-18T15:10:08.8757629Z`) to exact 100-ns ticks since the epoch."""
+    main, _, frac = text.rstrip("Z").partition(".")
+    seconds = int(parse_iso(main + "Z").timestamp())
+    return seconds * TICKS_PER_SECOND + int((frac + "0000000")[:7] or 0)
+
+
+def datetime_to_ticks(value: datetime) -> int:
+    delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * TICKS_PER_SECOND + delta.microseconds * 10
+
+
+def ticks_to_datetime(ticks: int) -> datetime:
+    """Ticks to an aware datetime (sub-microsecond digits are dropped, as Python cannot hold them)."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ticks // 10)
+
+
+def format_ticks(ticks: int) -> str:
+    """PI's text form: whole seconds as `...:SSZ`, otherwise up to 7 digits with trailing zeros trimmed."""
+    seconds, frac = divmod(ticks, TICKS_PER_SECOND)
+    base = (datetime(1970, 1, 1) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        return f"{base}.{frac:07d}".rstrip("0") + "Z"
+    return base + "Z"
+
+
+def format_datetime(value: datetime) -> str:
+    return format_ticks(datetime_to_ticks(value))

@@ -1,0 +1,51 @@
+"""The simulated PI system: clock, object models and the router that serves them."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from osipi_connector.piwebapi.pitime import UTC, TICKS_PER_SECOND, datetime_to_ticks, parse_pi_time
+from osipi_connector.simulator.config import SimConfig
+from osipi_connector.simulator.http import ApiError, Request, Response, Router
+from osipi_connector.simulator.ids import IdFactory
+from osipi_connector.simulator.points import PointCatalog
+
+
+class Simulator:
+    """Holds the config and the lazily generated models; `handle` answers one in-process request."""
+
+    def __init__(self, config: SimConfig | None = None):
+        from osipi_connector.simulator import controllers
+
+        self.config = config or SimConfig()
+        self.ids = IdFactory(self.config.seed)
+        c = self.config
+        self.points = PointCatalog(c.seed, c.tags, c.server_name, self.ids, c.late_share)
+        self.router = Router()
+        controllers.register_all(self)
+
+    # --- clock ---------------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self.config.now or datetime.now(UTC)
+
+    def now_ticks(self) -> int:
+        if self.config.now is not None:
+            return datetime_to_ticks(self.config.now)
+        return time.time_ns() // 100
+
+    def time_arg(self, request: Request, name: str, default: str) -> int:
+        """A PI time parameter as ticks; 400 with PI's message when it does not parse."""
+        text = request.arg(name) or default
+        try:
+            return datetime_to_ticks(parse_pi_time(text, self.now()))
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    @staticmethod
+    def seconds(ticks: int) -> float:
+        return ticks / TICKS_PER_SECOND
+
+    # --- requests ------------------------------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        return self.router.dispatch(request)

@@ -1,0 +1,194 @@
+"""Framework-free request/response types, routing, and PI's parameter and error conventions.
+
+Handlers take a `Request` and return a `Response` (or a JSON-able object for 200). The batch controller
+calls the same router in-process, so a sub-request behaves exactly like a direct call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+
+class ApiError(Exception):
+    """An error PI Web API answers with a status and an `{"Errors": [...]}` body."""
+
+    def __init__(self, status: int, *errors: str, headers: dict[str, str] | None = None):
+        super().__init__(errors[0] if errors else str(status))
+        self.status = status
+        self.errors = list(errors)
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        return Response(self.status, {"Errors": self.errors}, dict(self.headers))
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # below /piwebapi, e.g. "/streams/F1DP.../recorded"
+    query: list[tuple[str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+    client: str = "127.0.0.1"
+    base_url: str = "http://localhost/piwebapi"
+    user: str | None = None
+
+    @classmethod
+    def from_url(cls, method: str, url: str, base_url: str, **kwargs: Any) -> Request:
+        """Build a request from an absolute or relative URL; host and port are ignored, as in /batch."""
+        parts = urlsplit(url)
+        path = parts.path
+        index = path.lower().find("/piwebapi")
+        path = path[index + len("/piwebapi") :] if index >= 0 else path
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        return cls(method=method.upper(), path=path or "/", query=query, base_url=base_url, **kwargs)
+
+    def args(self, name: str) -> list[str]:
+        """All values of a parameter; PI parameter names are case-insensitive."""
+        lname = name.lower()
+        return [v for k, v in self.query if k.lower() == lname]
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.args(name)
+        return values[0] if values else default
+
+    def int_arg(self, name: str, default: int, minimum: int | None = 0) -> int:
+        raw = self.arg(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(400, f"The value '{raw}' is not valid for {name}.") from None
+        if minimum is not None and value < minimum:
+            raise ApiError(400, f"The value '{raw}' is not valid for {name}: it must be at least {minimum}.")
+        return value
+
+    def bool_arg(self, name: str, default: bool) -> bool:
+        raw = self.arg(name)
+        if raw is None or raw == "":
+            return default
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise ApiError(400, f"The value '{raw}' is not valid for {name}.")
+
+    def enum_arg(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self.arg(name)
+        if raw is None or raw == "":
+            return default
+        for option in allowed:
+            if option.lower() == raw.lower():
+                return option
+        raise ApiError(400, f"The value '{raw}' is not valid for {name}. Valid values: {', '.join(allowed)}.")
+
+    def link(self, path: str) -> str:
+        return self.base_url + path
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None  # a JSON-able object, orjson.Fragment, or raw bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        if self.body is None:
+            return b""
+        if isinstance(self.body, bytes | bytearray):
+            return bytes(self.body)
+        return orjson.dumps(self.body)
+
+
+Handler = Callable[..., Any]
+
+
+class Router:
+    """Regex routes matched case-insensitively on the path below /piwebapi, as IIS does."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/"))
+        self._routes.append((method.upper(), re.compile(f"^{regex}/?$", re.IGNORECASE), handler))
+
+    def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
+        def decorator(handler: Handler) -> Handler:
+            self.add(method, pattern, handler)
+            return handler
+
+        return decorator
+
+    def dispatch(self, request: Request) -> Response:
+        path_matched = False
+        for method, regex, handler in self._routes:
+            match = regex.match(request.path)
+            if not match:
+                continue
+            path_matched = True
+            if method != request.method:
+                continue
+            try:
+                result = handler(request, **match.groupdict())
+            except ApiError as exc:
+                return exc.response()
+            return result if isinstance(result, Response) else Response(200, result)
+        if path_matched:
+            return Response(405, {"Errors": [f"The requested resource does not support http method '{request.method}'."]})
+        return Response(404, {"Errors": [f"The requested resource '{request.path}' was not found."]})
+
+
+def paginate(request: Request, items: list[Any], total: int | None = None) -> tuple[list[Any], dict[str, str]]:
+    """startIndex/maxCount paging (defaults 0/1000) with PI's First/Previous/Next/Last links."""
+    start = request.int_arg("startIndex", 0)
+    count = request.int_arg("maxCount", 1000, minimum=1)
+    page = items[start : start + count]
+    total = len(items) if total is None else total
+    links: dict[str, str] = {}
+    base = request.base_url + request.path
+    others = [(k, v) for k, v in request.query if k.lower() not in ("startindex", "maxcount")]
+
+    def url(index: int) -> str:
+        query = "&".join(f"{k}={v}" for k, v in [*others, ("startIndex", str(index)), ("maxCount", str(count))])
+        return f"{base}?{query}"
+
+    links["First"] = url(0)
+    if start > 0:
+        links["Previous"] = url(max(0, start - count))
+    if start + count < total:
+        links["Next"] = url(start + count)
+    links["Last"] = url(max(0, (total - 1) // count * count))
+    return page, links
+
+
+def select_fields(body: Any, spec: str | None) -> Any:
+    """Apply `selectedFields` (`Items.Timestamp;Items.Value`) to a response body.
+
+    A field path keeps that member and everything below it; lists are filtered element-wise. Members
+    not named are dropped, as the real server does.
+    """
+    if not spec:
+        return body
+    paths = [tuple(p.split(".")) for p in spec.split(";") if p.strip()]
+    return _select(body, [tuple(part.lower() for part in p) for p in paths])
+
+
+def _select(node: Any, paths: list[tuple[str, ...]]) -> Any:
+    if any(len(p) == 0 for p in paths):
+        return node
+    if isinstance(node, list):
+        return [_select(item, paths) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        sub = [p[1:] for p in paths if p[0] == key.lower()]
+        if sub:
+            out[key] = _select(value, sub)
+    return out

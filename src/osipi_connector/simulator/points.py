@@ -1,0 +1,248 @@
+"""The data server's PI points, generated lazily from (seed, index).
+
+Point `i` (0-based) has point id `i + 1`. Every property is a pure function of the seed and `i`, so
+100,000 points cost nothing until asked for. Equipment element `e` in AF owns points
+`e * attributes_per_equipment ...`: the AF model and this catalogue agree by construction.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import re
+from dataclasses import dataclass
+
+from osipi_connector.piwebapi import webid
+from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, datetime_to_ticks, parse_iso
+from osipi_connector.simulator import rng
+from osipi_connector.simulator.ids import IdFactory
+
+# Tag history begins at a per-tag moment in this range (fixed, so answers never depend on the wall clock).
+HISTORY_START = datetime_to_ticks(parse_iso("2024-01-01T00:00:00Z"))
+HISTORY_SPREAD_S = 180 * 86400
+INTERVALS_S = (1, 1, 2, 5, 5, 10, 10, 30, 60, 60, 120, 300, 600)
+
+
+@dataclass(frozen=True)
+class DigitalSet:
+    name: str
+    states: tuple[str, ...]
+
+
+DIGITAL_SETS = {
+    "Valve State": DigitalSet("Valve State", ("Closed", "Open", "Travel", "Fault")),
+    "Motor State": DigitalSet("Motor State", ("Stopped", "Running", "Tripped")),
+}
+# PI's "SYSTEM" digital state set: the states the simulator emits as bad values.
+SYSTEM_STATES = {"Shutdown": 254, "Pt Created": 253, "I/O Timeout": 246}
+
+
+@dataclass(frozen=True)
+class PointKind:
+    prefix: str
+    point_type: str  # Float32, Float64, Int32, Digital, String
+    units: str
+    descriptor: str
+    zero: float
+    span: float
+    digital_set: str = ""
+    event_rate: float = 0.85  # share of sampling slots with an event (exception reporting)
+
+
+KINDS = (
+    PointKind("TI", "Float32", "°C", "Temperature", 0.0, 200.0),
+    PointKind("PI", "Float32", "bar", "Pressure", 0.0, 25.0),
+    PointKind("FI", "Float32", "m3/h", "Flow", 0.0, 500.0),
+    PointKind("LI", "Float32", "%", "Level", 0.0, 100.0),
+    PointKind("JI", "Float64", "kW", "Power", 0.0, 5000.0),
+    PointKind("AI", "Float64", "pH", "Analyser", 0.0, 14.0),
+    PointKind("CNT", "Int32", "count", "Production counter", 0.0, 100000.0),
+    PointKind("XV", "Digital", "", "Valve position", 0.0, 4.0, "Valve State", 0.15),
+    PointKind("MTR", "Digital", "", "Motor status", 0.0, 3.0, "Motor State", 0.1),
+    PointKind("BATCH", "String", "", "Batch identifier", 0.0, 0.0, event_rate=0.05),
+)
+# Weights: mostly analog, as in a real plant historian.
+_KIND_TABLE = [0] * 14 + [1] * 10 + [2] * 10 + [3] * 6 + [4] * 8 + [5] * 4 + [6] * 6 + [7] * 6 + [8] * 4 + [9] * 4
+
+
+@dataclass(frozen=True)
+class Point:
+    index: int
+    id: int
+    name: str
+    kind: PointKind
+    interval_ticks: int
+    created_ticks: int  # a "Pt Created" event sits here; no data before it
+    subsecond: bool  # timestamps with 100-ns fractions (else whole seconds)
+    late: bool  # values arrive after a delay (written into the past)
+    mid: float
+    amplitude: float
+    period_s: float
+    phase: float
+
+    @property
+    def point_type(self) -> str:
+        return self.kind.point_type
+
+    @property
+    def units(self) -> str:
+        return self.kind.units
+
+    @property
+    def digital_set(self) -> DigitalSet | None:
+        return DIGITAL_SETS.get(self.kind.digital_set)
+
+
+class PointCatalog:
+    def __init__(self, seed: int, count: int, server_name: str, ids: IdFactory, late_share: float):
+        self.seed = seed
+        self.count = count
+        self.server_name = server_name
+        self.ids = ids
+        self.late_share = late_share
+        self.server_guid = ids.guid("dataserver", 0)
+        self.point = functools.lru_cache(maxsize=200_000)(self._point)
+
+    # --- identity ------------------------------------------------------------------------------------
+    @property
+    def server_webid(self) -> str:
+        return webid.encode("DS", (self.server_guid,), path=self.server_name)
+
+    def webid(self, index: int) -> str:
+        point = self.point(index)
+        return webid.encode("DP", (self.server_guid,), (point.id,), path=f"{self.server_name}\\{point.name}")
+
+    def path(self, index: int) -> str:
+        return f"\\\\{self.server_name}\\{self.point(index).name}"
+
+    def index_of(self, text: str) -> int | None:
+        """The point a WebID names (IDOnly, Full or PathOnly), or None."""
+        try:
+            parsed = webid.decode(text)
+        except webid.WebIdError:
+            return None
+        if parsed.marker != "DP":
+            return None
+        if parsed.kind == "P":
+            server, _, tag = (parsed.path or "").partition("\\")
+            return self.find_name(tag) if server == self.server_name.upper() else None
+        if parsed.guids[0] != self.server_guid or not parsed.ints:
+            return None
+        index = parsed.ints[0] - 1
+        return index if 0 <= index < self.count else None
+
+    # --- names ---------------------------------------------------------------------------------------
+    @staticmethod
+    def kind_of(seed: int, index: int) -> PointKind:
+        return KINDS[_KIND_TABLE[int(rng.u(seed, 11, index) * len(_KIND_TABLE))]]
+
+    def name(self, index: int) -> str:
+        return f"{self.kind_of(self.seed, index).prefix}{index + 1:06d}.PV"
+
+    @functools.cached_property
+    def _upper_names(self) -> dict[str, int]:
+        return {self.name(i).upper(): i for i in range(self.count)}
+
+    def find_name(self, name: str) -> int | None:
+        return self._upper_names.get(name.upper())
+
+    def search(self, name_filter: str | None) -> list[int]:
+        """Indices whose name matches a PI nameFilter (`*` and `?` wildcards, case-insensitive)."""
+        if not name_filter or name_filter == "*":
+            return list(range(self.count))
+        regex = re.compile(fnmatch.translate(name_filter.upper()))
+        return [i for name, i in self._upper_names.items() if regex.match(name)]
+
+    # --- properties ----------------------------------------------------------------------------------
+    def _point(self, index: int) -> Point:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        s = self.seed
+        kind = self.kind_of(s, index)
+        interval = INTERVALS_S[int(rng.u(s, 12, index) * len(INTERVALS_S))]
+        if kind.point_type in ("Digital", "String"):
+            interval = max(interval, 60)
+        created = HISTORY_START + int(rng.u(s, 13, index) * HISTORY_SPREAD_S) * TICKS_PER_SECOND
+        return Point(
+            index=index,
+            id=index + 1,
+            name=self.name(index),
+            kind=kind,
+            interval_ticks=interval * TICKS_PER_SECOND,
+            created_ticks=created,
+            subsecond=rng.u(s, 14, index) < 0.3,
+            late=rng.u(s, 15, index) < self.late_share,
+            mid=kind.zero + kind.span * (0.3 + 0.4 * rng.u(s, 16, index)),
+            amplitude=kind.span * (0.05 + 0.2 * rng.u(s, 17, index)),
+            period_s=600 + 86400 * rng.u(s, 18, index),
+            phase=6.283185307179586 * rng.u(s, 19, index),
+        )
+
+    def descriptor(self, index: int) -> str:
+        point = self.point(index)
+        return f"{point.kind.descriptor} {point.name.split('.')[0]}"
+
+    def to_json(self, index: int, link) -> dict:
+        """PI Web API's point object (`GET /points/{webId}`)."""
+        point = self.point(index)
+        web_id = self.webid(index)
+        return {
+            "WebId": web_id,
+            "Id": point.id,
+            "Name": point.name,
+            "Path": self.path(index),
+            "Descriptor": self.descriptor(index),
+            "PointClass": "classic",
+            "PointType": point.point_type,
+            "DigitalSetName": point.kind.digital_set,
+            "EngineeringUnits": point.units,
+            "Span": point.kind.span,
+            "Zero": point.kind.zero,
+            "Step": point.point_type in ("Digital", "String", "Int32"),
+            "Future": False,
+            "DisplayDigits": -5,
+            "Links": {
+                "Self": link(f"/points/{web_id}"),
+                "DataServer": link(f"/dataservers/{self.server_webid}"),
+                "Attributes": link(f"/points/{web_id}/attributes"),
+                "InterpolatedData": link(f"/streams/{web_id}/interpolated"),
+                "RecordedData": link(f"/streams/{web_id}/recorded"),
+                "PlotData": link(f"/streams/{web_id}/plot"),
+                "SummaryData": link(f"/streams/{web_id}/summary"),
+                "Value": link(f"/streams/{web_id}/value"),
+                "EndValue": link(f"/streams/{web_id}/end"),
+            },
+        }
+
+    def attributes(self, index: int) -> dict[str, object]:
+        """The PI point attribute table (`GET /points/{webId}/attributes`), lower-case names as in PI."""
+        point = self.point(index)
+        kind = point.kind
+        return {
+            "tag": point.name,
+            "descriptor": self.descriptor(index),
+            "pointtype": point.point_type,
+            "pointsource": "SIM",
+            "ptclassname": "classic",
+            "engunits": point.units,
+            "digitalset": kind.digital_set,
+            "zero": kind.zero,
+            "span": kind.span,
+            "typicalvalue": round(point.mid, 3),
+            "step": 1 if point.point_type in ("Digital", "String", "Int32") else 0,
+            "compressing": 1,
+            "compdev": round(kind.span * 0.005, 6),
+            "compmax": 28800,
+            "compmin": 0,
+            "excdev": round(kind.span * 0.0025, 6),
+            "excmax": 600,
+            "excmin": 0,
+            "scan": 1,
+            "archiving": 1,
+            "location1": 1,
+            "location4": point.interval_ticks // TICKS_PER_SECOND,
+            "pointid": point.id,
+            "recno": point.id,
+            "future": 0,
+            "shutdown": 1,
+        }

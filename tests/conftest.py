@@ -1,0 +1,32 @@
+"""Shared fixtures: one simulator per test session on a free 127.0.0.1 port, with a fixed clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+import requests
+
+from osipi_connector.simulator.config import SimConfig
+from osipi_connector.simulator.server import RunningSimulator, running_simulator
+
+FIXED_NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def sim_config() -> SimConfig:
+    return SimConfig(seed=7, tags=500, now=FIXED_NOW, rate_limit_max_requests=0)
+
+
+@pytest.fixture(scope="session")
+def simulator(sim_config: SimConfig) -> Iterator[RunningSimulator]:
+    with running_simulator(sim_config) as running:
+        yield running
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.headers["X-Requested-With"] = "XMLHttpRequest"
+        yield session
