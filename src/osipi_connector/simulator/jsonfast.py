@@ -1,0 +1,175 @@
+"""Encode recorded values straight to JSON bytes, vectorised.
+
+Serving values must not be what limits a connector benchmark, so this skips per-value dicts: timestamps
+are formatted as fixed-width ASCII in NumPy, numbers by one `orjson.dumps` of the whole column, and the
+items are stitched with a single `bytes.join`. Output is byte-identical to encoding the equivalent dicts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND
+from osipi_connector.simulator.points import SYSTEM_STATES, Point
+from osipi_connector.simulator.values import SYSTEM_NAMES, Events
+
+TIMED_VALUE_FIELDS = (
+    "Timestamp",
+    "Value",
+    "UnitsAbbreviation",
+    "Good",
+    "Questionable",
+    "Substituted",
+    "Annotated",
+)
+_TRUE_FALSE = (b"false", b"true")
+_SYSTEM_FRAGMENTS = [b"null"] + [
+    orjson.dumps({"Name": name, "Value": SYSTEM_STATES[name], "IsSystem": True}) for name in SYSTEM_NAMES
+]
+
+
+def format_timestamps(ticks: np.ndarray, quoted: bool = False) -> list[bytes]:
+    """PI timestamps (`2025-03-01T12:00:00Z`, or up to 7 fraction digits with trailing zeros trimmed),
+    optionally wrapped in JSON quotes."""
+    n = len(ticks)
+    q = 1 if quoted else 0
+    secs, frac = np.divmod(ticks, TICKS_PER_SECOND)
+    days, sod = np.divmod(secs, 86400)
+    # civil-from-days (H. Hinnant), valid for the proleptic Gregorian calendar
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    width = 28 + 2 * q
+    buf = np.zeros((n, width), dtype=np.uint8)
+
+    def put(col: int, value: np.ndarray, digits: int) -> None:
+        for k in range(digits):
+            buf[:, q + col + digits - 1 - k] = 48 + value % 10
+            value = value // 10
+
+    put(0, year, 4)
+    put(5, month, 2)
+    put(8, day, 2)
+    put(11, sod // 3600, 2)
+    put(14, sod // 60 % 60, 2)
+    put(17, sod % 60, 2)
+    buf[:, [q + 4, q + 7]] = ord("-")
+    buf[:, q + 10] = ord("T")
+    buf[:, [q + 13, q + 16]] = ord(":")
+    put(20, frac, 7)
+    # significant fraction digits (0 = a whole second: no fraction at all)
+    digits = np.full(n, 7)
+    for k in range(1, 8):
+        digits[frac % (10**k) == 0] = 7 - k
+    has_frac = digits > 0
+    buf[:, q + 19] = np.where(has_frac, ord("."), ord("Z"))
+    rows = np.arange(n)
+    buf[rows[has_frac], q + 20 + digits[has_frac]] = ord("Z")
+    end = np.where(has_frac, q + 21 + digits, q + 20)  # one past the Z
+    buf[np.arange(width)[None, :] >= end[:, None]] = 0  # NUL padding is stripped by the S view
+    if quoted:
+        buf[:, 0] = ord('"')
+        buf[rows, end] = ord('"')
+    return buf.view(f"S{width}").ravel().tolist()
+
+
+def value_fragments(point: Point, events: Events) -> list[bytes]:
+    """Each event's `Value` as JSON: number, digital state object, string, or system state object."""
+    ptype = point.point_type
+    if ptype == "Digital":
+        states = point.digital_set.states if point.digital_set else ("0", "1")
+        table = [orjson.dumps({"Name": s, "Value": i, "IsSystem": False}) for i, s in enumerate(states)]
+        out = [table[int(v)] for v in events.value.tolist()]
+    elif ptype == "String":
+        out = [orjson.dumps(string_value(point, int(v))) for v in events.value.tolist()]
+    elif len(events) == 0:
+        out = []
+    else:
+        column = events.value.astype(np.int64).tolist() if ptype == "Int32" else events.value.tolist()
+        out = orjson.dumps(column)[1:-1].split(b",")
+    if events.system.any():
+        for i in np.flatnonzero(events.system).tolist():
+            out[i] = _SYSTEM_FRAGMENTS[int(events.system[i])]
+    return out
+
+
+def string_value(point: Point, serial: int) -> str:
+    """A String point's value for a slot serial (edited values carry a +1,000,000 marker)."""
+    edited, serial = divmod(serial, 1_000_000)
+    text = f"{point.name.split('.')[0]}-{serial:07d}"
+    return text + "-rev2" if edited else text
+
+
+def selected_item_fields(spec: str | None, prefix: str = "Items") -> tuple[str, ...]:
+    """Which TimedValue members `selectedFields` keeps (all when the spec does not narrow them)."""
+    if not spec:
+        return TIMED_VALUE_FIELDS
+    paths = [p.strip().lower() for p in spec.split(";") if p.strip()]
+    lower_prefix = prefix.lower()
+    if lower_prefix in paths or any(lower_prefix.startswith(p + ".") for p in paths):
+        return TIMED_VALUE_FIELDS
+    wanted = {p[len(lower_prefix) + 1 :] for p in paths if p.startswith(lower_prefix + ".")}
+    return tuple(f for f in TIMED_VALUE_FIELDS if f.lower() in wanted)
+
+
+def encode_items(point: Point, events: Events, fields: tuple[str, ...] = TIMED_VALUE_FIELDS) -> bytes:
+    """The JSON array of TimedValue objects for `events`, with only `fields`, as bytes.
+
+    Per item only the timestamp and the value vary freely; units are constant per point and the four
+    quality flags take one of 16 combinations. An item is therefore T0 V1 T1 V2 T2, where the T pieces
+    are precomputed per flag combination, which keeps it to a handful of joins per value.
+    """
+    n = len(events)
+    if n == 0:
+        return b"[]"
+    combo = (
+        (events.system == 0).astype(np.int64) * 8
+        + events.questionable.astype(np.int64) * 4
+        + events.substituted.astype(np.int64) * 2
+        + events.annotated.astype(np.int64)
+    )
+    tables: list[list[bytes]] = []
+    columns: list[list[bytes]] = []
+    table = [b"{"] * 16
+    for position, field in enumerate(fields):
+        key = (b"," if position else b"") + b'"' + field.encode() + b'":'
+        if field == "Timestamp":
+            tables.append([t + key for t in table])
+            columns.append(format_timestamps(events.ticks, quoted=True))
+            table = [b""] * 16
+        elif field == "Value":
+            tables.append([t + key for t in table])
+            columns.append(value_fragments(point, events))
+            table = [b""] * 16
+        elif field == "UnitsAbbreviation":
+            table = [t + key + orjson.dumps(point.units) for t in table]
+        else:
+            bit = _FLAG_BITS[field]
+            table = [t + key + _TRUE_FALSE[1 if c & bit else 0] for c, t in enumerate(table)]
+    last = [t + b"}" for t in table]
+    combos = combo.tolist()
+    if not columns:
+        return b"[" + b",".join([last[c] for c in combos]) + b"]"
+    # the piece between item i-1 and item i: last[c(i-1)] + "," + first[c(i)], from a 16x16 table
+    first = tables[0]
+    joint = [a + b"," + b for a in last for b in first]
+    between = (combo[:-1] * 16 + combo[1:]).tolist()
+    width = 2 * len(columns)
+    parts: list[bytes] = [b""] * (width * n)
+    parts[0::width] = [first[combos[0]]] + [joint[j] for j in between]
+    for j, column in enumerate(columns):
+        parts[2 * j + 1 :: width] = column
+        if j + 1 < len(columns):
+            inner = tables[j + 1]
+            parts[2 * j + 2 :: width] = [inner[c] for c in combos]
+    return b"".join([b"[", *parts, last[combos[-1]], b"]"])
+
+
+_FLAG_BITS = {"Good": 8, "Questionable": 4, "Substituted": 2, "Annotated": 1}

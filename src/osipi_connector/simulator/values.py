@@ -1,0 +1,214 @@
+"""Recorded values of a PI point as a pure function of (seed, point, time, now), vectorised.
+
+Time is cut into sampling slots of the point's interval, starting at its creation. Slot 0 holds the
+"Pt Created" system state; every later slot holds 0..3 events (exception reporting leaves gaps, and a
+few slots carry several events at one timestamp). Hashing the slot number decides everything else, so
+any window can be generated on its own and always agrees with every other window.
+
+Two effects depend on `now`, which is what makes re-read windows testable:
+- late data: on "late" points each event becomes visible only `delay` after its timestamp;
+- edits: a small share of events changes value `edit_delay` after its timestamp (flagged Substituted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND
+from osipi_connector.simulator import rng
+from osipi_connector.simulator.config import SimConfig
+from osipi_connector.simulator.points import SYSTEM_STATES, Point
+
+SYSTEM_NAMES = tuple(SYSTEM_STATES)  # index 0 = no system state
+STATE_NONE, STATE_SHUTDOWN, STATE_CREATED, STATE_IO_TIMEOUT = 0, 1, 2, 3
+_SYS_CODE = {"Shutdown": STATE_SHUTDOWN, "Pt Created": STATE_CREATED, "I/O Timeout": STATE_IO_TIMEOUT}
+assert [_SYS_CODE[n] for n in SYSTEM_NAMES] == [1, 2, 3]
+
+DUPLICATE_2, DUPLICATE_3 = 0.03, 0.005  # share of slots with 2 / 3 events at one timestamp
+IO_TIMEOUT, SHUTDOWN = 0.003, 0.001
+QUESTIONABLE, ANNOTATED = 0.01, 0.002
+CHUNK_SLOTS = 65_536
+
+
+@dataclass
+class Events:
+    """A run of events in time order (or reverse order for descending queries)."""
+
+    ticks: np.ndarray  # int64, 100 ns since the Unix epoch
+    value: np.ndarray  # float64: analog value, digital state index, or string serial
+    system: np.ndarray  # int8: 0, or a STATE_* code (bad value, Good = false)
+    questionable: np.ndarray  # bool
+    substituted: np.ndarray  # bool
+    annotated: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return len(self.ticks)
+
+    def take(self, index: np.ndarray | slice) -> Events:
+        return Events(*(getattr(self, f)[index] for f in _FIELDS))
+
+    @staticmethod
+    def concat(parts: list[Events]) -> Events:
+        if not parts:
+            return empty_events()
+        return Events(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+
+_FIELDS = ("ticks", "value", "system", "questionable", "substituted", "annotated")
+
+
+def empty_events() -> Events:
+    return Events(
+        np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8), *(np.empty(0, bool) for _ in range(3))
+    )
+
+
+class ValueModel:
+    def __init__(self, config: SimConfig):
+        self.seed = config.seed
+        self.late_lo = int(config.late_delay_s[0] * TICKS_PER_SECOND)
+        self.late_hi = int(config.late_delay_s[1] * TICKS_PER_SECOND)
+        self.edit_share = config.edit_share
+        self.edit_delay = int(config.edit_delay_s * TICKS_PER_SECOND)
+
+    # --- slots ---------------------------------------------------------------------------------------
+    def slots(self, point: Point, k0: int, k1: int, now: int) -> Events:
+        """Every event visible at `now` in slots k0..k1-1, in time order."""
+        k0 = max(k0, 0)
+        if k1 <= k0:
+            return empty_events()
+        k = np.arange(k0, k1, dtype=np.int64)
+        h = rng.hash_keys(self.seed, point.index, k)
+        exists = (rng.uniform(h, 1) < point.kind.event_rate) | (k == 0)
+        k, h = k[exists], h[exists]
+        dup = rng.uniform(h, 2)
+        mult = 1 + (dup < DUPLICATE_2).astype(np.int64) + (dup < DUPLICATE_3)
+        mult[k == 0] = 1
+        k, h = np.repeat(k, mult), np.repeat(h, mult)
+        sub = np.arange(len(k)) - np.repeat(np.cumsum(mult) - mult, mult)  # 0, 1, 2 within a slot
+        h = rng.hash_keys(h.view(np.int64), sub)  # per-event hash
+        interval = point.interval_ticks
+        base = rng.hash_keys(self.seed, point.index, k)
+        offset = (rng.uniform(base, 3) * interval).astype(np.int64)
+        if not point.subsecond:
+            offset -= offset % TICKS_PER_SECOND
+        offset[k == 0] = 0
+        ticks = point.created_ticks + k * interval + offset
+        # visibility: late points get their data after a per-event delay
+        if point.late:
+            delay = self.late_lo + (rng.uniform(h, 4) * (self.late_hi - self.late_lo)).astype(np.int64)
+            visible = ticks + delay <= now
+        else:
+            visible = ticks <= now
+        if not visible.all():
+            k, h, ticks, sub = k[visible], h[visible], ticks[visible], sub[visible]
+        u_state = rng.uniform(h, 5)
+        system = np.where(u_state < IO_TIMEOUT, STATE_IO_TIMEOUT, 0).astype(np.int8)
+        system[(u_state >= IO_TIMEOUT) & (u_state < IO_TIMEOUT + SHUTDOWN)] = STATE_SHUTDOWN
+        system[k == 0] = STATE_CREATED
+        u_flag = rng.uniform(h, 6)
+        questionable = (u_flag < QUESTIONABLE) & (system == 0)
+        annotated = (u_flag >= QUESTIONABLE) & (u_flag < QUESTIONABLE + ANNOTATED) & (system == 0)
+        edited = (rng.uniform(h, 7) < self.edit_share) & (ticks + self.edit_delay <= now) & (system == 0)
+        value = self._values(point, ticks, h, edited, k)
+        return Events(ticks, value, system, questionable, edited, annotated)
+
+    def _values(
+        self, point: Point, ticks: np.ndarray, h: np.ndarray, edited: np.ndarray, k: np.ndarray
+    ) -> np.ndarray:
+        kind = point.kind
+        seconds = (ticks - point.created_ticks) / TICKS_PER_SECOND
+        noise = rng.uniform(h, 8) - 0.5
+        ptype = kind.point_type
+        if ptype == "Digital":
+            n_states = len(point.digital_set.states) if point.digital_set else 2
+            state = (rng.uniform(h, 9) * (n_states - 0.2)).astype(np.int64)  # the last state (fault) is rarer
+            return np.where(edited, (state + 1) % n_states, state).astype(np.float64)
+        if ptype == "String":
+            return (k + edited * 1_000_000).astype(np.float64)
+        wave = point.mid + point.amplitude * np.sin(
+            6.283185307179586 * seconds / point.period_s + point.phase
+        )
+        value = wave + point.amplitude * 0.05 * noise + edited * point.amplitude * 0.1
+        if ptype == "Int32":
+            return np.floor(value).astype(np.float64)
+        if ptype == "Float32":
+            return np.round(value, 3)
+        return np.round(value, 6)
+
+    # --- windows -------------------------------------------------------------------------------------
+    def slot_of(self, point: Point, ticks: int) -> int:
+        return (ticks - point.created_ticks) // point.interval_ticks
+
+    def last_slot(self, point: Point, now: int) -> int:
+        """The slot holding `now` (no event is visible beyond it)."""
+        return self.slot_of(point, now)
+
+    def window(self, point: Point, start: int, end: int, now: int, limit: int | None) -> Events:
+        """Events with start <= t <= end visible at `now`; descending when end < start. At most
+        `limit` events (the first ones in the requested order), generated chunk by chunk."""
+        descending = end < start
+        lo, hi = (end, start) if descending else (start, end)
+        hi = min(hi, now)
+        if hi < point.created_ticks or hi < lo:
+            return empty_events()
+        k_lo, k_hi = max(0, self.slot_of(point, lo)), self.slot_of(point, hi) + 1
+        parts: list[Events] = []
+        found = 0
+        chunk = (
+            CHUNK_SLOTS
+            if limit is None
+            else max(1024, min(CHUNK_SLOTS, int(limit * 1.3 / point.kind.event_rate)))
+        )
+        while k_lo < k_hi and (limit is None or found < limit):
+            if descending:
+                a, b = max(k_lo, k_hi - chunk), k_hi
+                k_hi = a
+            else:
+                a, b = k_lo, min(k_hi, k_lo + chunk)
+                k_lo = b
+            events = self.slots(point, a, b, now)
+            keep = (events.ticks >= lo) & (events.ticks <= hi)
+            events = events.take(keep) if not keep.all() else events
+            if descending:
+                events = events.take(slice(None, None, -1))
+            if limit is not None and found + len(events) > limit:
+                events = events.take(slice(0, limit - found))
+            parts.append(events)
+            found += len(events)
+        return Events.concat(parts)
+
+    def before(self, point: Point, t: int, now: int, inclusive: bool) -> Events:
+        """The last event at or before (inclusive) / strictly before `t` (the newest of a duplicate run)."""
+        t = min(t, now)
+        end = t if inclusive else t - 1
+        if end < point.created_ticks:
+            return empty_events()
+        k = self.slot_of(point, end)
+        span = 16
+        while k >= 0:
+            events = self.slots(point, max(0, k - span + 1), k + 1, now)
+            events = events.take(events.ticks <= end)
+            if len(events):
+                return events.take(slice(-1, None))
+            k -= span
+            span *= 2
+        return empty_events()
+
+    def after(self, point: Point, t: int, now: int) -> Events:
+        """The first event strictly after `t` that is visible at `now`."""
+        if t >= now:
+            return empty_events()
+        k = max(0, self.slot_of(point, t + 1))
+        last = self.last_slot(point, now)
+        span = 16
+        while k <= last:
+            events = self.slots(point, k, min(last + 1, k + span), now)
+            events = events.take(events.ticks > t)
+            if len(events):
+                return events.take(slice(0, 1))
+            k += span
+            span *= 2
+        return empty_events()
