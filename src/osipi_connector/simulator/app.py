@@ -75,7 +75,9 @@ class SimulatorApp:
             if wait is not None:
                 raise ApiError(429, "Rate limit was reached.", headers={"Retry-After": str(wait)})
             if request.path.lower() == TOKEN_PATH:
-                return self.auth.token(request) if request.method == "POST" else Response(405, {"error": "invalid_request"})
+                if request.method != "POST":
+                    return Response(405, {"error": "invalid_request"})
+                return self.auth.token(request)
             if request.path.lower() == DISCOVERY_PATH:
                 return self.auth.discovery(request)
             request.user = self.auth.authenticate(request)

@@ -7,6 +7,7 @@ expire after `token_ttl_s`, and are opaque random strings derived from the seed 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import threading
@@ -73,10 +74,8 @@ class Authenticator:
         client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         header = request.headers.get("authorization", "")
         if header.lower().startswith("basic "):
-            try:
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
                 client_id, _, secret = base64.b64decode(header[6:]).decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                pass
         if form.get("grant_type") != "client_credentials":
             return Response(400, {"error": "unsupported_grant_type"})
         expected = self.config.clients.get(client_id)

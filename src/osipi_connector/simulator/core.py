@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from osipi_connector.piwebapi.pitime import UTC, TICKS_PER_SECOND, datetime_to_ticks, parse_pi_time
+from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, UTC, datetime_to_ticks, parse_pi_time
 from osipi_connector.simulator.config import SimConfig
 from osipi_connector.simulator.http import ApiError, Request, Response, Router
 from osipi_connector.simulator.ids import IdFactory

@@ -140,7 +140,8 @@ class Router:
                 return exc.response()
             return result if isinstance(result, Response) else Response(200, result)
         if path_matched:
-            return Response(405, {"Errors": [f"The requested resource does not support http method '{request.method}'."]})
+            message = f"The requested resource does not support http method '{request.method}'."
+            return Response(405, {"Errors": [message]})
         return Response(404, {"Errors": [f"The requested resource '{request.path}' was not found."]})
 
 
@@ -180,8 +181,8 @@ def select_fields(body: Any, spec: str | None) -> Any:
 
 
 def _select(node: Any, paths: list[tuple[str, ...]]) -> Any:
-    if any(len(p) == 0 for p in paths):
-        return node
+    if any(len(p) == 0 for p in paths) or isinstance(node, orjson.Fragment):
+        return node  # a Fragment was encoded with the selection already applied
     if isinstance(node, list):
         return [_select(item, paths) for item in node]
     if not isinstance(node, dict):

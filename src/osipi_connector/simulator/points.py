@@ -62,9 +62,7 @@ KINDS = (
     PointKind("BATCH", "String", "", "Batch identifier", 0.0, 0.0, event_rate=0.05),
 )
 # Weights: mostly analog, as in a real plant historian.
-_KIND_TABLE = (
-    [0] * 14 + [1] * 10 + [2] * 10 + [3] * 6 + [4] * 8 + [5] * 4 + [6] * 6 + [7] * 6 + [8] * 4 + [9] * 4
-)
+_KIND_TABLE = [0] * 14 + [1] * 10 + [2] * 10 + [3] * 6 + [4] * 8 + [5] * 4 + [6] * 6 + [7] * 6 + [8] * 4 + [9] * 4
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,7 @@ _FIELDS = ("ticks", "value", "system", "questionable", "substituted", "annotated
 
 
 def empty_events() -> Events:
-    return Events(
-        np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8), *(np.empty(0, bool) for _ in range(3))
-    )
+    return Events(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8), *(np.empty(0, bool) for _ in range(3)))
 
 
 class ValueModel:
@@ -115,9 +113,7 @@ class ValueModel:
         value = self._values(point, ticks, h, edited, k)
         return Events(ticks, value, system, questionable, edited, annotated)
 
-    def _values(
-        self, point: Point, ticks: np.ndarray, h: np.ndarray, edited: np.ndarray, k: np.ndarray
-    ) -> np.ndarray:
+    def _values(self, point: Point, ticks: np.ndarray, h: np.ndarray, edited: np.ndarray, k: np.ndarray) -> np.ndarray:
         kind = point.kind
         seconds = (ticks - point.created_ticks) / TICKS_PER_SECOND
         noise = rng.uniform(h, 8) - 0.5
@@ -128,9 +124,7 @@ class ValueModel:
             return np.where(edited, (state + 1) % n_states, state).astype(np.float64)
         if ptype == "String":
             return (k + edited * 1_000_000).astype(np.float64)
-        wave = point.mid + point.amplitude * np.sin(
-            6.283185307179586 * seconds / point.period_s + point.phase
-        )
+        wave = point.mid + point.amplitude * np.sin(6.283185307179586 * seconds / point.period_s + point.phase)
         value = wave + point.amplitude * 0.05 * noise + edited * point.amplitude * 0.1
         if ptype == "Int32":
             return np.floor(value).astype(np.float64)
@@ -157,11 +151,7 @@ class ValueModel:
         k_lo, k_hi = max(0, self.slot_of(point, lo)), self.slot_of(point, hi) + 1
         parts: list[Events] = []
         found = 0
-        chunk = (
-            CHUNK_SLOTS
-            if limit is None
-            else max(1024, min(CHUNK_SLOTS, int(limit * 1.3 / point.kind.event_rate)))
-        )
+        chunk = CHUNK_SLOTS if limit is None else max(1024, min(CHUNK_SLOTS, int(limit * 1.3 / point.kind.event_rate)))
         while k_lo < k_hi and (limit is None or found < limit):
             if descending:
                 a, b = max(k_lo, k_hi - chunk), k_hi

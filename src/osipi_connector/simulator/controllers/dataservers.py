@@ -6,7 +6,6 @@ import fnmatch
 from typing import TYPE_CHECKING
 
 from osipi_connector.piwebapi.pitime import format_ticks
-
 from osipi_connector.simulator.http import ApiError, Request, paginate, select_fields
 
 if TYPE_CHECKING:

@@ -1,7 +1,272 @@
-"""(not yet implemented)"""
+"""Stream data: `/streams/{id}/recorded|value|end|recordedattime|summary` and `/streamsets/recorded`.
+
+A stream is a PI point (DP WebID) or an AF attribute (AbE/AbF WebID) that references one; static AF
+attributes answer with their constant value.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-def register(sim) -> None:  # noqa: ARG001
-    return None
+import numpy as np
+import orjson
+
+from osipi_connector.piwebapi.pitime import format_ticks
+from osipi_connector.simulator import jsonfast
+from osipi_connector.simulator.controllers.dataservers import resolve_point
+from osipi_connector.simulator.http import ApiError, Request, select_fields
+from osipi_connector.simulator.points import Point
+from osipi_connector.simulator.values import Events, ValueModel, empty_events
+
+if TYPE_CHECKING:
+    from osipi_connector.simulator.core import Simulator
+
+BOUNDARY_TYPES = ("Inside", "Outside", "Interpolated")
+RETRIEVAL_MODES = ("Auto", "AtOrBefore", "Before", "AtOrAfter", "After", "Exact")
+SUMMARY_TYPES = ("Count", "Minimum", "Maximum", "Average", "Total", "Range", "PercentGood")
+STATIC_TIMESTAMP = "1970-01-01T00:00:00Z"
+
+
+@dataclass
+class Stream:
+    web_id: str
+    name: str
+    path: str
+    point: Point | None
+    static_value: Any = None
+    units: str = ""
+
+
+class StreamController:
+    def __init__(self, sim: Simulator):
+        self.sim = sim
+        self.values = ValueModel(sim.config)
+
+    # --- resolution ----------------------------------------------------------------------------------
+    def stream(self, web_id: str) -> Stream:
+        points = self.sim.points
+        if web_id[2:4] == "Ab" and getattr(self.sim, "af", None) is not None:
+            source = self.sim.af.stream_source(web_id)
+            if source is None:
+                raise ApiError(404, f"The specified attribute was not found. WebID: '{web_id}'.")
+            point = points.point(source.point_index) if source.point_index is not None else None
+            return Stream(web_id, source.name, source.path, point, source.static_value, source.units)
+        index = resolve_point(self.sim, web_id)
+        point = points.point(index)
+        return Stream(web_id, point.name, points.path(index), point, units=point.units)
+
+    def max_count(self, request: Request, default: int = 1000) -> int:
+        count = request.int_arg("maxCount", default, minimum=1)
+        cap = self.sim.config.max_returned_items_per_call
+        if count > cap:
+            raise ApiError(400, f"Parameter 'maxCount' is greater than the maximum allowed ({cap}).")
+        return count
+
+    # --- recorded ------------------------------------------------------------------------------------
+    def recorded_events(self, request: Request, point: Point) -> Events:
+        sim = self.sim
+        start = sim.time_arg(request, "startTime", "*-1d")
+        end = sim.time_arg(request, "endTime", "*")
+        boundary = request.enum_arg("boundaryType", "Inside", BOUNDARY_TYPES)
+        limit = self.max_count(request)
+        now = sim.now_ticks()
+        inside = self.values.window(point, start, end, now, limit)
+        if boundary == "Inside":
+            return inside
+        descending = end < start
+        lo, hi = (end, start) if descending else (start, end)
+        if boundary == "Outside":
+            head = self.values.before(point, lo, now, inclusive=False)
+            tail = self.values.after(point, hi, now)
+        else:
+            head = self.interpolated_at(point, lo, now)
+            tail = self.interpolated_at(point, min(hi, now), now) if hi > lo else empty_events()
+            inside = inside.take((inside.ticks != lo) & (inside.ticks != hi))
+        if descending:
+            head, tail = tail, head
+        return Events.concat([head, inside, tail]).take(slice(0, limit))
+
+    def interpolated_at(self, point: Point, t: int, now: int) -> Events:
+        """The value at `t`: linear between neighbours for continuous points, else the previous value."""
+        before = self.values.before(point, t, now, inclusive=True)
+        if not len(before):
+            return empty_events()
+        result = before.take(slice(0, 1))
+        result.ticks = np.array([t], dtype=np.int64)
+        if before.ticks[0] == t or point.point_type in ("Digital", "String", "Int32") or before.system[0]:
+            return result
+        after = self.values.after(point, t, now)
+        if len(after) and not after.system[0]:
+            t0, t1 = int(before.ticks[0]), int(after.ticks[0])
+            v0, v1 = float(before.value[0]), float(after.value[0])
+            result.value = np.array([round(v0 + (v1 - v0) * (t - t0) / (t1 - t0), 6)])
+        return result
+
+    def items_json(self, request: Request, stream: Stream, events: Events, prefix: str = "Items") -> orjson.Fragment:
+        fields = jsonfast.selected_item_fields(request.arg("selectedFields"), prefix)
+        return orjson.Fragment(jsonfast.encode_items(stream.point, events, fields))
+
+    def static_items(self, request: Request, stream: Stream, prefix: str = "Items") -> list[dict]:
+        item = self.static_value(stream)
+        fields = jsonfast.selected_item_fields(request.arg("selectedFields"), prefix)
+        return [{k: v for k, v in item.items() if k in fields}]
+
+    def static_value(self, stream: Stream) -> dict:
+        return {
+            "Timestamp": STATIC_TIMESTAMP,
+            "Value": stream.static_value,
+            "UnitsAbbreviation": stream.units,
+            "Good": True,
+            "Questionable": False,
+            "Substituted": False,
+            "Annotated": False,
+        }
+
+    def recorded_body(self, request: Request, stream: Stream) -> dict:
+        if stream.point is None:
+            items: Any = self.static_items(request, stream)
+        else:
+            items = self.items_json(request, stream, self.recorded_events(request, stream.point))
+        return {"Links": {}, "Items": items, "UnitsAbbreviation": stream.units}
+
+    # --- single values -------------------------------------------------------------------------------
+    def value_at(self, stream: Stream, t: int, mode: str = "AtOrBefore") -> dict:
+        if stream.point is None:
+            return self.static_value(stream)
+        now = self.sim.now_ticks()
+        values = self.values
+        if mode in ("Auto", "AtOrBefore", "Before", "Exact"):
+            events = values.before(stream.point, t, now, inclusive=mode != "Before")
+            if mode == "Exact" and (not len(events) or events.ticks[0] != t):
+                raise ApiError(404, f"No value exists at '{format_ticks(t)}' for '{stream.name}'.")
+        else:
+            events = values.after(stream.point, t - 1 if mode == "AtOrAfter" else t, now)
+        if not len(events):
+            return self.no_data(stream, t)
+        return orjson.loads(jsonfast.encode_items(stream.point, events))[0]
+
+    @staticmethod
+    def no_data(stream: Stream, t: int) -> dict:
+        return {
+            "Timestamp": format_ticks(t),
+            "Value": {"Name": "No Data", "Value": 248, "IsSystem": True},
+            "UnitsAbbreviation": stream.units,
+            "Good": False,
+            "Questionable": False,
+            "Substituted": False,
+            "Annotated": False,
+        }
+
+    def summary(self, request: Request, stream: Stream) -> dict:
+        if stream.point is None:
+            raise ApiError(400, f"Summaries are not available for the static attribute '{stream.name}'.")
+        sim = self.sim
+        start = sim.time_arg(request, "startTime", "*-1d")
+        end = sim.time_arg(request, "endTime", "*")
+        kinds = [_summary_type(raw) for raw in request.args("summaryType")] or ["Total"]
+        lo, hi = min(start, end), max(start, end)
+        events = self.values.window(stream.point, lo, hi, sim.now_ticks(), None)
+        good = events.system == 0
+        numeric = stream.point.point_type not in ("Digital", "String")
+        vals = events.value[good]
+        items = []
+        for kind in kinds:
+            if kind == "Count":
+                value: Any = len(events)
+            elif kind == "PercentGood":
+                value = 100.0 * good.mean() if len(events) else 0.0
+            elif not numeric:
+                raise ApiError(400, f"Summary type '{kind}' needs a numeric point; '{stream.name}' is not.")
+            elif not len(vals):
+                value = None
+            else:
+                value = {
+                    "Minimum": float(vals.min()),
+                    "Maximum": float(vals.max()),
+                    "Average": float(vals.mean()),
+                    "Total": float(vals.mean()) * (hi - lo) / 864_000_000_000,  # time-weighted per day
+                    "Range": float(vals.max() - vals.min()),
+                }[kind]
+            items.append(
+                {
+                    "Type": kind,
+                    "Value": {
+                        "Timestamp": format_ticks(lo),
+                        "Value": value,
+                        "UnitsAbbreviation": "" if kind in ("Count", "PercentGood") else stream.units,
+                        "Good": value is not None,
+                        "Questionable": False,
+                        "Substituted": False,
+                        "Annotated": False,
+                    },
+                }
+            )
+        return {"Links": {}, "Items": items}
+
+
+def register(sim: Simulator) -> None:
+    router = sim.router
+    ctl = StreamController(sim)
+    sim.streams = ctl
+
+    @router.route("GET", "/streams/{web_id}/recorded")
+    def recorded(request: Request, web_id: str) -> Any:
+        body = ctl.recorded_body(request, ctl.stream(web_id))
+        return select_fields(body, request.arg("selectedFields"))
+
+    @router.route("GET", "/streams/{web_id}/value")
+    def value(request: Request, web_id: str) -> Any:
+        stream = ctl.stream(web_id)
+        t = sim.time_arg(request, "time", "*")
+        return select_fields(ctl.value_at(stream, t), request.arg("selectedFields"))
+
+    @router.route("GET", "/streams/{web_id}/end")
+    def end(request: Request, web_id: str) -> Any:
+        stream = ctl.stream(web_id)
+        return select_fields(ctl.value_at(stream, sim.now_ticks()), request.arg("selectedFields"))
+
+    @router.route("GET", "/streams/{web_id}/recordedattime")
+    def recorded_at_time(request: Request, web_id: str) -> Any:
+        stream = ctl.stream(web_id)
+        if not request.arg("time"):
+            raise ApiError(400, "The 'time' parameter is required.")
+        t = sim.time_arg(request, "time", "*")
+        mode = request.enum_arg("retrievalMode", "Auto", RETRIEVAL_MODES)
+        return select_fields(ctl.value_at(stream, t, mode), request.arg("selectedFields"))
+
+    @router.route("GET", "/streams/{web_id}/summary")
+    def summary(request: Request, web_id: str) -> Any:
+        return select_fields(ctl.summary(request, ctl.stream(web_id)), request.arg("selectedFields"))
+
+    @router.route("GET", "/streamsets/recorded")
+    def streamset_recorded(request: Request) -> Any:
+        web_ids = request.args("webId")
+        if not web_ids:
+            raise ApiError(400, "At least one 'webId' parameter is required.")
+        items = []
+        for web_id in web_ids:
+            stream = ctl.stream(web_id)
+            if stream.point is None:
+                values: Any = ctl.static_items(request, stream, prefix="Items.Items")
+            else:
+                events = ctl.recorded_events(request, stream.point)
+                values = ctl.items_json(request, stream, events, prefix="Items.Items")
+            items.append(
+                {
+                    "WebId": web_id,
+                    "Name": stream.name,
+                    "Path": stream.path,
+                    "Links": {},
+                    "Items": values,
+                    "UnitsAbbreviation": stream.units,
+                }
+            )
+        return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))
+
+
+def _summary_type(raw: str) -> str:
+    for kind in SUMMARY_TYPES:
+        if kind.lower() == raw.lower():
+            return kind
+    raise ApiError(400, f"The value '{raw}' is not valid for summaryType. Valid values: {', '.join(SUMMARY_TYPES)}.")
