@@ -66,13 +66,13 @@ def encode(
     kind: str = "F",
 ) -> str:
     layout = LAYOUTS[marker]
-    if len(guids) != layout.count("g") or len(ints) != layout.count("i"):
-        raise WebIdError(f"marker {marker} needs {layout!r} identifiers")
     out = [kind, "1", marker]
     if kind == "P":
         if path is None:
             raise WebIdError("a PathOnly WebID needs a path")
         return "".join([*out, encode_path(path)])
+    if len(guids) != layout.count("g") or len(ints) != layout.count("i"):
+        raise WebIdError(f"marker {marker} needs {layout!r} identifiers")
     gi, ii = iter(guids), iter(ints)
     for field in layout:
         out.append(encode_guid(next(gi)) if field == "g" else _b64(struct.pack("<I", next(ii))))
