@@ -1,0 +1,174 @@
+"""How fast the PI Web API simulator serves recorded values to one client.
+
+Starts `osipi-connector simulate` in its own process (so client and server do not share a GIL), then one
+client with a keep-alive session reads 150,000-value windows (the server cap) from many tags and parses
+every body with orjson. Prints values/s, MB/s, request latency p50/p99 and the server's peak RSS.
+
+Baseline in the same run: the same values encoded the obvious way (a dict per value, `json.dumps`), so
+the ratio says what the vectorised encoder buys on whatever machine this runs on.
+
+    .venv/bin/python benchmarks/simulator.py [--requests 40] [--tags 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import orjson
+import requests
+
+from osipi_connector.piwebapi.pitime import datetime_to_ticks, format_ticks, parse_iso
+from osipi_connector.simulator import jsonfast
+from osipi_connector.simulator.config import SimConfig
+from osipi_connector.simulator.core import Simulator
+from osipi_connector.simulator.values import ValueModel
+
+NOW = "2025-03-01T00:00:00Z"
+
+
+def start_server(tags: int) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "osipi_connector.cli", "simulate", "--port", "0", "--tags", str(tags)]
+    cmd += ["--now", NOW, "--rate-limit", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if "http" not in line:
+        proc.kill()
+        raise SystemExit(f"simulator did not start: {line!r}")
+    return proc, line.split()[-1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def dense_points(session: requests.Session, url: str, count: int) -> list[str]:
+    """WebIDs of numeric points sampled every few seconds (windows of 150,000 values exist)."""
+    points_url = session.get(f"{url}/dataservers").json()["Items"][0]["Links"]["Points"]
+    points = session.get(points_url, params={"maxCount": 100_000}).json()["Items"]
+    web_ids = [p["WebId"] for p in points if p["PointType"] in ("Float32", "Float64", "Int32")]
+    return web_ids[:count]
+
+
+def serve_benchmark(url: str, n_requests: int, parse: bool, connections: int = 1) -> dict:
+    """One client reading 150,000-value windows over `connections` keep-alive connections (a connector
+    uses a small pool); with `parse`, every body also goes through orjson."""
+    local = threading.local()
+
+    def fetch(web_id: str) -> tuple[int, int, float]:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        start = time.perf_counter()
+        body = session.get(f"{url}/streams/{web_id}/recorded", params=params).content
+        count = len(orjson.loads(body)["Items"]) if parse else body.count(b'"Timestamp":')
+        return count, len(body), time.perf_counter() - start
+
+    with requests.Session() as session:
+        web_ids = dense_points(session, url, n_requests)
+    params = {"startTime": "2024-07-01T00:00:00Z", "endTime": NOW, "maxCount": 150_000}
+    work = [web_ids[i % len(web_ids)] for i in range(n_requests)]
+    with ThreadPoolExecutor(connections) as pool:
+        list(pool.map(fetch, work[:connections]))  # warm-up: one request per connection
+        t0 = time.perf_counter()
+        results = list(pool.map(fetch, work))
+        elapsed = time.perf_counter() - t0
+    latencies = sorted(r[2] for r in results)
+    values = sum(r[0] for r in results)
+    return {
+        "values": values,
+        "values_per_s": values / elapsed,
+        "mb_per_s": sum(r[1] for r in results) / elapsed / 1e6,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+def encoder_ratio(n_windows: int = 5) -> dict:
+    """Values/s of the simulator's encoder vs a dict-per-value json.dumps baseline, same values."""
+    sim = Simulator(SimConfig(seed=42, tags=200))
+    model = ValueModel(sim.config)
+    now = datetime_to_ticks(parse_iso(NOW))
+    windows = []
+    for index in range(200):
+        point = sim.points.point(index)
+        if point.point_type in ("Float32", "Float64"):
+            windows.append((point, model.window(point, point.created_ticks, now, now, 150_000)))
+        if len(windows) == n_windows:
+            break
+    total = sum(len(events) for _, events in windows)
+    t0 = time.perf_counter()
+    for point, events in windows:
+        jsonfast.encode_items(point, events)
+    fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for point, events in windows:
+        items = [
+            {
+                "Timestamp": format_ticks(t),
+                "Value": v,
+                "UnitsAbbreviation": point.units,
+                "Good": s == 0,
+                "Questionable": bool(q),
+                "Substituted": bool(sub),
+                "Annotated": bool(a),
+            }
+            for t, v, s, q, sub, a in zip(
+                events.ticks.tolist(),
+                events.value.tolist(),
+                events.system.tolist(),
+                events.questionable.tolist(),
+                events.substituted.tolist(),
+                events.annotated.tolist(),
+            )
+        ]
+        json.dumps(items)
+    naive = time.perf_counter() - t0
+    return {"fast_values_per_s": total / fast, "naive_values_per_s": total / naive, "ratio": naive / fast}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--tags", type=int, default=1000)
+    args = parser.parse_args()
+    proc, url = start_server(args.tags)
+    try:
+        runs = [
+            ("1 connection, body read", serve_benchmark(url, args.requests, parse=False)),
+            ("1 connection, + parse", serve_benchmark(url, args.requests, parse=True)),
+            ("2 connections, body read", serve_benchmark(url, args.requests, parse=False, connections=2)),
+            ("2 connections, + parse", serve_benchmark(url, args.requests, parse=True, connections=2)),
+        ]
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    enc = encoder_ratio()
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}")
+    print(f"one client, {args.requests} requests of up to 150,000 values (MaxReturnedItemsPerCall)")
+    for label, run in runs:
+        print(
+            f"  {label:<24} {run['values_per_s']:>12,.0f} values/s  {run['mb_per_s']:6.1f} MB/s  "
+            f"p50 {run['p50_ms']:.0f} ms  p99 {run['p99_ms']:.0f} ms per request"
+        )
+    print(f"  server peak RSS          {rss:,.0f} MB")
+    print("encoder in process, same values:")
+    print(f"  vectorised               {enc['fast_values_per_s']:>12,.0f} values/s")
+    print(f"  dict + json.dumps        {enc['naive_values_per_s']:>12,.0f} values/s (baseline)")
+    print(f"  ratio                    {enc['ratio']:>12.1f}x")
+
+
+if __name__ == "__main__":
+    main()
