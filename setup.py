@@ -4,6 +4,8 @@
 dependencies live in extras.
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 BASE = [
@@ -24,7 +26,7 @@ setup(
     name="osipi-connector",
     version="0.1.0",
     description="PI Web API -> Delta Lake connector and OPC-UA/MQTT/Modbus edge agent for Databricks",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     package_dir={"": "src"},

@@ -3,5 +3,5 @@
 from __future__ import annotations
 
 
-def register(sim) -> None:  # noqa: ARG001
+def register(sim) -> None:
     return None
