@@ -96,16 +96,31 @@ class SimulatorApp:
 
     @staticmethod
     async def _send(send: Any, response: Response, truncate: bool = False) -> None:
-        payload = response.encode()
-        headers = [(b"content-type", b"application/json; charset=utf-8")] if payload else []
-        headers.append((b"content-length", str(len(payload)).encode()))
-        headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        if response.body is not None:
+            headers.append((b"content-type", b"application/json; charset=utf-8"))
+        pieces = response.pieces() if response.body is not None else iter([b""])
+        first = next(pieces)
         if truncate:
+            payload = b"".join([first, *pieces])
+            headers.append((b"content-length", str(len(payload)).encode()))
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True})
             _close_connection(send)
             return
-        await send({"type": "http.response.body", "body": payload})
+        second = next(pieces, None)
+        if second is None:  # a body in one piece: send it with its length
+            headers.append((b"content-length", str(len(first)).encode()))
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            await send({"type": "http.response.body", "body": first})
+            return
+        # streamed (chunked transfer encoding): the client reads while the rest is encoded
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        await send({"type": "http.response.body", "body": second, "more_body": True})
+        for piece in pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
 
 def _close_connection(send: Any) -> bool:

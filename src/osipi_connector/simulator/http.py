@@ -7,7 +7,7 @@ calls the same router in-process, so a sub-request behaves exactly like a direct
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -94,7 +94,7 @@ class Request:
 @dataclass
 class Response:
     status: int = 200
-    body: Any = None  # a JSON-able object, orjson.Fragment, or raw bytes
+    body: Any = None  # a JSON-able object (may hold orjson.Fragment / LazyJson values), or raw bytes
     headers: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
@@ -102,7 +102,44 @@ class Response:
             return b""
         if isinstance(self.body, bytes | bytearray):
             return bytes(self.body)
-        return orjson.dumps(self.body)
+        return orjson.dumps(self.body, default=_materialize)
+
+    def pieces(self) -> Iterator[bytes]:
+        """The encoded body in pieces: a top-level LazyJson member is streamed while it is produced."""
+        lazy = [k for k, v in self.body.items() if isinstance(v, LazyJson)] if isinstance(self.body, dict) else []
+        if len(lazy) != 1:
+            yield self.encode()
+            return
+        key = lazy[0]
+        envelope = orjson.dumps({**self.body, key: _MARKER}, default=_materialize)
+        head, _, tail = envelope.partition(_MARKER_BYTES)
+        yield head
+        yield from self.body[key].pieces()
+        yield tail
+
+
+class LazyJson:
+    """A JSON value produced in pieces, so a large answer goes out while the rest is still encoded.
+
+    `pieces()` yields chunks of already-encoded JSON that concatenate to one value; anything that needs
+    the whole value (batch, selectedFields on a nested level) gets it as an orjson.Fragment.
+    """
+
+    def __init__(self, pieces: Callable[[], Iterator[bytes]]):
+        self.pieces = pieces
+
+    def fragment(self) -> orjson.Fragment:
+        return orjson.Fragment(b"".join(self.pieces()))
+
+
+_MARKER_BYTES = rb'"\u0000lazy\u0000"'
+_MARKER = orjson.Fragment(_MARKER_BYTES)
+
+
+def _materialize(value: Any) -> Any:
+    if isinstance(value, LazyJson):
+        return value.fragment()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 Handler = Callable[..., Any]
@@ -181,8 +218,8 @@ def select_fields(body: Any, spec: str | None) -> Any:
 
 
 def _select(node: Any, paths: list[tuple[str, ...]]) -> Any:
-    if any(len(p) == 0 for p in paths) or isinstance(node, orjson.Fragment):
-        return node  # a Fragment was encoded with the selection already applied
+    if any(len(p) == 0 for p in paths) or isinstance(node, orjson.Fragment | LazyJson):
+        return node  # pre-encoded values were encoded with the selection already applied
     if isinstance(node, list):
         return [_select(item, paths) for item in node]
     if not isinstance(node, dict):

@@ -8,6 +8,7 @@ items are stitched with a single `bytes.join`. Output is byte-identical to encod
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterator
 
 import numpy as np
 import orjson
@@ -189,3 +190,17 @@ def _lookup(table: list[bytes], indices: list[int]) -> list[bytes] | tuple[bytes
 
 
 _FLAG_BITS = {"Good": 8, "Questionable": 4, "Substituted": 2, "Annotated": 1}
+
+
+def encode_items_chunked(
+    point: Point, events: Events, fields: tuple[str, ...] = TIMED_VALUE_FIELDS, chunk: int = 16_384
+) -> Iterator[bytes]:
+    """`encode_items` in pieces of `chunk` values (concatenated, they are the same bytes)."""
+    if len(events) <= chunk:
+        yield encode_items(point, events, fields)
+        return
+    yield b"["
+    for start in range(0, len(events), chunk):
+        body = encode_items(point, events.take(slice(start, start + chunk)), fields)[1:-1]
+        yield body if start == 0 else b"," + body
+    yield b"]"

@@ -15,7 +15,7 @@ import orjson
 from osipi_connector.piwebapi.pitime import format_ticks
 from osipi_connector.simulator import jsonfast
 from osipi_connector.simulator.controllers.dataservers import resolve_point
-from osipi_connector.simulator.http import ApiError, Request, select_fields
+from osipi_connector.simulator.http import ApiError, LazyJson, Request, select_fields
 from osipi_connector.simulator.points import Point
 from osipi_connector.simulator.values import Events, ValueModel, empty_events
 
@@ -103,9 +103,10 @@ class StreamController:
             result.value = np.array([round(v0 + (v1 - v0) * (t - t0) / (t1 - t0), 6)])
         return result
 
-    def items_json(self, request: Request, stream: Stream, events: Events, prefix: str = "Items") -> orjson.Fragment:
+    def items_json(self, request: Request, stream: Stream, events: Events, prefix: str = "Items") -> LazyJson:
+        """The values' JSON, encoded in pieces as the response is sent (large answers stream)."""
         fields = jsonfast.selected_item_fields(request.arg("selectedFields"), prefix)
-        return orjson.Fragment(jsonfast.encode_items(stream.point, events, fields))
+        return LazyJson(lambda: jsonfast.encode_items_chunked(stream.point, events, fields))
 
     def static_items(self, request: Request, stream: Stream, prefix: str = "Items") -> list[dict]:
         item = self.static_value(stream)
