@@ -114,15 +114,7 @@ class StreamController:
         return [{k: v for k, v in item.items() if k in fields}]
 
     def static_value(self, stream: Stream) -> dict:
-        return {
-            "Timestamp": STATIC_TIMESTAMP,
-            "Value": stream.static_value,
-            "UnitsAbbreviation": stream.units,
-            "Good": True,
-            "Questionable": False,
-            "Substituted": False,
-            "Annotated": False,
-        }
+        return timed_value(STATIC_TIMESTAMP, stream.static_value, stream.units)
 
     def recorded_body(self, request: Request, stream: Stream) -> dict:
         if stream.point is None:
@@ -149,15 +141,8 @@ class StreamController:
 
     @staticmethod
     def no_data(stream: Stream, t: int) -> dict:
-        return {
-            "Timestamp": format_ticks(t),
-            "Value": {"Name": "No Data", "Value": 248, "IsSystem": True},
-            "UnitsAbbreviation": stream.units,
-            "Good": False,
-            "Questionable": False,
-            "Substituted": False,
-            "Annotated": False,
-        }
+        no_data = {"Name": "No Data", "Value": 248, "IsSystem": True}
+        return timed_value(format_ticks(t), no_data, stream.units, good=False)
 
     def summary(self, request: Request, stream: Stream) -> dict:
         if stream.point is None:
@@ -189,20 +174,8 @@ class StreamController:
                     "Total": float(vals.mean()) * (hi - lo) / 864_000_000_000,  # time-weighted per day
                     "Range": float(vals.max() - vals.min()),
                 }[kind]
-            items.append(
-                {
-                    "Type": kind,
-                    "Value": {
-                        "Timestamp": format_ticks(lo),
-                        "Value": value,
-                        "UnitsAbbreviation": "" if kind in ("Count", "PercentGood") else stream.units,
-                        "Good": value is not None,
-                        "Questionable": False,
-                        "Substituted": False,
-                        "Annotated": False,
-                    },
-                }
-            )
+            units = "" if kind in ("Count", "PercentGood") else stream.units
+            items.append({"Type": kind, "Value": timed_value(format_ticks(lo), value, units, good=value is not None)})
         return {"Links": {}, "Items": items}
 
 
@@ -264,6 +237,19 @@ def register(sim: Simulator) -> None:
                 }
             )
         return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))
+
+
+def timed_value(timestamp: str, value: Any, units: str, good: bool = True) -> dict:
+    """A PI TimedValue object built one at a time (the bulk path is jsonfast)."""
+    return {
+        "Timestamp": timestamp,
+        "Value": value,
+        "UnitsAbbreviation": units,
+        "Good": good,
+        "Questionable": False,
+        "Substituted": False,
+        "Annotated": False,
+    }
 
 
 def _summary_type(raw: str) -> str:
