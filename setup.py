@@ -20,6 +20,7 @@ BASE = [
     # The PI Web API simulator ships with the package (demo source, test fixture, load generator).
     "uvicorn>=0.30",
     "httptools>=0.6",
+    "jsonpath-ng>=1.16.0",  # JSONPath of /batch Parameters (pure Python, no dependencies)
 ]
 
 setup(

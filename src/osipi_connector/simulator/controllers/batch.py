@@ -1,7 +1,347 @@
-"""(not yet implemented)"""
+"""Batch Execute (`POST /batch`): many requests in one POST, answered 207 with one response per id.
+
+Sub-requests go through the same in-process router as direct calls, as the batch's authenticated user
+and without a second auth, CSRF or rate-limit check, so a sub-request answers exactly like a direct
+call. What the real server does and what is a guess:
+
+* documented (Batch Execute): ids -> request objects; `Resource` is an absolute URL (host and port
+  ignored) or a JSONPath into a parent's response (`$.1.Headers.Location`); `Parameters` are JSONPaths
+  whose tokens fill `{0}`, `{1}`... ; a `RequestTemplate` makes one sub-request per selected token and
+  returns them as the content of a single outer response; the answer is 207.
+* seen in responses captured from real servers (kukur's PI AF test fixtures): a templated answer is
+  `{"Status": 207, "Headers": {}, "Content": {"Total": n, "Items": [{Status, Headers, Content}...]}}`
+  even when every item succeeded; a request whose parent failed is not run and gets
+  `{"Status": 409, "Headers": {}, "Content": "The following ParentIds did not complete successfully: X."}`
+  (Content is a plain string there, not an `Errors` object); a JSONPath that selects nothing answers
+  400 "Some JSON paths did not select any tokens".
+* guesses: structural errors (unknown ParentIds, cycles, bad JSONPath syntax, unsupported Method,
+  non-string Content) reject the whole batch with 400 and an `Errors` list; a parameter of a plain
+  (non-template) request must select exactly one token (Json.NET's SelectToken throws on several);
+  template parameters are zipped (each selects the same number of tokens, or exactly one, which is
+  reused); `{n}` is substituted in Content as well as in Resource; an answer without a body has
+  `"Content": null`; a JSONPath sees only the responses of the request's own ParentIds.
+"""
 
 from __future__ import annotations
 
+import functools
+import heapq
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-def register(sim) -> None:
+import orjson
+from jsonpath_ng.exceptions import JSONPathError
+from jsonpath_ng.ext import parse as parse_jsonpath
+
+from osipi_connector.simulator.http import ApiError, Request, Response
+
+if TYPE_CHECKING:
+    from jsonpath_ng import JSONPath
+
+    from osipi_connector.simulator.core import Simulator
+
+log = logging.getLogger("osipi_connector.simulator")
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+_PLACEHOLDER = re.compile(r"\{(\d+)\}")
+
+
+@functools.lru_cache(maxsize=512)
+def compile_path(text: str) -> JSONPath:
+    """A parsed JSONPath (cached: clients send the same few paths over and over)."""
+    if not text.startswith("$"):
+        raise JSONPathError("a JSONPath starts with '$'")
+    return parse_jsonpath(text)
+
+
+@dataclass
+class SubRequest:
+    key: str
+    index: int  # position in the body: ties in the execution order keep it
+    method: str = "GET"
+    resource: str | None = None
+    template: str | None = None
+    parameters: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    content: str | None = None
+    parent_ids: list[str] = field(default_factory=list)
+
+
+def _member(raw: dict[str, Any], name: str) -> Any:
+    """A request member by name, case-insensitively (Json.NET binds PIRequest members that way)."""
+    lname = name.lower()
+    return next((v for k, v in raw.items() if k.lower() == lname), None)
+
+
+def _string_list(value: Any) -> list[str] | None:
+    if value is None:
+        return []
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
     return None
+
+
+def parse_batch(body: bytes) -> list[SubRequest]:
+    """Validate the whole body first, so a malformed batch runs nothing; 400 naming every problem."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"The batch request body is not valid JSON: {exc}.") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "The batch request body must be a JSON object mapping request ids to requests.")
+    subs: list[SubRequest] = []
+    errors: list[str] = []
+    for index, (key, raw) in enumerate(data.items()):
+        if not isinstance(raw, dict):
+            errors.append(f"Request '{key}' must be a JSON object, not {type(raw).__name__}.")
+            continue
+        sub, problems = _parse_request(key, index, raw)
+        subs.append(sub)
+        errors.extend(problems)
+    if errors:
+        raise ApiError(400, *errors)
+    errors.extend(_check_parents(subs))
+    if errors:
+        raise ApiError(400, *errors)
+    return subs
+
+
+def _parse_request(key: str, index: int, raw: dict[str, Any]) -> tuple[SubRequest, list[str]]:
+    sub = SubRequest(key, index)
+    errors: list[str] = []
+    method = _member(raw, "Method")
+    if method is None:
+        method = "GET"
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        errors.append(f"Request '{key}' has an unsupported Method {method!r}; use one of {', '.join(METHODS)}.")
+    else:
+        sub.method = method.upper()
+    resource, template = _member(raw, "Resource"), _member(raw, "RequestTemplate")
+    if template is not None:
+        template_resource = _member(template, "Resource") if isinstance(template, dict) else None
+        if not isinstance(template_resource, str) or not template_resource:
+            errors.append(f"Request '{key}' has a RequestTemplate without a Resource string.")
+        sub.template = template_resource
+        if resource is not None:
+            errors.append(f"Request '{key}' has both a Resource and a RequestTemplate; give one.")
+    elif isinstance(resource, str) and resource:
+        sub.resource = resource
+    else:
+        errors.append(f"Request '{key}' needs a Resource (a URL or a JSONPath) or a RequestTemplate.")
+    parameters = _string_list(_member(raw, "Parameters"))
+    if parameters is None:
+        errors.append(f"Parameters of request '{key}' must be a list of JSONPath strings.")
+    else:
+        sub.parameters = parameters
+    paths = list(sub.parameters)
+    if sub.resource and sub.resource.startswith("$"):
+        paths.append(sub.resource)
+    for path in paths:
+        try:
+            compile_path(path)
+        except JSONPathError as exc:
+            errors.append(f"'{path}' in request '{key}' is not a valid JSONPath: {exc}")
+    headers = _member(raw, "Headers")
+    if headers is not None and not (isinstance(headers, dict) and all(isinstance(v, str) for v in headers.values())):
+        errors.append(f"Headers of request '{key}' must be an object of header names to string values.")
+    elif headers:
+        sub.headers = {k.lower(): v for k, v in headers.items()}
+    content = _member(raw, "Content")
+    if content is not None and not isinstance(content, str):
+        errors.append(f"Content of request '{key}' must be a string holding serialized JSON.")
+    else:
+        sub.content = content
+    parent_ids = _string_list(_member(raw, "ParentIds"))
+    if parent_ids is None:
+        errors.append(f"ParentIds of request '{key}' must be a list of request ids.")
+    else:
+        sub.parent_ids = list(dict.fromkeys(parent_ids))
+    return sub, errors
+
+
+def _check_parents(subs: list[SubRequest]) -> list[str]:
+    keys = {s.key for s in subs}
+    errors = [
+        f"Request '{s.key}' names ParentId '{p}', which is not a request in this batch."
+        for s in subs
+        for p in s.parent_ids
+        if p not in keys
+    ]
+    if not errors:
+        cycle = find_cycle(subs)
+        if cycle:
+            errors.append(f"ParentIds form a cycle: {' -> '.join(cycle)}.")
+    return errors
+
+
+def execution_order(subs: list[SubRequest]) -> list[SubRequest]:
+    """Parents before children (Kahn's algorithm); otherwise the order of the body."""
+    by_key = {s.key: s for s in subs}
+    waiting = {s.key: len(s.parent_ids) for s in subs}
+    children: dict[str, list[SubRequest]] = {s.key: [] for s in subs}
+    for s in subs:
+        for p in s.parent_ids:
+            children[p].append(s)
+    ready = [(s.index, s.key) for s in subs if not s.parent_ids]
+    heapq.heapify(ready)
+    order: list[SubRequest] = []
+    while ready:
+        _, key = heapq.heappop(ready)
+        order.append(by_key[key])
+        for child in children[key]:
+            waiting[child.key] -= 1
+            if waiting[child.key] == 0:
+                heapq.heappush(ready, (child.index, child.key))
+    return order
+
+
+def find_cycle(subs: list[SubRequest]) -> list[str] | None:
+    """One ParentIds cycle (for the error message), or None when the batch is a DAG."""
+    done = {s.key for s in execution_order(subs)}
+    if len(done) == len(subs):
+        return None
+    by_key = {s.key: s for s in subs}
+    key = next(s.key for s in subs if s.key not in done)
+    seen: list[str] = []
+    while key not in seen:  # every request left over has a parent left over: walk up until one repeats
+        seen.append(key)
+        key = next(p for p in by_key[key].parent_ids if p not in done)
+    return [*seen[seen.index(key) :], key]
+
+
+def _token_text(token: Any) -> str:
+    if isinstance(token, str):
+        return token
+    if token is None:
+        return ""
+    return orjson.dumps(token).decode()  # numbers and booleans as JSON spells them
+
+
+def _substitute(text: str | None, values: list[str], key: str) -> str | None:
+    if text is None:
+        return None
+
+    def value(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        if n >= len(values):
+            raise ApiError(400, f"Request '{key}' uses {{{n}}} but has only {len(values)} Parameters.")
+        return values[n]
+
+    return _PLACEHOLDER.sub(value, text)
+
+
+class BatchRun:
+    """One batch: runs the sub-requests in order and keeps their answers for the JSONPaths of children."""
+
+    def __init__(self, sim: Simulator, request: Request):
+        self.sim = sim
+        self.request = request
+        self.results: dict[str, dict[str, Any]] = {}
+        self._parsed: dict[str, Any] = {}
+
+    def run(self, subs: list[SubRequest]) -> dict[str, dict[str, Any]]:
+        for sub in execution_order(subs):
+            failed = [p for p in sub.parent_ids if not 200 <= self.results[p]["Status"] < 300]
+            if failed:
+                message = f"The following ParentIds did not complete successfully: {', '.join(failed)}."
+                self.results[sub.key] = {"Status": 409, "Headers": {}, "Content": message}
+                continue
+            try:
+                self.results[sub.key] = self._execute(sub)
+            except ApiError as exc:
+                self.results[sub.key] = self._entry(exc.response())
+        return {s.key: self.results[s.key] for s in subs}
+
+    def _execute(self, sub: SubRequest) -> dict[str, Any]:
+        tokens = [self._select(sub, path) for path in sub.parameters]
+        if sub.template is None:
+            assert sub.resource is not None
+            resource = sub.resource
+            if resource.startswith("$"):
+                resource = self._single(sub, resource, self._select(sub, resource))
+            values = [self._single(sub, path, found) for path, found in zip(sub.parameters, tokens)]
+            return self._call(sub, resource, values)
+        count = max((len(found) for found in tokens), default=1)
+        if any(len(found) not in (1, count) for found in tokens):
+            sizes = ", ".join(f"'{p}': {len(t)}" for p, t in zip(sub.parameters, tokens))
+            raise ApiError(400, f"The Parameters of request '{sub.key}' select different numbers of tokens ({sizes}).")
+        items = []
+        for i in range(count):
+            values = [_token_text(found[i if len(found) > 1 else 0]) for found in tokens]
+            items.append(self._call(sub, sub.template, values))
+        return {"Status": 207, "Headers": {}, "Content": {"Total": count, "Items": items}}
+
+    def _select(self, sub: SubRequest, path: str) -> list[Any]:
+        document = {p: self._parsed_result(p) for p in sub.parent_ids}
+        found = [match.value for match in compile_path(path).find(document)]
+        if not found:
+            raise ApiError(400, f"Some JSON paths did not select any tokens: '{path}' in request '{sub.key}'.")
+        return found
+
+    @staticmethod
+    def _single(sub: SubRequest, path: str, found: list[Any]) -> str:
+        if len(found) > 1:
+            raise ApiError(
+                400,
+                f"'{path}' in request '{sub.key}' selected {len(found)} tokens; a Resource takes one "
+                "(use a RequestTemplate to make one request per token).",
+            )
+        return _token_text(found[0])
+
+    def _parsed_result(self, key: str) -> Any:
+        """A parent's answer as plain JSON, decoded once; its encoded content is kept for the output."""
+        if key not in self._parsed:
+            result = self.results[key]
+            content = result["Content"]
+            if content is not None and not isinstance(content, str):
+                encoded = Response(200, content).encode()
+                result["Content"] = orjson.Fragment(encoded)
+                content = orjson.loads(encoded)
+            self._parsed[key] = {**result, "Content": content}
+        return self._parsed[key]
+
+    def _call(self, sub: SubRequest, resource: str, values: list[str]) -> dict[str, Any]:
+        url = _substitute(resource, values, sub.key) or "/"
+        if "://" not in url and not url.startswith("/"):
+            url = "/" + url  # relative to /piwebapi
+        content = _substitute(sub.content, values, sub.key)
+        outer = self.request
+        request = Request.from_url(
+            sub.method,
+            url,
+            base_url=outer.base_url,
+            headers=dict(sub.headers),
+            body=content.encode("utf-8") if content else b"",
+            client=outer.client,
+            user=outer.user,
+        )
+        try:
+            response = self.sim.handle(request)
+        except Exception:  # one broken sub-request must not take the batch down
+            log.exception("simulator error in batch sub-request %s %s", request.method, request.path)
+            response = Response(500, {"Errors": ["An internal error occurred in the PI Web API simulator."]})
+        return self._entry(response)
+
+    @staticmethod
+    def _entry(response: Response) -> dict[str, Any]:
+        """A sub-response; the body goes in as it is (dict, LazyJson or Fragment), never re-encoded here."""
+        body = response.body
+        if isinstance(body, bytes | bytearray):
+            body = orjson.Fragment(bytes(body)) if body else None
+        headers = dict(response.headers)
+        if body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers.update(JSON_HEADERS)
+        return {"Status": response.status, "Headers": headers, "Content": body}
+
+
+def execute(sim: Simulator, request: Request) -> Response:
+    return Response(207, BatchRun(sim, request).run(parse_batch(request.body)))
+
+
+def register(sim: Simulator) -> None:
+    @sim.router.route("POST", "/batch")
+    def batch(request: Request) -> Response:
+        return execute(sim, request)
