@@ -45,12 +45,17 @@ class Fault:
 
 
 class FaultInjector:
-    """Draws one `Fault` per request from a generator seeded by the config, so a run replays."""
+    """Draws one `Fault` per request from a generator seeded by the config, so a run replays.
+
+    The request right after a burst of 5xx is never the start of another burst: a burst ends with a
+    recovery, so even `error_rate=1.0` lets a client that retries past `error_burst` get through.
+    """
 
     def __init__(self, config: FaultConfig):
         self.config = config
         self._random = random.Random(config.seed)
         self._burst_left = 0
+        self._recovering = False
         self._burst_status = 500
         self._lock = threading.Lock()
 
@@ -61,11 +66,13 @@ class FaultInjector:
             fault = Fault()
             if c.latency_ms or c.latency_jitter_ms:
                 fault.delay_s = max(0.0, c.latency_ms + r.uniform(-1, 1) * c.latency_jitter_ms) / 1000
-            if self._burst_left == 0 and c.error_rate and r.random() < c.error_rate:
+            if self._burst_left == 0 and not self._recovering and c.error_rate and r.random() < c.error_rate:
                 self._burst_left = max(1, c.error_burst)
                 self._burst_status = r.choice(c.error_statuses)
+            self._recovering = False
             if self._burst_left:
                 self._burst_left -= 1
+                self._recovering = self._burst_left == 0
                 fault.status = self._burst_status
                 return fault
             if c.drop_rate and r.random() < c.drop_rate:

@@ -91,5 +91,8 @@ def running_simulator(
         yield RunningSimulator(f"{scheme}://{host}:{sock.getsockname()[1]}/piwebapi", app, server)
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=1)
+        if thread.is_alive():  # a client still holds a connection; a TLS close waits for its close_notify
+            server.force_exit = True
+            thread.join(timeout=10)
         sock.close()
