@@ -22,7 +22,9 @@ _UNITS = {
     "y": None, "yr": None, "year": None, "years": None,
 }  # fmt: skip
 _OFFSET = re.compile(r"\s*([+-])\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]+)")
-_ISO_FRACTION = re.compile(r"(\.\d{6})\d+")
+_ISO_FRACTION = re.compile(r"\.(\d+)")
+_ISO_COMPACT_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
+_PI_TIMESTAMP = re.compile(r"(?P<main>[^.]*?)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d{2}:?\d{2})?", re.IGNORECASE)
 
 
 class PITimeError(ValueError):
@@ -94,11 +96,14 @@ def parse_pi_time(text: str, now: datetime) -> datetime:
 
 
 def parse_iso(text: str, original: str | None = None) -> datetime:
-    """ISO-8601 with up to 7 fractional digits (PI's format); truncated to microseconds."""
+    """ISO-8601 with any number of fractional digits (PI sends up to 7, trailing zeros trimmed);
+    truncated to microseconds. The fraction is padded to 6 digits and a `+0200` offset gets its colon
+    because Python 3.10's `fromisoformat` takes neither."""
     cleaned = text.strip().replace("z", "Z")
     if cleaned.endswith("Z"):
         cleaned = cleaned[:-1] + "+00:00"
-    cleaned = _ISO_FRACTION.sub(r"\1", cleaned)
+    cleaned = _ISO_FRACTION.sub(lambda m: "." + m.group(1).ljust(6, "0")[:6], cleaned, count=1)
+    cleaned = _ISO_COMPACT_OFFSET.sub(r"\1:\2", cleaned)
     try:
         value = datetime.fromisoformat(cleaned)
     except ValueError:
@@ -109,10 +114,13 @@ def parse_iso(text: str, original: str | None = None) -> datetime:
 
 
 def parse_pi_timestamp_ticks(text: str) -> int:
-    """A PI timestamp (`2022-02-18T15:10:08.8757629Z`) to exact 100-ns ticks since the epoch."""
-    main, _, frac = text.rstrip("Z").partition(".")
-    seconds = int(parse_iso(main + "Z").timestamp())
-    return seconds * TICKS_PER_SECOND + int((frac + "0000000")[:7] or 0)
+    """A PI timestamp (`2022-02-18T15:10:08.8757629Z`, or with a UTC offset) to exact 100-ns ticks
+    since the epoch; digits past the 7th are dropped."""
+    match = _PI_TIMESTAMP.fullmatch(text.strip())
+    if match is None or not match["main"]:
+        raise PITimeError(f"Cannot parse timestamp '{text}'.")
+    seconds = int(parse_iso(match["main"] + (match["zone"] or "Z"), text).timestamp())
+    return seconds * TICKS_PER_SECOND + int((match["frac"] or "").ljust(7, "0")[:7])
 
 
 def datetime_to_ticks(value: datetime) -> int:

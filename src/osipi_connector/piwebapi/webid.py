@@ -10,6 +10,7 @@ building PathOnly WebIDs from tag names without a lookup.
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import uuid
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ LAYOUTS: dict[str, str] = {
     "ET": "g",  # element template
     "EC": "g",  # element category
 }
+
+_URL_SAFE_B64 = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class WebIdError(ValueError):
@@ -94,6 +97,10 @@ def decode(webid: str) -> WebId:
     if marker not in LAYOUTS:
         raise WebIdError(f"'{webid}' has an unknown marker '{marker}'.")
     rest = webid[2 + len(marker) :]
+    if not _URL_SAFE_B64.fullmatch(rest):  # base64 decoding would silently skip other characters
+        raise WebIdError(f"'{webid}' has characters that are not URL-safe base64.")
+    if kind == "P" and not rest:
+        raise WebIdError(f"'{webid}' is a PathOnly WebID without a path.")
     guids: list[uuid.UUID] = []
     ints: list[int] = []
     try:
