@@ -11,7 +11,7 @@ import requests
 
 from osipi_connector.piwebapi import webid
 from osipi_connector.simulator.config import SimConfig
-from osipi_connector.simulator.controllers.batch import BatchRun, parse_batch
+from osipi_connector.simulator.controllers.batch import CHUNK, BatchRun, parse_batch
 from osipi_connector.simulator.core import Simulator
 from osipi_connector.simulator.http import LazyJson, Request, Response
 from osipi_connector.simulator.server import RunningSimulator, running_simulator
@@ -308,20 +308,38 @@ def _in_process(sim: Simulator, body: dict[str, Any]) -> dict[str, Any]:
     return BatchRun(sim, request).run(parse_batch(request.body))
 
 
+BIG = 5000  # items in the streamed test body: several CHUNKs
+
+
+def lazy_items(encodes: list[int]) -> LazyJson:
+    """A streamed `Items` array of BIG objects, counting how often it is produced."""
+
+    def pieces() -> Iterator[bytes]:
+        encodes.append(1)
+        yield b"["
+        for start in range(0, BIG, 500):
+            last = min(start + 500, BIG)
+            yield b",".join(b'{"WebId":"L%d","Pad":"%s"}' % (i, b"x" * 20) for i in range(start, last))
+            if last < BIG:
+                yield b","
+        yield b"]"
+
+    return LazyJson(pieces)
+
+
+def add_payload_routes(sim: Simulator, encodes: list[int]) -> None:
+    """Extra routes: a pre-encoded body, a streamed (LazyJson) one and one without a body."""
+    fragment = orjson.Fragment(b'{"Items":[{"WebId":"F1A"},{"WebId":"F1B"}]}')
+    sim.router.add("GET", "/test/fragment", lambda request: Response(200, fragment))
+    sim.router.add("GET", "/test/lazy", lambda request: {"Links": {}, "Items": lazy_items(encodes)})
+    sim.router.add("DELETE", "/test/empty", lambda request: Response(204))
+
+
 @pytest.fixture
 def sim_with_payloads() -> tuple[Simulator, list[int]]:
-    """A simulator with two extra routes: a pre-encoded body and a streamed (LazyJson) one."""
     sim = Simulator(SimConfig(seed=1, tags=5))
     encodes: list[int] = []
-    fragment = orjson.Fragment(b'{"Items":[{"WebId":"F1A"},{"WebId":"F1B"}]}')
-
-    def lazy_pieces() -> Iterator[bytes]:
-        encodes.append(1)
-        yield b'[{"WebId":"L1"},'
-        yield b'{"WebId":"L2"}]'
-
-    sim.router.add("GET", "/test/fragment", lambda request: Response(200, fragment))
-    sim.router.add("GET", "/test/lazy", lambda request: {"Items": LazyJson(lazy_pieces)})
+    add_payload_routes(sim, encodes)
     return sim, encodes
 
 
@@ -340,12 +358,55 @@ def test_parents_are_decoded_for_jsonpath_and_encoded_once(sim_with_payloads):
         "frag": {"Resource": "/test/fragment"},
         "ids": {
             "ParentIds": ["lazy", "frag"],
-            "Parameters": ["$.lazy.Content.Items[*].WebId", "$.frag.Content.Items[*].WebId"],
+            "Parameters": ["$.lazy.Content.Items[:2].WebId", "$.frag.Content.Items[*].WebId"],
             "RequestTemplate": {"Resource": "/system?a={0}&b={1}"},
         },
     }
     result = _in_process(sim, body)
     assert result["ids"]["Content"]["Total"] == 2
     encoded = orjson.loads(Response(207, result).encode())
-    assert [w["WebId"] for w in encoded["lazy"]["Content"]["Items"]] == ["L1", "L2"]
+    assert len(encoded["lazy"]["Content"]["Items"]) == BIG
     assert encodes == [1]  # the streamed parent was produced once, for the JSONPath and the answer alike
+
+
+STREAMED_BATCH = {
+    "lazy": {"Resource": "/test/lazy"},
+    "again": {"RequestTemplate": {"Resource": "/test/{0}"}, "ParentIds": ["frag"], "Parameters": ["$.frag.Status"]},
+    "frag": {"Resource": "/test/fragment"},
+    "fan": {
+        "ParentIds": ["frag"],
+        "Parameters": ["$.frag.Content.Items[*].WebId"],
+        "RequestTemplate": {"Resource": "/test/lazy?x={0}"},
+    },
+    "empty": {"Method": "DELETE", "Resource": "/test/empty"},
+    "missing": {"Resource": "/test/none"},
+    "orphan": {"ParentIds": ["missing"], "Resource": "/system"},
+}
+
+
+def test_streamed_answer_equals_the_one_piece_encoding(sim_with_payloads):
+    sim, _ = sim_with_payloads
+    request = Request.from_url("POST", "/batch", base_url="http://sim/piwebapi", body=orjson.dumps(STREAMED_BATCH))
+    pieces = list(sim.handle(request).pieces())
+    assert len(pieces) > 3  # streamed, in pieces of at least CHUNK bytes
+    assert all(len(p) >= CHUNK for p in pieces[:-1])
+    assert b"".join(pieces) == sim.handle(request).encode()
+    answer = orjson.loads(b"".join(pieces))
+    assert answer["empty"] == {"Status": 204, "Headers": {}, "Content": None}
+    assert answer["again"]["Content"]["Items"][0]["Status"] == 404  # "/test/200"
+    assert [len(i["Content"]["Items"]) for i in answer["fan"]["Content"]["Items"]] == [BIG, BIG]
+    assert answer["orphan"]["Status"] == 409
+
+
+def test_large_batches_go_out_chunked(basic_limited):
+    add_payload_routes(basic_limited.sim, [])
+    with requests.Session() as session:
+        session.headers["X-Requested-With"] = "XMLHttpRequest"
+        session.auth = ("piuser", "pipassword")
+        response = session.post(f"{basic_limited.url}/batch", data=orjson.dumps(STREAMED_BATCH))
+    assert response.status_code == 207
+    assert response.headers.get("Transfer-Encoding") == "chunked"
+    request = Request.from_url(
+        "POST", "/batch", base_url=basic_limited.url, body=orjson.dumps(STREAMED_BATCH), user="piuser"
+    )
+    assert response.content == basic_limited.sim.handle(request).encode()

@@ -28,6 +28,7 @@ import functools
 import heapq
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ import orjson
 from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.ext import parse as parse_jsonpath
 
-from osipi_connector.simulator.http import ApiError, Request, Response
+from osipi_connector.simulator.http import ApiError, LazyJson, Request, Response
 
 if TYPE_CHECKING:
     from jsonpath_ng import JSONPath
@@ -47,6 +48,7 @@ log = logging.getLogger("osipi_connector.simulator")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
+CHUNK = 1 << 16  # streamed answers go out in pieces of at least this many bytes
 
 
 @functools.lru_cache(maxsize=512)
@@ -240,6 +242,7 @@ class BatchRun:
         self.sim = sim
         self.request = request
         self.results: dict[str, dict[str, Any]] = {}
+        self.templated: set[str] = set()  # ids whose Content holds sub-responses
         self._parsed: dict[str, Any] = {}
 
     def run(self, subs: list[SubRequest]) -> dict[str, dict[str, Any]]:
@@ -272,6 +275,7 @@ class BatchRun:
         for i in range(count):
             values = [_token_text(found[i if len(found) > 1 else 0]) for found in tokens]
             items.append(self._call(sub, sub.template, values))
+        self.templated.add(sub.key)
         return {"Status": 207, "Headers": {}, "Content": {"Total": count, "Items": items}}
 
     def _select(self, sub: SubRequest, path: str) -> list[Any]:
@@ -337,8 +341,63 @@ class BatchRun:
         return {"Status": response.status, "Headers": headers, "Content": body}
 
 
+class BatchResponse(Response):
+    """The 207 answer, streamed sub-response by sub-response: the sub-requests have run, but their
+    large bodies (LazyJson recorded values) are produced while the client reads, so a batch of many
+    recorded windows never sits in memory whole. `encode()` gives the same bytes in one piece."""
+
+    def __init__(self, results: dict[str, dict[str, Any]], templated: set[str]):
+        super().__init__(207, results)
+        self.templated = templated
+
+    def pieces(self) -> Iterator[bytes]:
+        return _coalesce(self._pieces())
+
+    def _pieces(self) -> Iterator[bytes]:
+        yield b"{"
+        for i, (key, entry) in enumerate(self.body.items()):
+            yield (b"," if i else b"") + orjson.dumps(key) + b":"
+            yield from _entry_pieces(entry, key in self.templated)
+        yield b"}"
+
+
+def _entry_pieces(entry: dict[str, Any], templated: bool) -> Iterator[bytes]:
+    head = orjson.dumps({"Status": entry["Status"], "Headers": entry["Headers"]})
+    yield head[:-1] + b',"Content":'
+    content = entry["Content"]
+    if templated and not isinstance(content, orjson.Fragment):  # a Fragment when a child's JSONPath read it
+        yield b'{"Total":%d,"Items":[' % content["Total"]
+        for i, item in enumerate(content["Items"]):
+            if i:
+                yield b","
+            yield from _entry_pieces(item, False)
+        yield b"]}"
+    elif isinstance(content, LazyJson):
+        yield from content.pieces()
+    elif content is None:
+        yield b"null"
+    else:
+        yield from Response(200, content).pieces()  # streams a dict's LazyJson member (Items of values)
+    yield b"}"
+
+
+def _coalesce(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Join small pieces: one ASGI message per comma would cost more than the encoding."""
+    buffer: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        buffer.append(piece)
+        size += len(piece)
+        if size >= CHUNK:
+            yield b"".join(buffer)
+            buffer, size = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
 def execute(sim: Simulator, request: Request) -> Response:
-    return Response(207, BatchRun(sim, request).run(parse_batch(request.body)))
+    run = BatchRun(sim, request)
+    return BatchResponse(run.run(parse_batch(request.body)), run.templated)
 
 
 def register(sim: Simulator) -> None:
