@@ -6,7 +6,9 @@ import time
 from datetime import datetime
 
 from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, UTC, datetime_to_ticks, parse_pi_time
+from osipi_connector.simulator.af import AssetModel
 from osipi_connector.simulator.config import SimConfig
+from osipi_connector.simulator.eventframes import EventFrameModel
 from osipi_connector.simulator.http import ApiError, Request, Response, Router
 from osipi_connector.simulator.ids import IdFactory
 from osipi_connector.simulator.points import PointCatalog
@@ -22,6 +24,8 @@ class Simulator:
         self.ids = IdFactory(self.config.seed)
         c = self.config
         self.points = PointCatalog(c.seed, c.tags, c.server_name, self.ids, c.late_share)
+        self.af = AssetModel(self)
+        self.event_frames = EventFrameModel(self)
         self.router = Router()
         controllers.register_all(self)
 
