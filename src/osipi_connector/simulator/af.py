@@ -84,6 +84,7 @@ TEMPLATES = (
 TEMPLATE_INDEX = {t.name: i for i, t in enumerate(TEMPLATES)}
 EQUIPMENT_TEMPLATES = ("Pump", "Pump", "Pump", "Compressor", "HeatExchanger", "HeatExchanger", "Tank", "Valve")
 LEVEL_TEMPLATES = ("Enterprise", "Site", "Area", "ProcessUnit")
+FIRST_ATTRIBUTE = ("Headquarters", "Site Code", "Area Code", "Unit Code")  # each level's default attribute
 CATEGORIES = (
     ("Organization", "Company-level elements"),
     ("Geography", "Elements with a physical location"),
@@ -408,14 +409,14 @@ class AssetModel:
             return (*self._point_attributes(x), *self._equipment_statics(x, j, u))
         if level == ENTERPRISE:
             return (
-                AttrSpec("Headquarters", "String", "Head office city", SITES[0][0], template=tpl),
+                AttrSpec(FIRST_ATTRIBUTE[ENTERPRISE], "String", "Head office city", SITES[0][0], template=tpl),
                 AttrSpec("Reporting Currency", "String", "Currency of cost reports", "USD", template=tpl),
             )
         if level == SITE:
             city, lat, lon = SITES[j % len(SITES)]
             loc = ("Location",)
             return (
-                AttrSpec("Site Code", "String", "Short site code", f"S{j + 1:03d}", template=tpl),
+                AttrSpec(FIRST_ATTRIBUTE[SITE], "String", "Short site code", f"S{j + 1:03d}", template=tpl),
                 AttrSpec("Location", "String", "City", city, categories=loc, template=tpl),
                 AttrSpec("Latitude", "Double", "Latitude", round(lat + u(1) / 10, 4), "°", categories=loc, template=tpl),
                 AttrSpec("Longitude", "Double", "Longitude", round(lon + u(2) / 10, 4), "°", categories=loc, template=tpl),
@@ -426,8 +427,7 @@ class AssetModel:
             if level == AREA
             else AttrSpec("Design Throughput", "Double", "Design feed rate", round(100 + 900 * u(4), 1), "m3/h", template=tpl)
         )  # fmt: skip
-        label = "Area Code" if level == AREA else "Unit Code"
-        return (AttrSpec(label, "String", "Short code", code, template=tpl), extra)
+        return (AttrSpec(FIRST_ATTRIBUTE[level], "String", "Short code", code, template=tpl), extra)
 
     def _point_attributes(self, x: int) -> list[AttrSpec]:
         seen: dict[str, int] = {}
@@ -453,11 +453,22 @@ class AssetModel:
     def attribute_guid(self, x: int, n: int) -> uuid.UUID:
         return self.sim.ids.guid("attribute", x * self.attr_stride + n)
 
+    def attribute_webid(self, x: int, n: int, name: str) -> str:
+        return webid.encode("AbE", (self.guid(x), self.attribute_guid(x, n)), path=f"{self.path(x)[2:]}|{name}")
+
+    def default_attribute_webid(self, x: int) -> str:
+        """Attribute 0 (the first PI Point attribute of equipment), named without building the others."""
+        level, _ = self.locate(x)
+        if level != EQUIPMENT:
+            return self.attribute_webid(x, 0, FIRST_ATTRIBUTE[level])
+        first = self.owned_points(x)[0]
+        return self.attribute_webid(x, 0, self.sim.points.kind_of(self.seed, first).descriptor)
+
     def attribute(self, x: int, n: int) -> AttributeRef:
         spec = self.attributes(x)[n]
         path = f"{self.path(x)}|{spec.name}"
         guid = self.attribute_guid(x, n)
-        web_id = webid.encode("AbE", (self.guid(x), guid), path=path[2:])
+        web_id = self.attribute_webid(x, n, spec.name)
         owner = f"/elements/{self.webid(x)}"
         return AttributeRef(web_id, guid, spec, path, "Element", owner, template_chain(self.template(x).name))
 

@@ -81,7 +81,7 @@ def element_json(sim: Simulator, x: int, request: Request) -> dict:
     links |= {
         "Template": link(f"/elementtemplates/{af.template_webid(TEMPLATE_INDEX[template.name])}"),
         "Categories": link(f"/elements/{w}/categories"),
-        "DefaultAttribute": link(f"/attributes/{af.attribute(x, 0).web_id}"),
+        "DefaultAttribute": link(f"/attributes/{af.default_attribute_webid(x)}"),
         "EventFrames": link(f"/elements/{w}/eventframes"),
     }
     links |= stream_set_links(w, link)
