@@ -195,7 +195,8 @@ def test_attribute_filters(http, everything):
         return {a["Name"] for a in get_json(http, url, **params)["Items"]}
 
     default = names()
-    assert "Asset ID" not in default and "Legacy Tag" not in default
+    assert "Asset ID" not in default
+    assert "Legacy Tag" not in default
     assert "Asset ID" in names(showHidden="true")
     assert "Legacy Tag" in names(showExcluded="true")
     assert names(nameFilter="manu*") == {"Manufacturer"}
@@ -206,7 +207,8 @@ def test_attribute_filters(http, everything):
     assert names(valueType="String") >= {"Manufacturer", "Model"}
     get_json(http, url, expect=400, valueType="Spaceship")
     page = get_json(http, url, maxCount=2)
-    assert len(page["Items"]) == 2 and "Next" in page["Links"]
+    assert len(page["Items"]) == 2
+    assert "Next" in page["Links"]
 
 
 def test_attribute_by_webid_and_path(simulator, http, everything):
@@ -231,7 +233,8 @@ def test_stream_source(simulator, http, everything):
     assert source.units == point_attribute["DefaultUnitsNameAbbreviation"]
     static = next(a for a in attributes if a["Name"] == "Manufacturer")
     source = af.stream_source(static["WebId"])
-    assert source.point_index is None and isinstance(source.static_value, str)
+    assert source.point_index is None
+    assert isinstance(source.static_value, str)
     value = get_json(http, static["Links"]["Value"])
     assert value["Value"] == source.static_value
     for foreign in (element["WebId"], simulator.sim.points.webid(0), "F1AbEnonsense", "garbage", ""):
@@ -242,7 +245,7 @@ def test_templates_and_categories(http, database, everything):
     templates = get_json(http, database["Links"]["ElementTemplates"])["Items"]
     by_name = {t["Name"]: t for t in templates}
     assert {"Enterprise", "Site", "Area", "ProcessUnit", "Equipment", "Batch", "Downtime", "Alarm"} <= set(by_name)
-    assert EQUIPMENT <= set(by_name)
+    assert set(by_name) >= EQUIPMENT
     assert by_name["Pump"]["BaseTemplate"] == "Equipment"
     assert by_name["Batch"]["InstanceType"] == "EventFrame"
     assert by_name["Site"]["InstanceType"] == "Element"
@@ -275,7 +278,8 @@ def test_errors(simulator, http, database, everything):
     ]
     for url, params, status in cases:
         body = get_json(http, url, expect=status, **params)
-        assert isinstance(body["Errors"], list) and body["Errors"], url
+        assert isinstance(body["Errors"], list), url
+        assert body["Errors"], url
 
 
 def test_max_count_above_server_cap_is_400():

@@ -102,7 +102,8 @@ def test_in_progress_and_none_modes(http, frames_url, universe):
     expected = sorted(name for name, s, e in universe if lo <= s <= now and e == OPEN_TICKS)
     got = search(http, frames_url, searchMode="InProgress", startTime=when(-10), endTime="*")
     assert [f["Name"] for f in got] == expected
-    assert expected and all(f["EndTime"] == OPEN_END for f in got)
+    assert expected
+    assert all(f["EndTime"] == OPEN_END for f in got)
     everything = get_json(http, frames_url, searchMode="None", maxCount=1)
     total = int(everything["Links"]["Last"].split("startIndex=")[1].split("&")[0]) + 1
     assert total == 48 * 425 + 24  # 2024-01-01 .. 2025-03-01T12:00 at 48 a day
@@ -151,9 +152,11 @@ def test_open_frames_close_as_time_passes():
     assert open_frames
     for frame in open_frames:
         assert frame["EndTime"] == OPEN_END
-        assert frame["IsAcknowledged"] is False and frame["AreValuesCaptured"] is False
+        assert frame["IsAcknowledged"] is False
+        assert frame["AreValuesCaptured"] is False
         closed = get(after, f"/eventframes/{frame['WebId']}")
-        assert closed["StartTime"] == frame["StartTime"] and closed["Name"] == frame["Name"]
+        assert closed["StartTime"] == frame["StartTime"]
+        assert closed["Name"] == frame["Name"]
         assert closed["EndTime"] != OPEN_END  # at most 8 h long, so closed 10 h later
         assert ticks(frame["StartTime"]) < ticks(closed["EndTime"]) <= ticks(when(10))
         assert ticks(closed["EndTime"]) > ticks(when(0))
@@ -169,11 +172,13 @@ def test_acknowledgement_follows_close(http, frames_url):
     assert acknowledged
     for frame in frames:
         if frame["IsAcknowledged"]:
-            assert frame["CanBeAcknowledged"] and frame["EndTime"] != OPEN_END
+            assert frame["CanBeAcknowledged"]
+            assert frame["EndTime"] != OPEN_END
             assert ticks(frame["EndTime"]) < ticks(frame["AcknowledgedDate"]) <= ticks(when(0))
             assert frame["AcknowledgedBy"].startswith("PLANT\\")
         else:
-            assert frame["AcknowledgedBy"] == "" and frame["AcknowledgedDate"] == "1970-01-01T00:00:00Z"
+            assert frame["AcknowledgedBy"] == ""
+            assert frame["AcknowledgedDate"] == "1970-01-01T00:00:00Z"
     assert not any(f["CanBeAcknowledged"] for f in frames if f["TemplateName"] == "Batch")
 
 
@@ -188,7 +193,8 @@ def test_filters(http, frames_url):
     assert {f["TemplateName"] for f in frames(templateName="batch")} == {"Batch"}
     assert {f["TemplateName"] for f in frames(categoryName="Reliability")} == {"Downtime"}
     severe = get_json(http, frames_url, startTime="*-2d", severity=["Major", "critical"])["Items"]
-    assert severe and {f["Severity"] for f in severe} == {"Major", "Critical"}
+    assert severe
+    assert {f["Severity"] for f in severe} == {"Major", "Critical"}
     assert {f["TemplateName"] for f in frames(canBeAcknowledged="false")} == {"Batch"}
     assert all(f["IsAcknowledged"] for f in frames(isAcknowledged="true"))
     assert names(isAcknowledged="true") | names(isAcknowledged="false") == {f["Name"] for f in everything}
@@ -199,7 +205,8 @@ def test_filters(http, frames_url):
         referenced = get_json(http, frame["Links"]["ReferencedElements"])["Items"]
         assert any(e["Name"].startswith("P-") for e in referenced)
     pumps = names(referencedElementTemplateName="Pump")
-    assert pumps and pumps < {f["Name"] for f in everything}
+    assert pumps
+    assert pumps < {f["Name"] for f in everything}
 
 
 def test_sorting(http, frames_url):
@@ -251,13 +258,15 @@ def test_frame_attributes(simulator, http, frames_url):
             assert attribute["Path"] == f"{frame['Path']}|{attribute['Name']}"
             assert get_json(http, attribute["Links"]["Self"]) == attribute
             source = simulator.sim.af.stream_source(attribute["WebId"])
-            assert source is not None and source.name == attribute["Name"]
+            assert source is not None
+            assert source.name == attribute["Name"]
             if attribute["DataReferencePlugIn"] == "PI Point":
                 assert attribute["ConfigString"] in owned  # a point of the primary element
                 assert get_json(http, attribute["Links"]["Point"])["Path"] == attribute["ConfigString"]
                 assert simulator.sim.points.path(source.point_index) == attribute["ConfigString"]
             else:
-                assert source.point_index is None and source.static_value is not None
+                assert source.point_index is None
+                assert source.static_value is not None
 
 
 def test_get_by_path_and_path_only_webid(simulator, http, frames_url):
@@ -292,7 +301,8 @@ def test_errors(simulator, http, frames_url):
 def test_long_windows_are_fast_and_before_history_is_empty(simulator, http, frames_url):
     started = time.perf_counter()
     page = get_json(http, frames_url, startTime="2015-01-01T00:00:00Z", endTime="2035-01-01T00:00:00Z")
-    assert len(page["Items"]) == 1000 and "Next" in page["Links"]
+    assert len(page["Items"]) == 1000
+    assert "Next" in page["Links"]
     back = get_json(http, frames_url, searchMode="BackwardFromEndTime", startTime="*", maxCount=5)["Items"]
     assert len(back) == 5
     assert time.perf_counter() - started < 2.0

@@ -31,8 +31,6 @@ ENTERPRISE, SITE, AREA, UNIT, EQUIPMENT = range(5)
 FANOUT = (3, 4, 8)  # areas per site, units per area, equipment per unit
 EF_ATTRIBUTE_BIT = 0x8000_0000  # event-frame attribute GUIDs: this bit | slot << 4 | attribute number
 
-Link = Callable[[str], str]
-
 
 @dataclass(frozen=True)
 class StreamSource:
@@ -109,10 +107,6 @@ SITES = (
 AREAS = ("Processing", "Utilities", "Storage")
 MANUFACTURERS = ("Flowserve", "Sulzer", "Atlas Copco", "Alfa Laval", "Emerson", "KSB", "Siemens", "Grundfos")
 PEOPLE = ("jsmith", "mgarcia", "lchen", "akumar", "okowalski", "tnguyen", "sdubois", "rmuller")
-UNIT_NAMES = {
-    "°C": "degree Celsius", "bar": "bar", "m3/h": "cubic meter per hour", "%": "percent", "kW": "kilowatt",
-    "pH": "pH", "count": "count", "m3": "cubic meter", "mm": "millimeter", "°": "degree", "t": "tonne",
-}  # fmt: skip
 AF_TYPES = {"Float32": "Single", "Float64": "Double", "Int32": "Int32", "Digital": "EnumerationValue"}
 
 
@@ -184,45 +178,6 @@ def point_attribute(sim: Simulator, index: int, name: str, template: str = "") -
         template=template,
         step=point.point_type in ("Digital", "String", "Int32"),
     )
-
-
-def attribute_json(sim: Simulator, ref: AttributeRef, link: Link) -> dict:
-    """PI Web API's PIAttribute object."""
-    s, w = ref.spec, ref.web_id
-    links = {"Self": link(f"/attributes/{w}"), "Attributes": link(f"/attributes/{w}/attributes")}
-    links[ref.owner_kind] = link(ref.owner_link)
-    for name, action in (("InterpolatedData", "interpolated"), ("RecordedData", "recorded"), ("PlotData", "plot")):
-        links[name] = link(f"/streams/{w}/{action}")
-    links |= {
-        "SummaryData": link(f"/streams/{w}/summary"),
-        "Value": link(f"/streams/{w}/value"),
-        "EndValue": link(f"/streams/{w}/end"),
-        "Categories": link(f"/attributes/{w}/categories"),
-    }
-    if s.point_index is not None:
-        links["Point"] = link(f"/points/{sim.points.webid(s.point_index)}")
-    return {
-        "WebId": w,
-        "Id": str(ref.guid),
-        "Name": s.name,
-        "Description": s.description,
-        "Path": ref.path,
-        "Type": s.type,
-        "TypeQualifier": s.type_qualifier,
-        "DefaultUnitsName": UNIT_NAMES.get(s.units, s.units),
-        "DataReferencePlugIn": "PI Point" if s.point_index is not None else "",
-        "ConfigString": sim.points.path(s.point_index) if s.point_index is not None else "",
-        "IsConfigurationItem": s.point_index is None,
-        "IsExcluded": s.excluded,
-        "IsHidden": s.hidden,
-        "IsManualDataEntry": False,
-        "HasChildren": False,
-        "CategoryNames": list(s.categories),
-        "Step": s.step,
-        "TraitName": "",
-        "DefaultUnitsNameAbbreviation": s.units,
-        "Links": links,
-    }
 
 
 class AssetModel:
@@ -520,7 +475,7 @@ class AssetModel:
 
 
 def _path_only(text: str) -> str:
-    """The object path a PathOnly WebID carries (`\\\\` restored); '' when it does not decode."""
+    """The object path a PathOnly WebID carries, with its leading `\\\\` restored; 400 when it does not decode."""
     try:
         return "\\\\" + (webid.decode(text).path or "")
     except webid.WebIdError:

@@ -249,7 +249,7 @@ class EventFrameModel:
             refs=refs,
             acknowledged=end + int(f.ack_delay[0]) if acked else None,
             annotated=closed and rng.u(self.seed, 503, slot) < 0.1,
-            locked=closed and kind == 0 and now >= end + DAY,
+            locked=closed and KINDS[kind].template == "Batch" and now >= end + DAY,
         )
 
     def guid(self, slot: int) -> uuid.UUID:

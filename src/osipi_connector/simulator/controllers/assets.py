@@ -16,7 +16,6 @@ from osipi_connector.simulator.af import (
     TEMPLATE_INDEX,
     TEMPLATES,
     AttributeRef,
-    attribute_json,
     template_chain,
     wildcard,
 )
@@ -34,9 +33,52 @@ VALUE_TYPES = (
     "Guid", "TimeSpan", "Object",
 )  # fmt: skip
 SERVER_VERSION = "2.10.11.2717"
+UNIT_NAMES = {
+    "°C": "degree Celsius", "bar": "bar", "m3/h": "cubic meter per hour", "%": "percent", "kW": "kilowatt",
+    "pH": "pH", "count": "count", "m3": "cubic meter", "mm": "millimeter", "°": "degree", "t": "tonne",
+}  # fmt: skip
 
 
 # --- helpers shared with the event-frame controller -----------------------------------------------------
+def attribute_json(sim: Simulator, ref: AttributeRef, link: Callable[[str], str]) -> dict:
+    """PI Web API's PIAttribute object."""
+    s, w = ref.spec, ref.web_id
+    links = {"Self": link(f"/attributes/{w}"), "Attributes": link(f"/attributes/{w}/attributes")}
+    links[ref.owner_kind] = link(ref.owner_link)
+    for name, action in (("InterpolatedData", "interpolated"), ("RecordedData", "recorded"), ("PlotData", "plot")):
+        links[name] = link(f"/streams/{w}/{action}")
+    links |= {
+        "SummaryData": link(f"/streams/{w}/summary"),
+        "Value": link(f"/streams/{w}/value"),
+        "EndValue": link(f"/streams/{w}/end"),
+        "Categories": link(f"/attributes/{w}/categories"),
+    }
+    if s.point_index is not None:
+        links["Point"] = link(f"/points/{sim.points.webid(s.point_index)}")
+    return {
+        "WebId": w,
+        "Id": str(ref.guid),
+        "Name": s.name,
+        "Description": s.description,
+        "Path": ref.path,
+        "Type": s.type,
+        "TypeQualifier": s.type_qualifier,
+        "DefaultUnitsName": UNIT_NAMES.get(s.units, s.units),
+        "DataReferencePlugIn": "PI Point" if s.point_index is not None else "",
+        "ConfigString": sim.points.path(s.point_index) if s.point_index is not None else "",
+        "IsConfigurationItem": s.point_index is None,
+        "IsExcluded": s.excluded,
+        "IsHidden": s.hidden,
+        "IsManualDataEntry": False,
+        "HasChildren": False,
+        "CategoryNames": list(s.categories),
+        "Step": s.step,
+        "TraitName": "",
+        "DefaultUnitsNameAbbreviation": s.units,
+        "Links": links,
+    }
+
+
 def check_max_count(sim: Simulator, request: Request) -> None:
     """PI answers 400 when maxCount exceeds the server's MaxReturnedItemsPerCall."""
     cap = sim.config.max_returned_items_per_call
