@@ -20,7 +20,8 @@ BASE = [
     # The PI Web API simulator ships with the package (demo source, test fixture, load generator).
     "uvicorn>=0.30",
     "httptools>=0.6",
-    "jsonpath-ng>=1.16.0",  # JSONPath of /batch Parameters (pure Python, no dependencies)
+    "jsonpath-ng>=1.16.0",
+    "tqdm>=4.66",  # progress bar of `osipi-connector run` on a terminal  # JSONPath of /batch Parameters (pure Python, no dependencies)
 ]
 
 setup(
@@ -38,14 +39,30 @@ setup(
     extras_require={
         "kerberos": ["requests-kerberos>=0.15"],
         "spark": ["pyspark>=4.0", "pandas<3", "chispa>=0.10"],
+        "databricks": ["databricks-sdk>=0.30"],
         "edge": [
             "asyncua>=1.1",
             "paho-mqtt>=2.0",
             "pymodbus>=3.6",
+            "pyserial>=3.5",
+            "databricks-zerobus-ingest-sdk>=1.0",
+            "protobuf>=5",
             "prometheus-client>=0.20",
             "cryptography>=42",
+            "fastapi>=0.110",
+            "python-multipart>=0.0.9",
         ],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.5"],
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "pytest-asyncio>=0.23",
+            "ruff>=0.5",
+            "grpcio-tools>=1.60",
+            "playwright>=1.40",
+            "databricks-bundles>=0.260",
+            "jsonschema>=4",
+            "tagreader>=5",
+        ],
     },
     entry_points={
         "console_scripts": [
