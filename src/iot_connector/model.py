@@ -1,0 +1,87 @@
+"""The one Record every protocol produces, and its Arrow schema (the landing table's columns).
+
+CONTRACT written first so sources and the pipeline are built in parallel. The protobuf message sent to
+ZeroBus and the Delta/DDL columns are derived from RECORD_FIELDS, never restated elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+Quality = Literal["GOOD", "UNCERTAIN", "BAD"]
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(slots=True)
+class Record:
+    """One value read from one tag. Timestamps are int64 microseconds since the Unix epoch, UTC."""
+
+    source_id: str  # the configured connection name
+    protocol: str  # opcua | mqtt | modbus | sparkplugb
+    endpoint: str  # opc.tcp://..., mqtt://host:1883, modbus+tcp://host:502/1, /dev/ttyUSB0@1
+    tag_id: str  # stable id: OPC UA nsu=<uri>;s=..., MQTT topic[#json.path], Modbus "hr:40001:float32:ABCD"
+    data_type: str  # the source's type name (Double, Int32, float32, Sparkplug datatype...)
+    quality: Quality = "GOOD"
+    value_double: float | None = None  # numeric projection (bools 0/1, scaled Modbus values)
+    value_long: int | None = None  # exact 64-bit integers
+    value_string: str | None = None
+    value_bool: bool | None = None
+    value_raw: str | None = None  # raw JSON payload / register words / variant JSON of arrays and structs
+    status_code: int | None = None  # raw OPC UA StatusCode, Modbus exception code...
+    source_ts: int | None = None  # OPC UA SourceTimestamp, payload timestamp
+    server_ts: int | None = None  # OPC UA ServerTimestamp, Sparkplug payload timestamp
+    edge_ts: int = field(default_factory=now_us)  # when the agent read it
+    seq: int | None = None  # per-source counter / Sparkplug seq
+    tag_path: str | None = None  # browse path / UNS path
+    unit: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)  # qos, retain, unit_id, register_type...
+    is_replayed: bool = False  # came back from the disk spool after a restart
+    ingest_ts: int | None = None  # set when handed to the sink
+    record_id: str = ""  # filled by finalize(): deterministic, for de-duplication downstream
+
+    def finalize(self) -> Record:
+        """Set record_id = hash(source, tag, timestamp, seq): the same reading re-sent gets the same id."""
+        if not self.record_id:
+            ts = self.source_ts if self.source_ts is not None else self.edge_ts
+            key = f"{self.source_id}\x1f{self.tag_id}\x1f{ts}\x1f{self.seq if self.seq is not None else ''}"
+            self.record_id = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        return self
+
+
+_TS = pa.int64()
+RECORD_FIELDS: list[pa.Field] = [
+    pa.field("record_id", pa.string(), nullable=False),
+    pa.field("agent_id", pa.string()),
+    pa.field("schema_version", pa.int32()),
+    pa.field("source_id", pa.string(), nullable=False),
+    pa.field("protocol", pa.string(), nullable=False),
+    pa.field("endpoint", pa.string()),
+    pa.field("tag_id", pa.string(), nullable=False),
+    pa.field("tag_path", pa.string()),
+    pa.field("data_type", pa.string()),
+    pa.field("value_double", pa.float64()),
+    pa.field("value_long", pa.int64()),
+    pa.field("value_string", pa.string()),
+    pa.field("value_bool", pa.bool_()),
+    pa.field("value_raw", pa.string()),
+    pa.field("quality", pa.string()),
+    pa.field("status_code", pa.int64()),
+    pa.field("source_ts", _TS),
+    pa.field("server_ts", _TS),
+    pa.field("edge_ts", _TS, nullable=False),
+    pa.field("ingest_ts", _TS),
+    pa.field("seq", pa.int64()),
+    pa.field("is_replayed", pa.bool_()),
+    pa.field("unit", pa.string()),
+    pa.field("attributes", pa.map_(pa.string(), pa.string())),
+]
+RECORD_SCHEMA = pa.schema(RECORD_FIELDS)

@@ -1,0 +1,229 @@
+"""Every table the PI connector writes: Arrow schema, merge keys, partitioning, z-order — in one place.
+
+Both sinks (delta-rs locally, Spark/Unity Catalog on Databricks) derive their DDL and MERGE statements from
+these specs, so the local and the Databricks tables cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+STRINGS = pa.list_(pa.string())
+
+Layer = Literal["bronze", "checkpoints"]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table: `layer` picks the configured schema (bronze data or checkpoints), `keys` make MERGE idempotent."""
+
+    name: str
+    layer: Layer
+    schema: pa.Schema
+    keys: tuple[str, ...]
+    partition_by: tuple[str, ...] = ()
+    zorder_by: tuple[str, ...] = ()
+    comment: str = ""
+    column_comments: dict[str, str] = field(default_factory=dict)
+
+
+def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
+    return pa.schema([pa.field(name, dtype, nullable=nullable) for name, dtype, nullable in fields])
+
+
+TIMESERIES = TableSpec(
+    name="pi_timeseries",
+    layer="bronze",
+    schema=_schema(
+        ("tag_webid", pa.string(), False),
+        ("tag_name", pa.string(), True),
+        ("timestamp", TS, False),
+        # 0 for the first value PI returned at this timestamp, 1 for the next...: the key survives duplicate timestamps.
+        ("value_seq", pa.int32(), False),
+        ("value", pa.float64(), True),  # numeric projection: Float*, Int* (exact up to 2^53), digital code
+        ("value_string", pa.string(), True),  # String points; text of other non-numeric values
+        ("digital_state_name", pa.string(), True),
+        ("digital_state_code", pa.int32(), True),
+        ("digital_state_is_system", pa.bool_(), True),  # True: a system state (I/O Timeout, Shutdown...), not data
+        ("good", pa.bool_(), True),
+        ("questionable", pa.bool_(), True),
+        ("substituted", pa.bool_(), True),
+        ("annotated", pa.bool_(), True),
+        ("units", pa.string(), True),
+        ("partition_date", pa.date32(), False),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("tag_webid", "timestamp", "value_seq"),
+    partition_by=("partition_date",),
+    zorder_by=("tag_webid", "timestamp"),
+    comment="PI recorded values, one row per value PI stored (duplicate timestamps kept, ordered by value_seq).",
+)
+
+TAGS = TableSpec(
+    name="pi_tags",
+    layer="bronze",
+    schema=_schema(
+        ("tag_webid", pa.string(), False),
+        ("tag_id", pa.int64(), True),
+        ("tag_name", pa.string(), False),
+        ("path", pa.string(), True),
+        ("descriptor", pa.string(), True),
+        ("point_class", pa.string(), True),
+        ("point_type", pa.string(), True),
+        ("engineering_units", pa.string(), True),
+        ("digital_set_name", pa.string(), True),
+        ("span", pa.float64(), True),
+        ("zero", pa.float64(), True),
+        ("step", pa.bool_(), True),
+        ("future", pa.bool_(), True),
+        ("data_server_webid", pa.string(), True),
+        ("data_server_name", pa.string(), True),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("tag_webid",),
+    comment="PI point metadata, one row per point (latest seen).",
+)
+
+ASSET_HIERARCHY = TableSpec(
+    name="pi_asset_hierarchy",
+    layer="bronze",
+    schema=_schema(
+        ("element_id", pa.string(), False),  # AF GUID: survives renames and moves
+        ("element_webid", pa.string(), False),
+        ("element_name", pa.string(), False),
+        ("element_path", pa.string(), False),
+        ("parent_path", pa.string(), True),  # null at the top level
+        ("parent_webid", pa.string(), True),
+        ("depth", pa.int32(), False),  # 1 for the database's top-level elements
+        ("template_name", pa.string(), True),
+        ("categories", STRINGS, True),
+        ("description", pa.string(), True),
+        ("has_children", pa.bool_(), True),
+        ("af_database_webid", pa.string(), False),
+        ("af_database_path", pa.string(), True),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("element_id",),
+    comment="AF elements of the configured database (full hierarchy, latest snapshot).",
+)
+
+ELEMENT_ATTRIBUTES = TableSpec(
+    name="pi_element_attributes",
+    layer="bronze",
+    schema=_schema(
+        ("attribute_id", pa.string(), False),
+        ("attribute_webid", pa.string(), False),
+        ("element_id", pa.string(), False),
+        ("element_webid", pa.string(), False),
+        ("element_path", pa.string(), True),
+        ("attribute_name", pa.string(), False),
+        ("attribute_path", pa.string(), True),
+        ("description", pa.string(), True),
+        ("type", pa.string(), True),
+        ("default_units", pa.string(), True),
+        ("data_reference", pa.string(), True),  # "PI Point", "Formula", "" (static)...
+        ("config_string", pa.string(), True),
+        ("point_webid", pa.string(), True),  # the referenced PI point's WebID: joins to pi_timeseries.tag_webid
+        ("point_name", pa.string(), True),
+        ("categories", STRINGS, True),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("attribute_id",),
+    comment="AF element attributes; point_webid joins to pi_timeseries.tag_webid.",
+)
+
+EVENT_FRAMES = TableSpec(
+    name="pi_event_frames",
+    layer="bronze",
+    schema=_schema(
+        ("event_frame_id", pa.string(), False),
+        ("event_frame_webid", pa.string(), False),
+        ("event_name", pa.string(), False),
+        ("template_name", pa.string(), True),
+        ("description", pa.string(), True),
+        ("start_time", TS, False),
+        ("end_time", TS, True),  # null while the frame is in progress (PI's 9999-12-31 open end)
+        ("is_in_progress", pa.bool_(), False),
+        ("primary_element_webid", pa.string(), True),
+        ("referenced_element_webids", STRINGS, True),
+        ("severity", pa.string(), True),
+        ("can_be_acknowledged", pa.bool_(), True),
+        ("is_acknowledged", pa.bool_(), True),
+        ("acknowledged_by", pa.string(), True),
+        ("acknowledged_date", TS, True),
+        ("are_values_captured", pa.bool_(), True),
+        ("categories", STRINGS, True),
+        ("attributes", pa.string(), True),  # JSON object {attribute name: value}; Databricks SQL: attributes:Phase
+        ("af_database_webid", pa.string(), False),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("event_frame_id",),
+    comment="AF event frames; open frames are updated in place when they close.",
+)
+
+WATERMARKS = TableSpec(
+    name="pi_watermarks",
+    layer="checkpoints",
+    schema=_schema(
+        ("dataset", pa.string(), False),  # timeseries | event_frames | af_hierarchy | tags
+        ("item_id", pa.string(), False),  # tag WebID, or the AF database WebID
+        ("item_name", pa.string(), True),
+        ("low_watermark", TS, True),  # earliest time covered (only ever moves back: backfills widen it)
+        ("high_watermark", TS, True),  # data up to here is committed (only ever moves forward)
+        ("last_run_id", pa.string(), True),
+        ("last_status", pa.string(), True),  # ok | failed
+        ("last_error", pa.string(), True),
+        ("rows_last_run", pa.int64(), True),
+        ("updated_at", TS, False),
+    ),
+    keys=("dataset", "item_id"),
+    comment="Per-tag / per-dataset progress; advanced only after the data it covers is committed.",
+)
+
+RUN_METRICS = TableSpec(
+    name="pi_run_metrics",
+    layer="checkpoints",
+    schema=_schema(
+        ("run_id", pa.string(), False),
+        ("mode", pa.string(), False),  # incremental | full | backfill
+        ("engine", pa.string(), True),  # delta-rs | spark
+        ("started_at", TS, False),
+        ("finished_at", TS, True),
+        ("duration_seconds", pa.float64(), True),
+        ("window_start", TS, True),
+        ("window_end", TS, True),
+        ("tags_requested", pa.int64(), True),
+        ("tags_succeeded", pa.int64(), True),
+        ("tags_failed", pa.int64(), True),
+        ("rows_timeseries", pa.int64(), True),
+        ("rows_tags", pa.int64(), True),
+        ("rows_asset_hierarchy", pa.int64(), True),
+        ("rows_element_attributes", pa.int64(), True),
+        ("rows_event_frames", pa.int64(), True),
+        ("requests", pa.int64(), True),
+        ("status", pa.string(), False),  # success | partial | failed
+        ("errors", STRINGS, True),  # one line per failed tag/dataset: what failed and why
+    ),
+    keys=("run_id",),
+    comment="One row per connector run, for monitoring and alerting.",
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (
+    TIMESERIES,
+    TAGS,
+    ASSET_HIERARCHY,
+    ELEMENT_ATTRIBUTES,
+    EVENT_FRAMES,
+    WATERMARKS,
+    RUN_METRICS,
+)
+BY_NAME = {spec.name: spec for spec in ALL_TABLES}

@@ -1,0 +1,64 @@
+"""The one interface both sinks implement (delta-rs on disk, Spark/Unity Catalog on Databricks).
+
+CONTRACT stub: the extractor only ever calls these methods, so a run never needs to know which sink it has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+
+from osipi_connector.lake.schemas import TableSpec
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where tables live: `catalog.schema.table` on Databricks, `<root>/<catalog>/<schema>/<table>` locally."""
+
+    catalog: str = "main"
+    schema: str = "bronze"
+    checkpoint_schema: str = "checkpoints"
+
+    def schema_for(self, spec: TableSpec) -> str:
+        return self.checkpoint_schema if spec.layer == "checkpoints" else self.schema
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    inserted: int
+    updated: int
+
+
+class Sink(Protocol):
+    engine: str  # "delta-rs" | "spark": recorded in the run-metrics row
+
+    def table_name(self, spec: TableSpec) -> str:
+        """What a user types to query the table (a path locally, a three-part name on Databricks)."""
+        ...
+
+    def ensure(self, spec: TableSpec) -> None:
+        """Create the table with the spec's schema and partitioning if missing (idempotent)."""
+        ...
+
+    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+        """Upsert by `spec.keys` in one commit: re-writing the same rows changes nothing. `data` must have
+        `spec.schema` and no duplicate keys (the caller de-duplicates)."""
+        ...
+
+    def append(self, spec: TableSpec, data: pa.Table) -> None:
+        """Append (run metrics only: every other table is merged)."""
+        ...
+
+    def read(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
+        """Whole table as Arrow (small tables: watermarks, run metrics); empty table with the schema if missing."""
+        ...
+
+    def optimize(self, spec: TableSpec) -> dict:
+        """Compact small files and Z-order by `spec.zorder_by` (when set); returns the engine's metrics."""
+        ...
+
+    def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> dict:
+        """Remove files no longer referenced and older than `retain_hours`."""
+        ...
