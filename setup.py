@@ -67,6 +67,7 @@ setup(
     entry_points={
         "console_scripts": [
             "osipi-connector=osipi_connector.cli:main",
+            "iot-connector=iot_connector.cli:main",
         ],
     },
 )
