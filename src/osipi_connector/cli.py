@@ -30,6 +30,9 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--max-items", type=int, default=150_000, help="MaxReturnedItemsPerCall (default 150000)")
     p.add_argument("--rate-limit", type=int, default=1000, help="requests/s per client IP before 429 (0 disables)")
+    p.add_argument(
+        "--no-batch", dest="batch", action="store_false", help="disable the batch controller: POST /batch answers 405"
+    )
     p.add_argument("--late-share", type=float, default=0.1, help="share of tags whose data arrives late (default 0.1)")
     p.add_argument("--edit-share", type=float, default=0.01, help="share of values edited later (default 0.01)")
     p.add_argument("--error-rate", type=float, default=0.0, help="probability a request starts a 5xx burst")
@@ -70,6 +73,7 @@ def _simulate(args: argparse.Namespace) -> int:
         token_ttl_s=args.token_ttl,
         max_returned_items_per_call=args.max_items,
         rate_limit_max_requests=args.rate_limit,
+        batch_enabled=args.batch,
         late_share=args.late_share,
         edit_share=args.edit_share,
         faults=FaultConfig(
