@@ -34,6 +34,7 @@ class SimConfig:
     max_returned_items_per_call: int = 150_000
     rate_limit_max_requests: int = 1000  # per client IP per window; 0 disables
     rate_limit_duration_s: float = 1.0
+    batch_enabled: bool = True  # False: POST /batch answers 405, as a server with the batch controller disabled
     # Late and edited data (re-read windows)
     late_share: float = 0.1  # share of tags whose values arrive after a delay
     late_delay_s: tuple[float, float] = (60.0, 1800.0)

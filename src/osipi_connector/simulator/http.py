@@ -177,9 +177,13 @@ class Router:
                 return exc.response()
             return result if isinstance(result, Response) else Response(200, result)
         if path_matched:
-            message = f"The requested resource does not support http method '{request.method}'."
-            return Response(405, {"Errors": [message]})
+            return method_not_allowed(request.method)
         return Response(404, {"Errors": [f"The requested resource '{request.path}' was not found."]})
+
+
+def method_not_allowed(method: str) -> Response:
+    """ASP.NET Web API's 405, as PI Web API answers for a method a route (or a disabled controller) lacks."""
+    return Response(405, {"Errors": [f"The requested resource does not support http method '{method}'."]})
 
 
 def paginate(request: Request, items: list[Any], total: int | None = None) -> tuple[list[Any], dict[str, str]]:

@@ -36,7 +36,7 @@ import orjson
 from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.ext import parse as parse_jsonpath
 
-from osipi_connector.simulator.http import ApiError, LazyJson, Request, Response
+from osipi_connector.simulator.http import ApiError, LazyJson, Request, Response, method_not_allowed
 
 if TYPE_CHECKING:
     from jsonpath_ng import JSONPath
@@ -403,4 +403,6 @@ def execute(sim: Simulator, request: Request) -> Response:
 def register(sim: Simulator) -> None:
     @sim.router.route("POST", "/batch")
     def batch(request: Request) -> Response:
+        if not sim.config.batch_enabled:  # a server whose batch controller is disabled by configuration
+            return method_not_allowed(request.method)
         return execute(sim, request)
