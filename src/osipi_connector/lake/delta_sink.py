@@ -1,0 +1,138 @@
+"""The local sink: Delta tables on disk written with delta-rs (`deltalake`), no JVM, no cluster.
+
+Tables live at `<root>/<catalog>/<schema>/<table>`, the same three names as on Databricks, so a local run and a
+Unity Catalog run differ only in the Sink object. One writer at a time: delta-rs commits atomically on a local
+file system (a second concurrent writer gets a commit conflict, never a corrupt table), but it does not retry
+conflicting MERGEs; several connectors writing the same tables at once need Databricks.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from osipi_connector.lake import merge_sql
+from osipi_connector.lake.schemas import TableSpec
+from osipi_connector.lake.sink import Location, WriteResult
+from osipi_connector.lake.validate import SchemaMismatchError, check_unique_keys, conform
+
+log = logging.getLogger(__name__)
+
+
+class DeltaSink:
+    """Sink on local Delta tables; see the module docstring for the layout and the one-writer rule."""
+
+    engine = "delta-rs"
+
+    def __init__(self, root: Path | str, location: Location | None = None) -> None:
+        self.root = Path(root)
+        self.location = location or Location()
+
+    def path(self, spec: TableSpec) -> Path:
+        return self.root / self.location.catalog / self.location.schema_for(spec) / spec.name
+
+    def table_name(self, spec: TableSpec) -> str:
+        return str(self.path(spec))
+
+    def exists(self, spec: TableSpec) -> bool:
+        return DeltaTable.is_deltatable(str(self.path(spec)))
+
+    def _open(self, spec: TableSpec) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.path(spec))
+        except TableNotFoundError:
+            return None
+
+    def ensure(self, spec: TableSpec) -> None:
+        table = self._open(spec)
+        if table is None:
+            self.path(spec).mkdir(parents=True, exist_ok=True)
+            DeltaTable.create(
+                self.path(spec),
+                spec.schema,
+                mode="ignore",
+                partition_by=list(spec.partition_by) or None,
+                name=spec.name,
+                description=spec.comment or None,
+            )
+            return
+        _check_existing(spec, table)
+
+    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+        source = conform(spec, data)
+        check_unique_keys(spec, source)
+        if source.num_rows == 0:
+            return WriteResult(inserted=0, updated=0)
+        self.ensure(spec)
+        partitions = {c: pc.unique(source[c]).to_pylist() for c in spec.partition_by}
+        merger = DeltaTable(self.path(spec)).merge(
+            source,
+            merge_sql.merge_condition(spec, partitions),
+            source_alias=merge_sql.SOURCE,
+            target_alias=merge_sql.TARGET,
+        )
+        metrics = merger.when_matched_update_all(predicate=merge_sql.changed_condition(spec))
+        metrics = metrics.when_not_matched_insert_all().execute()
+        return WriteResult(inserted=metrics["num_target_rows_inserted"], updated=metrics["num_target_rows_updated"])
+
+    def append(self, spec: TableSpec, data: pa.Table) -> None:
+        source = conform(spec, data)
+        if source.num_rows == 0:
+            return
+        self.ensure(spec)
+        write_deltalake(self.path(spec), source, mode="append")
+
+    def read(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
+        unknown = [c for c in columns or () if c not in spec.schema.names]
+        if unknown:
+            raise SchemaMismatchError(f"table {spec.name}: no column(s) {unknown}; columns are {spec.schema.names}")
+        table = self._open(spec)
+        if table is None:
+            empty = spec.schema.empty_table()
+            return empty.select(columns) if columns is not None else empty
+        return table.to_pyarrow_table(columns=columns)
+
+    def optimize(self, spec: TableSpec) -> dict:
+        """Compact, then Z-order by `spec.zorder_by` (Z-order rewrites every file, so it runs only when set)."""
+        table = self._open(spec)
+        if table is None:
+            return {"skipped": "table does not exist"}
+        metrics = {"compact": table.optimize.compact()}
+        if spec.zorder_by:
+            metrics["z_order"] = DeltaTable(self.path(spec)).optimize.z_order(list(spec.zorder_by))
+        return metrics
+
+    def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> dict:
+        """Delete unreferenced files older than `retain_hours`; below 168 h, time travel and long readers break."""
+        table = self._open(spec)
+        if table is None:
+            return {"skipped": "table does not exist"}
+        if retain_hours < 168:
+            log.warning("vacuum %s with %d h retention: older versions become unreadable", spec.name, retain_hours)
+        deleted = table.vacuum(retention_hours=retain_hours, dry_run=False, enforce_retention_duration=False)
+        return {"files_deleted": len(deleted), "retain_hours": retain_hours}
+
+
+def _check_existing(spec: TableSpec, table: DeltaTable) -> None:
+    """An existing table must have the spec's columns and partitioning: writing a changed spec fails loudly."""
+    actual = pa.schema(table.schema().to_arrow())
+    actual_types = {f.name: f.type for f in actual}
+    problems = [
+        f"{f.name} ({'missing' if f.name not in actual_types else f'{actual_types[f.name]} on disk, {f.type} in spec'})"
+        for f in spec.schema
+        if actual_types.get(f.name) != f.type
+    ]
+    problems += [f"{name} (on disk, not in spec)" for name in actual.names if name not in spec.schema.names]
+    partitions = table.metadata().partition_columns
+    if list(partitions) != list(spec.partition_by):
+        problems.append(f"partitioned by {partitions} on disk, {list(spec.partition_by)} in spec")
+    if problems:
+        raise SchemaMismatchError(
+            f"table {spec.name} at {table.table_uri} does not match its spec: {'; '.join(problems)}. "
+            "Migrate the table (or write to a new root) before running this version."
+        )
