@@ -18,6 +18,7 @@ from osipi_connector.piwebapi.pitime import (
     parse_pi_time,
     parse_pi_timestamp_ticks,
     ticks_to_datetime,
+    time_zone,
 )
 
 UTC = timezone.utc
@@ -58,6 +59,12 @@ MIDNIGHT = datetime(2025, 3, 31, tzinfo=UTC)
         ("2025-03-01T12:00:00.5Z", datetime(2025, 3, 1, 12, 0, 0, 500000, tzinfo=UTC)),
         ("2025-03-01T12:00:00", datetime(2025, 3, 1, 12, tzinfo=UTC)),  # naive = server time zone (UTC)
         ("2025-03-01", datetime(2025, 3, 1, tzinfo=UTC)),
+        # PI's own absolute form (PI DataLink, tagreader): dd-Mon-yy[yy] [HH:MM[:SS[.fff]]] [offsets]
+        ("01-Mar-25 12:00:00", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("1-mar-2025", datetime(2025, 3, 1, tzinfo=UTC)),
+        ("31-Dec-99 23:59", datetime(1999, 12, 31, 23, 59, tzinfo=UTC)),
+        ("05-Jan-25 06:07:08.25", datetime(2025, 1, 5, 6, 7, 8, 250000, tzinfo=UTC)),
+        ("01-Mar-25 12:00:00-1h", datetime(2025, 3, 1, 11, tzinfo=UTC)),
     ],
 )
 def test_parse_pi_time(text, expected):
@@ -88,6 +95,9 @@ def test_relative_times_follow_a_non_utc_now():
         ("*-1d garbage", "unexpected text"),
         ("2025-13-01", ""),
         ("2025-02-30T00:00:00Z", ""),
+        ("30-Feb-25 00:00:00", "not a valid date"),
+        ("01-Foo-25", "not a valid date"),
+        ("01-Mar-25 12:00:00 junk", "unexpected text"),
     ],
 )
 def test_parse_pi_time_errors(text, reason):
@@ -95,6 +105,19 @@ def test_parse_pi_time_errors(text, reason):
         parse_pi_time(text, NOW)
     assert reason in str(info.value)
     assert isinstance(info.value, ValueError)  # callers may catch ValueError
+
+
+def test_time_zone_parameter_applies_to_times_without_an_offset():
+    oslo = time_zone("Europe/Oslo")  # UTC+1 in winter, UTC+2 in summer
+    assert parse_pi_time("01-Mar-25 12:00:00", NOW, oslo) == datetime(2025, 3, 1, 11, tzinfo=UTC)
+    assert parse_pi_time("2025-07-01T12:00:00", NOW, oslo) == datetime(2025, 7, 1, 10, tzinfo=UTC)
+    assert parse_pi_time("2025-07-01T12:00:00Z", NOW, oslo) == datetime(2025, 7, 1, 12, tzinfo=UTC)  # has an offset
+    assert parse_pi_time("t", NOW, oslo) == datetime(2025, 3, 30, 22, tzinfo=UTC)  # Oslo midnight, summer time
+    assert parse_pi_time("*-1h", NOW, oslo) == NOW - timedelta(hours=1)
+    for server_zone in ("UTC", None, ""):
+        assert time_zone(server_zone) is UTC
+    with pytest.raises(PITimeError, match="time zone 'Mars/Olympus' is not valid"):
+        time_zone("Mars/Olympus")
 
 
 def test_naive_now_is_refused():

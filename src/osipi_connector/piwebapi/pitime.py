@@ -7,7 +7,8 @@ Both the simulator (parsing what clients send) and the client (formatting what i
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UTC = timezone.utc
 TICKS_PER_SECOND = 10_000_000  # PI resolves time to 100 ns; we keep integer "ticks" since the Unix epoch.
@@ -24,6 +25,14 @@ _UNITS = {
 _OFFSET = re.compile(r"\s*([+-])\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]+)")
 _ISO_FRACTION = re.compile(r"\.(\d+)")
 _ISO_COMPACT_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))
+}
+_PI_ABSOLUTE = re.compile(
+    r"(?P<day>\d{1,2})-(?P<month>[a-z]{3})-(?P<year>\d{4}|\d{2})"
+    r"(?:\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<frac>\d+))?)?)?",
+    re.IGNORECASE,
+)
 _PI_TIMESTAMP = re.compile(r"(?P<main>[^.]*?)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d{2}:?\d{2})?", re.IGNORECASE)
 
 
@@ -66,12 +75,14 @@ def _apply_offsets(base: datetime, text: str, original: str) -> datetime:
     return result
 
 
-def parse_pi_time(text: str, now: datetime) -> datetime:
-    """Parse a PI time string relative to `now` (an aware UTC datetime); returns an aware UTC datetime.
+def parse_pi_time(text: str, now: datetime, tz: tzinfo = UTC) -> datetime:
+    """Parse a PI time string relative to `now` (an aware datetime); returns an aware UTC datetime.
 
-    Supported: `*` (now), `t`/`today`, `y`/`yesterday` (UTC midnight), a bare offset (`-1h`, relative to
-    now), any base followed by offsets (`*-1d+2h`, `t+8h`), and ISO-8601 with or without an offset
-    (naive times are UTC, as the simulator's server time zone is UTC).
+    Supported: `*` (now), `t`/`today`, `y`/`yesterday` (midnight in `tz`), a bare offset (`-1h`,
+    relative to now), any base followed by offsets (`*-1d+2h`, `t+8h`), PI's own absolute form
+    (`01-Mar-25 12:00:00`, `1-Mar-2025`, optionally followed by offsets) and ISO-8601 with or without
+    an offset. Times without an offset are in `tz` (the `timeZone` parameter; the simulator's server
+    time zone is UTC).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -80,7 +91,7 @@ def parse_pi_time(text: str, now: datetime) -> datetime:
     if not text:
         raise PITimeError("Cannot parse time string '': it is empty.")
     lower = text.lower()
-    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     for word, base in (
         ("yesterday", midnight - timedelta(days=1)),
         ("today", midnight),
@@ -92,10 +103,49 @@ def parse_pi_time(text: str, now: datetime) -> datetime:
             return _apply_offsets(base, text[len(word) :], original).astimezone(UTC)
     if text[0] in "+-":
         return _apply_offsets(now, text, original).astimezone(UTC)
-    return parse_iso(text, original)
+    absolute = _PI_ABSOLUTE.match(text)
+    if absolute:
+        return _apply_offsets(_pi_absolute(absolute, tz, original), text[absolute.end() :], original).astimezone(UTC)
+    return parse_iso(text, original, tz)
 
 
-def parse_iso(text: str, original: str | None = None) -> datetime:
+def _pi_absolute(match: re.Match[str], tz: tzinfo, original: str) -> datetime:
+    """`dd-Mon-yy[yy] [HH:MM[:SS[.fff]]]`, the form PI clients (PI DataLink, tagreader) send."""
+    month = _MONTHS.get(match["month"].lower())
+    year = int(match["year"])
+    if len(match["year"]) == 2:  # two-digit years: 00-69 are 20xx, 70-99 are 19xx
+        year += 2000 if year < 70 else 1900
+    frac = (match["frac"] or "").ljust(6, "0")[:6]
+    try:
+        if month is None:
+            raise ValueError(match["month"])
+        return datetime(
+            year,
+            month,
+            int(match["day"]),
+            int(match["hour"] or 0),
+            int(match["minute"] or 0),
+            int(match["second"] or 0),
+            int(frac),
+            tzinfo=tz,
+        )
+    except ValueError:
+        raise PITimeError(f"Cannot parse time string '{original}': not a valid date.") from None
+
+
+def time_zone(name: str | None) -> tzinfo:
+    """The `timeZone` parameter: an IANA name (`Europe/Oslo`) or `UTC`; the server's (UTC) when empty."""
+    if not name or name.upper() in ("UTC", "GMT", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PITimeError(
+            f"The time zone '{name}' is not valid: use an IANA name such as 'UTC' or 'Europe/Oslo'."
+        ) from None
+
+
+def parse_iso(text: str, original: str | None = None, tz: tzinfo = UTC) -> datetime:
     """ISO-8601 with any number of fractional digits (PI sends up to 7, trailing zeros trimmed);
     truncated to microseconds. The fraction is padded to 6 digits and a `+0200` offset gets its colon
     because Python 3.10's `fromisoformat` takes neither."""
@@ -109,7 +159,7 @@ def parse_iso(text: str, original: str | None = None) -> datetime:
     except ValueError:
         raise PITimeError(f"Cannot parse time string '{original or text}'.") from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+        value = value.replace(tzinfo=tz)
     return value.astimezone(UTC)
 
 

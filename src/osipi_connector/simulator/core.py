@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, UTC, datetime_to_ticks, parse_pi_time
+from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, UTC, datetime_to_ticks, parse_pi_time, time_zone
 from osipi_connector.simulator.af import AssetModel
 from osipi_connector.simulator.config import SimConfig
 from osipi_connector.simulator.eventframes import EventFrameModel
@@ -39,10 +39,11 @@ class Simulator:
         return time.time_ns() // 100
 
     def time_arg(self, request: Request, name: str, default: str) -> int:
-        """A PI time parameter as ticks; 400 with PI's message when it does not parse."""
+        """A PI time parameter as ticks, read in the request's `timeZone`; 400 with PI's message when it
+        does not parse."""
         text = request.arg(name) or default
         try:
-            return datetime_to_ticks(parse_pi_time(text, self.now()))
+            return datetime_to_ticks(parse_pi_time(text, self.now(), time_zone(request.arg("timeZone"))))
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
 
