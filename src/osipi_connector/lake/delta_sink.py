@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from osipi_connector.lake import merge_sql
+from osipi_connector.lake import merge_conditions
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, WriteResult
 from osipi_connector.lake.validate import SchemaMismatchError, check_unique_keys, conform
@@ -72,11 +72,11 @@ class DeltaSink:
         partitions = {c: pc.unique(source[c]).to_pylist() for c in spec.partition_by}
         merger = DeltaTable(self.path(spec)).merge(
             source,
-            merge_sql.merge_condition(spec, partitions),
-            source_alias=merge_sql.SOURCE,
-            target_alias=merge_sql.TARGET,
+            merge_conditions.merge_condition(spec, partitions),
+            source_alias=merge_conditions.SOURCE,
+            target_alias=merge_conditions.TARGET,
         )
-        metrics = merger.when_matched_update_all(predicate=merge_sql.changed_condition(spec))
+        metrics = merger.when_matched_update_all(predicate=merge_conditions.changed_condition(spec))
         metrics = metrics.when_not_matched_insert_all().execute()
         return WriteResult(inserted=metrics["num_target_rows_inserted"], updated=metrics["num_target_rows_updated"])
 

@@ -27,9 +27,13 @@ def conform(spec: TableSpec, data: pa.Table | pa.RecordBatch) -> pa.Table:
     that would change is an error, never a silent truncation. Timezone-naive timestamps are rejected because
     the tables store UTC and a naive value's zone is a guess.
     """
+    return conform_to(spec.schema, data, f"table {spec.name}")
+
+
+def conform_to(schema: pa.Schema, data: pa.Table | pa.RecordBatch, where: str) -> pa.Table:
+    """`conform` for any schema (e.g. a subset of a table's columns); `where` starts every error message."""
     table = pa.table(data) if isinstance(data, pa.RecordBatch) else data
-    where = f"table {spec.name}"
-    expected = spec.schema.names
+    expected = schema.names
     missing = [name for name in expected if name not in table.column_names]
     extra = [name for name in table.column_names if name not in expected]
     if missing or extra:
@@ -41,7 +45,7 @@ def conform(spec: TableSpec, data: pa.Table | pa.RecordBatch) -> pa.Table:
     if len(set(table.column_names)) != len(table.column_names):
         raise SchemaMismatchError(f"{where}: duplicate column names in {table.column_names}")
     columns = []
-    for target in spec.schema:
+    for target in schema:
         column = table.column(target.name)
         if pa.types.is_timestamp(target.type) and pa.types.is_timestamp(column.type) and column.type.tz is None:
             raise SchemaMismatchError(
@@ -59,7 +63,7 @@ def conform(spec: TableSpec, data: pa.Table | pa.RecordBatch) -> pa.Table:
                 f"{where}: column {target.name!r} is NOT NULL but has {column.null_count} null value(s)"
             )
         columns.append(column)
-    return pa.Table.from_arrays(columns, schema=spec.schema)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def check_unique_keys(spec: TableSpec, data: pa.Table) -> None:

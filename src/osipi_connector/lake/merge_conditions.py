@@ -62,7 +62,8 @@ def changed_condition(spec: TableSpec, q: str = '"') -> str | None:
     Null-safe (`IS DISTINCT FROM`); each term is parenthesised because DataFusion's parser binds
     `a IS DISTINCT FROM b OR c` as `a IS DISTINCT FROM (b OR c)`.
     """
-    compared = [c for c in spec.schema.names if c not in spec.keys and c not in LINEAGE_COLUMNS]
+    skipped = {*spec.keys, *spec.partition_by, *LINEAGE_COLUMNS}  # keys and partitions already matched in ON
+    compared = [c for c in spec.schema.names if c not in skipped]
     if not compared:
         return None
     return " OR ".join(f"({TARGET}.{quote(c, q)} IS DISTINCT FROM {SOURCE}.{quote(c, q)})" for c in compared)

@@ -1,0 +1,111 @@
+"""The Databricks sink: Unity Catalog Delta tables written through Spark SQL generated in `lake/spark_sql.py`.
+
+Every Delta statement comes from a pure function whose text is tested; this class only builds the source
+DataFrame from Arrow (with the spec's Spark schema), registers it as a temporary view for the statement and
+drops it afterwards. Works on a classic cluster, serverless and Databricks Connect (temp views and
+createDataFrame from Arrow exist on all three). Concurrent MERGEs into one table are Delta's business on
+Databricks (optimistic concurrency with conflict detection); schedule jobs with max_concurrent_runs: 1 anyway.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from osipi_connector.lake import spark_sql
+from osipi_connector.lake.schemas import TableSpec
+from osipi_connector.lake.sink import Location, WriteResult
+from osipi_connector.lake.spark_schema import spark_schema
+from osipi_connector.lake.validate import SchemaMismatchError, check_unique_keys, conform, conform_to
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+class SparkSink:
+    """Sink on Unity Catalog tables `catalog.schema.table` through a SparkSession (or Databricks Connect)."""
+
+    engine = "spark"
+
+    def __init__(self, spark: SparkSession, location: Location | None = None) -> None:
+        self.spark = spark
+        self.location = location or Location()
+        self._ensured: set[str] = set()
+
+    def table_name(self, spec: TableSpec) -> str:
+        return f"{self.location.catalog}.{self.location.schema_for(spec)}.{spec.name}"
+
+    def ensure(self, spec: TableSpec) -> None:
+        """CREATE SCHEMA/TABLE IF NOT EXISTS, once per table per sink (the statements are idempotent anyway)."""
+        if spec.name in self._ensured:
+            return
+        self.spark.sql(spark_sql.create_schema_sql(spec, self.location))
+        self.spark.sql(spark_sql.create_table_sql(spec, self.location))
+        self._ensured.add(spec.name)
+
+    def dataframe(self, spec: TableSpec, data: pa.Table) -> DataFrame:
+        """A DataFrame with exactly the spec's Spark schema (checked against the spec first)."""
+        return self.spark.createDataFrame(conform(spec, data), schema=spark_schema(spec.schema))
+
+    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+        source = conform(spec, data)
+        check_unique_keys(spec, source)
+        if source.num_rows == 0:
+            return WriteResult(inserted=0, updated=0)
+        self.ensure(spec)
+        partitions = {c: pc.unique(source[c]).to_pylist() for c in spec.partition_by}
+        with self._view(spec, source) as view:
+            rows = self.spark.sql(spark_sql.merge_sql(spec, self.location, view, partitions)).collect()
+        metrics = rows[0].asDict() if rows else {}
+        return WriteResult(
+            inserted=int(metrics.get("num_inserted_rows", 0)), updated=int(metrics.get("num_updated_rows", 0))
+        )
+
+    def append(self, spec: TableSpec, data: pa.Table) -> None:
+        source = conform(spec, data)
+        if source.num_rows == 0:
+            return
+        self.ensure(spec)
+        with self._view(spec, source) as view:
+            self.spark.sql(spark_sql.insert_sql(spec, self.location, view)).collect()
+
+    def read(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
+        """Small tables only (watermarks, run metrics): the rows travel to the driver. Creates a missing table."""
+        unknown = [c for c in columns or () if c not in spec.schema.names]
+        if unknown:
+            raise SchemaMismatchError(f"table {spec.name}: no column(s) {unknown}; columns are {spec.schema.names}")
+        self.ensure(spec)
+        schema = pa.schema([spec.schema.field(c) for c in columns]) if columns is not None else spec.schema
+        table = self.spark.sql(spark_sql.select_sql(spec, self.location, columns)).toArrow()
+        return conform_to(schema, table, f"table {self.table_name(spec)}")
+
+    def optimize(self, spec: TableSpec) -> dict:
+        self.ensure(spec)
+        rows = self.spark.sql(spark_sql.optimize_sql(spec, self.location)).collect()
+        return rows[0].asDict(recursive=True) if rows else {}
+
+    def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> dict:
+        """Databricks refuses less than 168 h unless retentionDurationCheck is disabled on the cluster."""
+        self.ensure(spec)
+        self.spark.sql(spark_sql.vacuum_sql(spec, self.location, retain_hours)).collect()
+        return {"retain_hours": retain_hours}
+
+    def _view(self, spec: TableSpec, source: pa.Table) -> _TempView:
+        return _TempView(self.spark, f"osipi_src_{spec.name}_{uuid.uuid4().hex[:12]}", self.dataframe(spec, source))
+
+
+class _TempView:
+    """A uniquely named temp view over the source DataFrame, dropped even when the statement fails."""
+
+    def __init__(self, spark: Any, name: str, df: DataFrame) -> None:
+        self.spark, self.name, self.df = spark, name, df
+
+    def __enter__(self) -> str:
+        self.df.createOrReplaceTempView(self.name)
+        return self.name
+
+    def __exit__(self, *exc: object) -> None:
+        self.spark.catalog.dropTempView(self.name)

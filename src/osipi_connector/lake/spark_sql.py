@@ -1,0 +1,98 @@
+"""The Delta SQL the Spark sink runs on Databricks, generated from a TableSpec + Location by pure functions.
+
+Local Spark has no Delta (no Maven here), so these statements cannot run in tests; instead the tests assert
+their exact text, and everything around them (DataFrames, schemas) runs on a real local PySpark.
+Identifiers are back-quoted (catalog names may contain '-'); literals use Spark's backslash escaping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from osipi_connector.lake.merge_conditions import SOURCE, TARGET, changed_condition, merge_condition
+from osipi_connector.lake.schemas import TableSpec
+from osipi_connector.lake.sink import Location
+
+TABLE_PROPERTIES = {
+    # Databricks bins small writes into larger files and compacts after writes: hourly runs stay cheap to read.
+    "delta.autoOptimize.optimizeWrite": "true",
+    "delta.autoOptimize.autoCompact": "true",
+}
+
+
+def ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def string_literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def full_name(spec: TableSpec, location: Location) -> str:
+    """`catalog`.`schema`.`table`, quoted for SQL."""
+    return ".".join(ident(p) for p in (location.catalog, location.schema_for(spec), spec.name))
+
+
+def create_schema_sql(spec: TableSpec, location: Location) -> str:
+    return f"CREATE SCHEMA IF NOT EXISTS {ident(location.catalog)}.{ident(location.schema_for(spec))}"
+
+
+def create_table_sql(spec: TableSpec, location: Location) -> str:
+    from osipi_connector.lake.spark_schema import spark_schema
+
+    columns = []
+    for field in spark_schema(spec.schema):
+        column = f"  {ident(field.name)} {field.dataType.simpleString().upper()}"
+        if not field.nullable:
+            column += " NOT NULL"
+        if field.name in spec.column_comments:
+            column += f" COMMENT {string_literal(spec.column_comments[field.name])}"
+        columns.append(column)
+    lines = [f"CREATE TABLE IF NOT EXISTS {full_name(spec, location)} (", ",\n".join(columns), ")", "USING DELTA"]
+    if spec.partition_by:
+        lines.append(f"PARTITIONED BY ({', '.join(ident(c) for c in spec.partition_by)})")
+    if spec.comment:
+        lines.append(f"COMMENT {string_literal(spec.comment)}")
+    properties = ",\n".join(f"  {string_literal(k)} = {string_literal(v)}" for k, v in TABLE_PROPERTIES.items())
+    lines += ["TBLPROPERTIES (", properties, ")"]
+    return "\n".join(lines)
+
+
+def merge_sql(
+    spec: TableSpec, location: Location, source_view: str, partition_values: dict[str, Iterable[object]] | None = None
+) -> str:
+    """MERGE by the spec's keys; `partition_values` (the batch's distinct partition values) prune the target."""
+    when_changed = changed_condition(spec, q="`")
+    matched = (
+        f"WHEN MATCHED AND ({when_changed}) THEN UPDATE SET *" if when_changed else "WHEN MATCHED THEN UPDATE SET *"
+    )
+    return "\n".join(
+        [
+            f"MERGE INTO {full_name(spec, location)} AS {TARGET}",
+            f"USING {ident(source_view)} AS {SOURCE}",
+            f"ON {merge_condition(spec, partition_values, q='`')}",
+            matched,
+            "WHEN NOT MATCHED THEN INSERT *",
+        ]
+    )
+
+
+def insert_sql(spec: TableSpec, location: Location, source_view: str) -> str:
+    columns = ", ".join(ident(c) for c in spec.schema.names)
+    return f"INSERT INTO {full_name(spec, location)} ({columns})\nSELECT {columns} FROM {ident(source_view)}"
+
+
+def select_sql(spec: TableSpec, location: Location, columns: list[str] | None = None) -> str:
+    names = ", ".join(ident(c) for c in (columns if columns is not None else spec.schema.names))
+    return f"SELECT {names} FROM {full_name(spec, location)}"
+
+
+def optimize_sql(spec: TableSpec, location: Location) -> str:
+    statement = f"OPTIMIZE {full_name(spec, location)}"
+    if spec.zorder_by:
+        statement += f" ZORDER BY ({', '.join(ident(c) for c in spec.zorder_by)})"
+    return statement
+
+
+def vacuum_sql(spec: TableSpec, location: Location, retain_hours: int = 168) -> str:
+    return f"VACUUM {full_name(spec, location)} RETAIN {int(retain_hours)} HOURS"
