@@ -145,6 +145,35 @@ def time_zone(name: str | None) -> tzinfo:
         ) from None
 
 
+_SPAN_TERM = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]+)")
+_SPAN_CLOCK = re.compile(r"(\d+):(\d{1,2})(?::(\d{1,2}(?:\.\d*)?))?")
+
+
+def parse_interval(text: str) -> timedelta:
+    """A PI time span (`interval=1h`, `summaryDuration=30m`, `1d 12h`, `1.5h`, `00:10:00`), positive.
+
+    Calendar units (months, years) have no fixed length, so they are refused here."""
+    original = text
+    text = (text or "").strip()
+    clock = _SPAN_CLOCK.fullmatch(text)
+    if clock:
+        total = int(clock[1]) * 3600 + int(clock[2]) * 60 + float(clock[3] or 0)
+    else:
+        total, pos = 0.0, 0
+        while pos < len(text):
+            match = _SPAN_TERM.match(text, pos)
+            unit = match[2].lower() if match else ""
+            if not match or unit not in _UNITS:
+                raise PITimeError(f"Cannot parse time span '{original}': use e.g. '1h', '30m', '10s' or '1d'.")
+            if _UNITS[unit] is None:
+                raise PITimeError(f"Cannot parse time span '{original}': months and years have no fixed length.")
+            total += float(match[1]) * _UNITS[unit]
+            pos = match.end()
+    if total <= 0:
+        raise PITimeError(f"Cannot parse time span '{original}': it must be longer than zero.")
+    return timedelta(seconds=total)
+
+
 def parse_iso(text: str, original: str | None = None, tz: tzinfo = UTC) -> datetime:
     """ISO-8601 with any number of fractional digits (PI sends up to 7, trailing zeros trimmed);
     truncated to microseconds. The fraction is padded to 6 digits and a `+0200` offset gets its colon

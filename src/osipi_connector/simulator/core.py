@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, UTC, datetime_to_ticks, parse_pi_time, time_zone
+from osipi_connector.piwebapi.pitime import (
+    TICKS_PER_SECOND,
+    UTC,
+    datetime_to_ticks,
+    parse_interval,
+    parse_pi_time,
+    time_zone,
+)
 from osipi_connector.simulator.af import AssetModel
 from osipi_connector.simulator.config import SimConfig
 from osipi_connector.simulator.eventframes import EventFrameModel
@@ -46,6 +53,15 @@ class Simulator:
             return datetime_to_ticks(parse_pi_time(text, self.now(), time_zone(request.arg("timeZone"))))
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
+
+    @staticmethod
+    def span_arg(request: Request, name: str, default: str) -> int:
+        """A PI time-span parameter (`interval`, `summaryDuration`) as ticks; 400 when it does not parse."""
+        try:
+            span = parse_interval(request.arg(name) or default)
+        except ValueError as exc:
+            raise ApiError(400, f"{exc} (parameter '{name}')") from None
+        return span // timedelta(microseconds=1) * 10
 
     @staticmethod
     def seconds(ticks: int) -> float:

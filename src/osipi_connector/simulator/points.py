@@ -34,7 +34,7 @@ DIGITAL_SETS = {
     "Motor State": DigitalSet("Motor State", ("Stopped", "Running", "Tripped")),
 }
 # PI's "SYSTEM" digital state set: the states the simulator emits as bad values.
-SYSTEM_STATES = {"Shutdown": 254, "Pt Created": 253, "I/O Timeout": 246}
+SYSTEM_STATES = {"Shutdown": 254, "Pt Created": 253, "I/O Timeout": 246, "No Data": 248}
 
 
 @dataclass(frozen=True)

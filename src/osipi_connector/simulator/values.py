@@ -22,9 +22,14 @@ from osipi_connector.simulator.config import SimConfig
 from osipi_connector.simulator.points import SYSTEM_STATES, Point
 
 SYSTEM_NAMES = tuple(SYSTEM_STATES)  # index 0 = no system state
-STATE_NONE, STATE_SHUTDOWN, STATE_CREATED, STATE_IO_TIMEOUT = 0, 1, 2, 3
-_SYS_CODE = {"Shutdown": STATE_SHUTDOWN, "Pt Created": STATE_CREATED, "I/O Timeout": STATE_IO_TIMEOUT}
-assert [_SYS_CODE[n] for n in SYSTEM_NAMES] == [1, 2, 3]
+STATE_NONE, STATE_SHUTDOWN, STATE_CREATED, STATE_IO_TIMEOUT, STATE_NO_DATA = 0, 1, 2, 3, 4
+_SYS_CODE = {
+    "Shutdown": STATE_SHUTDOWN,
+    "Pt Created": STATE_CREATED,
+    "I/O Timeout": STATE_IO_TIMEOUT,
+    "No Data": STATE_NO_DATA,  # never recorded; what interpolation answers before a point's history
+}
+assert [_SYS_CODE[n] for n in SYSTEM_NAMES] == [1, 2, 3, 4]
 
 DUPLICATE_2, DUPLICATE_3 = 0.03, 0.005  # share of slots with 2 / 3 events at one timestamp
 IO_TIMEOUT, SHUTDOWN = 0.003, 0.001

@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from osipi_connector.simulator.core import Simulator
 
-MODULES = ("system", "dataservers", "streams", "assets", "eventframes", "batch")
+MODULES = (
+    "system",
+    "pointsearch",
+    "dataservers",
+    "streams",
+    "interpolated",
+    "summary",
+    "assets",
+    "eventframes",
+    "batch",
+)
 
 
 def register_all(sim: Simulator) -> None:

@@ -1,4 +1,5 @@
-"""Stream data: `/streams/{id}/recorded|value|end|recordedattime|summary` and `/streamsets/recorded`.
+"""Stream data: `/streams/{id}/recorded|value|end|recordedattime` and `/streamsets/recorded`
+(interpolated and summary have their own modules).
 
 A stream is a PI point (DP WebID) or an AF attribute (AbE/AbF WebID) that references one; static AF
 attributes answer with their constant value.
@@ -16,15 +17,15 @@ from osipi_connector.piwebapi.pitime import format_ticks
 from osipi_connector.simulator import jsonfast
 from osipi_connector.simulator.controllers.dataservers import resolve_point
 from osipi_connector.simulator.http import ApiError, LazyJson, Request, select_fields
+from osipi_connector.simulator.interpolation import interpolate
 from osipi_connector.simulator.points import Point
-from osipi_connector.simulator.values import Events, ValueModel, empty_events
+from osipi_connector.simulator.values import STATE_NO_DATA, Events, ValueModel, empty_events
 
 if TYPE_CHECKING:
     from osipi_connector.simulator.core import Simulator
 
 BOUNDARY_TYPES = ("Inside", "Outside", "Interpolated")
 RETRIEVAL_MODES = ("Auto", "AtOrBefore", "Before", "AtOrAfter", "After", "Exact")
-SUMMARY_TYPES = ("Count", "Minimum", "Maximum", "Average", "Total", "Range", "PercentGood")
 STATIC_TIMESTAMP = "1970-01-01T00:00:00Z"
 
 
@@ -88,20 +89,9 @@ class StreamController:
         return Events.concat([head, inside, tail]).take(slice(0, limit))
 
     def interpolated_at(self, point: Point, t: int, now: int) -> Events:
-        """The value at `t`: linear between neighbours for continuous points, else the previous value."""
-        before = self.values.before(point, t, now, inclusive=True)
-        if not len(before):
-            return empty_events()
-        result = before.take(slice(0, 1))
-        result.ticks = np.array([t], dtype=np.int64)
-        if before.ticks[0] == t or point.point_type in ("Digital", "String", "Int32") or before.system[0]:
-            return result
-        after = self.values.after(point, t, now)
-        if len(after) and not after.system[0]:
-            t0, t1 = int(before.ticks[0]), int(after.ticks[0])
-            v0, v1 = float(before.value[0]), float(after.value[0])
-            result.value = np.array([round(v0 + (v1 - v0) * (t - t0) / (t1 - t0), 6)])
-        return result
+        """The value at `t` (see `interpolation`); no event before the point's history starts."""
+        result = interpolate(self.values, point, np.array([t], dtype=np.int64), now)
+        return result if result.system[0] != STATE_NO_DATA else empty_events()
 
     def items_json(self, request: Request, stream: Stream, events: Events, prefix: str = "Items") -> LazyJson:
         """The values' JSON, encoded in pieces as the response is sent (large answers stream)."""
@@ -144,40 +134,6 @@ class StreamController:
         no_data = {"Name": "No Data", "Value": 248, "IsSystem": True}
         return timed_value(format_ticks(t), no_data, stream.units, good=False)
 
-    def summary(self, request: Request, stream: Stream) -> dict:
-        if stream.point is None:
-            raise ApiError(400, f"Summaries are not available for the static attribute '{stream.name}'.")
-        sim = self.sim
-        start = sim.time_arg(request, "startTime", "*-1d")
-        end = sim.time_arg(request, "endTime", "*")
-        kinds = [_summary_type(raw) for raw in request.args("summaryType")] or ["Total"]
-        lo, hi = min(start, end), max(start, end)
-        events = self.values.window(stream.point, lo, hi, sim.now_ticks(), None)
-        good = events.system == 0
-        numeric = stream.point.point_type not in ("Digital", "String")
-        vals = events.value[good]
-        items = []
-        for kind in kinds:
-            if kind == "Count":
-                value: Any = len(events)
-            elif kind == "PercentGood":
-                value = 100.0 * good.mean() if len(events) else 0.0
-            elif not numeric:
-                raise ApiError(400, f"Summary type '{kind}' needs a numeric point; '{stream.name}' is not.")
-            elif not len(vals):
-                value = None
-            else:
-                value = {
-                    "Minimum": float(vals.min()),
-                    "Maximum": float(vals.max()),
-                    "Average": float(vals.mean()),
-                    "Total": float(vals.mean()) * (hi - lo) / 864_000_000_000,  # time-weighted per day
-                    "Range": float(vals.max() - vals.min()),
-                }[kind]
-            units = "" if kind in ("Count", "PercentGood") else stream.units
-            items.append({"Type": kind, "Value": timed_value(format_ticks(lo), value, units, good=value is not None)})
-        return {"Links": {}, "Items": items}
-
 
 def register(sim: Simulator) -> None:
     router = sim.router
@@ -208,10 +164,6 @@ def register(sim: Simulator) -> None:
         t = sim.time_arg(request, "time", "*")
         mode = request.enum_arg("retrievalMode", "Auto", RETRIEVAL_MODES)
         return select_fields(ctl.value_at(stream, t, mode), request.arg("selectedFields"))
-
-    @router.route("GET", "/streams/{web_id}/summary")
-    def summary(request: Request, web_id: str) -> Any:
-        return select_fields(ctl.summary(request, ctl.stream(web_id)), request.arg("selectedFields"))
 
     @router.route("GET", "/streamsets/recorded")
     def streamset_recorded(request: Request) -> Any:
@@ -250,10 +202,3 @@ def timed_value(timestamp: str, value: Any, units: str, good: bool = True) -> di
         "Substituted": False,
         "Annotated": False,
     }
-
-
-def _summary_type(raw: str) -> str:
-    for kind in SUMMARY_TYPES:
-        if kind.lower() == raw.lower():
-            return kind
-    raise ApiError(400, f"The value '{raw}' is not valid for summaryType. Valid values: {', '.join(SUMMARY_TYPES)}.")

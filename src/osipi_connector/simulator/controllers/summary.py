@@ -1,0 +1,83 @@
+"""`GET /streams/{webId}/summary` (Stream GetSummary): statistics per interval.
+
+Parameters as documented: startTime (`*-1d`), endTime (`*`), summaryType (repeatable; default Total;
+Total, Average, Minimum, Maximum, Range, StdDev, PopulationStdDev, Count, PercentGood),
+calculationBasis (TimeWeighted default, EventWeighted), summaryDuration (one interval when absent),
+timeType (Auto default: Minimum/Maximum at the time of the extreme value, others at the interval
+start; EarliestTime; MostRecentTime), timeZone, selectedFields. sampleType, sampleInterval,
+filterExpression are accepted and ignored. Items are grouped by summary type, then by interval:
+`{"Type": "Average", "Value": {TimedValue}}`. The statistics themselves live in `summaries`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from osipi_connector.piwebapi.pitime import format_ticks
+from osipi_connector.simulator.controllers.streams import Stream, timed_value
+from osipi_connector.simulator.http import ApiError, Request, select_fields
+from osipi_connector.simulator.interpolation import surrounding
+from osipi_connector.simulator.summaries import NON_NUMERIC_TYPES, SUMMARY_TYPES, event_weighted, time_weighted
+
+if TYPE_CHECKING:
+    from osipi_connector.simulator.core import Simulator
+
+CALCULATION_BASES = ("TimeWeighted", "EventWeighted")
+TIME_TYPES = ("Auto", "EarliestTime", "MostRecentTime")
+
+
+def register(sim: Simulator) -> None:
+    ctl = sim.streams  # registered by the streams controller
+
+    def intervals(request: Request, lo: int, hi: int) -> list[tuple[int, int]]:
+        if not request.arg("summaryDuration"):
+            return [(lo, hi)]
+        step = sim.span_arg(request, "summaryDuration", "1h")
+        count = -(-(hi - lo) // step) if hi > lo else 1
+        if count > sim.config.max_returned_items_per_call:
+            raise ApiError(400, f"The request would return {count} intervals: use a longer summaryDuration.")
+        return [(a, min(a + step, hi)) for a in range(lo, lo + count * step, step)]
+
+    def summary(request: Request, stream: Stream) -> dict:
+        if stream.point is None:
+            raise ApiError(400, f"Summaries are not available for the static attribute '{stream.name}'.")
+        point = stream.point
+        start = sim.time_arg(request, "startTime", "*-1d")
+        end = sim.time_arg(request, "endTime", "*")
+        kinds = [_choice(raw, "summaryType", SUMMARY_TYPES) for raw in request.args("summaryType")] or ["Total"]
+        kinds = [k for part in kinds for k in (SUMMARY_TYPES if part == "All" else (part,))]
+        basis = request.enum_arg("calculationBasis", "TimeWeighted", CALCULATION_BASES)
+        time_type = request.enum_arg("timeType", "Auto", TIME_TYPES)
+        numeric = point.point_type not in ("Digital", "String")
+        for kind in kinds:
+            if not numeric and kind not in NON_NUMERIC_TYPES:
+                raise ApiError(400, f"Summary type '{kind}' needs a numeric point; '{stream.name}' is not.")
+        now = sim.now_ticks()
+        lo, hi = min(start, end), max(start, end)
+        windows = intervals(request, lo, hi)
+        around = surrounding(ctl.values, point, lo, hi, now)
+        items = []
+        for kind in kinds:
+            for a, b in windows:
+                last = b == hi
+                inside = around.take((around.ticks >= a) & ((around.ticks <= b) if last else (around.ticks < b)))
+                if basis == "EventWeighted":
+                    result = event_weighted(inside, kind, a)
+                else:
+                    result = time_weighted(around, inside, point, kind, a, min(b, max(a, now)))
+                at = {"Auto": result.at, "EarliestTime": a, "MostRecentTime": b}[time_type]
+                units = "" if kind in NON_NUMERIC_TYPES else stream.units
+                value = timed_value(format_ticks(at), result.value, units, good=result.value is not None)
+                items.append({"Type": kind, "Value": value})
+        return {"Links": {}, "Items": items}
+
+    @sim.router.route("GET", "/streams/{web_id}/summary")
+    def get_summary(request: Request, web_id: str) -> Any:
+        return select_fields(summary(request, ctl.stream(web_id)), request.arg("selectedFields"))
+
+
+def _choice(raw: str, name: str, allowed: tuple[str, ...]) -> str:
+    for option in (*allowed, "All"):
+        if option.lower() == raw.lower():
+            return option
+    raise ApiError(400, f"The value '{raw}' is not valid for {name}. Valid values: {', '.join(allowed)}, All.")
