@@ -1,87 +1,185 @@
 """The HTTP surface of PI Web API: one pooled session, auth, retries, the batch controller.
 
-CONTRACT (stub written first so the extractor and the client are built in parallel; the client
-helper replaces the bodies, keeps the signatures). Knows nothing about Delta.
+`PIWebAPIClient` is what the extractors use; the pieces live beside it: `transport` (session, retries,
+error messages), `auth` (the four auth modes), `batch` (body, 207 answers, sequential fallback),
+`errors` (PIWebAPIError). Knows nothing about Delta.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+import requests
+
+from osipi_connector.piwebapi.batch import (
+    SubRequest,
+    SubResponse,
+    absolute,
+    execution_order,
+    parse_answer,
+    request_object,
+    resolve,
+    retry_keys,
+    with_query,
+)
+from osipi_connector.piwebapi.errors import PIWebAPIError, safe_url, server_errors
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials
+from osipi_connector.piwebapi.transport import BodyError, Transport, backoff, encode_params
+
+log = logging.getLogger("osipi_connector.piwebapi")
+
+__all__ = ["PIWebAPIClient", "PIWebAPIError", "SubRequest", "SubResponse"]
 
 
-class PIWebAPIError(RuntimeError):
-    """A request failed for good (after retries). `status` is the HTTP status (0: no answer);
-    `errors` the server's `Errors` list when it sent one. Never contains secrets."""
-
-    def __init__(self, message: str, status: int = 0, errors: list[str] | None = None, url: str = ""):
-        super().__init__(message)
-        self.status = status
-        self.errors = errors or []
-        self.url = url
-
-
-@dataclass
-class SubRequest:
-    """One entry of a /batch body. `resource` is relative to the base URL (e.g. `streams/{webid}/recorded`)
-    or absolute; `params` become the query string."""
-
-    resource: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    method: str = "GET"
-    parent_ids: list[str] = field(default_factory=list)
-    parameters: list[str] = field(default_factory=list)
+def _json_body(response: requests.Response) -> Any:
+    """The parsed body of a 2xx answer; a body that cannot be parsed is worth another try."""
+    content = response.content
+    if not content:
+        return None
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(f"the {response.status_code} answer is not valid JSON ({exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("WebException"), dict):  # failed while streaming (2017 R2+)
+        errors = "; ".join(server_errors(data)) or "no message"
+        raise BodyError(f"the server reported a WebException while sending the answer: {errors}")
+    return data
 
 
-@dataclass
-class SubResponse:
-    """One entry of a /batch answer (or of the sequential fallback): status, parsed JSON content."""
-
-    status: int
-    content: Any
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
+def _sub_response(response: requests.Response) -> SubResponse:
+    """A direct answer in the shape of a batch sub-response (the sequential fallback)."""
+    if response.ok:
+        content = _json_body(response)
+    else:
+        try:
+            content = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            content = response.content[:500].decode("utf-8", "replace")
+    return SubResponse(response.status_code, content, dict(response.headers))
 
 
 class PIWebAPIClient:
     """Thread-safe client; one per run, shared by the worker threads (pool sized to the concurrency)."""
 
     def __init__(self, settings: ClientSettings, credentials: Credentials | None = None):
-        raise NotImplementedError
+        self.settings = settings
+        self._transport = Transport(settings, credentials)
+        self._batch_enabled = True  # False once POST /batch answered 405, for the client's lifetime
+        self._retry_statuses = set(settings.retry.retry_statuses)
 
     @property
     def base_url(self) -> str:
         """e.g. `https://pi.example.com/piwebapi` (no trailing slash)."""
-        raise NotImplementedError
+        return self.settings.url
+
+    @property
+    def session(self) -> requests.Session:
+        """The pooled session (its `auth` is the configured auth object)."""
+        return self._transport.session
+
+    @property
+    def batch_enabled(self) -> bool:
+        """False after the server answered 405 to POST /batch: sub-requests then go one by one."""
+        return self._batch_enabled
+
+    def url(self, resource: str) -> str:
+        return absolute(self.base_url, resource)
 
     def get_json(self, resource: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET with retries (429/5xx/connection errors, Retry-After honoured); parsed JSON or PIWebAPIError."""
-        raise NotImplementedError
+        return self._transport.send("GET", self.url(resource), encode_params(params), parse=_json_body)
 
     def get_bytes(self, resource: str, params: Mapping[str, Any] | None = None) -> bytes:
-        """GET, the raw body (the fast path for large recorded answers parsed straight into Arrow)."""
-        raise NotImplementedError
+        """GET, the raw body (the fast path for large recorded answers parsed straight into Arrow).
+        A body cut short is detected (Content-Length / chunked framing) and retried."""
+        return self._transport.send("GET", self.url(resource), encode_params(params), parse=lambda r: r.content)
 
     def iter_items(
         self, resource: str, params: Mapping[str, Any] | None = None, page_size: int = 1000
     ) -> Iterator[dict]:
-        """All `Items` of a startIndex/maxCount-paged collection (points, elements, event frames)."""
-        raise NotImplementedError
+        """All `Items` of a startIndex/maxCount-paged collection (points, elements, event frames).
+        Pages until a page shorter than `page_size` (PI's Links.Next is not always present)."""
+        start = 0
+        while True:
+            page = self.get_json(resource, {**(params or {}), "startIndex": start, "maxCount": page_size})
+            items = page.get("Items") if isinstance(page, dict) else None
+            if not isinstance(items, list):
+                url = safe_url(self.url(resource))
+                raise PIWebAPIError(
+                    f"{url} did not answer a collection (no Items list); is it a list resource?", url=url
+                )
+            yield from items
+            if len(items) < page_size:
+                return
+            start += len(items)
 
     def batch(self, requests: Mapping[str, SubRequest]) -> dict[str, SubResponse]:
         """POST /batch (X-Requested-With set), 207 answer split per key; sub-requests that failed with a
         retriable status are retried; when /batch answers 405 (disabled) falls back to sequential GETs.
         Keys of the answer are the keys of `requests`."""
-        raise NotImplementedError
+        if not requests:
+            return {}
+        answers = self._batch_round(requests)
+        retry = self.settings.retry
+        for round_number in range(1, retry.max_attempts):
+            if not self._batch_enabled:
+                break  # sequential answers already went through the per-request retries
+            again = retry_keys(requests, answers, self._retry_statuses)
+            if not again:
+                break
+            wait = backoff(retry, round_number)
+            log.warning(
+                "%d of %d batch sub-requests failed transiently; retry in %.1f s", len(again), len(requests), wait
+            )
+            time.sleep(wait)
+            answers.update(self._batch_round({k: requests[k] for k in again}))
+        return {k: answers[k] for k in requests}
+
+    def _batch_round(self, subs: Mapping[str, SubRequest]) -> dict[str, SubResponse]:
+        urls = {k: with_query(self.url(sub.resource), encode_params(sub.params)) for k, sub in subs.items()}
+        if self._batch_enabled:
+            answer = self._post_batch({k: request_object(urls[k], sub) for k, sub in subs.items()})
+            if answer is not None:
+                return parse_answer(subs, answer)
+            self._batch_enabled = False
+            log.warning(
+                "PI Web API's batch controller is disabled (POST /batch answered 405); sending requests one by one"
+            )
+        results: dict[str, SubResponse] = {}
+        for key in execution_order(subs):
+            sub = subs[key]
+            target = resolve(key, sub, urls[key], results) if sub.parent_ids or sub.parameters else urls[key]
+            if isinstance(target, SubResponse):
+                results[key] = target
+                continue
+            results[key] = self._transport.send(sub.method.upper(), target, accept=lambda r: True, parse=_sub_response)
+        return {k: results[k] for k in subs}
+
+    def _post_batch(self, body: dict[str, Any]) -> Any:
+        """The parsed 207 body, or None when the batch controller is disabled (405)."""
+
+        def parse(response: requests.Response) -> Any:
+            if response.status_code == 405:
+                return None
+            data = _json_body(response)
+            if not isinstance(data, dict):
+                raise BodyError("the batch answer is not a JSON object")
+            return data
+
+        return self._transport.send(
+            "POST",
+            self.url("batch"),
+            json_body=orjson.dumps(body),
+            accept=lambda r: r.ok or r.status_code == 405,
+            parse=parse,
+        )
 
     def close(self) -> None:
-        raise NotImplementedError
+        self._transport.close()
 
     def __enter__(self) -> PIWebAPIClient:
         return self

@@ -1,0 +1,241 @@
+"""One pooled requests.Session and the request loop: retries, timeouts, TLS, 401 renewal, error messages.
+
+Two layers of retries, because they catch different failures:
+* urllib3's Retry (in the adapter): connection errors, dropped connections and retriable statuses
+  (429/5xx by default), with exponential backoff + jitter and the server's Retry-After honoured;
+* `Transport.send`: bodies cut in the middle or not parseable, which urllib3 cannot see because they
+  fail while requests reads the body, after urllib3 has returned.
+Every request the connector makes is a read (GETs, or a POST /batch of GETs, or a token request),
+so retrying POST is safe here.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError, ResponseError
+from urllib3.util.retry import Retry
+
+from osipi_connector.piwebapi.auth import BearerAuth, build_auth, sent_token
+from osipi_connector.piwebapi.errors import PIWebAPIError, http_error, transport_error
+from osipi_connector.piwebapi.settings import ClientSettings, Credentials, RetrySettings
+
+log = logging.getLogger("osipi_connector.piwebapi")
+
+CSRF_HEADER = "X-Requested-With"
+T = TypeVar("T")
+
+
+class BodyError(Exception):
+    """A 2xx answer whose body is unusable (cut, not JSON, or a WebException); worth another try."""
+
+
+def backoff(settings: RetrySettings, retry_number: int) -> float:
+    """Wait before retry number `retry_number` (1-based): doubles from backoff_seconds, capped, with
+    "equal jitter" (half fixed, half random) so parallel workers do not retry in lock-step."""
+    base = min(settings.max_backoff_seconds, settings.backoff_seconds * 2 ** (retry_number - 1))
+    return base / 2 + random.uniform(0, base / 2)
+
+
+class PIRetry(Retry):
+    """urllib3 Retry with our backoff (urllib3's first retry does not wait) and a cap on Retry-After."""
+
+    def __init__(self, *args: Any, settings: RetrySettings | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.settings = settings or RetrySettings()
+
+    def new(self, **kw: Any) -> PIRetry:
+        retry = super().new(**kw)
+        retry.settings = self.settings
+        return retry
+
+    def get_backoff_time(self) -> float:
+        retries = len(self.history)
+        return backoff(self.settings, retries) if retries else 0.0
+
+    def get_retry_after(self, response: Any) -> float | None:
+        wait = super().get_retry_after(response)
+        return None if wait is None else min(wait, self.settings.max_retry_after_seconds)
+
+
+def make_retry(settings: RetrySettings) -> PIRetry:
+    return PIRetry(
+        total=settings.max_attempts - 1,
+        other=0,  # TLS and other non-transient errors fail at once
+        redirect=5,
+        status_forcelist=settings.retry_statuses,
+        allowed_methods=None,  # every method: all requests are reads (see the module docstring)
+        respect_retry_after_header=True,
+        raise_on_status=False,  # the last answer comes back and gets a message of ours
+        raise_on_redirect=False,
+        settings=settings,
+    )
+
+
+def make_session(settings: ClientSettings) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=4,  # hosts (PI Web API, identity provider)
+        pool_maxsize=settings.max_connections,
+        max_retries=make_retry(settings.retry),
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers[CSRF_HEADER] = "XMLHttpRequest"  # PI's CSRF defense wants it on every POST; harmless on GET
+    session.headers["Accept"] = "application/json"
+    session.verify = settings.ca_bundle if settings.ca_bundle else settings.verify_ssl
+    session.trust_env = True  # proxies and REQUESTS_CA_BUNDLE from the environment, as users expect
+    return session
+
+
+def _challenge(response: requests.Response) -> str:
+    header = response.headers.get("WWW-Authenticate", "")
+    return ", ".join(sorted({part.strip().split(" ")[0] for part in header.split(",") if part.strip()}))
+
+
+class Transport:
+    """The session plus the request loop. Thread-safe: the session is only read after construction,
+    auth objects guard their own state."""
+
+    def __init__(self, settings: ClientSettings, credentials: Credentials | None):
+        self.settings = settings
+        self.session = make_session(settings)
+        self.session.auth = build_auth(settings, credentials, self.session)
+        self.timeout = (settings.connect_timeout, settings.read_timeout)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _raw(self, method: str, url: str, params: Any, json_body: bytes | None) -> requests.Response:
+        """One request through the adapter's retries; a renewed token once after a 401."""
+        headers = {"Content-Type": "application/json"} if json_body is not None else None
+        response = self.session.request(
+            method, url, params=params, data=json_body, headers=headers, timeout=self.timeout
+        )
+        auth = self.session.auth
+        if (
+            response.status_code == 401
+            and isinstance(auth, BearerAuth)
+            and auth.invalidate(sent_token(response.request))
+        ):
+            log.info("PI Web API answered 401; renewing the bearer token once")
+            response = self.session.request(
+                method, url, params=params, data=json_body, headers=headers, timeout=self.timeout
+            )
+        return response
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        params: list[tuple[str, str]] | None = None,
+        json_body: bytes | None = None,
+        accept: Callable[[requests.Response], bool] = lambda r: r.ok,
+        parse: Callable[[requests.Response], T] = lambda r: r,  # type: ignore[assignment,return-value]
+    ) -> T:
+        """Send, retry cut or unparsable bodies, and parse. `accept` says which answers are not errors
+        (the batch accepts 405 to fall back); `parse` raises BodyError for a body worth another try."""
+        attempts = self.settings.retry.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._request(method, url, params, json_body)
+                if not accept(response):
+                    raise http_error(
+                        method, response.url, response.status_code, response.content, attempt, _challenge(response)
+                    )
+                return parse(response)
+            except (
+                BodyError,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
+                what = str(exc) if isinstance(exc, BodyError) else "the answer was cut off before its end"
+                if attempt == attempts:
+                    raise transport_error(
+                        method,
+                        url,
+                        f"{what} ({attempts} tries)",
+                        "The server or a proxy keeps breaking answers; request smaller windows or fewer tags per "
+                        "batch, or check proxies and PI Web API health",
+                    ) from None
+                wait = backoff(self.settings.retry, attempt)
+                log.warning("%s %s: %s; retry %d in %.1f s", method, url.split("?", 1)[0], what, attempt, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _request(
+        self, method: str, url: str, params: list[tuple[str, str]] | None, json_body: bytes | None
+    ) -> requests.Response:
+        """One request with requests' exceptions turned into PIWebAPIErrors that say what to do."""
+        s = self.settings
+        try:
+            return self._raw(method, url, params, json_body)
+        except requests.exceptions.SSLError as exc:
+            reason = _reason(exc)
+            raise transport_error(
+                method,
+                url,
+                f"TLS certificate verification failed ({reason})",
+                "If PI Web API uses a self-signed or enterprise-CA certificate, set pi_web_api.ca_bundle to the "
+                "CA's PEM file (verify_ssl: false disables the check; for tests only)",
+            ) from None
+        except requests.exceptions.ConnectTimeout:
+            raise transport_error(
+                method,
+                url,
+                f"no connection within connect_timeout={s.connect_timeout:g} s ({s.retry.max_attempts} tries)",
+                "Check pi_web_api.url, the network path and any proxy",
+            ) from None
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+            reason = _reason(exc)
+            if "timed out" in reason.lower():
+                raise transport_error(
+                    method,
+                    url,
+                    f"no answer within read_timeout={s.read_timeout:g} s ({s.retry.max_attempts} tries)",
+                    "Raise pi_web_api.timeout or request smaller windows / fewer tags per batch",
+                ) from None
+            raise transport_error(
+                method,
+                url,
+                f"could not connect or the connection dropped ({reason}; {s.retry.max_attempts} tries)",
+                "Check pi_web_api.url (host, port, http vs https), that PI Web API is running and reachable",
+            ) from None
+        except requests.exceptions.RetryError as exc:  # too many redirects and the like
+            raise transport_error(method, url, _reason(exc), "Check pi_web_api.url") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a requests/urllib3 error, without the URL (it may carry a query)."""
+    cause: Any = exc.args[0] if exc.args else exc
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    if isinstance(cause, (ConnectTimeoutError, ReadTimeoutError)):
+        return "timed out"
+    if isinstance(cause, ResponseError):
+        return str(cause)
+    text = str(cause)
+    # urllib3 spells errors as "HTTPSConnectionPool(host=.., port=..): Max retries exceeded with url: /x?y (Caused by ..)"
+    if "Caused by " in text:
+        text = text.split("Caused by ", 1)[1].rstrip(")")
+    return text[:300]
+
+
+def encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Query pairs PI understands: lists repeat the key, booleans are lower-case, None is left out."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is None:
+                continue
+            pairs.append((key, str(item).lower() if isinstance(item, bool) else str(item)))
+    return pairs
+
+
+__all__ = ["CSRF_HEADER", "BodyError", "PIWebAPIError", "Transport", "backoff", "encode_params"]
