@@ -1,0 +1,124 @@
+"""Typed settings of the edge agent: the one place for every default.
+
+The state file (`connector_state.json`) and the optional `connector.yaml` both validate into `AgentConfig`.
+Source configs are not listed here: each protocol registers its own model (`sources.base.register`) and
+`config.loader` picks it by the `type` key, so adding a protocol never touches this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from iot_connector.sources.base import SourceConfig
+
+DropPolicy = Literal["oldest", "newest", "block"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SpoolSettings(_Strict):
+    """The durable write-ahead spool. `durability="fsync"` acknowledges a source only after an fsync (group
+    commit every `fsync_interval_ms`); `"write"` after the OS write (survives kill -9, not power loss)."""
+
+    enabled: bool = True
+    directory: Path | None = Field(None, description="default: <config-dir>/spool")
+    max_bytes: int = Field(1 << 30, ge=1 << 16, description="size cap of all segment files")
+    segment_bytes: int = Field(64 << 20, ge=1 << 12)
+    durability: Literal["fsync", "write"] = "fsync"
+    fsync_interval_ms: float = Field(10.0, ge=0)
+    memory_records: int = Field(100_000, ge=0, description="recent records also kept in memory to skip disk reads")
+
+
+class BreakerSettings(_Strict):
+    failure_threshold: int = Field(5, ge=1, description="consecutive sink failures that open the circuit")
+    reset_timeout_s: float = Field(30.0, gt=0, description="open time before one trial batch is let through")
+
+
+class RetrySettings(_Strict):
+    initial_backoff_s: float = Field(0.5, gt=0)
+    max_backoff_s: float = Field(30.0, gt=0)
+    multiplier: float = Field(2.0, ge=1)
+    jitter: float = Field(0.2, ge=0, le=1)
+
+
+class PipelineSettings(_Strict):
+    memory_queue_records: int = Field(100_000, ge=1, description="bound of the memory queue when the spool is off")
+    drop_policy: DropPolicy = Field("block", description="when full: drop oldest | drop newest | block sources")
+    batch_max_records: int = Field(5_000, ge=1)
+    batch_max_wait_ms: float = Field(200.0, ge=0)
+    drain_timeout_s: float = Field(10.0, ge=0, description="on stop: time left to send what is queued")
+    spool: SpoolSettings = SpoolSettings()
+    breaker: BreakerSettings = BreakerSettings()
+    retry: RetrySettings = RetrySettings()
+
+
+class DeltaSinkSettings(_Strict):
+    """Local Delta table written with delta-rs: the embedded default, needs no Databricks."""
+
+    type: Literal["delta"] = "delta"
+    path: Path | None = Field(None, description="default: <config-dir>/data/iot_records")
+
+
+class ProxySettings(_Strict):
+    """Outbound proxy for ZeroBus; the SDK reads the standard variables, the agent sets them from here."""
+
+    url: str | None = Field(None, pattern=r"^https?://", description="http://proxy:3128")
+    no_proxy: str | None = Field(None, description="comma-separated hosts that bypass the proxy")
+
+
+class ZerobusSinkSettings(_Strict):
+    type: Literal["zerobus"] = "zerobus"
+    workspace_url: str = Field(..., pattern=r"^https?://", description="https://<workspace>.cloud.databricks.com")
+    zerobus_endpoint: str = Field(
+        ..., pattern=r"^https?://", description="https://<workspace_id>.zerobus.<region>.cloud.databricks.com"
+    )
+    client_id: str = Field(..., min_length=1, description="service principal application id")
+    client_secret: SecretStr
+    table: str = Field(..., description="catalog.schema.table")
+    proxy: ProxySettings = ProxySettings()
+    max_batch_bytes: int = Field(8 << 20, ge=1024, le=10_420_224, description="split batches above this size")
+    recovery_retries: int = Field(4, ge=0)
+    recovery_backoff_ms: int = Field(2000, ge=0)
+    recovery_timeout_ms: int = Field(15000, ge=0)
+    server_lack_of_ack_timeout_ms: int = Field(60000, ge=0)
+
+    @field_validator("table")
+    @classmethod
+    def _three_parts(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"must be catalog.schema.table (3 non-empty parts), got {value!r}")
+        return value
+
+
+SinkSettings = Annotated[DeltaSinkSettings | ZerobusSinkSettings, Field(discriminator="type")]
+
+
+class MetricsSettings(_Strict):
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(9090, ge=0, le=65535)
+
+
+class AgentConfig(_Strict):
+    agent_id: str = Field("edge-agent", min_length=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    plugins: list[str] = Field(default_factory=list, description="extra modules that register source types")
+    sink: SinkSettings = DeltaSinkSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> AgentConfig:
+        seen: set[str] = set()
+        for source in self.sources:
+            if source.name in seen:
+                raise ValueError(f"sources: the name {source.name!r} is used twice; names must be unique")
+            seen.add(source.name)
+        return self

@@ -1,0 +1,33 @@
+"""What the pipeline needs from a sink: write a batch and return only once it is durably acknowledged."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from iot_connector.model import Record
+
+
+class SinkError(Exception):
+    """A failed write. `retriable=False` means retrying as-is cannot succeed (auth, missing table, schema):
+    the pipeline keeps the records in the spool and reports the error; the user has to fix the config."""
+
+    def __init__(self, message: str, *, error_type: str, retriable: bool = True):
+        super().__init__(message)
+        self.error_type = error_type
+        self.retriable = retriable
+
+
+class Sink(abc.ABC):
+    name: str = "sink"
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect / create the table. May raise SinkError; the pipeline retries it like a write."""
+
+    @abc.abstractmethod
+    async def write(self, records: Sequence[Record]) -> None:
+        """Deliver the batch; return only after the destination acknowledged it durably."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
