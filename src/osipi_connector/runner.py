@@ -1,0 +1,431 @@
+"""One connector run: tags, AF, timeseries, event frames, then watermarks and a run-metrics row.
+
+The order of writes is the correctness argument: data is MERGEd first, watermarks after, so a run that dies
+anywhere leaves watermarks that are behind the data, never ahead of it; the next run re-reads and the MERGE
+keys make the re-read a no-op. A tag or dataset that fails is reported (run metrics `errors`, watermark
+`last_status=failed`) and left for the next run while everything else commits: status `partial`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from osipi_connector import watermarks
+from osipi_connector.config import DATASETS, ConfigError, ConnectorConfig, resolve_time
+from osipi_connector.extract.timeseries import FetchResult, fetch_recorded
+from osipi_connector.lake.schemas import (
+    ASSET_HIERARCHY,
+    ELEMENT_ATTRIBUTES,
+    EVENT_FRAMES,
+    RUN_METRICS,
+    TAGS,
+    TIMESERIES,
+    WATERMARKS,
+)
+from osipi_connector.lake.sink import Location, Sink
+from osipi_connector.piwebapi.pitime import UTC, parse_iso
+from osipi_connector.plan import Tag, WorkUnit, plan_units
+
+log = logging.getLogger(__name__)
+EVENT_FRAMES_DATASET = "event_frames"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Passed to the `progress` callback: `stage` is a dataset; `done`/`total` count its steps (work units
+    for timeseries); `rows` are the rows fetched so far in this stage."""
+
+    stage: str
+    done: int
+    total: int
+    rows: int = 0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    mode: str
+    status: str  # success | partial | failed
+    rows: dict[str, int] = field(default_factory=dict)  # table name -> rows written
+    errors: list[str] = field(default_factory=list)
+    duration_seconds: float = 0.0
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    tags_requested: int = 0
+    tags_failed: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code: 0 success, 1 partial, 2 failed."""
+        return {"success": 0, "partial": 1}.get(self.status, 2)
+
+
+def default_sink(config: ConnectorConfig) -> Sink:
+    """delta-rs tables under `local.lakehouse_root`. HOOK: on Databricks the Spark/Unity Catalog sink goes
+    here (same Sink interface); until it exists, pass `sink=` explicitly there."""
+    from osipi_connector.lake.delta_sink import DeltaSink
+
+    uc = config.unity_catalog
+    return DeltaSink(config.local.lakehouse_root, Location(uc.catalog, uc.schema_, uc.checkpoint_schema))
+
+
+def _bounded(pool: ThreadPoolExecutor, fn: Callable[[WorkUnit], Any], units: list[WorkUnit], limit: int) -> Iterator:
+    """(unit, future) as they complete, with at most `limit` in flight: memory stays flat however many units."""
+    queue = iter(units)
+    running: dict[Future, WorkUnit] = {}
+    for unit in queue:
+        running[pool.submit(fn, unit)] = unit
+        if len(running) >= limit:
+            break
+    while running:
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            yield running.pop(future), future
+            unit = next(queue, None)
+            if unit is not None:
+                running[pool.submit(fn, unit)] = unit
+
+
+class PILakeflowConnector:
+    """PI Web API -> Delta. `config` is a ConnectorConfig, a nested dict (the YAML's shape) or the guide's
+    flat dict; `sink` and `client` default to the configured ones."""
+
+    def __init__(
+        self,
+        config: dict | ConnectorConfig,
+        sink: Sink | None = None,
+        client: Any = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.config = config if isinstance(config, ConnectorConfig) else ConnectorConfig.from_flat(config)
+        self.sink = sink if sink is not None else default_sink(self.config)
+        self.client = client
+        self.progress = progress
+
+    # --- public ---------------------------------------------------------------------------------------
+    def run(
+        self,
+        mode: str | None = None,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        datasets: Iterable[str] | None = None,
+    ) -> RunResult:
+        chosen = self._datasets(datasets)
+        mode = mode or self.config.extraction.mode
+        if mode not in ("incremental", "full", "backfill"):
+            raise ConfigError(f"mode: {mode!r} is not incremental, full or backfill")
+        run = _Run(self, mode, chosen)
+        own_client = self.client is None
+        client = self.client if not own_client else self._make_client()
+        try:
+            run.execute(client, start, end)
+        finally:
+            if own_client:
+                client.close()
+        return run.result
+
+    # --- helpers --------------------------------------------------------------------------------------
+    def _datasets(self, datasets: Iterable[str] | None) -> list[str]:
+        ext = self.config.extraction
+        if datasets is None:
+            wanted = {"tags", "timeseries"}
+            if ext.af_database and ext.include_af:
+                wanted.add("af")
+            if ext.af_database and ext.include_event_frames:
+                wanted.add("event_frames")
+        else:
+            wanted = set(datasets)
+            unknown = wanted - set(DATASETS)
+            if unknown:
+                raise ConfigError(f"datasets: unknown {sorted(unknown)} — choose from {', '.join(DATASETS)}")
+            if wanted & {"af", "event_frames"} and not ext.af_database:
+                raise ConfigError("extraction.af_database: needed for the af / event_frames datasets — set it")
+        return [d for d in DATASETS if d in wanted]
+
+    def _make_client(self) -> Any:
+        from osipi_connector.piwebapi.client import PIWebAPIClient
+        from osipi_connector.secrets import resolve_credentials
+
+        return PIWebAPIClient(self.config.client_settings(), resolve_credentials(self.config))
+
+    def _report(self, stage: str, done: int, total: int, rows: int = 0) -> None:
+        if self.progress is not None:
+            self.progress(Progress(stage, done, total, rows))
+
+
+class _Run:
+    """The state of one run; `execute` fills `result`."""
+
+    def __init__(self, connector: PILakeflowConnector, mode: str, datasets: list[str]) -> None:
+        self.connector = connector
+        self.config = connector.config
+        self.sink = connector.sink
+        self.mode = mode
+        self.datasets = datasets
+        self.run_id = uuid.uuid4().hex
+        self.started = datetime.now(UTC)
+        self.ingested_at = self.started
+        self.result = RunResult(self.run_id, mode, "failed")
+        self.requests = 0
+        self.tags: list[Tag] = []
+        self.tags_ok = 0
+
+    def execute(self, client: Any, start: str | datetime | None, end: str | datetime | None) -> None:
+        clock = time.monotonic()
+        ext = self.config.extraction
+        try:
+            now = _server_now(client)
+            self.end = resolve_time(end if end is not None else (ext.end_date or now), now)
+            self.start = resolve_time(start if start is not None else ext.start_date, now)
+            if self.start >= self.end:
+                raise ConfigError(
+                    f"extraction.start_date: {self.start} is not before the end {self.end} — fix the window"
+                )
+            self.result.window_start, self.result.window_end = self.start, self.end
+            steps = {"tags": self._tags, "af": self._af, "timeseries": self._timeseries, "event_frames": self._frames}
+            if "timeseries" in self.datasets and "tags" not in self.datasets:
+                self._select_tags(client, write=False)
+            for name in self.datasets:
+                try:
+                    steps[name](client)
+                except ConfigError:
+                    raise
+                except Exception as exc:  # one dataset failing must not stop the others
+                    log.exception("dataset %s failed", name)
+                    self.result.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            self.result.errors.append(f"run: {type(exc).__name__}: {exc}")
+            self._finish(clock, failed=True)
+            raise
+        self._finish(clock)
+
+    # --- datasets -------------------------------------------------------------------------------------
+    def _select_tags(self, client: Any, write: bool) -> None:
+        from osipi_connector.extract.points import PointsNotFoundError, resolve_points
+
+        ext = self.config.extraction
+        try:
+            table = resolve_points(
+                client,
+                data_server=ext.data_server,
+                webids=ext.tags,
+                names=ext.tag_names,
+                name_filter=ext.name_filter,
+                run_id=self.run_id,
+                ingested_at=self.ingested_at,
+            )
+        except PointsNotFoundError as exc:
+            self.result.errors.append(f"tags: {exc}")
+            self.result.tags_failed += len(exc.missing)
+            self.result.tags_requested += len(exc.missing)
+            table = exc.table
+        self.tags = [
+            Tag(w, n) for w, n in zip(table["tag_webid"].to_pylist(), table["tag_name"].to_pylist(), strict=True)
+        ]
+        self.result.tags_requested += len(self.tags)
+        if write:
+            self._merge(TAGS, table)
+
+    def _tags(self, client: Any) -> None:
+        self.connector._report("tags", 0, 1)
+        self._select_tags(client, write=True)
+        self.connector._report("tags", 1, 1, len(self.tags))
+
+    def _af(self, client: Any) -> None:
+        from osipi_connector.extract.af import fetch_af
+
+        self.connector._report("af", 0, 1)
+        hierarchy, attributes = fetch_af(
+            client, af_database=self.config.extraction.af_database, run_id=self.run_id, ingested_at=self.ingested_at
+        )
+        self._merge(ASSET_HIERARCHY, hierarchy)
+        self._merge(ELEMENT_ATTRIBUTES, attributes)
+        self.connector._report("af", 1, 1, hierarchy.num_rows + attributes.num_rows)
+
+    def _frames(self, client: Any) -> None:
+        from osipi_connector.extract.event_frames import fetch_event_frames
+
+        ext = self.config.extraction
+        database = ext.af_database
+        mark = watermarks.load(self.sink, EVENT_FRAMES_DATASET).get(database)
+        wins = watermarks.windows(
+            self.mode,
+            [Tag(database)],
+            {database: mark} if mark else {},
+            start=self.start,
+            end=self.end,
+            lookback=ext.lookback,
+        )
+        self.connector._report("event_frames", 0, 1)
+        if not wins:
+            return
+        _, start, end = wins[0]
+        table = fetch_event_frames(
+            client, af_database=database, start=start, end=end, run_id=self.run_id, ingested_at=self.ingested_at
+        )
+        self._merge(EVENT_FRAMES, table)
+        low, high = watermarks.advanced(self.mode, mark, start, end)
+        update = {"item_id": database, "low": low, "high": high, "status": "ok", "rows": table.num_rows}
+        self.sink.merge(
+            WATERMARKS, watermarks.rows([update], run_id=self.run_id, updated_at=_now(), dataset=EVENT_FRAMES_DATASET)
+        )
+        self.connector._report("event_frames", 1, 1, table.num_rows)
+
+    def _timeseries(self, client: Any) -> None:
+        ext, perf = self.config.extraction, self.config.performance
+        marks = watermarks.load(self.sink)
+        wins = watermarks.windows(self.mode, self.tags, marks, start=self.start, end=self.end, lookback=ext.lookback)
+        spans = {tag.webid: (tag, start, end) for tag, start, end in wins}
+        units = plan_units(wins, batch_size=ext.batch_size, max_window=perf.max_window)
+        remaining = Counter(webid for unit in units for webid in unit.webids)
+        state = _TimeseriesState(self, marks, spans)
+
+        def work(unit: WorkUnit) -> FetchResult:
+            return fetch_recorded(
+                client,
+                list(unit.windows),
+                max_count=ext.max_count_per_tag,
+                run_id=self.run_id,
+                ingested_at=self.ingested_at,
+            )
+
+        self.connector._report("timeseries", 0, len(units))
+        with ThreadPoolExecutor(perf.workers, thread_name_prefix="pi-fetch") as pool:
+            for done, (unit, future) in enumerate(_bounded(pool, work, units, 2 * perf.workers), start=1):
+                try:
+                    fetched = future.result()
+                except Exception as exc:  # a bug or an unexpected answer: the unit's tags fail, the rest go on
+                    fetched = FetchResult(TIMESERIES.schema.empty_table())
+                    fetched.failed = {w: f"{type(exc).__name__}: {exc}" for w in unit.webids}
+                state.add(fetched)
+                for webid in unit.webids:
+                    remaining[webid] -= 1
+                    if remaining[webid] == 0:
+                        state.finished.append(webid)
+                if state.buffered >= perf.commit_rows:
+                    state.flush()
+                self.connector._report("timeseries", done, len(units), state.rows_total)
+        state.flush()
+        self.tags_ok = len(spans) - len(state.failed)
+        self.result.tags_failed += len(state.failed)
+        self.result.errors.extend(f"timeseries {state.label(w)}: {e}" for w, e in sorted(state.failed.items()))
+
+    # --- writing --------------------------------------------------------------------------------------
+    def _merge(self, spec: Any, table: pa.Table) -> None:
+        self.sink.merge(spec, table)
+        self.result.rows[spec.name] = self.result.rows.get(spec.name, 0) + table.num_rows
+
+    def _finish(self, clock: float, failed: bool = False) -> None:
+        result = self.result
+        result.duration_seconds = time.monotonic() - clock
+        if failed:
+            result.status = "failed"
+        elif not result.errors:
+            result.status = "success"
+        else:
+            wrote = any(result.rows.values()) or self.tags_ok > 0
+            result.status = "partial" if wrote else "failed"
+        row = {
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "engine": getattr(self.sink, "engine", None),
+            "started_at": self.started,
+            "finished_at": _now(),
+            "duration_seconds": result.duration_seconds,
+            "window_start": result.window_start,
+            "window_end": result.window_end,
+            "tags_requested": result.tags_requested,
+            "tags_succeeded": result.tags_requested - result.tags_failed,
+            "tags_failed": result.tags_failed,
+            "rows_timeseries": result.rows.get(TIMESERIES.name, 0),
+            "rows_tags": result.rows.get(TAGS.name, 0),
+            "rows_asset_hierarchy": result.rows.get(ASSET_HIERARCHY.name, 0),
+            "rows_element_attributes": result.rows.get(ELEMENT_ATTRIBUTES.name, 0),
+            "rows_event_frames": result.rows.get(EVENT_FRAMES.name, 0),
+            "requests": self.requests,
+            "status": result.status,
+            "errors": result.errors,
+        }
+        try:
+            self.sink.append(RUN_METRICS, pa.Table.from_pylist([row], schema=RUN_METRICS.schema))
+        except Exception as exc:  # the metrics row must never hide the run's own outcome
+            log.error("could not write the run-metrics row: %s", exc)
+            result.errors.append(f"run_metrics: {type(exc).__name__}: {exc}")
+
+
+class _TimeseriesState:
+    """Buffered rows and per-tag outcomes; `flush` merges the rows, THEN the finished tags' watermarks."""
+
+    def __init__(self, run: _Run, marks: dict[str, watermarks.Watermark], spans: dict) -> None:
+        self.run = run
+        self.marks = marks
+        self.spans = spans
+        self.buffer: list[pa.Table] = []
+        self.buffered = 0
+        self.rows_total = 0
+        self.rows: Counter[str] = Counter()
+        self.failed: dict[str, str] = {}
+        self.finished: list[str] = []
+
+    def label(self, webid: str) -> str:
+        tag = self.spans[webid][0] if webid in self.spans else None
+        return f"{tag.name} ({webid})" if tag is not None and tag.name else webid
+
+    def add(self, fetched: FetchResult) -> None:
+        self.run.requests += fetched.requests
+        if fetched.table.num_rows:
+            self.buffer.append(fetched.table)
+            self.buffered += fetched.table.num_rows
+            self.rows_total += fetched.table.num_rows
+        self.rows.update(fetched.rows)
+        self.failed.update(fetched.failed)
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.run._merge(TIMESERIES, pa.concat_tables(self.buffer))
+            self.buffer, self.buffered = [], 0
+        if not self.finished:
+            return
+        updates = []
+        for webid in self.finished:
+            tag, start, end = self.spans[webid]
+            mark = self.marks.get(webid)
+            update = {"item_id": webid, "item_name": tag.name, "rows": self.rows.get(webid, 0)}
+            if webid in self.failed:
+                low, high = (mark.low, mark.high) if mark else (None, None)
+                update |= {"low": low, "high": high, "status": "failed", "error": self.failed[webid][:1000]}
+            else:
+                low, high = watermarks.advanced(self.run.mode, mark, start, end)
+                update |= {"low": low, "high": high, "status": "ok"}
+            updates.append(update)
+        self.run.sink.merge(WATERMARKS, watermarks.rows(updates, run_id=self.run.run_id, updated_at=_now()))
+        self.finished = []
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _server_now(client: Any) -> datetime:
+    """The PI server's clock (data server `ServerTime`), so a skewed job clock cannot skip or re-read data;
+    the local clock when the server does not say."""
+    try:
+        servers = client.get_json("dataservers", {"selectedFields": "Items.ServerTime"}).get("Items") or []
+        if servers and servers[0].get("ServerTime"):
+            return parse_iso(servers[0]["ServerTime"])
+    except Exception as exc:  # an older server or a restricted account: fall back, say so
+        log.warning("PI server time unavailable (%s); using the local clock", exc)
+    return _now()
