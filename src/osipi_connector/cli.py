@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from osipi_connector import __version__
+from osipi_connector.config import DATASETS
 
 
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
@@ -88,12 +89,207 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- run / sql / maintain: the connector itself --------------------------------------------------------
+EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, metavar="FILE", help="connector YAML (see config/connector_config.yaml)")
+    p.add_argument("--catalog", help="override unity_catalog.catalog")
+    p.add_argument("--schema", help="override unity_catalog.schema (bronze tables)")
+    p.add_argument("--checkpoint-schema", help="override unity_catalog.checkpoint_schema (watermarks, run metrics)")
+    p.add_argument("--lakehouse-root", metavar="DIR", help="override local.lakehouse_root (local Delta tables)")
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="extract PI data into the bronze Delta tables",
+        description="One extraction run: tags, AF hierarchy, timeseries and event frames as configured. "
+        "Exit status 0 = success, 1 = partial (some tags or datasets failed; see the run-metrics table), "
+        "2 = failed or invalid configuration.",
+    )
+    _add_config_options(p)
+    p.add_argument("--mode", choices=["incremental", "full", "backfill"], help="override extraction.mode")
+    p.add_argument("--start", metavar="T", help="window start: ISO-8601 or PI time (*-7d); overrides start_date")
+    p.add_argument("--end", metavar="T", help="window end: ISO-8601 or PI time (*); overrides end_date")
+    p.add_argument(
+        "--datasets",
+        type=_datasets,
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(DATASETS)} (default: all the config enables)",
+    )
+    p.add_argument("--pi-web-api-url", metavar="URL", help="override pi_web_api.url")
+    p.add_argument("--secrets-scope", metavar="S", help="override pi_web_api.secrets_scope (Databricks secrets)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (the default when not on a terminal)")
+    p.set_defaults(func=_run)
+
+
+def _add_sql(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sql",
+        help="query the local Delta tables with SQL",
+        description="Run one SELECT over the local tables and print the result. Name tables as on Databricks "
+        "(main.bronze.pi_timeseries, bronze.pi_timeseries) or plainly (pi_timeseries).",
+    )
+    _add_config_options(p)
+    p.add_argument("query", help='e.g. "SELECT count(*) FROM bronze.pi_timeseries"')
+    p.add_argument("--max-rows", type=int, default=50, help="rows printed (default 50)")
+    p.set_defaults(func=_sql)
+
+
+def _add_maintain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "maintain",
+        help="compact, z-order and vacuum the tables",
+        description="Optimize every existing table (Z-order pi_timeseries by tag_webid, timestamp) and vacuum "
+        "files older than --retain-hours. Exit status 1 when a table failed (the others are still done).",
+    )
+    _add_config_options(p)
+    p.add_argument("--retain-hours", type=int, default=168, help="vacuum retention in hours (default 168 = 7 days)")
+    p.set_defaults(func=_maintain)
+
+
+def _datasets(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown dataset(s) {unknown or [text]}; choose from {','.join(DATASETS)}")
+    return names
+
+
+def _load(args: argparse.Namespace, **extra: str | None):
+    """The config with the command-line overrides applied (None = not given)."""
+    from osipi_connector.config import load_config
+
+    overrides = {
+        "unity_catalog.catalog": args.catalog,
+        "unity_catalog.schema": args.schema,
+        "unity_catalog.checkpoint_schema": args.checkpoint_schema,
+        "local.lakehouse_root": args.lakehouse_root,
+        **extra,
+    }
+    return load_config(args.config, {k: v for k, v in overrides.items() if v is not None})
+
+
+def _location(config):
+    from osipi_connector.lake.sink import Location
+
+    uc = config.unity_catalog
+    return Location(catalog=uc.catalog, schema=uc.schema_, checkpoint_schema=uc.checkpoint_schema)
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> int:
+    """One line on stderr, no traceback: the message already says what to change."""
+    print(f"osipi-connector: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from osipi_connector.config import ConfigError
+    from osipi_connector.lake.sql import format_table, run_sql
+
+    try:
+        config = _load(args)
+        result = run_sql(config.local.lakehouse_root, _location(config), args.query)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except Exception as exc:  # DataFusion/Delta errors: the query or a table is wrong, not the program
+        return _fail(f"{type(exc).__name__}: {exc}")
+    print(format_table(result, max_rows=args.max_rows))
+    return EXIT_OK
+
+
+def _maintain(args: argparse.Namespace) -> int:
+    from osipi_connector.config import ConfigError
+    from osipi_connector.lake.delta_sink import DeltaSink
+    from osipi_connector.lake.maintenance import maintain
+    from osipi_connector.lake.schemas import ALL_TABLES
+
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    sink = DeltaSink(config.local.lakehouse_root, _location(config))
+    specs = [spec for spec in ALL_TABLES if sink.exists(spec)]
+    if not specs:
+        return _fail(f"no tables under {config.local.lakehouse_root} — run `osipi-connector run` first")
+    failed = 0
+    for result in maintain(sink, specs, retain_hours=args.retain_hours):
+        if result.error:
+            failed += 1
+            print(f"{result.table}: FAILED {result.error}")
+            continue
+        compact = result.optimize.get("compact", {})
+        zorder = " + z-order" if "z_order" in result.optimize else ""
+        print(
+            f"{result.table}: compacted {compact.get('numFilesRemoved', 0)} -> {compact.get('numFilesAdded', 0)} "
+            f"files{zorder}, vacuumed {result.vacuum.get('files_deleted', 0)} files, {result.seconds:.2f}s"
+        )
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from osipi_connector.config import ConfigError
+
+    try:
+        config = _load(args, **{"pi_web_api.url": args.pi_web_api_url, "pi_web_api.secrets_scope": args.secrets_scope})
+    except ConfigError as exc:
+        return _fail(str(exc))
+    from osipi_connector.runner import PILakeflowConnector
+
+    show = not args.no_progress and sys.stderr.isatty()
+    try:
+        with _ProgressBar(show) as progress:
+            result = PILakeflowConnector(config).run(
+                mode=args.mode, start=args.start, end=args.end, datasets=args.datasets, progress=progress
+            )
+    except (ConfigError, ValueError) as exc:  # e.g. a --start that is not a time
+        return _fail(str(exc))
+    rows = ", ".join(f"{table} {count:,}" for table, count in result.rows.items()) or "no rows"
+    print(f"run {result.run_id}: {result.status} in {result.duration:.1f}s — {rows}")
+    for error in result.errors:
+        print(f"  {error}", file=sys.stderr)
+    return {"success": EXIT_OK, "partial": EXIT_PARTIAL}.get(result.status, EXIT_FAILED)
+
+
+class _ProgressBar:
+    """A tqdm bar fed by the runner's progress callback; a no-op off a terminal (job logs stay clean)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, done: int, total: int, label: str = "") -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="unit", desc="extracting", leave=False)
+        self.bar.total = total
+        self.bar.n = done
+        if label:
+            self.bar.set_postfix_str(label, refresh=False)
+        self.bar.refresh()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="osipi-connector", description="PI Web API to Delta Lake connector (and its PI Web API simulator)."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    _add_sql(sub)
+    _add_maintain(sub)
     _add_simulate(sub)
     return parser
 

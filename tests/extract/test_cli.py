@@ -1,0 +1,142 @@
+"""The `osipi-connector run | sql | maintain` console script, run as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from osipi_connector.extract.af import fetch_af
+from osipi_connector.lake.delta_sink import DeltaSink
+from osipi_connector.lake.schemas import ASSET_HIERARCHY, ELEMENT_ATTRIBUTES
+from tests.conftest import FIXED_NOW
+
+CLI = str(Path(sys.executable).with_name("osipi-connector"))
+DB_PATH = "\\\\PISIM-AF\\Plant"
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False)
+
+
+def write_config(path: Path, url: str, root: Path, extra: str = "") -> Path:
+    path.write_text(
+        f"""
+pi_web_api:
+  url: "{url}"
+  auth_type: anonymous
+extraction:
+  name_filter: "TI00001*"
+  mode: full
+  start_date: "2025-03-01T10:00:00Z"
+  end_date: "2025-03-01T12:00:00Z"
+  af_database: '{DB_PATH}'
+{extra}
+local:
+  lakehouse_root: "{root}"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def af_lake(tmp_path_factory, pi_client):
+    """A lakehouse holding the AF tables, written by the dataset code and the Delta sink."""
+    root = tmp_path_factory.mktemp("lake")
+    sink = DeltaSink(root)
+    hierarchy, attributes = fetch_af(pi_client, af_database=DB_PATH, run_id="r1", ingested_at=FIXED_NOW)
+    for spec, table in ((ASSET_HIERARCHY, hierarchy), (ELEMENT_ATTRIBUTES, attributes)):
+        sink.ensure(spec)
+        sink.merge(spec, table)
+    return root, hierarchy
+
+
+@pytest.mark.parametrize("command", ["run", "sql", "maintain", "simulate"])
+def test_every_subcommand_has_help(command):
+    result = cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"osipi-connector {command}" in result.stdout
+    assert "--config" in result.stdout or command == "simulate"
+
+
+def test_sql_prints_what_the_tables_hold(af_lake, simulator, tmp_path):
+    root, hierarchy = af_lake
+    config = write_config(tmp_path / "c.yaml", simulator.url, root)
+    result = cli(
+        "sql",
+        "--config",
+        str(config),
+        "SELECT depth, count(*) AS n FROM main.bronze.pi_asset_hierarchy GROUP BY depth ORDER BY depth",
+    )
+    assert result.returncode == 0, result.stderr
+    depths = hierarchy.column("depth").to_pylist()
+    lines = [line for line in result.stdout.splitlines() if line.startswith("| ") and "depth" not in line]
+    printed = [tuple(int(cell) for cell in line.strip("| ").split(" | ")) for line in lines]
+    assert printed == sorted((d, depths.count(d)) for d in set(depths))
+    assert f"({len(set(depths))} rows)" in result.stdout
+
+
+def test_sql_on_an_unknown_table_names_the_tables_that_exist(af_lake, simulator, tmp_path):
+    root, _ = af_lake
+    config = write_config(tmp_path / "c.yaml", simulator.url, root)
+    result = cli("sql", "--config", str(config), "SELECT * FROM bronze.no_such_table")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "pi_asset_hierarchy" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_lakehouse_root_flag_overrides_the_config(af_lake, simulator, tmp_path):
+    root, hierarchy = af_lake
+    config = write_config(tmp_path / "c.yaml", simulator.url, tmp_path / "elsewhere")
+    result = cli(
+        "sql", "--config", str(config), "--lakehouse-root", str(root), "SELECT count(*) AS n FROM pi_asset_hierarchy"
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"| {hierarchy.num_rows}" in result.stdout
+
+
+def test_maintain_compacts_and_vacuums_every_table(af_lake, simulator, tmp_path):
+    root, hierarchy = af_lake
+    config = write_config(tmp_path / "c.yaml", simulator.url, root)
+    result = cli("maintain", "--config", str(config), "--retain-hours", "168")
+    assert result.returncode == 0, result.stderr
+    assert "pi_asset_hierarchy" in result.stdout
+    assert "pi_element_attributes" in result.stdout
+    after = cli("sql", "--config", str(config), "SELECT count(*) AS n FROM pi_asset_hierarchy")
+    assert f"| {hierarchy.num_rows}" in after.stdout  # maintenance never changes the data
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("  batch_size: 0", "extraction.batch_size"),
+        ("  colour: blue", "extraction.colour"),
+        ("  mode: sideways", "extraction.mode"),
+    ],
+)
+def test_config_errors_are_one_line_naming_the_key(simulator, tmp_path, extra, expected):
+    config = write_config(tmp_path / "c.yaml", simulator.url, tmp_path / "lake", extra)
+    for command in (["run"], ["sql", "SELECT 1"], ["maintain"]):
+        result = cli(command[0], "--config", str(config), *command[1:])
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert expected in lines[0]
+
+
+def test_a_missing_config_file_is_a_clear_error(tmp_path):
+    result = cli("run", "--config", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert "nope.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_datasets_are_refused(tmp_path):
+    result = cli("run", "--config", str(tmp_path / "c.yaml"), "--datasets", "tags,weather")
+    assert result.returncode == 2
+    assert "weather" in result.stderr
