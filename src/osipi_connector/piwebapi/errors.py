@@ -104,7 +104,7 @@ def http_error(
 ) -> PIWebAPIError:
     """The error for a final non-2xx answer."""
     errors = server_errors(body)
-    said = f": {'; '.join(errors)}" if errors else ""
+    said = f": {'; '.join(e.rstrip('.') for e in errors)}" if errors else ""
     tries = f" after {attempts} tries" if attempts > 1 else ""
     message = (
         f"PI Web API answered {status} to {method} {safe_url(url)}{tries}{said}. {_advice(status, method, challenge)}."

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError, ResponseError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
 from osipi_connector.piwebapi.auth import BearerAuth, build_auth, sent_token
@@ -94,6 +94,12 @@ def make_session(settings: ClientSettings) -> requests.Session:
     return session
 
 
+def _tries(response: requests.Response) -> int:
+    """How many times urllib3 sent this request (its Retry object keeps the history)."""
+    retries = getattr(response.raw, "retries", None)
+    return len(retries.history) + 1 if retries is not None else 1
+
+
 def _challenge(response: requests.Response) -> str:
     header = response.headers.get("WWW-Authenticate", "")
     return ", ".join(sorted({part.strip().split(" ")[0] for part in header.split(",") if part.strip()}))
@@ -146,8 +152,9 @@ class Transport:
             try:
                 response = self._request(method, url, params, json_body)
                 if not accept(response):
+                    tries = attempt - 1 + _tries(response)
                     raise http_error(
-                        method, response.url, response.status_code, response.content, attempt, _challenge(response)
+                        method, response.url, response.status_code, response.content, tries, _challenge(response)
                     )
                 return parse(response)
             except (
@@ -216,6 +223,8 @@ def _reason(exc: BaseException) -> str:
     cause: Any = exc.args[0] if exc.args else exc
     if isinstance(cause, MaxRetryError):
         cause = cause.reason
+    if isinstance(cause, NewConnectionError):  # a ConnectTimeoutError subclass, but not a time-out
+        return str(cause).rsplit(": ", 1)[-1]
     if isinstance(cause, (ConnectTimeoutError, ReadTimeoutError)):
         return "timed out"
     if isinstance(cause, ResponseError):
