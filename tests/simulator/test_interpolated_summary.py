@@ -46,15 +46,7 @@ def test_interpolated_grid_and_shape(simulator, http, points):
     assert set(body) == {"Links", "Items", "UnitsAbbreviation"}
     stamps = [item["Timestamp"] for item in body["Items"]]
     assert stamps == [format_datetime(START + timedelta(minutes=10 * i)) for i in range(7)]  # end included
-    assert list(body["Items"][0]) == [
-        "Timestamp",
-        "Value",
-        "UnitsAbbreviation",
-        "Good",
-        "Questionable",
-        "Substituted",
-        "Annotated",
-    ]
+    assert list(body["Items"][0]) == list(recorded_items(http, point)[0])  # the TimedValue members
     backwards = stream(
         http, point, "interpolated", interval="10m", startTime=WINDOW["endTime"], endTime=WINDOW["startTime"]
     )
