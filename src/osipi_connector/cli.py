@@ -239,26 +239,28 @@ def _run(args: argparse.Namespace) -> int:
     from osipi_connector.runner import PILakeflowConnector
 
     show = not args.no_progress and sys.stderr.isatty()
-    try:
-        with _ProgressBar(show) as progress:
-            result = PILakeflowConnector(config).run(
-                mode=args.mode, start=args.start, end=args.end, datasets=args.datasets, progress=progress
-            )
-    except (ConfigError, ValueError) as exc:  # e.g. a --start that is not a time
-        return _fail(str(exc))
+    with _ProgressBar(show) as progress:
+        try:
+            connector = PILakeflowConnector(config, progress=progress)
+            result = connector.run(mode=args.mode, start=args.start, end=args.end, datasets=args.datasets)
+        except ConfigError as exc:
+            return _fail(str(exc))
+        except Exception as exc:  # the run is recorded as failed in the run-metrics table; say why in one line
+            return _fail(f"run failed: {type(exc).__name__}: {exc}")
     rows = ", ".join(f"{table} {count:,}" for table, count in result.rows.items()) or "no rows"
-    print(f"run {result.run_id}: {result.status} in {result.duration:.1f}s — {rows}")
+    print(f"run {result.run_id} ({result.mode}): {result.status} in {result.duration_seconds:.1f}s — {rows}")
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
-    return {"success": EXIT_OK, "partial": EXIT_PARTIAL}.get(result.status, EXIT_FAILED)
+    return result.exit_code
 
 
 class _ProgressBar:
-    """A tqdm bar fed by the runner's progress callback; a no-op off a terminal (job logs stay clean)."""
+    """A tqdm bar per dataset fed by the runner's progress callback; a no-op off a terminal (job logs stay clean)."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.bar = None
+        self.stage = ""
 
     def __enter__(self) -> _ProgressBar:
         return self
@@ -267,17 +269,19 @@ class _ProgressBar:
         if self.bar is not None:
             self.bar.close()
 
-    def __call__(self, done: int, total: int, label: str = "") -> None:
+    def __call__(self, progress) -> None:
         if not self.enabled:
             return
-        if self.bar is None:
+        if progress.stage != self.stage or self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="unit", desc="extracting", leave=False)
-        self.bar.total = total
-        self.bar.n = done
-        if label:
-            self.bar.set_postfix_str(label, refresh=False)
+            if self.bar is not None:
+                self.bar.close()
+            self.stage = progress.stage
+            self.bar = tqdm(total=progress.total, desc=progress.stage, unit="step", file=sys.stderr)
+        self.bar.total = progress.total
+        self.bar.n = progress.done
+        self.bar.set_postfix_str(f"{progress.rows:,} rows", refresh=False)
         self.bar.refresh()
 
 
