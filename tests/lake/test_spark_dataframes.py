@@ -91,7 +91,7 @@ def frame(spark) -> pa.Table:
     )
 
 
-def test_spark_schema_of_timeseries_is_the_bronze_schema(spark):
+def test_spark_schema_of_timeseries_is_the_bronze_schema():
     assert_schema_equality(spark_schema(TIMESERIES.schema), EXPECTED_TIMESERIES)
 
 
