@@ -245,3 +245,9 @@ def test_optimize_and_vacuum_keep_the_same_rows(sink):
 def test_maintenance_on_missing_table_is_skipped(sink):
     assert sink.optimize(TAGS) == {"skipped": "table does not exist"}
     assert sink.vacuum(TAGS) == {"skipped": "table does not exist"}
+
+
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "", "main.x"])
+def test_location_names_that_are_not_folder_names_are_refused(tmp_path, bad):
+    with pytest.raises(ValueError, match=r"unity_catalog\.schema .* cannot name a local folder"):
+        DeltaSink(tmp_path, Location(schema=bad))

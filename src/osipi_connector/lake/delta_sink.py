@@ -9,6 +9,7 @@ conflicting MERGEs; several connectors writing the same tables at once need Data
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ from osipi_connector.lake.sink import Location, WriteResult
 from osipi_connector.lake.validate import SchemaMismatchError, check_unique_keys, conform
 
 log = logging.getLogger(__name__)
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
 class DeltaSink:
@@ -32,6 +34,12 @@ class DeltaSink:
     def __init__(self, root: Path | str, location: Location | None = None) -> None:
         self.root = Path(root)
         self.location = location or Location()
+        for key in ("catalog", "schema", "checkpoint_schema"):
+            value = getattr(self.location, key)
+            if not _NAME.fullmatch(value):
+                raise ValueError(
+                    f"unity_catalog.{key} {value!r} cannot name a local folder: use letters, digits, '_' or '-'"
+                )
 
     def path(self, spec: TableSpec) -> Path:
         return self.root / self.location.catalog / self.location.schema_for(spec) / spec.name
