@@ -21,18 +21,21 @@ def sim_config(**kwargs: Any) -> SimConfig:
     return SimConfig(seed=7, tags=kwargs.pop("tags", 20), now=FIXED_NOW, **kwargs)
 
 
-def make_client(
-    running: RunningSimulator, credentials: Credentials | None = None, **settings: Any
-) -> PIWebAPIClient:
+def make_client(running: RunningSimulator, credentials: Credentials | None = None, **settings: Any) -> PIWebAPIClient:
     settings.setdefault("auth_type", "anonymous")
     settings.setdefault("retry", FAST_RETRY)
     return PIWebAPIClient(ClientSettings(url=running.url, **settings), credentials)
 
 
 @contextmanager
-def serving(credentials: Credentials | None = None, settings: dict | None = None, **config: Any) -> Iterator[tuple[RunningSimulator, PIWebAPIClient]]:
+def serving(
+    credentials: Credentials | None = None, settings: dict | None = None, **config: Any
+) -> Iterator[tuple[RunningSimulator, PIWebAPIClient]]:
     """A simulator and a client for it; the client is closed before the server stops."""
-    with running_simulator(sim_config(**config)) as running, make_client(running, credentials, **(settings or {})) as client:
+    with (
+        running_simulator(sim_config(**config)) as running,
+        make_client(running, credentials, **(settings or {})) as client,
+    ):
         yield running, client
 
 

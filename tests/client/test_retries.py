@@ -131,9 +131,9 @@ def test_persistent_5xx_gives_a_clear_error_after_max_attempts():
 
 def test_read_timeout_gives_a_clear_error():
     retry = RetrySettings(max_attempts=2, backoff_seconds=0.01)
-    with serving(faults=FaultConfig(latency_ms=400), settings={"read_timeout": 0.1, "retry": retry}) as (_, client):
-        with pytest.raises(PIWebAPIError) as caught:
-            client.get_json("system")
+    slow = serving(faults=FaultConfig(latency_ms=400), settings={"read_timeout": 0.1, "retry": retry})
+    with slow as (_, client), pytest.raises(PIWebAPIError) as caught:
+        client.get_json("system")
     assert caught.value.status == 0
     assert "read_timeout=0.1" in str(caught.value)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from jsonpath_ng.ext import parse as parse_jsonpath
 
 
@@ -146,11 +147,16 @@ def resolve(key: str, sub: SubRequest, url: str, results: Mapping[str, SubRespon
             found = [m.value for m in _compiled(path).find(document)]
         except Exception as exc:  # jsonpath_ng's lexer and parser errors are plain Exceptions
             return SubResponse(400, {"Errors": [f"'{path}' in request '{key}' is not a valid JSONPath: {exc}"]})
-        if len(found) != 1:
+        if not found:
+            return SubResponse(
+                400, {"Errors": [f"Some JSON paths did not select any tokens: '{path}' in request '{key}'."]}
+            )
+        if len(found) > 1:
             return SubResponse(
                 400, {"Errors": [f"'{path}' in request '{key}' selected {len(found)} tokens; a Resource takes one."]}
             )
-        values.append(found[0] if isinstance(found[0], str) else str(found[0]))
+        token = found[0]
+        values.append(token if isinstance(token, str) else "" if token is None else orjson.dumps(token).decode())
     if url.startswith("$"):
         return SubResponse(400, {"Errors": [f"Request '{key}': a JSONPath Resource needs the batch controller."]})
     try:
