@@ -152,7 +152,9 @@ class ClientCredentials:
 
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self.session.request(method, url, auth=NoAuth(), timeout=self._timeout(), **kwargs)
+            response = self.session.request(
+                method, url, auth=NoAuth(), timeout=self._timeout(), verify=self.session.verify, **kwargs
+            )
         except requests.RequestException as exc:
             raise PIWebAPIError(
                 f"{method} {safe_url(url)} (OIDC token) failed: {type(exc).__name__}. Check "

@@ -113,7 +113,11 @@ class Transport:
         self.settings = settings
         self.session = make_session(settings)
         self.session.auth = build_auth(settings, credentials, self.session)
-        self.timeout = (settings.connect_timeout, settings.read_timeout)
+        # verify goes with each request: a session's own `verify` loses to REQUESTS_CA_BUNDLE (a requests quirk)
+        self.options: dict[str, Any] = {
+            "timeout": (settings.connect_timeout, settings.read_timeout),
+            "verify": self.session.verify,
+        }
 
     def close(self) -> None:
         self.session.close()
@@ -121,9 +125,7 @@ class Transport:
     def _raw(self, method: str, url: str, params: Any, json_body: bytes | None) -> requests.Response:
         """One request through the adapter's retries; a renewed token once after a 401."""
         headers = {"Content-Type": "application/json"} if json_body is not None else None
-        response = self.session.request(
-            method, url, params=params, data=json_body, headers=headers, timeout=self.timeout
-        )
+        response = self.session.request(method, url, params=params, data=json_body, headers=headers, **self.options)
         auth = self.session.auth
         if (
             response.status_code == 401
@@ -131,9 +133,7 @@ class Transport:
             and auth.invalidate(sent_token(response.request))
         ):
             log.info("PI Web API answered 401; renewing the bearer token once")
-            response = self.session.request(
-                method, url, params=params, data=json_body, headers=headers, timeout=self.timeout
-            )
+            response = self.session.request(method, url, params=params, data=json_body, headers=headers, **self.options)
         return response
 
     def send(
