@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, SerializeAsAny, field_validator, model_validator
 
 from iot_connector.sources.base import SourceConfig
 
@@ -112,7 +112,7 @@ class AgentConfig(_Strict):
     sink: SinkSettings = DeltaSinkSettings()
     pipeline: PipelineSettings = PipelineSettings()
     metrics: MetricsSettings = MetricsSettings()
-    sources: list[SourceConfig] = Field(default_factory=list)
+    sources: list[SerializeAsAny[SourceConfig]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> AgentConfig:

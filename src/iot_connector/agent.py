@@ -1,0 +1,140 @@
+"""The running agent: enabled sources -> pipeline -> sink, metrics endpoint, supervised until stopped.
+
+Why the supervision: a source's `run` is meant to reconnect by itself, but if one ever raises, the agent logs
+it with the source's name, marks it disconnected and restarts it after a pause; one bad connection never
+takes the others (or the spool) down. On stop, sources stop first, then the pipeline: with the spool on,
+what was accepted is already durable and is sent on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+import orjson
+
+from iot_connector.config.models import AgentConfig, DeltaSinkSettings
+from iot_connector.metrics import Metrics
+from iot_connector.pipeline import Pipeline, make_buffer
+from iot_connector.sinks.base import Sink
+from iot_connector.sources.base import Source, registered
+
+log = logging.getLogger(__name__)
+SOURCE_RESTART_S = 5.0
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: easy to ship from a container to any log system."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def setup_logging(level: str = "INFO") -> None:
+    import time
+
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = JsonFormatter()
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def build_sink(config: AgentConfig, config_dir: Path) -> Sink:
+    settings = config.sink
+    if isinstance(settings, DeltaSinkSettings):
+        from iot_connector.sinks.delta import DeltaSink
+
+        return DeltaSink(settings.path or Path(config_dir) / "data" / "iot_records", config.agent_id)
+    from iot_connector.sinks.zerobus import ZerobusSink
+
+    return ZerobusSink(settings, config.agent_id)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, config_dir: Path, metrics: Metrics | None = None):
+        self.config = config
+        self.config_dir = Path(config_dir)
+        self.metrics = metrics or Metrics()
+        self.sink = build_sink(config, self.config_dir)
+        buffer = make_buffer(config.pipeline, self.config_dir / "spool")
+        self.pipeline = Pipeline(config.pipeline, self.sink, buffer, self.metrics)
+        known = registered()
+        self.sources: list[Source] = [
+            known[cfg.type][1](cfg, self.pipeline.emit) for cfg in config.sources if cfg.enabled
+        ]
+        self.metrics_port: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then shut down in order."""
+        m = self.config.metrics
+        if m.enabled:
+            self.metrics_port = self.metrics.serve(m.port, m.host)
+            log.info("metrics on http://%s:%d/metrics", m.host, self.metrics_port)
+        await self.pipeline.start()
+        log.info(
+            "agent %s started: %d source(s), sink %s, spool %s",
+            self.config.agent_id,
+            len(self.sources),
+            self.sink.name,
+            "on" if self.config.pipeline.spool.enabled else "off",
+        )
+        self._tasks = [asyncio.create_task(self._supervise(s), name=f"source-{s.config.name}") for s in self.sources]
+        self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+        try:
+            await stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def _supervise(self, source: Source) -> None:
+        name = source.config.name
+        while True:
+            try:
+                await source.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                source.health.connected = False
+                source.health.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("source %s crashed; restarting in %.0f s", name, SOURCE_RESTART_S)
+                await asyncio.sleep(SOURCE_RESTART_S)
+
+    async def _status_loop(self) -> None:
+        while True:
+            for source in self.sources:
+                gauge = self.metrics.connection_status.labels(source=source.config.name)
+                gauge.set(1 if source.health.connected else 0)
+            self.metrics.queue_depth.set(self.pipeline.buffer.depth)
+            self.metrics.spool_bytes.set(self.pipeline.buffer.size_bytes)
+            await asyncio.sleep(1.0)
+
+    async def shutdown(self) -> None:
+        log.info("stopping: sources first, then the pipeline")
+        for source in self.sources:
+            try:
+                await asyncio.wait_for(source.stop(), 5)
+            except Exception as exc:
+                log.warning("source %s did not stop cleanly: %s", source.config.name, exc)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.pipeline.stop()
+        self.metrics.stop()
+        log.info("stopped; %d record(s) left in the buffer for the next start", self.pipeline.buffer.depth)

@@ -1,0 +1,149 @@
+"""The agent as a user runs it: `iot-connector run` in a subprocess, metrics, SIGTERM, kill -9 under load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from deltalake import DeltaTable
+
+from iot_connector.agent import Agent
+from iot_connector.config import load_config
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _write_state(config_dir: Path, **source) -> None:
+    state = {
+        "agent_id": "edge-test",
+        "plugins": ["tests.edge.counter_source"],
+        "metrics": {"port": 0},
+        "pipeline": {"batch_max_records": 500, "batch_max_wait_ms": 20, "drain_timeout_s": 1},
+        "sources": [{"name": "c1", "type": "counter", **source}],
+    }
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "connector_state.json").write_text(json.dumps(state))
+
+
+def _start(config_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'src'}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "iot_connector.cli", "run", "--config-dir", str(config_dir)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _last_accepted(progress: Path) -> int:
+    lines = progress.read_text().splitlines() if progress.exists() else []
+    complete = [line for line in lines if line.strip().isdigit()]
+    return int(complete[-1]) if complete else -1
+
+
+def _table(config_dir: Path) -> list[dict]:
+    path = config_dir / "data" / "iot_records"
+    if not DeltaTable.is_deltatable(str(path)):
+        return []
+    return DeltaTable(str(path)).to_pyarrow_table(columns=["seq", "record_id", "is_replayed"]).to_pylist()
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_kill_9_under_load_loses_nothing_accepted(tmp_path: Path) -> None:
+    config_dir, progress = tmp_path / "cfg", tmp_path / "progress.txt"
+    _write_state(config_dir, batch=100, progress_file=str(progress))
+    agent = _start(config_dir)
+    try:
+        _wait(lambda: _last_accepted(progress) >= 20_000, 60, "20,000 accepted records")
+    finally:
+        agent.send_signal(signal.SIGKILL)
+        agent.communicate(timeout=10)
+    accepted = _last_accepted(progress)
+    assert agent.returncode == -signal.SIGKILL
+
+    _write_state(config_dir, enabled=False)  # restart with no input: only the spool replay arrives
+    agent = _start(config_dir)
+    try:
+        _wait(lambda: len({r["seq"] for r in _table(config_dir)}) > accepted, 60, "the spool replay")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=30)
+    assert agent.returncode == 0, err
+    rows = _table(config_dir)
+    seqs = {r["seq"] for r in rows}
+    assert set(range(accepted + 1)) <= seqs  # everything accepted before the kill is in the table
+    by_seq: dict[int, set[str]] = {}
+    for row in rows:
+        by_seq.setdefault(row["seq"], set()).add(row["record_id"])
+    assert all(len(ids) == 1 for ids in by_seq.values())  # duplicates carry the same record_id
+    assert any(r["is_replayed"] for r in rows)
+
+
+def test_sigterm_stops_cleanly_with_json_logs(tmp_path: Path) -> None:
+    config_dir = tmp_path / "cfg"
+    _write_state(config_dir, limit=2000)
+    agent = _start(config_dir)
+    try:
+        _wait(lambda: len(_table(config_dir)) == 2000, 60, "2,000 rows")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=30)
+    assert agent.returncode == 0, err
+    logs = [json.loads(line) for line in err.splitlines() if line.strip()]
+    messages = [entry["msg"] for entry in logs]
+    assert any(m.startswith("agent edge-test started") for m in messages)
+    assert any(m.startswith("stopped;") for m in messages)
+    assert sorted(r["seq"] for r in _table(config_dir)) == list(range(2000))
+
+
+def test_malformed_config_exits_with_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "connector_state.json").write_text('{"pipeline": {"batch_max_records": -1}, "sources": 5}')
+    agent = _start(tmp_path)
+    _, err = agent.communicate(timeout=30)
+    assert agent.returncode == 2
+    assert "Traceback" not in err
+    assert "pipeline.batch_max_records" in err and "sources: must be a list" in err
+
+
+async def test_metrics_endpoint_has_the_guide_names(tmp_path: Path) -> None:
+    _write_state(tmp_path, limit=300)
+    agent = Agent(load_config(tmp_path), tmp_path)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    async with asyncio.timeout(30):
+        while agent.metrics_port is None or agent.metrics.records_written.labels(protocol="counter")._value.get() < 300:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.1)  # one status-loop tick
+    text = await asyncio.to_thread(
+        lambda: requests.get(f"http://127.0.0.1:{agent.metrics_port}/metrics", timeout=5).text
+    )
+    stop.set()
+    await running
+    for line in (
+        'iot_records_read_total{source="c1"} 300.0',
+        'iot_records_written_total{protocol="counter"} 300.0',
+        "iot_queue_depth 0.0",
+        "iot_batch_latency_seconds_count",
+        'iot_connection_status{source="c1"}',
+        "iot_spool_bytes",
+    ):
+        assert line in text
