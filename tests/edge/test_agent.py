@@ -121,7 +121,8 @@ def test_malformed_config_exits_with_clear_message(tmp_path: Path) -> None:
     _, err = agent.communicate(timeout=30)
     assert agent.returncode == 2
     assert "Traceback" not in err
-    assert "pipeline.batch_max_records" in err and "sources: must be a list" in err
+    assert "pipeline.batch_max_records" in err
+    assert "sources: must be a list" in err
 
 
 async def test_metrics_endpoint_has_the_guide_names(tmp_path: Path) -> None:

@@ -79,7 +79,8 @@ def test_source_errors_point_at_the_source(tmp_path: Path) -> None:
     }
     (tmp_path / STATE_FILE).write_text(json.dumps(state))
     text = _problems(tmp_path)
-    assert "sources[1].name" in text and "sources[1].batch" in text
+    assert "sources[1].name" in text
+    assert "sources[1].batch" in text
     assert "sources[0]" not in text
     state["sources"] = [{"name": "a", "type": "counter"}, {"name": "a", "type": "counter"}]
     (tmp_path / STATE_FILE).write_text(json.dumps(state))
@@ -101,7 +102,8 @@ def test_secrets_encrypted_at_rest_with_0600_key(tmp_path: Path) -> None:
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     loaded = load_config(tmp_path)
     assert loaded.sink.client_secret.get_secret_value() == "very-secret-value"
-    assert "very-secret-value" not in repr(loaded) and "very-secret-value" not in str(loaded.model_dump())
+    assert "very-secret-value" not in repr(loaded)
+    assert "very-secret-value" not in str(loaded.model_dump())
 
 
 def test_rotate_key_reencrypts_and_still_loads(tmp_path: Path, capsys) -> None:
