@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -99,6 +100,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schema", help="override unity_catalog.schema (bronze tables)")
     p.add_argument("--checkpoint-schema", help="override unity_catalog.checkpoint_schema (watermarks, run metrics)")
     p.add_argument("--lakehouse-root", metavar="DIR", help="override local.lakehouse_root (local Delta tables)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details and tracebacks")
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -158,9 +160,24 @@ def _datasets(text: str) -> list[str]:
     return names
 
 
+class _BriefFormatter(logging.Formatter):
+    """Warnings as one line each: the messages name what failed; tracebacks only with --verbose."""
+
+    def formatException(self, ei) -> str:
+        return ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).rstrip()
+
+
 def _load(args: argparse.Namespace, **extra: str | None):
-    """The config with the command-line overrides applied (None = not given)."""
+    """Logging set up, then the config with the command-line overrides applied (None = not given)."""
     from osipi_connector.config import load_config
+
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt) if args.verbose else _BriefFormatter(fmt))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler], force=True)
 
     overrides = {
         "unity_catalog.catalog": args.catalog,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,11 @@ from osipi_connector.extract.af import fetch_af
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.schemas import ASSET_HIERARCHY, ELEMENT_ATTRIBUTES
 from tests.conftest import FIXED_NOW
+from tests.simulator.helpers import all_points, get_json
 
 CLI = str(Path(sys.executable).with_name("osipi-connector"))
 DB_PATH = "\\\\PISIM-AF\\Plant"
+RETRY_ONCE = "retry:\n  max_attempts: 1"
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -28,7 +31,7 @@ pi_web_api:
   url: "{url}"
   auth_type: anonymous
 extraction:
-  name_filter: "TI00001*"
+  name_filter: "*00001?.PV"
   mode: full
   start_date: "2025-03-01T10:00:00Z"
   end_date: "2025-03-01T12:00:00Z"
@@ -120,13 +123,21 @@ def test_maintain_compacts_and_vacuums_every_table(af_lake, simulator, tmp_path)
 )
 def test_config_errors_are_one_line_naming_the_key(simulator, tmp_path, extra, expected):
     config = write_config(tmp_path / "c.yaml", simulator.url, tmp_path / "lake", extra)
-    for command in (["run"], ["sql", "SELECT 1"], ["maintain"]):
-        result = cli(command[0], "--config", str(config), *command[1:])
-        assert result.returncode == 2
-        assert "Traceback" not in result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, result.stderr
-        assert expected in lines[0]
+    assert_one_line_error(cli("run", "--config", str(config)), expected)
+
+
+def test_sql_and_maintain_report_config_errors_the_same_way(simulator, tmp_path):
+    config = write_config(tmp_path / "c.yaml", simulator.url, tmp_path / "lake", "  batch_size: 0")
+    assert_one_line_error(cli("sql", "--config", str(config), "SELECT 1"), "extraction.batch_size")
+    assert_one_line_error(cli("maintain", "--config", str(config)), "extraction.batch_size")
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, expected: str) -> None:
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
 
 
 def test_a_missing_config_file_is_a_clear_error(tmp_path):
@@ -140,3 +151,61 @@ def test_unknown_datasets_are_refused(tmp_path):
     result = cli("run", "--config", str(tmp_path / "c.yaml"), "--datasets", "tags,weather")
     assert result.returncode == 2
     assert "weather" in result.stderr
+
+
+def served_counts(http, base: str, names: list[str]) -> dict[str, int]:
+    webids = {p["Name"]: p["WebId"] for p in all_points(http, base)}
+    window = {"startTime": "2025-03-01T10:00:00Z", "endTime": "2025-03-01T12:00:00Z", "maxCount": 150_000}
+    return {n: len(get_json(http, f"{base}/streams/{webids[n]}/recorded", **window)["Items"]) for n in names}
+
+
+def test_run_lands_every_served_value_once_and_a_rerun_changes_nothing(simulator, http, tmp_path):
+    config = write_config(tmp_path / "c.yaml", simulator.url, tmp_path / "lake")
+    query = "SELECT tag_name, count(*) AS n FROM main.bronze.pi_timeseries GROUP BY tag_name ORDER BY tag_name"
+    first = cli("run", "--config", str(config), "--datasets", "tags,timeseries", "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert ": success in " in first.stdout
+    counted = table_rows(cli("sql", "--config", str(config), query).stdout)
+    expected = served_counts(http, simulator.url, [name for name, _ in counted])
+    assert len(counted) >= 2
+    assert {name: int(n) for name, n in counted} == expected
+    again = cli("run", "--config", str(config), "--datasets", "tags,timeseries", "--no-progress")
+    assert again.returncode == 0, again.stderr
+    assert table_rows(cli("sql", "--config", str(config), query).stdout) == counted
+
+
+def test_run_with_a_missing_tag_is_partial_and_names_it(simulator, tmp_path):
+    config = write_config(tmp_path / "c.yaml", simulator.url, tmp_path / "lake", "  tag_names: [NO.SUCH.TAG]")
+    result = cli("run", "--config", str(config), "--datasets", "tags", "--no-progress")
+    assert result.returncode == 1, result.stderr
+    assert "NO.SUCH.TAG" in result.stderr
+    assert ": partial in " in result.stdout
+    tags = cli("sql", "--config", str(config), "SELECT count(*) AS n FROM pi_tags")
+    assert table_rows(tags.stdout) != [("0",)]  # the tags that exist were still written
+
+
+def test_run_against_an_unreachable_server_fails_with_one_line(tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_config(tmp_path / "c.yaml", f"http://127.0.0.1:{port}/piwebapi", tmp_path / "lake", RETRY_ONCE)
+    result = cli("run", "--config", str(config), "--no-progress")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr
+
+
+def test_flags_override_the_config(simulator, tmp_path):
+    config = write_config(tmp_path / "c.yaml", "http://127.0.0.1:9/piwebapi", tmp_path / "ignored", RETRY_ONCE)
+    root = tmp_path / "lake"
+    args = ["--pi-web-api-url", simulator.url, "--lakehouse-root", str(root), "--catalog", "dev", "--schema", "raw"]
+    result = cli("run", "--config", str(config), *args, "--datasets", "af", "--mode", "full", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert (root / "dev" / "raw" / "pi_asset_hierarchy" / "_delta_log").is_dir()
+    assert (root / "dev" / "checkpoints" / "pi_run_metrics" / "_delta_log").is_dir()
+
+
+def table_rows(printed: str) -> list[tuple[str, ...]]:
+    """The body rows of `sql`'s grid."""
+    lines = [line for line in printed.splitlines() if line.startswith("| ")]
+    return [tuple(cell.strip() for cell in line.strip("| ").split(" | ")) for line in lines[1:]]
