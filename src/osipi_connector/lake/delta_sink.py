@@ -13,14 +13,13 @@ import re
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from osipi_connector.lake import merge_conditions
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, WriteResult
-from osipi_connector.lake.validate import SchemaMismatchError, check_unique_keys, conform
+from osipi_connector.lake.validate import SchemaMismatchError, conform, merge_source, read_schema
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
@@ -72,12 +71,10 @@ class DeltaSink:
         _check_existing(spec, table)
 
     def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
-        source = conform(spec, data)
-        check_unique_keys(spec, source)
+        source, partitions = merge_source(spec, data)
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
         self.ensure(spec)
-        partitions = {c: pc.unique(source[c]).to_pylist() for c in spec.partition_by}
         merger = DeltaTable(self.path(spec)).merge(
             source,
             merge_conditions.merge_condition(spec, partitions),
@@ -96,13 +93,10 @@ class DeltaSink:
         write_deltalake(self.path(spec), source, mode="append")
 
     def read(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
-        unknown = [c for c in columns or () if c not in spec.schema.names]
-        if unknown:
-            raise SchemaMismatchError(f"table {spec.name}: no column(s) {unknown}; columns are {spec.schema.names}")
+        schema = read_schema(spec, columns)
         table = self._open(spec)
         if table is None:
-            empty = spec.schema.empty_table()
-            return empty.select(columns) if columns is not None else empty
+            return schema.empty_table()
         return table.to_pyarrow_table(columns=columns)
 
     def optimize(self, spec: TableSpec) -> dict:

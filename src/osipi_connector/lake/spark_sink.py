@@ -13,13 +13,12 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from osipi_connector.lake import spark_sql
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, WriteResult
 from osipi_connector.lake.spark_schema import spark_schema
-from osipi_connector.lake.validate import SchemaMismatchError, check_unique_keys, conform, conform_to
+from osipi_connector.lake.validate import conform, conform_to, merge_source, read_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -51,12 +50,10 @@ class SparkSink:
         return self.spark.createDataFrame(conform(spec, data), schema=spark_schema(spec.schema))
 
     def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
-        source = conform(spec, data)
-        check_unique_keys(spec, source)
+        source, partitions = merge_source(spec, data)
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
         self.ensure(spec)
-        partitions = {c: pc.unique(source[c]).to_pylist() for c in spec.partition_by}
         with self._view(spec, source) as view:
             rows = self.spark.sql(spark_sql.merge_sql(spec, self.location, view, partitions)).collect()
         metrics = rows[0].asDict() if rows else {}
@@ -74,11 +71,8 @@ class SparkSink:
 
     def read(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
         """Small tables only (watermarks, run metrics): the rows travel to the driver. Creates a missing table."""
-        unknown = [c for c in columns or () if c not in spec.schema.names]
-        if unknown:
-            raise SchemaMismatchError(f"table {spec.name}: no column(s) {unknown}; columns are {spec.schema.names}")
+        schema = read_schema(spec, columns)
         self.ensure(spec)
-        schema = pa.schema([spec.schema.field(c) for c in columns]) if columns is not None else spec.schema
         table = self.spark.sql(spark_sql.select_sql(spec, self.location, columns)).toArrow()
         return conform_to(schema, table, f"table {self.table_name(spec)}")
 

@@ -80,3 +80,20 @@ def check_unique_keys(spec: TableSpec, data: pa.Table) -> None:
         f"table {spec.name}: {repeated.num_rows} key(s) {tuple(keys)} appear more than once in one batch, "
         f"e.g. {examples}; de-duplicate the batch (keep one row per key) before merging"
     )
+
+
+def merge_source(spec: TableSpec, data: pa.Table | pa.RecordBatch) -> tuple[pa.Table, dict[str, list]]:
+    """What every sink's MERGE starts with: the conformed, key-unique batch and its distinct partition values."""
+    source = conform(spec, data)
+    check_unique_keys(spec, source)
+    return source, {c: pc.unique(source[c]).to_pylist() for c in spec.partition_by}
+
+
+def read_schema(spec: TableSpec, columns: list[str] | None) -> pa.Schema:
+    """The schema a `read(spec, columns)` returns; unknown column names are a SchemaMismatchError."""
+    if columns is None:
+        return spec.schema
+    unknown = [c for c in columns if c not in spec.schema.names]
+    if unknown:
+        raise SchemaMismatchError(f"table {spec.name}: no column(s) {unknown}; columns are {spec.schema.names}")
+    return pa.schema([spec.schema.field(c) for c in columns])
