@@ -131,13 +131,23 @@ async def test_restart_replays_unacknowledged_records(tmp_path: Path) -> None:
     assert [r.is_replayed for r in sink.records] == [True] * 120 + [False] * 30
 
 
-async def test_memory_buffer_drop_newest_counts(tmp_path: Path) -> None:
+async def _stalled_memory_pipeline(tmp_path: Path, policy: str, cap: int) -> tuple[RecordingSink, Pipeline]:
+    """A started memory-only pipeline whose sink holds every write until `sink.gate` is set."""
     sink = RecordingSink()
     sink.gate = asyncio.Event()
-    pipe = _pipeline(
-        tmp_path, sink, memory_queue_records=100, drop_policy="newest", spool={"enabled": False}, batch_max_records=10
-    )
+    settings = {
+        "memory_queue_records": cap,
+        "drop_policy": policy,
+        "spool": {"enabled": False},
+        "batch_max_records": 10,
+    }
+    pipe = _pipeline(tmp_path, sink, **settings)
     await pipe.start()
+    return sink, pipe
+
+
+async def test_memory_buffer_drop_newest_counts(tmp_path: Path) -> None:
+    sink, pipe = await _stalled_memory_pipeline(tmp_path, "newest", 100)
     await pipe.emit(make_records(150))
     assert pipe.dropped == 50
     assert pipe.metrics.records_dropped.labels(policy="newest")._value.get() == 50
@@ -148,12 +158,7 @@ async def test_memory_buffer_drop_newest_counts(tmp_path: Path) -> None:
 
 
 async def test_memory_buffer_drop_oldest_keeps_newest(tmp_path: Path) -> None:
-    sink = RecordingSink()
-    sink.gate = asyncio.Event()
-    pipe = _pipeline(
-        tmp_path, sink, memory_queue_records=100, drop_policy="oldest", spool={"enabled": False}, batch_max_records=10
-    )
-    await pipe.start()
+    sink, pipe = await _stalled_memory_pipeline(tmp_path, "oldest", 100)
     await pipe.emit(make_records(1))
     await _until(lambda: sink.attempts == 1)  # record 0 is in flight, held by the stalled sink
     await pipe.emit(make_records(149, 1))
@@ -165,12 +170,7 @@ async def test_memory_buffer_drop_oldest_keeps_newest(tmp_path: Path) -> None:
 
 
 async def test_block_policy_applies_backpressure(tmp_path: Path) -> None:
-    sink = RecordingSink()
-    sink.gate = asyncio.Event()
-    pipe = _pipeline(
-        tmp_path, sink, memory_queue_records=20, drop_policy="block", spool={"enabled": False}, batch_max_records=10
-    )
-    await pipe.start()
+    sink, pipe = await _stalled_memory_pipeline(tmp_path, "block", 20)
     emitting = asyncio.create_task(pipe.emit(make_records(60)))
     await asyncio.sleep(0.2)
     assert not emitting.done()  # the source is blocked while the sink does not acknowledge
