@@ -3,6 +3,7 @@ and Kerberos configured on requests-kerberos (no KDC here: the handshake itself 
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -10,7 +11,7 @@ import time
 import pytest
 import requests
 
-from osipi_connector.piwebapi.auth import BearerAuth, ThreadLocalAuth
+from osipi_connector.piwebapi.auth import BearerAuth, ThreadLocalAuth, sent_token
 from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError, SubRequest
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials
 from tests.client.conftest import serving
@@ -202,3 +203,25 @@ def test_kerberos_without_the_extra_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "requests_kerberos", None)  # import fails as when not installed
     with pytest.raises(PIWebAPIError, match=r"osipi-connector\[kerberos\]"):
         kerberos_client()
+
+
+def test_no_secret_reaches_the_logs(caplog):
+    """Everything logged at DEBUG (ours, urllib3's, requests') during bearer and basic sessions,
+    including a 401 renewal and a refused password, holds no password, secret or token."""
+    caplog.set_level(logging.DEBUG)
+    with serving(CLIENT, {"auth_type": "oauth"}, auth="bearer", token_ttl_s=3600) as (running, client):
+        tokens: list[str] = []
+        client.session.hooks["response"].append(lambda r, *a, **k: tokens.append(sent_token(r.request) or ""))
+        whoami(client)
+        running.app.auth.expire_all()
+        whoami(client)
+        assert len(set(tokens) - {""}) == 2
+    with serving(BASIC, {"auth_type": "basic"}, auth="basic") as (_, client):
+        whoami(client)
+    wrong = Credentials(username="piuser", password="hunter2-wrong")
+    with serving(wrong, {"auth_type": "basic"}, auth="basic") as (_, client), pytest.raises(PIWebAPIError):
+        whoami(client)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "osipi_connector.piwebapi" in {r.name for r in caplog.records}  # our debug lines were captured
+    for secret in ["client-secret", "pipassword", "hunter2", *filter(None, tokens)]:
+        assert secret not in logged

@@ -4,6 +4,7 @@ Each test compares with a clean run of the same simulator: retried answers carry
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -147,3 +148,19 @@ def test_batch_post_that_is_cut_is_sent_again(clean):
     assert {k: (v.status, v.content) for k, v in answer.items()} == clean["batch"]
     assert fired  # at least one cut answer ...
     assert len(statuses) == len(fired) + 1  # ... each followed by the whole batch again
+
+
+def test_a_thread_pool_shares_one_client_through_faults(clean):
+    """The way the extractor uses it: worker threads, one client, pool sized to the workers."""
+    faults = FaultConfig(error_rate=0.1, drop_rate=0.1, truncate_rate=0.1, latency_ms=2, latency_jitter_ms=2, seed=12)
+    with serving(faults=faults, settings={"max_connections": 4}) as (running, client):
+        fired = record_faults(running)
+        webids = [p["WebId"] for p in first_points(client, TAGS)][:3]
+
+        def one(i: int) -> bytes:
+            return client.get_bytes(f"streams/{webids[i % 3]}/recorded", RECORDED)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            raw = list(pool.map(one, range(24)))
+    assert raw == [clean["raw"][i % 3] for i in range(24)]
+    assert fired

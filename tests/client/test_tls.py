@@ -3,36 +3,20 @@ verification fails with a message that says what to configure."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError
 from osipi_connector.piwebapi.settings import ClientSettings
 from osipi_connector.simulator.server import running_simulator
 from tests.client.conftest import FAST_RETRY, sim_config
+from tests.simulator.test_transport import certificate  # noqa: F401  (the throwaway self-signed certificate fixture)
 
 
 @pytest.fixture(scope="module")
-def tls_simulator(tmp_path_factory):
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed")
-    folder: Path = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )  # fmt: skip
-    with running_simulator(sim_config(), tls_cert=str(cert), tls_key=str(key)) as running:
-        yield running, str(cert)
+def tls_simulator(certificate):  # noqa: F811  (the fixture imported above)
+    cert, key = certificate
+    with running_simulator(sim_config(), tls_cert=cert, tls_key=key) as running:
+        yield running, cert
 
 
 def system(url: str, **settings) -> dict:
