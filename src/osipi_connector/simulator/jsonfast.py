@@ -28,6 +28,22 @@ TIMED_VALUE_FIELDS = (
 )
 _TRUE_FALSE = (b"false", b"true")
 _PAIRS = np.frombuffer(b"".join(f"{i:02d}".encode() for i in range(100)), dtype=np.uint8).reshape(100, 2)
+_TRIPLES = np.frombuffer(b"".join(f"{i:03d}".encode() for i in range(1000)), dtype=np.uint8).reshape(1000, 3)
+_QUADS = np.frombuffer(b"".join(f"{i:04d}".encode() for i in range(10_000)), dtype=np.uint8).reshape(10_000, 4)
+
+
+def _clock_table() -> np.ndarray:
+    """`HH:MM:SS` for every second of a day, as rows of 8 ASCII bytes (675 KiB)."""
+    second = np.arange(86_400)
+    table = np.empty((86_400, 8), dtype=np.uint8)
+    table[:, 0:2] = _PAIRS[second // 3600]
+    table[:, 3:5] = _PAIRS[second // 60 % 60]
+    table[:, 6:8] = _PAIRS[second % 60]
+    table[:, [2, 5]] = ord(":")
+    return table
+
+
+_CLOCK = _clock_table()
 _SYSTEM_FRAGMENTS = [b"null"] + [
     orjson.dumps({"Name": name, "Value": SYSTEM_STATES[name], "IsSystem": True}) for name in SYSTEM_NAMES
 ]
@@ -35,50 +51,35 @@ _SYSTEM_FRAGMENTS = [b"null"] + [
 
 def format_timestamps(ticks: np.ndarray, quoted: bool = False) -> list[bytes]:
     """PI timestamps (`2025-03-01T12:00:00Z`, or up to 7 fraction digits with trailing zeros trimmed),
-    optionally wrapped in JSON quotes."""
+    optionally wrapped in JSON quotes.
+
+    Values come in time order, so long runs share their day: the `YYYY-MM-DDT` head is formatted once
+    per run and repeated; the time of day and the fraction are table lookups."""
     n = len(ticks)
+    if n == 0:
+        return []
     q = 1 if quoted else 0
     secs, frac = np.divmod(ticks, TICKS_PER_SECOND)
-    days, sod = np.divmod(secs, 86400)
-    # civil-from-days (H. Hinnant), valid for the proleptic Gregorian calendar
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = np.where(mp < 10, mp + 3, mp - 9)
-    year = yoe + era * 400 + (month <= 2)
-    width = 28 + 2 * q
-    buf = np.zeros((n, width), dtype=np.uint8)
-
-    def put(col: int, value: np.ndarray, digits: int) -> None:
-        """Write `value` as zero-padded decimal, two digits per table lookup."""
-        col += q + digits
-        while digits >= 2:
-            value, pair = np.divmod(value, 100)
-            buf[:, col - 2 : col] = _PAIRS[pair]
-            col, digits = col - 2, digits - 2
-        if digits:
-            buf[:, col - 1] = 48 + value % 10
-
-    put(0, year, 4)
-    put(5, month, 2)
-    put(8, day, 2)
-    put(11, sod // 3600, 2)
-    put(14, sod // 60 % 60, 2)
-    put(17, sod % 60, 2)
-    put(20, frac, 7)
-    buf[:, [q + 4, q + 7]] = ord("-")
-    buf[:, q + 10] = ord("T")
-    buf[:, [q + 13, q + 16]] = ord(":")
+    days, second_of_day = np.divmod(secs, 86_400)
+    starts = np.flatnonzero(days[1:] != days[:-1]) + 1
+    lengths = np.diff(starts, prepend=0, append=n)
+    starts = np.concatenate(([0], starts))
+    subsecond = bool(frac.any())
+    width = (28 if subsecond else 20) + 2 * q
+    buf = np.empty((n, width), dtype=np.uint8)
+    buf[:, q : q + 11] = np.repeat(_day_heads(days[starts]), lengths, axis=0)
+    buf[:, q + 11 : q + 19] = _CLOCK[second_of_day]
+    if not subsecond:  # whole seconds: fixed width, no padding
+        buf[:, q + 19] = ord("Z")
+        if quoted:
+            buf[:, 0] = buf[:, q + 20] = ord('"')
+        return buf.view(f"S{width}").ravel().tolist()
+    buf[:, q + 20 : q + 24] = _QUADS[frac // 1000]
+    buf[:, q + 24 : q + 27] = _TRIPLES[frac % 1000]
     # significant fraction digits (0 = a whole second: no fraction at all)
-    digits = np.zeros(n, dtype=np.int64)
-    if frac.any():
-        digits[:] = 7
-        for k in range(1, 8):
-            digits[frac % (10**k) == 0] = 7 - k
+    digits = np.full(n, 7, dtype=np.int64)
+    for k in range(1, 8):
+        digits[frac % (10**k) == 0] = 7 - k
     has_frac = digits > 0
     buf[:, q + 19] = np.where(has_frac, ord("."), ord("Z"))
     rows = np.arange(n)
@@ -89,6 +90,29 @@ def format_timestamps(ticks: np.ndarray, quoted: bool = False) -> list[bytes]:
         buf[:, 0] = ord('"')
         buf[rows, end] = ord('"')
     return buf.view(f"S{width}").ravel().tolist()
+
+
+def _day_heads(days: np.ndarray) -> np.ndarray:
+    """`YYYY-MM-DDT` for days since the epoch, as rows of 11 ASCII bytes."""
+    # civil-from-days (H. Hinnant), valid for the proleptic Gregorian calendar
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    head = np.empty((len(days), 11), dtype=np.uint8)
+    century, year_in_century = np.divmod(year, 100)
+    head[:, 0:2] = _PAIRS[century]
+    head[:, 2:4] = _PAIRS[year_in_century]
+    head[:, 5:7] = _PAIRS[month]
+    head[:, 8:10] = _PAIRS[day]
+    head[:, [4, 7]] = ord("-")
+    head[:, 10] = ord("T")
+    return head
 
 
 def value_fragments(point: Point, events: Events) -> list[bytes]:
