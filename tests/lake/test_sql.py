@@ -56,13 +56,13 @@ def test_string_literals_are_not_rewritten(root):
 def test_unknown_table_error_lists_existing_tables(root):
     with pytest.raises(
         UnknownTableError,
-        match=r"main\.bronze\.pi_nope.*Tables: main\.bronze\.pi_timeseries, main\.checkpoints\.pi_run_metrics, main\.checkpoints\.pi_watermarks",
+        match=r"^no table main\.bronze\.pi_nope\. Tables: main\.bronze\.pi_timeseries, main\.checkpoints\.pi_run_metrics, main\.checkpoints\.pi_watermarks",
     ):
         run_sql(root, LOCATION, "SELECT * FROM main.bronze.pi_nope")
 
 
 def test_empty_root_says_there_are_no_tables(tmp_path):
-    with pytest.raises(UnknownTableError, match="none \\(no Delta tables under"):
+    with pytest.raises(UnknownTableError, match=r"^no table pi_timeseries\. Tables: none \(no Delta tables under"):
         run_sql(tmp_path, LOCATION, "SELECT * FROM pi_timeseries")
 
 
@@ -75,8 +75,13 @@ def test_plain_name_shared_by_two_schemas_needs_qualification(root):
         "main.silver.pi_timeseries",
     ]
     assert run_sql(root, LOCATION, "SELECT COUNT(*) AS n FROM silver.pi_timeseries").to_pylist() == [{"n": 0}]
-    with pytest.raises(UnknownTableError):
+    with pytest.raises(
+        UnknownTableError,
+        match=r"^no table pi_timeseries \(several schemas have it: qualify it as schema\.table\)\. Tables: main",
+    ):
         run_sql(root, LOCATION, "SELECT COUNT(*) FROM pi_timeseries")
+    with pytest.raises(UnknownTableError, match=r"^no table bronze\.nope\. Tables: main"):
+        run_sql(root, LOCATION, "SELECT COUNT(*) FROM bronze.nope")
 
 
 def test_rewrite_leaves_column_references_alone():

@@ -23,6 +23,7 @@ from osipi_connector.lake.sink import Location
 _IDENT = r"`?([A-Za-z_]\w*)`?"
 _DOTTED = re.compile(rf"(?<![\w.\"`]){_IDENT}\.{_IDENT}(?:\.{_IDENT})?(?![\w\"`(])")
 _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_MISSING_TABLE = re.compile(r"table '([^']+)' not found")
 
 
 class UnknownTableError(LookupError):
@@ -69,9 +70,12 @@ def run_sql(root: Path | str, location: Location, query: str) -> pa.Table:
     try:
         return pa.table(builder.execute(rewrite_table_names(query, list(tables), location)).read_all())
     except DeltaError as exc:
-        if "not found" in str(exc) and "table" in str(exc):
+        missing = _MISSING_TABLE.search(str(exc))
+        if missing:
+            name = missing.group(1).removeprefix("datafusion.public.").removeprefix("datafusion.")
             existing = ", ".join(tables) or f"none (no Delta tables under {root})"
-            raise UnknownTableError(f"{exc}. Tables: {existing}") from None
+            hint = " (several schemas have it: qualify it as schema.table)" if plain[name] > 1 else ""
+            raise UnknownTableError(f"no table {name}{hint}. Tables: {existing}") from None
         raise
 
 
