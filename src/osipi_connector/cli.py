@@ -256,7 +256,7 @@ def _run(args: argparse.Namespace) -> int:
     from osipi_connector.runner import PILakeflowConnector
 
     show = not args.no_progress and sys.stderr.isatty()
-    with _ProgressBar(show) as progress:
+    with TerminalProgress(show) as progress:
         try:
             connector = PILakeflowConnector(config, progress=progress)
             result = connector.run(mode=args.mode, start=args.start, end=args.end, datasets=args.datasets)
@@ -271,7 +271,7 @@ def _run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-class _ProgressBar:
+class TerminalProgress:
     """A tqdm bar per dataset fed by the runner's progress callback; a no-op off a terminal (job logs stay clean)."""
 
     def __init__(self, enabled: bool):
@@ -279,7 +279,7 @@ class _ProgressBar:
         self.bar = None
         self.stage = ""
 
-    def __enter__(self) -> _ProgressBar:
+    def __enter__(self) -> TerminalProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:

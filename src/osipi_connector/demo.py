@@ -1,68 +1,150 @@
-"""`make demo`: the embedded default end to end, with nothing but this package.
+"""`make demo`: a full extraction from the bundled PI Web API simulator into local Delta tables, then SQL.
 
-Starts the PI Web API simulator on a free 127.0.0.1 port and walks it the way a connector does: data
-server, points, recorded values through the batch controller, the AF hierarchy and event frames. The
-extraction job (bronze Delta tables) replaces this walk-through once it lands.
+The simulator runs as a separate process (its own CPU, as a real PI server would be) on a free 127.0.0.1 port
+with a fixed clock, so every demo lands the same rows. The extraction is the production path — config file,
+`PILakeflowConnector`, the delta-rs sink — and the "verify data" queries go through `osipi-connector sql`.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
+import select
+import subprocess
 import sys
-from collections import Counter
-from datetime import datetime, timezone
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
-import requests
+from osipi_connector.cli import main as cli_main
 
-from osipi_connector.simulator.config import SimConfig
-from osipi_connector.simulator.server import running_simulator
+NOW = "2025-03-01T12:00:00Z"  # the simulator's clock: a fixed "now" makes the demo reproducible
+OUTPUT_ENV = "OSIPI_DEMO_LAKEHOUSE"
 
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+TABLE_COUNTS = " UNION ALL ".join(
+    f"SELECT '{schema}.{table}' AS table_name, count(*) AS row_count FROM main.{schema}.{table}"
+    for schema, table in (
+        ("bronze", "pi_tags"),
+        ("bronze", "pi_timeseries"),
+        ("bronze", "pi_asset_hierarchy"),
+        ("bronze", "pi_element_attributes"),
+        ("bronze", "pi_event_frames"),
+        ("checkpoints", "pi_watermarks"),
+        ("checkpoints", "pi_run_metrics"),
+    )
+)
+QUERIES = (
+    ("Rows per table", TABLE_COUNTS),
+    (
+        "Values per point type (digital and string values keep their meaning)",
+        """SELECT t.point_type, count(DISTINCT v.tag_webid) AS tags, count(*) AS values_,
+                  min(v.timestamp) AS first_value, max(v.timestamp) AS last_value,
+                  sum(CASE WHEN v.digital_state_is_system THEN 1 ELSE 0 END) AS system_states
+           FROM main.bronze.pi_timeseries v JOIN main.bronze.pi_tags t ON v.tag_webid = t.tag_webid
+           GROUP BY t.point_type ORDER BY values_ DESC""",
+    ),
+    (
+        "Latest value per tag (first 10 tags)",
+        """SELECT tag_name, timestamp, value, value_string, digital_state_name, good, units
+           FROM (SELECT *, row_number() OVER (PARTITION BY tag_webid ORDER BY timestamp DESC, value_seq DESC) AS rn
+                 FROM main.bronze.pi_timeseries) latest
+           WHERE rn = 1 ORDER BY tag_name LIMIT 10""",
+    ),
+    (
+        "AF elements per depth",
+        """SELECT depth, count(*) AS elements, min(template_name) AS a_template, sum(CASE WHEN has_children
+                  THEN 1 ELSE 0 END) AS with_children
+           FROM main.bronze.pi_asset_hierarchy GROUP BY depth ORDER BY depth""",
+    ),
+    (
+        "Event frames still in progress (end_time is null)",
+        """SELECT event_name, template_name, severity, start_time, end_time, attributes
+           FROM main.bronze.pi_event_frames WHERE is_in_progress ORDER BY start_time""",
+    ),
+    (
+        "Watermarks: data committed up to",
+        """SELECT dataset, count(*) AS items, min(high_watermark) AS oldest, max(high_watermark) AS newest,
+                  sum(rows_last_run) AS rows_last_run
+           FROM main.checkpoints.pi_watermarks GROUP BY dataset ORDER BY dataset""",
+    ),
+)
 
 
-def tour(base: str, session: requests.Session) -> None:
-    server = session.get(f"{base}/dataservers").json()["Items"][0]
-    print(f"data server   {server['Name']}  ({server['WebId'][:16]}...)")
-    points = session.get(server["Links"]["Points"], params={"maxCount": 10_000}).json()["Items"]
-    types = Counter(p["PointType"] for p in points)
-    print(f"points        {len(points)}  " + ", ".join(f"{k} {v}" for k, v in sorted(types.items())))
-
-    chosen = [next(p for p in points if p["PointType"] == t) for t in sorted(types)]
-    batch = {
-        p["Name"]: {
-            "Method": "GET",
-            "Resource": f"{base}/streams/{p['WebId']}/recorded?startTime=*-1h&endTime=*&maxCount=150000",
-        }
-        for p in chosen
-    }
-    answer = session.post(f"{base}/batch", json=batch, headers={"X-Requested-With": "XMLHttpRequest"})
-    print(f"batch         HTTP {answer.status_code}, one hour of recorded values per point type:")
-    for name, sub in answer.json().items():
-        items = sub.get("Content", {}).get("Items", [])
-        last = items[-1] if items else {}
-        print(f"  {name:<14} {sub['Status']}  {len(items):>5} values, last {last.get('Timestamp')} = {last.get('Value')}")
-
-    assets = session.get(f"{base}/assetservers").json()["Items"]
-    if assets:
-        databases = session.get(assets[0]["Links"]["Databases"]).json()["Items"]
-        db = databases[0]
-        elements = session.get(
-            db["Links"]["Elements"], params={"searchFullHierarchy": "true", "maxCount": 100_000}
-        ).json()["Items"]
-        depth = max(e["Path"].count("\\") for e in elements) - 3
-        print(f"AF database   {db['Path']}: {len(elements)} elements, {depth} levels")
-        frames = session.get(
-            db["Links"]["EventFrames"], params={"startTime": "*-1d", "endTime": "*", "maxCount": 1000}
-        ).json()["Items"]
-        open_frames = [f for f in frames if f["EndTime"].startswith("9999")]
-        print(f"event frames  {len(frames)} overlapping the last day, {len(open_frames)} still in progress")
+@contextlib.contextmanager
+def background_simulator(tags: int, startup_timeout: float = 30.0) -> Iterator[str]:
+    """`osipi-connector simulate` in a child process on a free port; yields its URL, stops it on exit."""
+    command = [sys.executable, "-m", "osipi_connector.cli", "simulate", "--host", "127.0.0.1", "--port", "0"]
+    command += ["--tags", str(tags), "--now", NOW, "--rate-limit", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        yield _announced_url(process, startup_timeout)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
-def main() -> int:
-    config = SimConfig(seed=42, tags=1000, now=NOW)
-    with running_simulator(config) as sim, requests.Session() as session:
-        print(f"PI Web API simulator at {sim.url} (seed {config.seed}, now {NOW.isoformat()})")
-        tour(sim.url, session)
-    return 0
+def _announced_url(process: subprocess.Popen, timeout: float) -> str:
+    """The URL the simulator prints once its socket listens (`PI Web API simulator: http://...`)."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.2)
+        if ready:
+            line = process.stdout.readline()
+            if "http" in line:
+                return line[line.index("http") :].strip()
+        if process.poll() is not None:
+            raise RuntimeError(f"the PI Web API simulator exited with status {process.returncode}")
+    raise RuntimeError(f"the PI Web API simulator did not start within {timeout:.0f}s")
+
+
+def extract(config_path: Path, url: str, root: Path, days: int) -> int:
+    """A full extraction of the last `days` days into `root`; returns the CLI exit code (0 = success)."""
+    from osipi_connector.cli import TerminalProgress
+    from osipi_connector.config import load_config
+    from osipi_connector.runner import PILakeflowConnector
+
+    overrides = {"pi_web_api.url": url, "local.lakehouse_root": str(root), "extraction.start_date": f"*-{days}d"}
+    config = load_config(config_path, overrides)
+    with TerminalProgress(sys.stderr.isatty()) as progress:
+        result = PILakeflowConnector(config, progress=progress).run(mode="full", end=NOW)
+    print(f"\nfull extraction {result.status} in {result.duration_seconds:.1f}s (run {result.run_id})")
+    for error in result.errors:
+        print(f"  {error}")
+    return result.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m osipi_connector.demo", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path(os.environ.get(OUTPUT_ENV, "./lakehouse")),
+        help=f"lakehouse root (default ${OUTPUT_ENV} or ./lakehouse)",
+    )
+    parser.add_argument("--config", type=Path, default=Path("config/local.yaml"), help="default config/local.yaml")
+    parser.add_argument("--tags", type=int, default=200, help="PI points the simulator serves (default 200)")
+    parser.add_argument("--days", type=int, default=1, help="days of history to extract (default 1)")
+    args = parser.parse_args(argv)
+    if not args.config.is_file():
+        print(f"demo: {args.config} not found — run from the repository root or pass --config", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    with background_simulator(args.tags) as url:
+        print(f"PI Web API simulator at {url} ({args.tags} tags, clock fixed at {NOW})")
+        print(f"extracting {args.days} day(s) of recorded values, the AF hierarchy and event frames into {args.output}")
+        code = extract(args.config, url, args.output, args.days)
+    for title, query in QUERIES:
+        print(f'\n== {title}\n$ osipi-connector sql --config {args.config} "{" ".join(query.split())[:100]}..."')
+        sql_args = ["sql", "--config", str(args.config), "--lakehouse-root", str(args.output), query]
+        code = max(code, cli_main(sql_args))
+    print(f"\ndemo finished in {time.monotonic() - started:.1f}s; tables under {args.output}/main/")
+    return code
 
 
 if __name__ == "__main__":
