@@ -9,7 +9,8 @@ import orjson
 import pytest
 import requests
 
-from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError
+from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError, SubRequest
+from osipi_connector.piwebapi.errors import http_error, safe_url
 from osipi_connector.piwebapi.settings import ClientSettings
 from tests.client.conftest import FAST_RETRY, RECORDED, first_points, make_client
 
@@ -113,8 +114,6 @@ def test_every_post_carries_the_csrf_header(client, simulator):
     # ... and the client's batch gets through it
     answer = client.batch({})
     assert answer == {}
-    from osipi_connector.piwebapi.client import SubRequest
-
     assert client.batch({"s": SubRequest("system")})["s"].status == 200
 
 
@@ -138,3 +137,18 @@ def test_pool_is_sized_to_max_connections(simulator):
         adapter = client.session.get_adapter(simulator.url)
         assert adapter._pool_maxsize == 13
         assert client.session.headers["X-Requested-With"]
+
+
+def test_error_texts_for_403_depend_on_the_method_and_urls_lose_secrets():
+    url = "https://user:pw@pi.example.com:8443/piwebapi/batch?access_token=abc&webId=F1DP&client_secret=xyz"
+    post = http_error("POST", url, 403, b'{"Errors": ["Forbidden."]}', 1)
+    assert "X-Requested-With" in str(post)
+    assert "Forbidden" in str(post)
+    get = http_error("GET", url, 403, b"", 1)
+    assert "identity mapping" in str(get)
+    for error in (post, get):
+        assert error.url == "https://pi.example.com:8443/piwebapi/batch?access_token=***&webId=F1DP&client_secret=***"
+        for secret in ("abc", "xyz", "pw@"):
+            assert secret not in str(error)
+    assert safe_url("http://h/piwebapi/" + "x" * 400).endswith("...")
+    assert len(safe_url("http://h/piwebapi/" + "x" * 400)) == 300

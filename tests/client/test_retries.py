@@ -13,8 +13,9 @@ from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError, SubRe
 from osipi_connector.piwebapi.settings import RetrySettings
 from osipi_connector.simulator.config import FaultConfig
 from osipi_connector.simulator.faults import Fault
+from osipi_connector.simulator.http import Request, Response
 from osipi_connector.simulator.server import RunningSimulator
-from tests.client.conftest import RECORDED, first_points, serving
+from tests.client.conftest import FAST_RETRY, RECORDED, first_points, serving
 
 TAGS = 6
 
@@ -164,3 +165,30 @@ def test_a_thread_pool_shares_one_client_through_faults(clean):
             raw = list(pool.map(one, range(24)))
     assert raw == [clean["raw"][i % 3] for i in range(24)]
     assert fired
+
+
+def scripted_route(running: RunningSimulator, path: str, answers: list[Response]) -> list[int]:
+    """GET `path` answers the scripted responses in turn, then the last one forever; returns the call log."""
+    calls: list[int] = []
+
+    def handler(request: Request) -> Response:
+        calls.append(len(calls))
+        return answers[min(len(calls), len(answers)) - 1]
+
+    running.sim.router.add("GET", path, handler)
+    return calls
+
+
+def test_unparsable_and_webexception_bodies_are_retried():
+    good = Response(200, {"Items": [1, 2, 3]})
+    web_exception = Response(200, {"WebException": {"Errors": ["Stream failed mid-transfer."], "StatusCode": 500}})
+    with serving() as (running, client):
+        calls = scripted_route(running, "/test/garbled", [Response(200, b'{"Items": [1, 2'), web_exception, good])
+        assert client.get_json("test/garbled") == {"Items": [1, 2, 3]}
+        assert len(calls) == 3
+        stuck = scripted_route(running, "/test/stuck", [web_exception])
+        with pytest.raises(PIWebAPIError) as caught:
+            client.get_json("test/stuck")
+    assert len(stuck) == FAST_RETRY.max_attempts
+    assert "Stream failed mid-transfer" in str(caught.value)
+    assert f"{FAST_RETRY.max_attempts} tries" in str(caught.value)
