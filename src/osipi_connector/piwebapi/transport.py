@@ -23,7 +23,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from urllib3.util.retry import Retry
 
 from osipi_connector.piwebapi.auth import BearerAuth, build_auth, sent_token
-from osipi_connector.piwebapi.errors import PIWebAPIError, http_error, transport_error
+from osipi_connector.piwebapi.errors import PIWebAPIError, http_error, safe_url, transport_error
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials, RetrySettings
 
 log = logging.getLogger("osipi_connector.piwebapi")
@@ -172,7 +172,7 @@ class Transport:
                         "batch, or check proxies and PI Web API health",
                     ) from None
                 wait = backoff(self.settings.retry, attempt)
-                log.warning("%s %s: %s; retry %d in %.1f s", method, url.split("?", 1)[0], what, attempt, wait)
+                log.warning("%s %s: %s; retry %d in %.1f s", method, safe_url(url), what, attempt, wait)
                 time.sleep(wait)
         raise AssertionError("unreachable")
 
