@@ -225,3 +225,11 @@ def test_no_secret_reaches_the_logs(caplog):
     assert "osipi_connector.piwebapi" in {r.name for r in caplog.records}  # our debug lines were captured
     for secret in ["client-secret", "pipassword", "hunter2", *filter(None, tokens)]:
         assert secret not in logged
+
+
+def test_oauth_against_a_basic_only_server_says_what_the_server_offers():
+    with serving(CLIENT, {"auth_type": "oauth"}, auth="basic") as (running, client), pytest.raises(PIWebAPIError) as c:
+        whoami(client)
+    assert tokens_issued(running) == 2  # a token was obtained, refused, renewed once, refused again
+    assert c.value.status == 401
+    assert "the server offers: Basic" in str(c.value)

@@ -123,7 +123,7 @@ class ClientCredentials:
     def token_url(self) -> str:
         if self._token_url is None:
             url = self.settings.url + DISCOVERY
-            response = self._call("GET", url)
+            response = self._call("GET", url, what="discovery")
             endpoint = _json(response).get("token_endpoint")
             if not isinstance(endpoint, str) or not endpoint:
                 raise PIWebAPIError(
@@ -143,33 +143,37 @@ class ClientCredentials:
         if self.settings.oauth_scope:
             form["scope"] = self.settings.oauth_scope
         url = self.token_url()
-        body = _json(self._call("POST", url, data=form))
+        body = _json(self._call("POST", url, what="token", data=form))
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise PIWebAPIError(f"The token endpoint {safe_url(url)} answered without an access_token.")
         lifetime = body.get("expires_in")
         return token, float(lifetime) if isinstance(lifetime, (int, float)) else None
 
-    def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _call(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
         try:
             response = self.session.request(
                 method, url, auth=NoAuth(), timeout=self._timeout(), verify=self.session.verify, **kwargs
             )
         except requests.RequestException as exc:
             raise PIWebAPIError(
-                f"{method} {safe_url(url)} (OIDC token) failed: {type(exc).__name__}. Check "
+                f"{method} {safe_url(url)} (OIDC {what}) failed: {type(exc).__name__}. Check "
                 "pi_web_api.oauth_token_url and that the identity provider is reachable.",
                 url=safe_url(url),
             ) from None
         if response.status_code >= 400:
             error = http_error(method, url, response.status_code, response.content, 1)
-            hint = (
-                "check the client_id and client_secret and that the client may use the client-credentials grant"
-                if response.status_code in (400, 401, 403)
-                else "check pi_web_api.oauth_token_url"
-            )
+            if what == "discovery":
+                hint = (
+                    "the server publishes no OpenID configuration (is Bearer authentication enabled?); set "
+                    "pi_web_api.oauth_token_url to the identity provider's token URL"
+                )
+            elif response.status_code in (400, 401, 403):
+                hint = "check the client_id and client_secret and that the client may use the client-credentials grant"
+            else:
+                hint = "check pi_web_api.oauth_token_url"
             raise PIWebAPIError(
-                f"The OIDC token request was refused ({response.status_code} from {safe_url(url)}: "
+                f"The OIDC {what} request was refused ({response.status_code} from {safe_url(url)}: "
                 f"{'; '.join(error.errors) or 'no message'}); {hint}.",
                 status=response.status_code,
                 errors=error.errors,
@@ -192,7 +196,7 @@ def kerberos_auth(settings: ClientSettings) -> AuthBase:
     """HTTPKerberosAuth with the configured mutual authentication and hostname override (per thread)."""
     try:
         import requests_kerberos
-    except ImportError:
+    except (ImportError, OSError):  # not installed, or the system's Kerberos libraries are missing
         raise PIWebAPIError(
             "pi_web_api.auth_type is kerberos but requests-kerberos is not installed: "
             "pip install 'osipi-connector[kerberos]' (it needs the system's Kerberos libraries, e.g. libkrb5)."
