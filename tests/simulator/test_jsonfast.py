@@ -64,6 +64,8 @@ def test_encoder_matches_dicts(point):
     assert len(events) > 1000
     assert events.system.any()  # Pt Created at least: system states go through the same path
     assert jsonfast.encode_items(point, events) == obvious(point, events)
+    for size in (1, 2):
+        assert jsonfast.encode_items(point, events.take(slice(0, size))) == obvious(point, events.take(slice(0, size)))
     backwards = events.take(slice(None, None, -1))
     assert b"".join(jsonfast.encode_items_chunked(point, backwards, chunk=777)) == obvious(point, backwards)
     fields = ("Value", "Timestamp", "Good")  # selectedFields keeps the canonical order

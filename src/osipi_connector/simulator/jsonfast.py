@@ -49,9 +49,9 @@ _SYSTEM_FRAGMENTS = [b"null"] + [
 ]
 
 
-def format_timestamps(ticks: np.ndarray, quoted: bool = False) -> list[bytes]:
+def format_timestamps(ticks: np.ndarray, quoted: bool = False, prefix: bytes = b"", suffix: bytes = b"") -> list[bytes]:
     """PI timestamps (`2025-03-01T12:00:00Z`, or up to 7 fraction digits with trailing zeros trimmed),
-    optionally wrapped in JSON quotes.
+    optionally wrapped in JSON quotes and between constant `prefix` and `suffix` bytes.
 
     Values come in time order, so long runs share their day: the `YYYY-MM-DDT` head is formatted once
     per run and repeated; the time of day and the fraction are table lookups."""
@@ -59,36 +59,41 @@ def format_timestamps(ticks: np.ndarray, quoted: bool = False) -> list[bytes]:
     if n == 0:
         return []
     q = 1 if quoted else 0
+    o = len(prefix) + q  # column of the first digit
     secs, frac = np.divmod(ticks, TICKS_PER_SECOND)
     days, second_of_day = np.divmod(secs, 86_400)
     starts = np.flatnonzero(days[1:] != days[:-1]) + 1
     lengths = np.diff(starts, prepend=0, append=n)
     starts = np.concatenate(([0], starts))
     subsecond = bool(frac.any())
-    width = (28 if subsecond else 20) + 2 * q
+    width = o + (28 if subsecond else 20) + q + len(suffix)
     buf = np.empty((n, width), dtype=np.uint8)
-    buf[:, q : q + 11] = np.repeat(_day_heads(days[starts]), lengths, axis=0)
-    buf[:, q + 11 : q + 19] = _CLOCK[second_of_day]
+    if prefix:
+        buf[:, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+    if quoted:
+        buf[:, o - 1] = ord('"')
+    buf[:, o : o + 11] = np.repeat(_day_heads(days[starts]), lengths, axis=0)
+    buf[:, o + 11 : o + 19] = _CLOCK[second_of_day]
+    closing = (b'"' if quoted else b"") + suffix
     if not subsecond:  # whole seconds: fixed width, no padding
-        buf[:, q + 19] = ord("Z")
-        if quoted:
-            buf[:, 0] = buf[:, q + 20] = ord('"')
+        buf[:, o + 19] = ord("Z")
+        if closing:
+            buf[:, o + 20 :] = np.frombuffer(closing, dtype=np.uint8)
         return buf.view(f"S{width}").ravel().tolist()
-    buf[:, q + 20 : q + 24] = _QUADS[frac // 1000]
-    buf[:, q + 24 : q + 27] = _TRIPLES[frac % 1000]
+    buf[:, o + 20 : o + 24] = _QUADS[frac // 1000]
+    buf[:, o + 24 : o + 27] = _TRIPLES[frac % 1000]
     # significant fraction digits (0 = a whole second: no fraction at all)
     digits = np.full(n, 7, dtype=np.int64)
     for k in range(1, 8):
         digits[frac % (10**k) == 0] = 7 - k
     has_frac = digits > 0
-    buf[:, q + 19] = np.where(has_frac, ord("."), ord("Z"))
+    buf[:, o + 19] = np.where(has_frac, ord("."), ord("Z"))
     rows = np.arange(n)
-    buf[rows[has_frac], q + 20 + digits[has_frac]] = ord("Z")
-    end = np.where(has_frac, q + 21 + digits, q + 20)  # one past the Z
-    buf[np.arange(width)[None, :] >= end[:, None]] = 0  # NUL padding is stripped by the S view
-    if quoted:
-        buf[:, 0] = ord('"')
-        buf[rows, end] = ord('"')
+    buf[rows[has_frac], o + 20 + digits[has_frac]] = ord("Z")
+    end = np.where(has_frac, o + 21 + digits, o + 20)  # one past the Z
+    for k, byte in enumerate(closing):
+        buf[rows, end + k] = byte
+    buf[np.arange(width)[None, :] >= (end + len(closing))[:, None]] = 0  # NUL padding: the S view strips it
     return buf.view(f"S{width}").ravel().tolist()
 
 
@@ -170,6 +175,8 @@ def encode_items(point: Point, events: Events, fields: tuple[str, ...] = TIMED_V
         + events.substituted.astype(np.int64) * 2
         + events.annotated.astype(np.int64)
     )
+    if fields[:2] == ("Timestamp", "Value"):
+        return _encode_timestamp_value_first(point, events, fields, combo.tolist())
     tables: list[list[bytes]] = []
     columns: list[list[bytes]] = []
     table = [b"{"] * 16
@@ -183,11 +190,8 @@ def encode_items(point: Point, events: Events, fields: tuple[str, ...] = TIMED_V
             tables.append([t + key for t in table])
             columns.append(value_fragments(point, events))
             table = [b""] * 16
-        elif field == "UnitsAbbreviation":
-            table = [t + key + orjson.dumps(point.units) for t in table]
         else:
-            bit = _FLAG_BITS[field]
-            table = [t + key + _TRUE_FALSE[1 if c & bit else 0] for c, t in enumerate(table)]
+            table = _constant_member(table, point, field, key)
     last = [t + b"}" for t in table]
     combos = combo.tolist()
     if not columns:
@@ -204,6 +208,36 @@ def encode_items(point: Point, events: Events, fields: tuple[str, ...] = TIMED_V
         if j + 1 < len(columns):
             parts[2 * j + 2 :: width] = _lookup(tables[j + 1], combos)
     return b"".join([b"[", *parts, last[combos[-1]], b"]"])
+
+
+def _encode_timestamp_value_first(point: Point, events: Events, fields: tuple[str, ...], combos: list[int]) -> bytes:
+    """The common layout (all fields, or `Items.Timestamp;Items.Value`): three pieces per item.
+
+    `{"Timestamp":"...","Value":` comes whole from the timestamp formatter, then the value, then the
+    constant members for the item's flag combination with the closing `},`."""
+    n = len(events)
+    table = [b""] * 16
+    for field in fields[2:]:
+        table = _constant_member(table, point, field, b',"' + field.encode() + b'":')
+    ends = [t + b"}," for t in table]
+    parts: list[bytes] = [b""] * (3 * n + 2)
+    parts[0] = b"["
+    parts[1 : 3 * n : 3] = format_timestamps(events.ticks, quoted=True, prefix=b'{"Timestamp":', suffix=b',"Value":')
+    parts[2 : 3 * n : 3] = value_fragments(point, events)
+    parts[3 : 3 * n + 1 : 3] = _lookup(ends, combos)
+    parts[3 * n] = parts[3 * n][:-1]  # no comma after the last item
+    parts[3 * n + 1] = b"]"
+    return b"".join(parts)
+
+
+def _constant_member(table: list[bytes], point: Point, field: str, key: bytes) -> list[bytes]:
+    """`table` (one piece per flag combination) extended by a member that is constant per point
+    (UnitsAbbreviation) or per combination (Good, Questionable, Substituted, Annotated)."""
+    if field == "UnitsAbbreviation":
+        member = key + orjson.dumps(point.units)
+        return [t + member for t in table]
+    bit = _FLAG_BITS[field]
+    return [t + key + _TRUE_FALSE[1 if c & bit else 0] for c, t in enumerate(table)]
 
 
 def _lookup(table: list[bytes], indices: list[int]) -> list[bytes] | tuple[bytes, ...]:
