@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
 
+from osipi_connector.lake import merge_conditions
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.schemas import ALL_TABLES, EVENT_FRAMES, RUN_METRICS, TAGS, TIMESERIES, WATERMARKS
 from osipi_connector.lake.sink import Location, WriteResult
@@ -251,3 +255,53 @@ def test_maintenance_on_missing_table_is_skipped(sink):
 def test_location_names_that_are_not_folder_names_are_refused(tmp_path, bad):
     with pytest.raises(ValueError, match=r"unity_catalog\.schema .* cannot name a local folder"):
         DeltaSink(tmp_path, Location(schema=bad))
+
+
+def test_stale_concurrent_merge_fails_cleanly_instead_of_corrupting(sink):
+    """What delta-rs does when two writers race (the reason for the retry in DeltaSink.merge)."""
+    sink.merge(TIMESERIES, rows.timeseries(tags=2, days=1, per_day=3))
+    first, second = DeltaTable(sink.path(TIMESERIES)), DeltaTable(sink.path(TIMESERIES))  # same version
+    condition = merge_conditions.merge_condition(TIMESERIES)
+
+    def merge(table, value):
+        source = rows.timeseries(tags=2, days=1, per_day=3, value=value)
+        merger = table.merge(source, condition, source_alias="s", target_alias="t")
+        return merger.when_matched_update_all().when_not_matched_insert_all().execute()
+
+    merge(first, 5.0)
+    with pytest.raises(CommitFailedError):
+        merge(second, 7.0)
+    table = on_disk(sink, TIMESERIES)
+    assert table.num_rows == 6
+    assert sorted(set(table["value"].to_pylist())) == [5.0, 6.0]
+
+
+def test_concurrent_merges_from_two_threads_all_land(sink):
+    sink.merge(TIMESERIES, rows.timeseries(tags=4, days=1, per_day=2))
+    batches = [rows.timeseries(tags=4, days=1, per_day=2, seq=seq) for seq in range(1, 9)]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda batch: sink.merge(TIMESERIES, batch), batches))
+
+    assert all(r == WriteResult(inserted=8, updated=0) for r in results)
+    table = on_disk(sink, TIMESERIES)
+    assert table.num_rows == 9 * 8
+    assert table.group_by(KEYS).aggregate([]).num_rows == 9 * 8
+
+
+def _merge_batches(root: str, seqs: list[int]) -> list[WriteResult]:
+    """Runs in another process: merge one batch per value_seq."""
+    sink = DeltaSink(root)
+    return [sink.merge(TIMESERIES, rows.timeseries(tags=4, days=1, per_day=2, seq=seq)) for seq in seqs]
+
+
+@pytest.mark.integration
+def test_two_writer_processes_racing_on_one_table_all_land(tmp_path):
+    DeltaSink(tmp_path).merge(TIMESERIES, rows.timeseries(tags=4, days=1, per_day=2))
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_merge_batches, [str(tmp_path)] * 2, [[1, 2, 3, 4], [5, 6, 7, 8]]))
+
+    assert all(r == WriteResult(inserted=8, updated=0) for batch in results for r in batch)
+    table = DeltaTable(DeltaSink(tmp_path).path(TIMESERIES)).to_pyarrow_table()
+    assert table.num_rows == 9 * 8
+    assert table.group_by(KEYS).aggregate([]).num_rows == 9 * 8

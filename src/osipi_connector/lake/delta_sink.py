@@ -1,20 +1,25 @@
 """The local sink: Delta tables on disk written with delta-rs (`deltalake`), no JVM, no cluster.
 
 Tables live at `<root>/<catalog>/<schema>/<table>`, the same three names as on Databricks, so a local run and a
-Unity Catalog run differ only in the Sink object. One writer at a time: delta-rs commits atomically on a local
-file system (a second concurrent writer gets a commit conflict, never a corrupt table), but it does not retry
-conflicting MERGEs; several connectors writing the same tables at once need Databricks.
+Unity Catalog run differ only in the Sink object. Meant for one writer process: threads of that process take
+turns per table (a lock), and delta-rs commits atomically on a local file system, so another process
+writing at the same moment causes a commit conflict, never a corrupt table; a MERGE that loses such a race is
+re-run on the new version (it is idempotent), up to MERGE_ATTEMPTS times. Several connectors writing the
+same tables continuously need Databricks.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import re
+import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from osipi_connector.lake import merge_conditions
 from osipi_connector.lake.schemas import TableSpec
@@ -23,6 +28,15 @@ from osipi_connector.lake.validate import SchemaMismatchError, conform, merge_so
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+MERGE_ATTEMPTS = 5
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _table_lock(path: Path) -> threading.Lock:
+    """One lock per table in this process: threads of one run take turns instead of racing commits."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(path.resolve(), threading.Lock())
 
 
 class DeltaSink:
@@ -75,22 +89,35 @@ class DeltaSink:
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
         self.ensure(spec)
+        with _table_lock(self.path(spec)):
+            for attempt in range(1, MERGE_ATTEMPTS + 1):
+                try:
+                    metrics = self._merge_once(spec, source, partitions)
+                    break
+                except CommitFailedError:
+                    if attempt == MERGE_ATTEMPTS:
+                        raise
+                    log.warning("MERGE into %s lost a commit race (attempt %d): re-running it", spec.name, attempt)
+                    time.sleep(random.uniform(0, 0.1 * attempt))  # de-synchronise the competing writers
+        return WriteResult(inserted=metrics["num_target_rows_inserted"], updated=metrics["num_target_rows_updated"])
+
+    def _merge_once(self, spec: TableSpec, source: pa.Table, partitions: dict[str, list]) -> dict:
         merger = DeltaTable(self.path(spec)).merge(
             source,
             merge_conditions.merge_condition(spec, partitions),
             source_alias=merge_conditions.SOURCE,
             target_alias=merge_conditions.TARGET,
         )
-        metrics = merger.when_matched_update_all(predicate=merge_conditions.changed_condition(spec))
-        metrics = metrics.when_not_matched_insert_all().execute()
-        return WriteResult(inserted=metrics["num_target_rows_inserted"], updated=metrics["num_target_rows_updated"])
+        merger = merger.when_matched_update_all(predicate=merge_conditions.changed_condition(spec))
+        return merger.when_not_matched_insert_all().execute()
 
     def append(self, spec: TableSpec, data: pa.Table) -> None:
         source = conform(spec, data)
         if source.num_rows == 0:
             return
         self.ensure(spec)
-        write_deltalake(self.path(spec), source, mode="append")
+        with _table_lock(self.path(spec)):
+            write_deltalake(self.path(spec), source, mode="append")
 
     def read(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
         schema = read_schema(spec, columns)
