@@ -4,12 +4,14 @@ pointing at real PI points, and a second MERGE that changes nothing."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from osipi_connector.extract import af as af_module
 from osipi_connector.extract.af import fetch_af, point_path, split_path
+from osipi_connector.extract.event_frames import fetch_event_frames
 from osipi_connector.extract.points import resolve_points
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.schemas import ASSET_HIERARCHY, ELEMENT_ATTRIBUTES
@@ -148,3 +150,42 @@ def test_point_path_reads_only_resolvable_config_strings():
     assert point_path("\\\\srv\\TAG.PV?1234") == "\\\\srv\\TAG.PV"
     assert point_path("\\\\%Server%\\%Element%.%Attribute%") is None
     assert point_path("") is None
+
+
+def test_same_tables_from_a_server_without_the_batch_controller(simulator, pi_client):
+    """/batch disabled (405): the client falls back to single GETs and the datasets come out identical."""
+    config = replace(simulator.sim.config, batch_enabled=False)
+    with running_simulator(config) as plain, make_client(plain.url) as client:
+        without = fetch_af(client, af_database=DB_PATH, run_id="r", ingested_at=NOW)
+        frames_without = fetch_event_frames(
+            client, af_database=DB_PATH, start=NOW - timedelta(hours=6), end=NOW, run_id="r", ingested_at=NOW
+        )
+    with_batch = fetch_af(pi_client, af_database=DB_PATH, run_id="r", ingested_at=NOW)
+    frames = fetch_event_frames(
+        pi_client, af_database=DB_PATH, start=NOW - timedelta(hours=6), end=NOW, run_id="r", ingested_at=NOW
+    )
+    assert without[0].equals(with_batch[0])
+    assert without[1].equals(with_batch[1])
+    assert frames.num_rows > 0
+    assert frames_without.equals(frames)
+
+
+class PathLookupRefused:
+    """A real client on a server without `GET /assetdatabases?path=` (it answers 404 there)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def get_json(self, resource, params=None):
+        if resource == "assetdatabases":
+            raise PIWebAPIError("not supported here", status=404)
+        return self.client.get_json(resource, params)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_a_database_path_is_found_by_walking_the_asset_servers(pi_client, simulator):
+    hierarchy, _ = fetch_af(PathLookupRefused(pi_client), af_database=DB_PATH, run_id="r", ingested_at=NOW)
+    assert set(hierarchy.column("af_database_webid").to_pylist()) == {simulator.sim.af.database_webid}
+    assert hierarchy.num_rows == simulator.sim.af.total
