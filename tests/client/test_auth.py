@@ -68,11 +68,11 @@ def tokens_issued(running) -> int:
 
 
 def test_bearer_client_credentials_renews_before_expiry():
-    # a token lives 1 s; requests over ~2.5 s need renewals, and none may be answered 401
-    with serving(CLIENT, {"auth_type": "oauth"}, auth="bearer", token_ttl_s=1.0) as (running, client):
+    # a token lives 2 s and is renewed 0.4 s before; requests over 3.5 s need two renewals, and no 401
+    with serving(CLIENT, {"auth_type": "oauth"}, auth="bearer", token_ttl_s=2.0) as (running, client):
         statuses: list[int] = []
         client.session.hooks["response"].append(lambda r, *a, **k: statuses.append(r.status_code))
-        deadline = time.monotonic() + 2.5
+        deadline = time.monotonic() + 3.5
         calls = 0
         while time.monotonic() < deadline:
             assert whoami(client)["IsAuthenticated"] is True
