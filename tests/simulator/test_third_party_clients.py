@@ -211,3 +211,16 @@ def test_snapshot_equals_value(client, pi, ref, busiest):
     frame = client.read([point["Name"]], end_time=START, read_type=ReaderType.SNAPSHOT)
     assert utc_index(frame) == [pd.Timestamp(earlier["Timestamp"])]
     assert frame[point["Name"]].iloc[0] == pi_value(earlier)
+
+
+def test_raw_status_flags_equal_recorded_quality(client, pi, ref, busiest):
+    point = busiest("Float64")[0]
+    frame = client.read([point["Name"]], START, END, read_type=ReaderType.RAW, get_status=True)
+    window = {"startTime": format_datetime(START), "endTime": format_datetime(END), "maxCount": 10_000}
+    expected: dict[pd.Timestamp, int] = {}
+    for item in served(ref, point["Links"]["RecordedData"], **window)["Items"]:
+        status = int(item["Questionable"]) + 2 * (1 - int(item["Good"])) + 4 * int(item["Substituted"])
+        expected.setdefault(pd.Timestamp(item["Timestamp"]), status)  # tagreader's status code
+    assert utc_index(frame) == list(expected)
+    assert frame[f"{point['Name']}::status"].astype(int).tolist() == list(expected.values())
+    assert any(expected.values()), "the window should hold some bad, questionable or substituted values"
