@@ -78,25 +78,38 @@ def record_message_class() -> type[Message]:
 def record_row(record: Record, agent_id: str) -> dict[str, Any]:
     """One landing-table row (RECORD_FIELDS names) for a Record: adds agent_id and schema_version."""
     row: dict[str, Any] = {}
-    for field in RECORD_FIELDS:
-        name = field.name
+    for name in _COLUMNS:
         if name == "agent_id":
             row[name] = agent_id
         elif name == "schema_version":
             row[name] = SCHEMA_VERSION
-        elif name in _RECORD_ATTRS:
-            row[name] = getattr(record, name)
         else:
-            raise TypeError(f"RECORD_FIELDS column {name!r} has no Record attribute: add it to Record")
+            row[name] = getattr(record, name)
     return row
 
 
+def _columns() -> tuple[str, ...]:
+    names = tuple(f.name for f in RECORD_FIELDS)
+    missing = [n for n in names if n not in _RECORD_ATTRS and n not in ("agent_id", "schema_version")]
+    if missing:
+        raise TypeError(f"RECORD_FIELDS columns {missing} have no Record attribute: add them to Record")
+    return names
+
+
+_COLUMNS = _columns()
+_SCALAR_COLUMNS = tuple(n for n in _COLUMNS if n not in ("agent_id", "schema_version", "attributes"))
+
+
 def encode_record(record: Record, agent_id: str) -> bytes:
-    """Serialized protobuf bytes of one Record; None values are left unset (proto2 optional)."""
-    cls = record_message_class()
-    row = record_row(record, agent_id)
-    attributes = row.pop("attributes", None)
-    msg = cls(**{k: v for k, v in row.items() if v is not None})
-    if attributes:
-        msg.attributes.update(attributes)
+    """Serialized protobuf bytes of one Record; None values are left unset (proto2 optional).
+
+    Setting attributes one by one on an empty message is about twice as fast as keyword construction (upb).
+    """
+    msg = record_message_class()(agent_id=agent_id, schema_version=SCHEMA_VERSION)
+    for name in _SCALAR_COLUMNS:
+        value = getattr(record, name)
+        if value is not None:
+            setattr(msg, name, value)
+    if record.attributes:
+        msg.attributes.update(record.attributes)
     return msg.SerializeToString()

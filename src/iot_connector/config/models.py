@@ -30,7 +30,7 @@ class SpoolSettings(_Strict):
     max_bytes: int = Field(1 << 30, ge=1 << 16, description="size cap of all segment files")
     segment_bytes: int = Field(64 << 20, ge=1 << 12)
     durability: Literal["fsync", "write"] = "fsync"
-    fsync_interval_ms: float = Field(10.0, ge=0)
+    fsync_interval_ms: float = Field(2.0, ge=0, description="group-commit window before each fsync")
     memory_records: int = Field(100_000, ge=0, description="recent records also kept in memory to skip disk reads")
 
 

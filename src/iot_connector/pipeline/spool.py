@@ -71,7 +71,7 @@ class Spool:
         max_bytes: int = 1 << 30,
         segment_bytes: int = 64 << 20,
         durability: str = "fsync",
-        fsync_interval_ms: float = 10.0,
+        fsync_interval_ms: float = 2.0,
         memory_records: int = 100_000,
     ):
         self.directory = Path(directory)
