@@ -22,17 +22,20 @@ from osipi_connector.cli import main as cli_main
 NOW = "2025-03-01T12:00:00Z"  # the simulator's clock: a fixed "now" makes the demo reproducible
 OUTPUT_ENV = "OSIPI_DEMO_LAKEHOUSE"
 
-TABLE_COUNTS = " UNION ALL ".join(
-    f"SELECT '{schema}.{table}' AS table_name, count(*) AS row_count FROM main.{schema}.{table}"
-    for schema, table in (
-        ("bronze", "pi_tags"),
-        ("bronze", "pi_timeseries"),
-        ("bronze", "pi_asset_hierarchy"),
-        ("bronze", "pi_element_attributes"),
-        ("bronze", "pi_event_frames"),
-        ("checkpoints", "pi_watermarks"),
-        ("checkpoints", "pi_run_metrics"),
+TABLE_COUNTS = (
+    " UNION ALL ".join(
+        f"SELECT '{schema}.{table}' AS table_name, count(*) AS row_count FROM main.{schema}.{table}"
+        for schema, table in (
+            ("bronze", "pi_tags"),
+            ("bronze", "pi_timeseries"),
+            ("bronze", "pi_asset_hierarchy"),
+            ("bronze", "pi_element_attributes"),
+            ("bronze", "pi_event_frames"),
+            ("checkpoints", "pi_watermarks"),
+            ("checkpoints", "pi_run_metrics"),
+        )
     )
+    + " ORDER BY table_name"
 )
 QUERIES = (
     ("Rows per table", TABLE_COUNTS),
