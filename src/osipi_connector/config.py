@@ -128,7 +128,10 @@ class ExtractionConfig(_Strict):
 class PerformanceConfig(_Strict):
     workers: int = Field(4, ge=1, le=64, description="threads running work units (tag group × window)")
     max_window: timedelta = Field(timedelta(days=1), description="longest time window of one work unit")
-    commit_rows: int = Field(2_000_000, ge=1, description="rows buffered before a MERGE commit")
+    max_values_per_request: int = Field(
+        100_000, ge=1000, description="values one /batch answer may hold: lowers maxCount per tag (memory)"
+    )
+    commit_rows: int = Field(1_000_000, ge=1, description="rows buffered before a MERGE commit")
 
     @field_validator("max_window", mode="before")
     @classmethod

@@ -298,13 +298,14 @@ class _Run:
                 client,
                 list(unit.windows),
                 max_count=ext.max_count_per_tag,
+                max_values=perf.max_values_per_request,
                 run_id=self.run_id,
                 ingested_at=self.ingested_at,
             )
 
         self.connector._report("timeseries", 0, len(units))
         with ThreadPoolExecutor(perf.workers, thread_name_prefix="pi-fetch") as pool:
-            for done, (unit, future) in enumerate(_bounded(pool, work, units, 2 * perf.workers), start=1):
+            for done, (unit, future) in enumerate(_bounded(pool, work, units, perf.workers), start=1):
                 try:
                     fetched = future.result()
                 except Exception as exc:  # a bug or an unexpected answer: the unit's tags fail, the rest go on

@@ -29,7 +29,8 @@ from osipi_connector.piwebapi.pitime import format_datetime, parse_pi_timestamp_
 SELECTED_FIELDS = (
     "Items.Timestamp;Items.Value;Items.Good;Items.Questionable;Items.Substituted;Items.Annotated;UnitsAbbreviation"
 )
-_FIELDS = itemgetter("Timestamp", "Value", "Good", "Questionable", "Substituted", "Annotated")
+_FIELDS = ("Timestamp", "Value", "Good", "Questionable", "Substituted", "Annotated")
+_GETTERS = [(name, itemgetter(name)) for name in _FIELDS]
 _NUMERIC = (float, int)
 _NS = pa.timestamp("ns", tz="UTC")
 
@@ -60,12 +61,8 @@ class _Columns:
         self.tags: list[tuple[str, str | None, str]] = []  # (webid, name, units) per tag index
         self.tag_index: dict[str, int] = {}
         self.counts: list[int] = []
-        self.timestamps: list[str] = []
-        self.values: list[Any] = []
-        self.good: list[Any] = []
-        self.questionable: list[Any] = []
-        self.substituted: list[Any] = []
-        self.annotated: list[Any] = []
+        self.fields: dict[str, list[Any]] = {name: [] for name in _FIELDS}  # PI's item fields, as columns
+        self.timestamps = self.fields["Timestamp"]
         self.rows_tag: list[int] = []
 
     def add(self, window: TagWindow, units: str, items: list[dict]) -> None:
@@ -76,19 +73,12 @@ class _Columns:
         if not items:
             return
         index = self.tag_index[window.webid]
-        try:
-            ts, values, good, questionable, substituted, annotated = zip(*map(_FIELDS, items), strict=True)
-        except KeyError:  # a field left out (an error value, another server): the slower, tolerant path
-            ts, values, good, questionable, substituted, annotated = (
-                [item.get(name) for item in items]
-                for name in ("Timestamp", "Value", "Good", "Questionable", "Substituted", "Annotated")
-            )
-        self.timestamps.extend(ts)
-        self.values.extend(values)
-        self.good.extend(good)
-        self.questionable.extend(questionable)
-        self.substituted.extend(substituted)
-        self.annotated.extend(annotated)
+        for name, get in _GETTERS:
+            try:
+                column = list(map(get, items))
+            except KeyError:  # a field left out (an error value, another server): the slower, tolerant path
+                column = [item.get(name) for item in items]
+            self.fields[name].extend(column)
         self.rows_tag.extend([index] * len(items))
         self.counts[index] += len(items)
 
@@ -96,7 +86,7 @@ class _Columns:
         n = len(self.timestamps)
         tag_idx = np.asarray(self.rows_tag, dtype=np.int32)
         ts_ns = _timestamps_ns(self.timestamps)
-        value, value_string, state_name, state_code, state_system = _split_values(self.values)
+        value, value_string, state_name, state_code, state_system = _split_values(self.fields["Value"])
         timestamp = pa.array(ts_ns // 1000, pa.int64()).cast(TS)
         idx = pa.array(tag_idx)
         webids, names, units = (pa.array([tag[i] for tag in self.tags], pa.string()) for i in range(3))
@@ -110,10 +100,10 @@ class _Columns:
             "digital_state_name": state_name,
             "digital_state_code": state_code,
             "digital_state_is_system": state_system,
-            "good": pa.array(self.good, pa.bool_()),
-            "questionable": pa.array(self.questionable, pa.bool_()),
-            "substituted": pa.array(self.substituted, pa.bool_()),
-            "annotated": pa.array(self.annotated, pa.bool_()),
+            "good": pa.array(self.fields["Good"], pa.bool_()),
+            "questionable": pa.array(self.fields["Questionable"], pa.bool_()),
+            "substituted": pa.array(self.fields["Substituted"], pa.bool_()),
+            "annotated": pa.array(self.fields["Annotated"], pa.bool_()),
             "units": units.take(idx),
             "partition_date": timestamp.cast(pa.date32()),
             "ingested_at": pa.repeat(pa.scalar(ingested_at, TS), n),
@@ -204,6 +194,14 @@ def _ends_at(items: list[dict], end_ticks: int) -> int:
     return len(items) - k
 
 
+def page_size(max_count: int, max_values: int | None, tags: int) -> int:
+    """maxCount of one sub-request: `max_count`, lowered so one /batch answer holds at most `max_values`
+    values (memory), but never below 100 (progress) unless `max_count` itself is."""
+    if not max_values:
+        return max_count
+    return min(max_count, max(max_values // max(tags, 1), 100))
+
+
 def fetch_recorded(
     client: PIWebAPIClient,
     windows: list[TagWindow],
@@ -211,23 +209,26 @@ def fetch_recorded(
     max_count: int,
     run_id: str,
     ingested_at: datetime,
+    max_values: int | None = None,
 ) -> FetchResult:
     """All recorded values of `windows` (one sub-request per tag and page), as one TIMESERIES table.
 
-    A tag whose request fails for good is listed in `failed` (its rows so far are kept: they are correct,
-    and re-writing them later is a no-op); the other tags are unaffected."""
-    columns = _Columns()
+    Each round's answer becomes Arrow before the next request, so at most one answer's Python objects are
+    alive per call. A tag whose request fails for good is listed in `failed` (its rows so far are kept:
+    they are correct, and re-writing them later is a no-op); the other tags are unaffected."""
     result = FetchResult(table=TIMESERIES.schema.empty_table())
+    tables: list[pa.Table] = []
     # key -> (window, startTime text); the text of a continuation is PI's own timestamp (100-ns exact)
     pending = {str(i): (w, format_datetime(w.start)) for i, w in enumerate(windows)}
     while pending:
+        count = page_size(max_count, max_values, len(pending))
         requests = {
             key: SubRequest(
                 f"streams/{w.webid}/recorded",
                 params={
                     "startTime": start,
                     "endTime": format_datetime(w.end),
-                    "maxCount": max_count,
+                    "maxCount": count,
                     "selectedFields": SELECTED_FIELDS,
                 },
             )
@@ -240,32 +241,48 @@ def fetch_recorded(
             for w, _ in pending.values():
                 result.failed[w.webid] = f"batch request failed: {exc}"
             break
-        following: dict[str, tuple[TagWindow, str]] = {}
-        for key, (w, _start) in pending.items():
-            answer = answers.get(key)
-            if answer is None or not answer.ok or not isinstance(answer.content, dict):
-                result.failed[w.webid] = _error_text(answer) if answer is not None else "no answer in the batch"
-                continue
-            items = answer.content.get("Items") or []
-            units = answer.content.get("UnitsAbbreviation") or ""
-            if len(items) >= max_count:
-                last = items[-1]["Timestamp"]
-                keep = len(items) - 1
-                while keep >= 0 and items[keep]["Timestamp"] == last:
-                    keep -= 1
-                if keep < 0:
-                    result.failed[w.webid] = (
-                        f"more than {max_count} values at {last}: raise extraction.max_count_per_tag "
-                        "(at most the server's MaxReturnedItemsPerCall)"
-                    )
-                    continue
-                columns.add(w, units, items[: keep + 1])
-                following[key] = (w, last)
-                continue
-            if not w.include_end and items:
-                items = items[: len(items) - _ends_at(items, parse_pi_timestamp_ticks(format_datetime(w.end)))]
-            columns.add(w, units, items)
-        pending = following
-    result.table = columns.table(run_id, ingested_at)
-    result.rows = {webid: columns.counts[i] for webid, i in columns.tag_index.items()}
+        columns = _Columns()
+        pending = _read_round(pending, answers, count, columns, result.failed)
+        del answers
+        tables.append(columns.table(run_id, ingested_at))
+        for webid, i in columns.tag_index.items():
+            result.rows[webid] = result.rows.get(webid, 0) + columns.counts[i]
+    if tables:
+        result.table = pa.concat_tables(tables)
     return result
+
+
+def _read_round(
+    pending: dict[str, tuple[TagWindow, str]],
+    answers: dict[str, SubResponse],
+    count: int,
+    columns: _Columns,
+    failed: dict[str, str],
+) -> dict[str, tuple[TagWindow, str]]:
+    """Add one round's values to `columns`; return the tags to continue (full pages) and where."""
+    following: dict[str, tuple[TagWindow, str]] = {}
+    for key, (w, _start) in pending.items():
+        answer = answers.get(key)
+        if answer is None or not answer.ok or not isinstance(answer.content, dict):
+            failed[w.webid] = _error_text(answer) if answer is not None else "no answer in the batch"
+            continue
+        items = answer.content.get("Items") or []
+        units = answer.content.get("UnitsAbbreviation") or ""
+        if len(items) >= count:
+            last = items[-1]["Timestamp"]
+            keep = len(items) - 1
+            while keep >= 0 and items[keep]["Timestamp"] == last:
+                keep -= 1
+            if keep < 0:
+                failed[w.webid] = (
+                    f"more than {count} values at {last}: raise extraction.max_count_per_tag "
+                    "(at most the server's MaxReturnedItemsPerCall)"
+                )
+                continue
+            columns.add(w, units, items[: keep + 1])
+            following[key] = (w, last)
+            continue
+        if not w.include_end and items:
+            items = items[: len(items) - _ends_at(items, parse_pi_timestamp_ticks(format_datetime(w.end)))]
+        columns.add(w, units, items)
+    return following

@@ -1,0 +1,166 @@
+"""End-to-end extraction speed: PI Web API simulator (own process) -> PILakeflowConnector -> local Delta.
+
+Prints values/s end to end, against a floor measured in the same run: parsing the same kind of JSON bytes
+(/batch answers of recorded values) into the Arrow table, with no network and no Delta. The ratio says how
+much the connector loses to HTTP, threads and MERGE; peak RSS per window length shows memory stays flat
+as the window grows (units are bounded by batch_size × max_window, commits by commit_rows).
+
+    .venv/bin/python benchmarks/pi_extract.py --tags 2000 --hours 24        # the target case (slow on 2 cores)
+    .venv/bin/python benchmarks/pi_extract.py --tags 300 --hours 6 12 24   # quicker, memory vs window
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import requests
+
+from osipi_connector import PILakeflowConnector
+from osipi_connector.extract.timeseries import SELECTED_FIELDS, TagWindow, _Columns
+from osipi_connector.lake.delta_sink import DeltaSink
+from osipi_connector.piwebapi.pitime import format_datetime
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_simulator(tags: int) -> tuple[subprocess.Popen, str]:
+    exe = Path(sys.executable).parent / "osipi-connector"
+    args = [str(exe), "simulate", "--host", "127.0.0.1", "--port", "0", "--tags", str(tags)]
+    args += ["--now", format_datetime(NOW), "--rate-limit", "0"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if "http" not in line:
+        proc.kill()
+        raise SystemExit(f"the simulator did not start: {line!r}")
+    return proc, line.split()[-1]
+
+
+class TimedSink(DeltaSink):
+    """DeltaSink that adds up the seconds spent in MERGE, to split the run into fetch+parse and write."""
+
+    merge_seconds = 0.0
+
+    def merge(self, spec, data):  # same signature as DeltaSink.merge
+        started = time.perf_counter()
+        try:
+            return super().merge(spec, data)
+        finally:
+            self.merge_seconds += time.perf_counter() - started
+
+
+def end_to_end(url: str, tags: int, hours: float, args: argparse.Namespace, root: Path) -> dict:
+    config = {
+        "pi_web_api": {"url": url, "auth_type": "anonymous"},
+        "extraction": {
+            "name_filter": "*",
+            "mode": "full",
+            "start_date": format_datetime(NOW - timedelta(hours=hours)),
+            "end_date": format_datetime(NOW),
+            "batch_size": args.batch_size,
+            "max_count_per_tag": 150_000,
+        },
+        "performance": {"workers": args.workers, "max_window": args.max_window, "commit_rows": args.commit_rows},
+        "local": {"lakehouse_root": str(root)},
+    }
+    started = time.perf_counter()
+    sink = TimedSink(root)
+    result = PILakeflowConnector(config, sink=sink).run(datasets=["tags", "timeseries"])
+    seconds = time.perf_counter() - started
+    rows = result.rows.get("pi_timeseries", 0)
+    assert result.status == "success", result.errors
+    assert result.tags_requested == tags
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "values_per_s": rows / seconds,
+        "peak_mb": peak_rss_mb(),
+        "merge_seconds": sink.merge_seconds,
+    }
+
+
+def parse_floor(url: str, batch_size: int, hours: float, rounds: int = 3) -> dict:
+    """Parse /batch bodies of recorded values (fetched once) into Arrow, as the connector does per unit."""
+    http = requests.Session()
+    server = http.get(f"{url}/dataservers").json()["Items"][0]
+    points = http.get(f"{url}/dataservers/{server['WebId']}/points", params={"maxCount": batch_size}).json()["Items"]
+    start, end = NOW - timedelta(hours=min(hours, 6)), NOW
+    windows = {str(i): TagWindow(p["WebId"], p["Name"], start, end) for i, p in enumerate(points)}
+    query = f"startTime={format_datetime(start)}&endTime={format_datetime(end)}&maxCount=150000"
+    body = {
+        k: {"Method": "GET", "Resource": f"{url}/streams/{w.webid}/recorded?{query}&selectedFields={SELECTED_FIELDS}"}
+        for k, w in windows.items()
+    }
+    raw = http.post(f"{url}/batch", data=orjson.dumps(body), headers={"X-Requested-With": "bench"}).content
+    best = 0.0
+    rows = 0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        answer = orjson.loads(raw)
+        columns = _Columns()
+        for key, sub in answer.items():
+            columns.add(windows[key], sub["Content"].get("UnitsAbbreviation", ""), sub["Content"]["Items"])
+        table = columns.table("bench", NOW)
+        seconds = time.perf_counter() - started
+        rows = table.num_rows
+        best = max(best, rows / seconds)
+    return {"rows": rows, "bytes": len(raw), "values_per_s": best}
+
+
+def run_child(url: str, hours: float, args: argparse.Namespace) -> dict:
+    """One end-to-end run in a fresh process, so its peak RSS is its own (freed memory is not given back)."""
+    command = [sys.executable, __file__, "--child-url", url, "--tags", str(args.tags), "--hours", str(hours)]
+    command += ["--batch-size", str(args.batch_size), "--workers", str(args.workers)]
+    command += ["--max-window", args.max_window, "--commit-rows", str(args.commit_rows)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return orjson.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tags", type=int, default=2000)
+    parser.add_argument("--hours", type=float, nargs="+", default=[24.0])
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--max-window", default="6h", help="performance.max_window")
+    parser.add_argument("--commit-rows", type=int, default=1_000_000, help="performance.commit_rows")
+    parser.add_argument("--child-url", help=argparse.SUPPRESS)  # internal: one end-to-end run, JSON on stdout
+    args = parser.parse_args()
+    if args.child_url:
+        with tempfile.TemporaryDirectory(prefix="pi-extract-bench-") as tmp:
+            print(orjson.dumps(end_to_end(args.child_url, args.tags, args.hours[0], args, Path(tmp))).decode())
+        return
+    proc, url = start_simulator(args.tags)
+    try:
+        floor = parse_floor(url, args.batch_size, max(args.hours))
+        print(
+            f"floor: parse /batch JSON -> Arrow in process: {floor['values_per_s']:,.0f} values/s "
+            f"({floor['rows']:,} values, {floor['bytes'] / 1e6:.1f} MB body)"
+        )
+        for hours in args.hours:
+            e2e = run_child(url, hours, args)
+            print(
+                f"end to end: {args.tags} tags × {hours:g} h = {e2e['rows']:,} values in {e2e['seconds']:.1f} s = "
+                f"{e2e['values_per_s']:,.0f} values/s; ratio to floor {e2e['values_per_s'] / floor['values_per_s']:.2f}; "
+                f"peak RSS {e2e['peak_mb']:,.0f} MB; MERGE {e2e['merge_seconds']:.1f} s of it"
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
