@@ -219,16 +219,17 @@ def _sql(args: argparse.Namespace) -> int:
 
 def _maintain(args: argparse.Namespace) -> int:
     from osipi_connector.config import ConfigError
-    from osipi_connector.lake.delta_sink import DeltaSink
     from osipi_connector.lake.maintenance import maintain
     from osipi_connector.lake.schemas import ALL_TABLES
+    from osipi_connector.runner import default_sink
 
     try:
         config = _load(args)
     except ConfigError as exc:
         return _fail(str(exc))
-    sink = DeltaSink(config.local.lakehouse_root, _location(config))
-    specs = [spec for spec in ALL_TABLES if sink.exists(spec)]
+    sink = default_sink(config)  # the same sink a run writes with (delta-rs locally)
+    exists = getattr(sink, "exists", lambda spec: True)
+    specs = [spec for spec in ALL_TABLES if exists(spec)]
     if not specs:
         return _fail(f"no tables under {config.local.lakehouse_root} — run `osipi-connector run` first")
     failed = 0

@@ -209,3 +209,9 @@ def table_rows(printed: str) -> list[tuple[str, ...]]:
     """The body rows of `sql`'s grid."""
     lines = [line for line in printed.splitlines() if line.startswith("| ")]
     return [tuple(cell.strip() for cell in line.strip("| ").split(" | ")) for line in lines[1:]]
+
+
+def test_maintain_without_tables_says_to_run_first(simulator, tmp_path):
+    config = write_config(tmp_path / "c.yaml", simulator.url, tmp_path / "empty")
+    result = cli("maintain", "--config", str(config))
+    assert_one_line_error(result, "run `osipi-connector run` first")
