@@ -189,3 +189,21 @@ def test_a_database_path_is_found_by_walking_the_asset_servers(pi_client, simula
     hierarchy, _ = fetch_af(PathLookupRefused(pi_client), af_database=DB_PATH, run_id="r", ingested_at=NOW)
     assert set(hierarchy.column("af_database_webid").to_pylist()) == {simulator.sim.af.database_webid}
     assert hierarchy.num_rows == simulator.sim.af.total
+
+
+def test_an_element_deleted_after_the_listing_is_skipped_with_a_warning(big, pi_client, caplog):
+    """Attributes read from a server that no longer has some listed elements (404): those are skipped and
+    named in a warning; the attributes of the elements that exist are all there."""
+    _, _, hierarchy, _ = big
+    listed = [
+        {"WebId": r["element_webid"], "Id": r["element_id"], "Path": r["element_path"]}
+        for r in hierarchy.to_pylist()
+        if r["depth"] == 5
+    ][-3:]  # the other server's last equipment elements: absent from the smaller session simulator
+    present, _ = fetch_af(pi_client, af_database=DB_PATH, run_id="r", ingested_at=NOW)
+    survivor = next(r for r in present.to_pylist() if r["depth"] == 5)
+    listed.append({"WebId": survivor["element_webid"], "Id": survivor["element_id"], "Path": survivor["element_path"]})
+    with caplog.at_level("WARNING"):
+        attributes = af_module._attributes(pi_client, listed, "r", NOW)
+    assert set(attributes.column("element_id").to_pylist()) == {survivor["element_id"]}
+    assert "3 object(s) no longer exist" in caplog.text

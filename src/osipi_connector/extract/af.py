@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from osipi_connector.extract.pi_json import get_many, link_webid, looks_like_webid, raise_failed, to_table
+from osipi_connector.extract.pi_json import get_many, link_webid, listed_items, looks_like_webid, to_table
 from osipi_connector.lake.schemas import ASSET_HIERARCHY, ELEMENT_ATTRIBUTES
 from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError, SubRequest
 
@@ -112,19 +112,14 @@ def fetch_af(
 def _attributes(client: PIWebAPIClient, elements: list[dict], run_id: str, ingested_at: datetime) -> pa.Table:
     params = {"maxCount": PAGE, **ATTRIBUTE_PARAMS}
     requests = {e["WebId"]: SubRequest(f"elements/{e['WebId']}/attributes", params) for e in elements}
-    answers = get_many(client, requests)
-    raise_failed(
-        "reading element attributes", {e["Path"]: answers[e["WebId"]] for e in elements if not answers[e["WebId"]].ok}
+    listed = listed_items(
+        "reading element attributes", get_many(client, requests), {e["WebId"]: e["Path"] for e in elements}
     )
     pairs: list[tuple[dict, dict]] = []
     for e in elements:
-        items = answers[e["WebId"]].content.get("Items") or []
+        items = listed[e["WebId"]]
         if len(items) >= PAGE:  # a rare element with more attributes than one page: page it on its own
-            items = list(
-                client.iter_items(
-                    f"elements/{e['WebId']}/attributes", ATTRIBUTE_PARAMS, page_size=PAGE
-                )
-            )
+            items = list(client.iter_items(f"elements/{e['WebId']}/attributes", ATTRIBUTE_PARAMS, page_size=PAGE))
         pairs.extend((e, a) for a in items)
     points = _resolve_point_paths(client, [a for _, a in pairs])
     rows = []

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from osipi_connector.extract.af import find_database
-from osipi_connector.extract.pi_json import OPEN_END_YEAR, get_many, link_webid, pi_time, raise_failed, to_table
+from osipi_connector.extract.pi_json import OPEN_END_YEAR, get_many, link_webid, listed_items, pi_time, to_table
 from osipi_connector.lake.schemas import EVENT_FRAMES
 from osipi_connector.piwebapi.client import PIWebAPIClient, SubRequest
 from osipi_connector.piwebapi.pitime import format_datetime, parse_iso
@@ -86,26 +86,21 @@ def fetch_event_frames(
 def attribute_values(client: PIWebAPIClient, frames: list[dict]) -> dict[str, dict[str, Any]]:
     """{frame WebID: {attribute name: value}}: values at the frame's end (now while it is open), as
     PI's event-frame time context gives them. A digital state becomes its name; an error value null."""
-    lists = get_many(
-        client,
-        {
-            f["WebId"]: SubRequest(f"eventframes/{f['WebId']}/attributes", {"selectedFields": "Items.WebId;Items.Name"})
-            for f in frames
-        },
+    fields = {"selectedFields": "Items.WebId;Items.Name"}
+    requests = {f["WebId"]: SubRequest(f"eventframes/{f['WebId']}/attributes", fields) for f in frames}
+    lists = listed_items(
+        "reading event-frame attributes", get_many(client, requests), {f["WebId"]: f["Name"] for f in frames}
     )
-    raise_failed(
-        "reading event-frame attributes", {f["Name"]: lists[f["WebId"]] for f in frames if not lists[f["WebId"]].ok}
-    )
-    requests: dict[str, SubRequest] = {}
+    value_requests = {}
     names: dict[str, tuple[str, str]] = {}
     for f in frames:
         end = pi_time(f.get("EndTime"))
         params = {"selectedFields": "Value"} | ({"time": format_datetime(end)} if end else {})
-        for a in lists[f["WebId"]].content.get("Items") or []:
-            requests[a["WebId"]] = SubRequest(f"streams/{a['WebId']}/value", params)
+        for a in lists[f["WebId"]]:
+            value_requests[a["WebId"]] = SubRequest(f"streams/{a['WebId']}/value", params)
             names[a["WebId"]] = (f["WebId"], a["Name"])
     out: dict[str, dict[str, Any]] = {f["WebId"]: {} for f in frames}
-    answers = get_many(client, requests)
+    answers = get_many(client, value_requests)
     failed = {names[k][1] for k, s in answers.items() if not s.ok}
     if failed:  # a broken data reference should not hide the frame: its value is null, and we say so
         log.warning("event-frame attribute values unavailable (stored as null): %s", ", ".join(sorted(failed)[:10]))

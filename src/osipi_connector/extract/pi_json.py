@@ -4,6 +4,7 @@ small conversions of PI JSON (times with PI's sentinel dates, WebIDs inside link
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError, SubRequest, SubResponse
 from osipi_connector.piwebapi.pitime import parse_iso
 
+log = logging.getLogger(__name__)
 SUB_REQUESTS_PER_POST = 200  # well under the ~500 some sites cap /batch at; one POST per 200 lookups
 OPEN_END_YEAR = 9999  # PI's end time of an event frame still in progress: 9999-12-31T23:59:59Z
 EPOCH_YEAR = 1970  # PI's "not set" date (e.g. AcknowledgedDate of a frame nobody acknowledged)
@@ -41,6 +43,16 @@ def raise_failed(what: str, failed: Mapping[str, SubResponse]) -> None:
     more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
     status = next(iter(failed.values())).status
     raise PIWebAPIError(f"{what} failed for {', '.join(shown)}{more}", status=status)
+
+
+def listed_items(what: str, answers: Mapping[str, SubResponse], labels: Mapping[str, str]) -> dict[str, list[dict]]:
+    """The `Items` of each answer. An object deleted in PI since it was listed (404) gets no items and a
+    warning instead of failing the dataset; any other failure raises, naming the objects."""
+    gone = [labels[key] for key, sub in answers.items() if sub.status == 404]
+    if gone:
+        log.warning("%s: %d object(s) no longer exist, skipped: %s", what, len(gone), ", ".join(gone[:5]))
+    raise_failed(what, {labels[key]: sub for key, sub in answers.items() if not sub.ok and sub.status != 404})
+    return {key: (sub.content.get("Items") or []) if sub.ok else [] for key, sub in answers.items()}
 
 
 def error_text(content: Any) -> str:
