@@ -16,9 +16,12 @@ _INV53 = 1.0 / (1 << 53)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    x = (x ^ (x >> _S30)) * _M1
-    x = (x ^ (x >> _S27)) * _M2
-    return x ^ (x >> _S31)
+    x = x ^ (x >> _S30)  # a new array: the rest works in place (fewer temporaries on the hot path)
+    x *= _M1
+    x ^= x >> _S27
+    x *= _M2
+    x ^= x >> _S31
+    return x
 
 
 def hash_keys(*keys: int | np.ndarray) -> np.ndarray:
