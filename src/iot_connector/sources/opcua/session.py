@@ -1,0 +1,84 @@
+"""Building a connected asyncua Client from the config: security policy, certificates, trust list, identity."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from asyncua import Client, ua
+from asyncua.crypto import security_policies
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.uacrypto import load_certificate
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+
+from iot_connector.sources.opcua.config import OpcuaConfig
+
+log = logging.getLogger(__name__)
+
+POLICIES = {
+    "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
+    "Aes256Sha256RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
+}
+# Key usage flags are left out: many vendor server certificates lack some of them; trust is what matters.
+_SERVER_CHECKS = (
+    CertificateValidatorOptions.TIME_RANGE
+    | CertificateValidatorOptions.URI
+    | CertificateValidatorOptions.TRUSTED
+    | CertificateValidatorOptions.REVOKED
+    | CertificateValidatorOptions.PEER_SERVER
+)
+
+
+class TrustList(TrustStore):
+    """asyncua's TrustStore reads folders only; this also takes single certificate files."""
+
+    async def _load_trust_location(self, location: Path):
+        if location.is_file():
+            return [await load_certificate(location)]
+        return await super()._load_trust_location(location)
+
+
+async def trust_validator(paths: list[str]) -> CertificateValidator:
+    for path in paths:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"trusted_server_certs: {path} does not exist")
+    store = TrustList([Path(p) for p in paths], [])
+    try:
+        await store.load_trust()
+    except ValueError as exc:  # cryptography refuses an empty store
+        raise ValueError(f"trusted_server_certs {paths}: no .der or .pem certificate found ({exc})") from exc
+    return CertificateValidator(_SERVER_CHECKS, trust_store=store)
+
+
+async def ensure_client_certificate(config: OpcuaConfig) -> tuple[Path, Path]:
+    """Generate the client certificate + key once (persisted) so the server's trust survives restarts."""
+    client = Client(config.endpoint)
+    client.application_uri = config.application_uri
+    if not (config.cert_file and config.key_file):
+        raise ValueError("cert_file and key_file are needed for a security policy")
+    return await client.setup_self_signed_certificate(Path(config.key_file), Path(config.cert_file))
+
+
+async def new_client(config: OpcuaConfig) -> Client:
+    """A Client with security and identity applied, not yet connected (set_security asks the server for its
+    endpoint certificate, so the server must be reachable)."""
+    client = Client(
+        config.endpoint,
+        timeout=config.timeout_s,
+        auto_reconnect=True,
+        reconnect_max_delay=config.reconnect_max_delay_s,
+    )
+    client.application_uri = config.application_uri
+    if config.security_policy != "None":
+        cert, key = await ensure_client_certificate(config)
+        mode = ua.MessageSecurityMode[config.security_mode]
+        await client.set_security(POLICIES[config.security_policy], str(cert), str(key), mode=mode)
+        if config.trusted_server_certs:
+            client.certificate_validator = await trust_validator(config.trusted_server_certs)
+        else:
+            log.warning("opcua source %s: trust_any_server is on; the server certificate is not checked", config.name)
+    if config.username is not None:
+        client.set_user(config.username)
+        if config.password is not None:
+            client.set_password(config.password.get_secret_value())
+    return client

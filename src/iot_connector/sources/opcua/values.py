@@ -1,0 +1,75 @@
+"""OPC UA DataValue -> Record: typed value columns, status code and quality, source/server timestamps."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import uuid
+from typing import Any
+
+import orjson
+from asyncua import ua
+
+from iot_connector.model import Quality, Record
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_US = dt.timedelta(microseconds=1)
+_SEVERITY: tuple[Quality, ...] = ("GOOD", "UNCERTAIN", "BAD", "BAD")
+
+
+def to_us(value: dt.datetime | None) -> int | None:
+    """UTC datetime (naive means UTC, as asyncua returns) -> epoch microseconds."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return (value - _EPOCH) // _US
+
+
+def quality_of(status: int) -> Quality:
+    """Severity is the top two bits of a StatusCode (00 good, 01 uncertain, 1x bad)."""
+    return _SEVERITY[(status >> 30) & 0x3]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
+def set_variant(rec: Record, value: Any) -> None:
+    """Fill the typed columns from a Variant's Python value (bool first: bool is an int)."""
+    if isinstance(value, bool):
+        rec.value_bool, rec.value_double = value, 1.0 if value else 0.0
+    elif isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            rec.value_long = value
+        rec.value_double = float(value)
+    elif isinstance(value, float):
+        rec.value_double = value
+    elif isinstance(value, str):
+        rec.value_string = value
+    elif isinstance(value, dt.datetime):
+        rec.value_long, rec.value_string = to_us(value), value.isoformat()
+    elif isinstance(value, (bytes, bytearray)):
+        rec.value_raw = base64.b64encode(bytes(value)).decode()
+    elif isinstance(value, (uuid.UUID, ua.NodeId, ua.QualifiedName, ua.LocalizedText)):
+        rec.value_string = value.to_string() if hasattr(value, "to_string") else str(value)
+    elif value is not None:  # arrays, structures: JSON in value_raw
+        rec.value_raw = orjson.dumps(value, default=_json_default).decode()
+
+
+def record_from(base: Record, dv: ua.DataValue) -> Record:
+    """Complete `base` (identity fields set) with the DataValue's value, status and timestamps."""
+    status = dv.StatusCode.value if dv.StatusCode is not None else 0
+    base.status_code = status
+    base.quality = quality_of(status)
+    base.source_ts = to_us(dv.SourceTimestamp)
+    base.server_ts = to_us(dv.ServerTimestamp)
+    variant = dv.Value
+    if variant is not None:
+        base.data_type = variant.VariantType.name
+        set_variant(base, variant.Value)
+    return base

@@ -1,0 +1,144 @@
+"""OPC UA source against a real asyncua Server on 127.0.0.1 (plain and Basic256Sha256 with trust lists)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+import pytest_asyncio
+
+from iot_connector.sources.opcua import OpcuaSource
+from tests.edge.sources.helpers import Collector, free_port, running
+from tests.edge.sources.opcua_server import PLANT, VALUES, PlantServer, node_id
+from tests.edge.sources.opcua_server import source_config as config
+
+# One event loop for the module so one server (its init takes seconds) serves the read-mostly tests.
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def plant():
+    server = await PlantServer(free_port()).start()
+    yield server
+    await server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def own_plant():
+    """A server this test may stop and restart."""
+    server = await PlantServer(free_port()).start()
+    yield server
+    await server.stop()
+
+
+def latest(collector: Collector, tag_id: str):
+    return next((r for r in reversed(collector.records) if r.tag_id == tag_id), None)
+
+
+async def test_subscription_delivers_values_with_timestamps_status_and_stable_ids(plant):
+    collector = Collector()
+    cfg = config(plant.endpoint, monitoring={"sampling_interval_ms": 20})
+    async with running(OpcuaSource(cfg, collector)):
+        await collector.wait_for(lambda recs: len(recs) >= 1)
+        for value in (1.0, 2.0, 3.0):
+            await plant.write("Temperature", value)
+            await asyncio.sleep(0.1)
+        await collector.wait_for(lambda recs: recs[-1].value_double == 3.0)
+    rec = collector.records[-1]
+    assert rec.tag_id == node_id("Temperature")
+    assert (rec.tag_path, rec.data_type, rec.quality, rec.status_code) == ("Temperature", "Double", "GOOD", 0)
+    now = dt.datetime.now(dt.timezone.utc).timestamp() * 1e6
+    assert abs(rec.source_ts - now) < 30e6
+    assert abs(rec.server_ts - now) < 30e6
+    assert [r.value_double for r in collector.records][-3:] == [1.0, 2.0, 3.0]
+
+
+async def test_poll_mode_reads_every_type(plant):
+    collector = Collector()
+    cfg = config(plant.endpoint, mode="poll", poll_interval_s=0.1, nodes=[node_id(n) for n in VALUES])
+    async with running(OpcuaSource(cfg, collector)):
+        await collector.wait_for(lambda recs: len({r.tag_id for r in recs}) == len(VALUES))
+    got = {r.tag_path: r for r in collector.records}
+    assert got["Temperature"].data_type == "Double"  # its value is written by other tests
+    assert (got["Count"].value_long, got["Count"].data_type) == (-42, "Int32")
+    assert got["Total"].value_long == 2**40 + 3
+    assert got["Running"].value_bool is True
+    assert got["Label"].value_string == "batch-7"
+    assert got["Ratio"].value_double == 0.25
+    assert got["Started"].value_long == int(VALUES["Started"][0].timestamp() * 1_000_000)
+    assert got["Profile"].value_raw == "[1.0,2.0,3.5]"
+    assert all(r.quality == "GOOD" for r in got.values())
+
+
+async def test_absolute_deadband_filters_small_changes(plant):
+    collector = Collector()
+    nodes = [{"id": node_id("Level"), "deadband_type": "absolute", "deadband_value": 5, "sampling_interval_ms": 10}]
+    async with running(OpcuaSource(config(plant.endpoint, nodes=nodes), collector)):
+        await collector.wait_for(lambda recs: len(recs) >= 1)  # initial value 20.5
+        for value in (21.0, 22.0, 30.0, 31.0, 40.0):
+            await plant.write("Level", value)
+            await asyncio.sleep(0.1)
+        await collector.wait_for(lambda recs: recs[-1].value_double == 40.0)
+    assert [r.value_double for r in collector.records] == [20.5, 30.0, 40.0]
+
+
+async def test_browse_discovery_and_browse_helper(plant):
+    collector = Collector()
+    browse = {"root": f"nsu={PLANT};s=Line1", "depth": 2, "filter": "Motor/*"}
+    cfg = config(plant.endpoint, nodes=[node_id("Count")], browse=browse, mode="poll", poll_interval_s=0.1)
+    source = OpcuaSource(cfg, collector)
+    async with running(source):
+        await collector.wait_for(lambda recs: len({r.tag_id for r in recs}) >= 2)
+    assert {r.tag_id for r in collector.records} == {node_id("Count"), node_id("Motor.Speed")}
+    assert latest(collector, node_id("Motor.Speed")).tag_path == "Motor/Speed"
+    entries = await source.browse(f"nsu={PLANT};s=Line1", depth=1)
+    assert {"id": node_id("Motor"), "path": "Motor", "node_class": "Object"} in entries
+    assert {"id": node_id("Label"), "path": "Label", "node_class": "Variable"} in entries
+
+
+@pytest.mark.slow
+async def test_server_restart_resumes_subscription_even_when_namespace_index_moves(own_plant):
+    plant = own_plant
+    collector = Collector()
+    source = OpcuaSource(config(plant.endpoint, monitoring={"sampling_interval_ms": 20}), collector)
+    async with running(source):
+        await plant.write("Temperature", 1.0)
+        await collector.wait_for(lambda recs: any(r.value_double == 1.0 for r in recs))
+        await plant.stop()
+        await collector.wait_for(lambda _: not source.health.connected, timeout=15)
+        await plant.start(extra_namespaces=2)  # "urn:test:plant" now has another index
+        assert plant.idx != 2
+        for attempt in range(300):
+            await plant.write("Temperature", 100.0 + attempt)
+            await asyncio.sleep(0.1)
+            if any(r.value_double and r.value_double >= 100.0 for r in collector.records):
+                break
+        else:
+            raise AssertionError(f"no value after the restart: {source.health}")
+    assert latest(collector, node_id("Temperature")).value_double >= 100.0
+    assert source.health.reconnects >= 1
+
+
+async def test_unknown_node_and_unknown_namespace_give_clear_errors_without_crashing(plant):
+    collector = Collector()
+    nodes = [node_id("Temperature"), f"nsu={PLANT};s=Nope"]
+    async with running(OpcuaSource(config(plant.endpoint, nodes=nodes), collector)):
+        await collector.wait_for(lambda recs: {r.tag_id for r in recs} == set(nodes))
+    bad = latest(collector, f"nsu={PLANT};s=Nope")
+    assert (bad.quality, bad.status_code) == ("BAD", 0x80340000)  # BadNodeIdUnknown
+    missing = OpcuaSource(config(plant.endpoint, nodes=["nsu=urn:nowhere;s=X"]), Collector())
+    async with running(missing):
+        for _ in range(100):
+            if missing.health.last_error:
+                break
+            await asyncio.sleep(0.05)
+    assert "has no namespace 'urn:nowhere'" in missing.health.last_error
+    with pytest.raises(ValueError, match="urn:nowhere"):
+        await missing.test_connection()
+
+
+async def test_unreachable_server_is_a_clear_connection_error():
+    source = OpcuaSource(config(f"opc.tcp://127.0.0.1:{free_port()}/x"), Collector())
+    with pytest.raises(ConnectionError, match=r"cannot connect to opc\.tcp://127\.0\.0\.1"):
+        await source.test_connection()
