@@ -61,3 +61,36 @@ class RecordingSink(Sink):
 
 def seqs(records: Sequence[Record]) -> list[int]:
     return [r.seq for r in records if r.seq is not None]
+
+
+class PipelinedSink(RecordingSink):
+    """Acknowledges each submitted batch `ack_delay_s` later (like ZeroBus); the acks listed in `fail_acks`
+    (0-based submission numbers) fail instead. `max_unacked` shows how many batches were in flight at once."""
+
+    def __init__(self, ack_delay_s: float = 0.02, fail_acks: frozenset[int] = frozenset()):
+        super().__init__()
+        self.ack_delay_s = ack_delay_s
+        self.fail_acks = fail_acks
+        self.submitted: list[list[Record]] = []
+        self.unacked = 0
+        self.max_unacked = 0
+
+    async def send(self, records: Sequence[Record]) -> asyncio.Future[None]:
+        number = len(self.submitted)
+        self.submitted.append(list(records))
+        self.unacked += 1
+        self.max_unacked = max(self.max_unacked, self.unacked)
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def resolve() -> None:
+            self.unacked -= 1
+            if ack.cancelled():
+                return
+            if number in self.fail_acks:
+                ack.set_exception(SinkError("ack lost (test)", error_type="test_ack_lost"))
+            else:
+                self.batches.append(list(records))
+                ack.set_result(None)
+
+        asyncio.get_running_loop().call_later(self.ack_delay_s, resolve)
+        return ack

@@ -12,7 +12,7 @@ from iot_connector.config.models import PipelineSettings
 from iot_connector.pipeline import Pipeline, make_buffer
 from iot_connector.pipeline.breaker import Backoff, CircuitBreaker
 from iot_connector.sinks.delta import DeltaSink
-from tests.edge.helpers import RecordingSink, make_records, seqs
+from tests.edge.helpers import PipelinedSink, RecordingSink, make_records, seqs
 
 FAST_RETRY = {"initial_backoff_s": 0.01, "max_backoff_s": 0.05, "jitter": 0}
 
@@ -222,3 +222,17 @@ def stalled_records_kept(tmp_path: Path) -> int:
 async def _emit_many(pipe: Pipeline, n: int) -> None:
     for start in range(0, n, 10):
         await pipe.emit(make_records(10, start))
+
+
+async def test_batches_in_flight_and_a_lost_ack_resends_in_order(tmp_path: Path) -> None:
+    sink = PipelinedSink(ack_delay_s=0.05, fail_acks=frozenset({3}))
+    pipe = _pipeline(tmp_path, sink, batch_max_records=20, max_inflight_batches=4)
+    await pipe.start()
+    await pipe.emit(make_records(400))
+    await _until(lambda: pipe.buffer.depth == 0)
+    await pipe.stop()
+    assert sink.max_unacked > 1  # several batches were sent before the first ack came back
+    sent = [seq for batch in sink.submitted for seq in seqs(batch)]
+    assert list(dict.fromkeys(sent)) == list(range(400))  # the sink saw log order, re-sends only repeat
+    assert sorted(set(seqs(sink.records))) == list(range(400))
+    assert pipe.metrics.records_failed.labels(error_type="test_ack_lost")._value.get() == 20

@@ -51,6 +51,7 @@ class PipelineSettings(_Strict):
     drop_policy: DropPolicy = Field("block", description="when full: drop oldest | drop newest | block sources")
     batch_max_records: int = Field(5_000, ge=1)
     batch_max_wait_ms: float = Field(200.0, ge=0)
+    max_inflight_batches: int = Field(4, ge=1, description="batches sent before the oldest is acknowledged")
     drain_timeout_s: float = Field(10.0, ge=0, description="on stop: time left to send what is queued")
     spool: SpoolSettings = SpoolSettings()
     breaker: BreakerSettings = BreakerSettings()

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections import Counter as Tally
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,6 +27,26 @@ from iot_connector.sinks.base import Sink, SinkError
 
 log = logging.getLogger(__name__)
 Delivered = Callable[[Sequence[Record]], None]
+
+
+def _as_sink_error(exc: BaseException) -> SinkError:
+    return exc if isinstance(exc, SinkError) else SinkError(str(exc), error_type=type(exc).__name__)
+
+
+def _failed_future(exc: BaseException) -> asyncio.Future[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
+
+
+def _discard(future: asyncio.Future[None]) -> None:
+    """Drop an ack we no longer wait for, without 'exception never retrieved' noise."""
+    if future.done():
+        if not future.cancelled():
+            future.exception()
+    else:
+        future.cancel()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 def make_buffer(settings: PipelineSettings, spool_dir: Path) -> Buffer:
@@ -123,56 +144,99 @@ class Pipeline:
         return task in done and not task.cancelled()
 
     async def _send_loop(self) -> None:
-        while not self._stopping.is_set() or self.buffer.pending:
-            batch = await self._next_batch()
-            if batch is None:
+        """Keep up to `max_inflight_batches` submitted (in log order) and commit their acks in order.
+
+        A failed ack (or submit) sends everything that was in flight again, one batch at a time, in order,
+        with retries; so the sink sees the log order even across failures (plus at-least-once re-sends).
+        """
+        inflight: deque[tuple[list[Record], object, asyncio.Future[None], float]] = deque()
+        while True:
+            failed: BaseException | None = None
+            while len(inflight) < self.settings.max_inflight_batches:
+                if inflight and self.buffer.pending < self.settings.batch_max_records:
+                    break  # no full batch ready: wait for the oldest ack first
+                if not inflight and self._stopping.is_set() and not self.buffer.pending:
+                    return
+                batch = await self._next_batch()
+                if batch is None:
+                    break
+                records, token = batch
+                started = time.perf_counter()
+                try:
+                    ack = await self._submit(records)
+                except Exception as exc:
+                    inflight.append((records, token, _failed_future(exc), started))
+                    break
+                inflight.append((records, token, ack, started))
+            if not inflight:
                 if self._stopping.is_set():
                     return
                 continue
-            records, token = batch
-            if not await self._deliver(records):
-                return  # stopping while the sink is down: the records stay in the spool
-            self.buffer.commit(token)
-            self._update_gauges()
-            if self.on_delivered:
-                self.on_delivered(records)
-
-    async def _deliver(self, records: list[Record]) -> bool:
-        """Write until acknowledged (retries with backoff, breaker); False if stopped first."""
-        attempt = 0
-        while True:
-            wait = self.breaker.wait_time()
-            self.metrics.breaker_open.set(1 if wait > 0 else 0)
-            if wait > 0 and await self._wait_or_stop(asyncio.sleep(wait)) is False:
-                return False
+            records, token, ack, started = inflight[0]
             try:
-                started = time.perf_counter()
-                if not self._sink_open:
-                    await self.sink.open()
-                    self._sink_open = True
-                ingest_ts = now_us()
-                for record in records:
-                    record.ingest_ts = ingest_ts
-                await self.sink.write(records)
+                await ack
+            except Exception as exc:
+                failed = exc
+            if failed is None:
+                inflight.popleft()
+                self._succeeded(records, time.perf_counter() - started, attempt=0)
+                self._committed(records, token)
+                continue
+            self._failed(_as_sink_error(failed), len(records), 0)
+            redo = [(r, t) for r, t, _, _ in inflight]
+            for _, _, other, _ in inflight:
+                _discard(other)
+            inflight.clear()
+            for records, token in redo:
+                if not await self._deliver(records, first_attempt=1):
+                    return  # stopping while the sink is down: the records stay in the spool
+                self._committed(records, token)
+
+    async def _submit(self, records: list[Record]) -> asyncio.Future[None]:
+        if not self._sink_open:
+            await self.sink.open()
+            self._sink_open = True
+        ingest_ts = now_us()
+        for record in records:
+            record.ingest_ts = ingest_ts
+        return asyncio.ensure_future(await self.sink.send(records))
+
+    def _committed(self, records: list[Record], token: object) -> None:
+        self.buffer.commit(token)
+        self._update_gauges()
+        if self.on_delivered:
+            self.on_delivered(records)
+
+    def _succeeded(self, records: list[Record], seconds: float, attempt: int) -> None:
+        self.metrics.batch_latency.observe(seconds)
+        for protocol, n in Tally(r.protocol for r in records).items():
+            self.metrics.records_written.labels(protocol=protocol).inc(n)
+        self.metrics.sink_up.set(1)
+        self.breaker.record_success()
+        self.metrics.breaker_open.set(0)
+        if self.last_error:
+            log.info("sink recovered after %d failed attempts", attempt)
+        self.last_error = None
+
+    async def _deliver(self, records: list[Record], first_attempt: int = 0) -> bool:
+        """Send one batch until acknowledged (retries with backoff, breaker); False if stopped first."""
+        attempt = first_attempt
+        while True:
+            delay = self.breaker.wait_time() or (self.backoff.delay(attempt - 1) if attempt else 0)
+            self.metrics.breaker_open.set(1 if self.breaker.state == "open" else 0)
+            if delay > 0 and await self._wait_or_stop(asyncio.sleep(delay)) is False:
+                return False
+            started = time.perf_counter()
+            try:
+                await (await self._submit(records))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                error = exc if isinstance(exc, SinkError) else SinkError(str(exc), error_type=type(exc).__name__)
-                self._failed(error, len(records), attempt)
-            else:
-                self.metrics.batch_latency.observe(time.perf_counter() - started)
-                for protocol, n in Tally(r.protocol for r in records).items():
-                    self.metrics.records_written.labels(protocol=protocol).inc(n)
-                self.metrics.sink_up.set(1)
-                self.breaker.record_success()
-                self.metrics.breaker_open.set(0)
-                if self.last_error:
-                    log.info("sink recovered after %d failed attempts", attempt)
-                self.last_error = None
-                return True
-            if await self._wait_or_stop(asyncio.sleep(self.backoff.delay(attempt))) is False:
-                return False
-            attempt += 1
+                self._failed(_as_sink_error(exc), len(records), attempt)
+                attempt += 1
+                continue
+            self._succeeded(records, time.perf_counter() - started, attempt)
+            return True
 
     def _failed(self, error: SinkError, n: int, attempt: int) -> None:
         self.metrics.records_failed.labels(error_type=error.error_type).inc(n)

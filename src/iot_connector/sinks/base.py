@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Sequence
 
 from iot_connector.model import Record
 
@@ -28,6 +29,14 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     async def write(self, records: Sequence[Record]) -> None:
         """Deliver the batch; return only after the destination acknowledged it durably."""
+
+    async def send(self, records: Sequence[Record]) -> Awaitable[None]:
+        """Submit the batch and return an awaitable of its acknowledgement, so the pipeline can keep several
+        batches in flight. Called in log order; the default writes synchronously (one batch at a time)."""
+        await self.write(records)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 
 from zerobus.sdk.aio import (
     NonRetriableException,
@@ -22,6 +22,7 @@ from zerobus.sdk.aio import (
     TableProperties,
     ZerobusException,
     ZerobusSdk,
+    ZerobusStream,
 )
 
 from iot_connector.config.models import ProxySettings, ZerobusSinkSettings
@@ -64,7 +65,7 @@ class ZerobusSink(Sink):
         self.settings = settings
         self.agent_id = agent_id
         self._sdk: ZerobusSdk | None = None
-        self._stream = None
+        self._stream: ZerobusStream | None = None
 
     def _scrub(self, message: str) -> str:
         secret = self.settings.client_secret.get_secret_value()
@@ -109,6 +110,10 @@ class ZerobusSink(Sink):
         return SinkError(message, error_type=f"zerobus_{type(exc).__name__}")
 
     async def write(self, records: Sequence[Record]) -> None:
+        await (await self.send(records))
+
+    async def send(self, records: Sequence[Record]) -> Awaitable[None]:
+        """Encode and hand the batch to the SDK now (in call order); the returned task waits for its ack."""
         if self._stream is None:
             await self._create_stream()
         payloads = await asyncio.to_thread(lambda: [encode_record(r, self.agent_id) for r in records])
@@ -117,15 +122,25 @@ class ZerobusSink(Sink):
             last = None
             for group in chunks_by_size(payloads, self.settings.max_batch_bytes):
                 last = await stream.ingest_records_offset(group)
-            if last is not None:
-                await stream.wait_for_offset(last)
         except Exception as exc:
+            raise await self._broken(stream, exc, len(records)) from None
+        return asyncio.ensure_future(self._acked(stream, last, len(records)))
+
+    async def _acked(self, stream: ZerobusStream, offset: int | None, count: int) -> None:
+        if offset is None:
+            return
+        try:
+            await stream.wait_for_offset(offset)
+        except Exception as exc:
+            raise await self._broken(stream, exc, count) from None
+
+    async def _broken(self, stream: ZerobusStream, exc: BaseException, count: int) -> SinkError:
+        """Forget a failed stream (the next send creates a fresh one) and describe the failure."""
+        if self._stream is stream:
             self._stream = None
             with contextlib.suppress(Exception):
                 await stream.close()
-            raise self._error(
-                exc, f"ZeroBus ingest of {len(records)} records into {self.settings.table} failed"
-            ) from None
+        return self._error(exc, f"ZeroBus ingest of {count} records into {self.settings.table} failed")
 
     async def close(self) -> None:
         stream, self._stream = self._stream, None
