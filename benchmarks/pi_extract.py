@@ -25,6 +25,7 @@ import requests
 from osipi_connector import PILakeflowConnector
 from osipi_connector.extract.timeseries import SELECTED_FIELDS, TagWindow, _Columns
 from osipi_connector.lake.delta_sink import DeltaSink
+from osipi_connector.lake.sink import WriteResult
 from osipi_connector.piwebapi.pitime import format_datetime
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -62,6 +63,15 @@ class TimedSink(DeltaSink):
             self.merge_seconds += time.perf_counter() - started
 
 
+class DiscardTimeseries(TimedSink):
+    """Writes everything but the timeseries rows: isolates fetch + parse (and their memory) from MERGE."""
+
+    def merge(self, spec, data):
+        if spec.name == "pi_timeseries":
+            return WriteResult(inserted=data.num_rows, updated=0)
+        return super().merge(spec, data)
+
+
 def end_to_end(url: str, tags: int, hours: float, args: argparse.Namespace, root: Path) -> dict:
     config = {
         "pi_web_api": {"url": url, "auth_type": "anonymous"},
@@ -77,7 +87,7 @@ def end_to_end(url: str, tags: int, hours: float, args: argparse.Namespace, root
         "local": {"lakehouse_root": str(root)},
     }
     started = time.perf_counter()
-    sink = TimedSink(root)
+    sink = DiscardTimeseries(root) if args.no_write else TimedSink(root)
     result = PILakeflowConnector(config, sink=sink).run(datasets=["tags", "timeseries"])
     seconds = time.perf_counter() - started
     rows = result.rows.get("pi_timeseries", 0)
@@ -125,6 +135,7 @@ def run_child(url: str, hours: float, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--child-url", url, "--tags", str(args.tags), "--hours", str(hours)]
     command += ["--batch-size", str(args.batch_size), "--workers", str(args.workers)]
     command += ["--max-window", args.max_window, "--commit-rows", str(args.commit_rows)]
+    command += ["--no-write"] if args.no_write else []
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return orjson.loads(out.strip().splitlines()[-1])
 
@@ -137,6 +148,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--max-window", default="6h", help="performance.max_window")
     parser.add_argument("--commit-rows", type=int, default=1_000_000, help="performance.commit_rows")
+    parser.add_argument(
+        "--no-write", action="store_true", help="drop timeseries rows instead of MERGE (isolates fetch)"
+    )
     parser.add_argument("--child-url", help=argparse.SUPPRESS)  # internal: one end-to-end run, JSON on stdout
     args = parser.parse_args()
     if args.child_url:
@@ -152,8 +166,9 @@ def main() -> None:
         )
         for hours in args.hours:
             e2e = run_child(url, hours, args)
+            what = "fetch + parse only (no MERGE)" if args.no_write else "end to end"
             print(
-                f"end to end: {args.tags} tags × {hours:g} h = {e2e['rows']:,} values in {e2e['seconds']:.1f} s = "
+                f"{what}: {args.tags} tags × {hours:g} h = {e2e['rows']:,} values in {e2e['seconds']:.1f} s = "
                 f"{e2e['values_per_s']:,.0f} values/s; ratio to floor {e2e['values_per_s'] / floor['values_per_s']:.2f}; "
                 f"peak RSS {e2e['peak_mb']:,.0f} MB; MERGE {e2e['merge_seconds']:.1f} s of it"
             )
