@@ -137,11 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.config.is_file():
         print(f"demo: {args.config} not found — run from the repository root or pass --config", file=sys.stderr)
         return 2
+    from osipi_connector.config import ConfigError
+
     started = time.monotonic()
-    with background_simulator(args.tags) as url:
-        print(f"PI Web API simulator at {url} ({args.tags} tags, clock fixed at {NOW})")
-        print(f"extracting {args.days} day(s) of recorded values, the AF hierarchy and event frames into {args.output}")
-        code = extract(args.config, url, args.output, args.days)
+    try:
+        with background_simulator(args.tags) as url:
+            print(f"PI Web API simulator at {url} ({args.tags} tags, clock fixed at {NOW})")
+            print(f"extracting {args.days} day(s) of recorded values, AF and event frames into {args.output}")
+            code = extract(args.config, url, args.output, args.days)
+    except (ConfigError, RuntimeError) as exc:  # a bad config or a simulator that did not start: say which
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
     for title, query in QUERIES:
         print(f'\n== {title}\n$ osipi-connector sql --config {args.config} "{" ".join(query.split())[:100]}..."')
         sql_args = ["sql", "--config", str(args.config), "--lakehouse-root", str(args.output), query]
