@@ -3,9 +3,15 @@ pytest process, `getOrCreate` hands back the same session, so the JVM (~8 s to s
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 
 import pytest
+
+# Python workers (UDFs, Python data sources) must run this interpreter, which has the project installed;
+# set before any fixture builds the session (conftest modules are imported at collection).
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 @pytest.fixture(scope="session")
