@@ -74,12 +74,21 @@ class RunResult:
 
 
 def default_sink(config: ConnectorConfig) -> Sink:
-    """delta-rs tables under `local.lakehouse_root`. HOOK: on Databricks the Spark/Unity Catalog sink goes
-    here (same Sink interface); until it exists, pass `sink=` explicitly there."""
-    from osipi_connector.lake.delta_sink import DeltaSink
+    """On Databricks (DATABRICKS_RUNTIME_VERSION set): Unity Catalog tables through the active SparkSession;
+    elsewhere: delta-rs tables under `local.lakehouse_root`. Both implement the same Sink interface."""
+    from osipi_connector.secrets import on_databricks
 
     uc = config.unity_catalog
-    return DeltaSink(config.local.lakehouse_root, Location(uc.catalog, uc.schema_, uc.checkpoint_schema))
+    location = Location(uc.catalog, uc.schema_, uc.checkpoint_schema)
+    if on_databricks():
+        from pyspark.sql import SparkSession
+
+        from osipi_connector.lake.spark_sink import SparkSink
+
+        return SparkSink(SparkSession.builder.getOrCreate(), location)
+    from osipi_connector.lake.delta_sink import DeltaSink
+
+    return DeltaSink(config.local.lakehouse_root, location)
 
 
 def _bounded(pool: ThreadPoolExecutor, fn: Callable[[WorkUnit], Any], units: list[WorkUnit], limit: int) -> Iterator:

@@ -245,3 +245,21 @@ def test_the_guides_flat_keys_and_default_sink(simulator, names, tmp_path, monke
     assert result.rows[TIMESERIES.name] == len(
         served_rows(simulator.url, [names[tag]], format_datetime(END - timedelta(minutes=20)), format_datetime(END))
     )
+
+
+def test_all_datasets_land_and_an_incremental_rerun_changes_nothing(simulator, names, tmp_path) -> None:
+    from osipi_connector.lake.schemas import ASSET_HIERARCHY, ELEMENT_ATTRIBUTES, EVENT_FRAMES, TAGS
+
+    sink = DeltaSink(tmp_path)
+    cfg = config(simulator.url, tmp_path, list(names)[:3], af_database="\\\\PISIM-AF\\Plant", mode="incremental")
+    first = PILakeflowConnector(cfg, sink=sink).run()
+    assert first.status == "success", first.errors
+    tables = (TAGS, ASSET_HIERARCHY, ELEMENT_ATTRIBUTES, EVENT_FRAMES, TIMESERIES)
+    assert all(first.rows[spec.name] == sink.read(spec).num_rows > 0 for spec in tables)
+    frames = {r["item_id"]: r for r in sink.read(WATERMARKS).to_pylist() if r["dataset"] == "event_frames"}
+    assert frames["\\\\PISIM-AF\\Plant"]["high_watermark"] == END
+    before = {spec.name: content(sink, spec) for spec in tables}
+    second = PILakeflowConnector(cfg, sink=sink).run()
+    assert second.status == "success"
+    assert {spec.name: content(sink, spec) for spec in tables} == before
+    assert [m["status"] for m in sink.read(RUN_METRICS).to_pylist()] == ["success", "success"]
