@@ -1,6 +1,8 @@
 """Real local PySpark: DataFrames built from the extractor's Arrow batches have exactly the bronze schemas.
 
 No Delta here (none for local Spark); these tests cover what runs before and after the Delta statements.
+`native` runs each conversion both ways: Arrow-native (Spark 4) and the pandas / unix_micros path that
+Spark 3.5 (DBR 16.4 LTS) takes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pyspark.sql import types as T
 from osipi_connector.lake import spark_sql
 from osipi_connector.lake.schemas import ALL_TABLES, EVENT_FRAMES, TIMESERIES, WATERMARKS
 from osipi_connector.lake.sink import Location
+from osipi_connector.lake.spark_arrow import arrow_native, to_arrow
 from osipi_connector.lake.spark_schema import spark_schema
 from osipi_connector.lake.spark_sink import SparkSink
 from osipi_connector.lake.validate import SchemaMismatchError, conform
@@ -95,8 +98,13 @@ def test_spark_schema_of_timeseries_is_the_bronze_schema():
     assert_schema_equality(spark_schema(TIMESERIES.schema), EXPECTED_TIMESERIES)
 
 
-def test_dataframe_from_arrow_has_the_spec_schema_and_values(spark):
-    sink = SparkSink(spark)
+@pytest.fixture(params=[True, False], ids=["arrow-native", "spark35-path"])
+def native(request) -> bool:
+    return request.param
+
+
+def test_dataframe_from_arrow_has_the_spec_schema_and_values(spark, native):
+    sink = SparkSink(spark, arrow_native=native)
     batch = rows.timeseries(tags=2, days=1, per_day=3)
     df = sink.dataframe(TIMESERIES, batch)
 
@@ -128,9 +136,10 @@ def test_timestamps_survive_as_utc_microseconds_whatever_the_session_zone(spark,
     assert back.sort_by("event_frame_id").equals(batch.sort_by("event_frame_id"))
 
 
-def test_lists_strings_and_bools_round_trip_through_spark(spark):
+def test_lists_strings_and_bools_round_trip_through_spark(spark, native):
     batch = frame(spark)
-    back = conform(EVENT_FRAMES, SparkSink(spark).dataframe(EVENT_FRAMES, batch).toArrow()).sort_by("event_frame_id")
+    df = SparkSink(spark, arrow_native=native).dataframe(EVENT_FRAMES, batch)
+    back = conform(EVENT_FRAMES, to_arrow(df, EVENT_FRAMES.schema, native)).sort_by("event_frame_id")
     assert back.select(
         ["event_name", "referenced_element_webids", "categories", "can_be_acknowledged"]
     ).to_pylist() == [
@@ -148,6 +157,17 @@ def test_lists_strings_and_bools_round_trip_through_spark(spark):
         },
     ]
     assert back.schema.equals(EVENT_FRAMES.schema)
+
+
+def test_timeseries_round_trip_with_nulls_in_every_nullable_column(spark, native):
+    batch = rows.timeseries(tags=2, days=2, per_day=2)  # digital_state_code (INT), value_string... all null
+    df = SparkSink(spark, arrow_native=native).dataframe(TIMESERIES, batch)
+    assert_schema_equality(df.schema, EXPECTED_TIMESERIES)
+    assert conform(TIMESERIES, to_arrow(df, TIMESERIES.schema, native)).equals(batch)
+
+
+def test_local_spark_is_detected_as_arrow_native(spark):
+    assert arrow_native(spark) is True  # pyspark 4.x here; DBR 16.4 (Spark 3.5) takes the other path
 
 
 def test_bad_batch_is_refused_before_spark_sees_it(spark):

@@ -2,8 +2,8 @@
 
 Every Delta statement comes from a pure function whose text is tested; this class only builds the source
 DataFrame from Arrow (with the spec's Spark schema), registers it as a temporary view for the statement and
-drops it afterwards. Works on a classic cluster, serverless and Databricks Connect (temp views and
-createDataFrame from Arrow exist on all three). Concurrent MERGEs into one table are Delta's business on
+drops it afterwards. Works on classic clusters, serverless and Databricks Connect, on Spark 4 and on Spark 3.5
+(DBR 16.4 LTS; see `lake/spark_arrow.py`). Concurrent MERGEs into one table are Delta's business on
 Databricks (optimistic concurrency with conflict detection); schedule jobs with max_concurrent_runs: 1 anyway.
 """
 
@@ -17,6 +17,7 @@ import pyarrow as pa
 from osipi_connector.lake import spark_sql
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, WriteResult
+from osipi_connector.lake.spark_arrow import to_arrow, to_dataframe
 from osipi_connector.lake.spark_schema import spark_schema
 from osipi_connector.lake.validate import conform, conform_to, merge_source, read_schema
 
@@ -29,9 +30,11 @@ class SparkSink:
 
     engine = "spark"
 
-    def __init__(self, spark: SparkSession, location: Location | None = None) -> None:
+    def __init__(self, spark: SparkSession, location: Location | None = None, arrow_native: bool | None = None) -> None:
+        """`arrow_native`: None detects it from spark.version (Spark 4+); False forces the Spark 3.5 path."""
         self.spark = spark
         self.location = location or Location()
+        self.arrow_native = arrow_native
         self._ensured: set[str] = set()
 
     def table_name(self, spec: TableSpec) -> str:
@@ -47,7 +50,7 @@ class SparkSink:
 
     def dataframe(self, spec: TableSpec, data: pa.Table) -> DataFrame:
         """A DataFrame with exactly the spec's Spark schema (checked against the spec first)."""
-        return self.spark.createDataFrame(conform(spec, data), schema=spark_schema(spec.schema))
+        return to_dataframe(self.spark, conform(spec, data), spark_schema(spec.schema), self.arrow_native)
 
     def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
         source, partitions = merge_source(spec, data)
@@ -73,7 +76,7 @@ class SparkSink:
         """Small tables only (watermarks, run metrics): the rows travel to the driver. Creates a missing table."""
         schema = read_schema(spec, columns)
         self.ensure(spec)
-        table = self.spark.sql(spark_sql.select_sql(spec, self.location, columns)).toArrow()
+        table = to_arrow(self.spark.sql(spark_sql.select_sql(spec, self.location, columns)), schema, self.arrow_native)
         return conform_to(schema, table, f"table {self.table_name(spec)}")
 
     def optimize(self, spec: TableSpec) -> dict:
