@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import select
 import socket
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -215,3 +222,32 @@ def test_maintain_without_tables_says_to_run_first(simulator, tmp_path):
     config = write_config(tmp_path / "c.yaml", simulator.url, tmp_path / "empty")
     result = cli("maintain", "--config", str(config))
     assert_one_line_error(result, "run `osipi-connector run` first")
+
+
+def run_on_terminal(*args: str) -> str:
+    """The command with stderr on a pseudo-terminal (100 columns), as a user at a shell sees it."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    chunks = []
+    try:
+        process = subprocess.Popen([CLI, *args], stdout=subprocess.DEVNULL, stderr=terminal)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # read while it runs: a full terminal buffer would block it
+            if select.select([controller], [], [], 0.2)[0]:
+                chunks.append(os.read(controller, 65536))
+            elif process.poll() is not None:
+                break
+        assert process.wait(timeout=5) == 0
+        return b"".join(chunks).decode("utf-8", "replace")
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+def test_a_progress_bar_on_a_terminal_unless_no_progress(simulator, tmp_path):
+    config = write_config(tmp_path / "c.yaml", simulator.url, tmp_path / "lake")
+    shown = run_on_terminal("run", "--config", str(config), "--datasets", "tags,af")
+    assert "af: 100%" in shown
+    assert "tags: 100%" in shown
+    hidden = run_on_terminal("run", "--config", str(config), "--datasets", "tags,af", "--no-progress")
+    assert "100%" not in hidden
