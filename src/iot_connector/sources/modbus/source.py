@@ -19,12 +19,13 @@ from pymodbus.pdu import ExceptionResponse
 from iot_connector.model import Record, now_us
 from iot_connector.sources.base import Emit, Source
 from iot_connector.sources.modbus.config import BIT_TABLES, ModbusConfig, RegisterMap
-from iot_connector.sources.modbus.registers import ReadBlock, decode, plan_reads
+from iot_connector.sources.modbus.registers import ReadBlock, decoder, plan_reads
 
 log = logging.getLogger(__name__)
 
 _PREFIX = {"coil": "co", "discrete_input": "di", "holding": "hr", "input": "ir"}
 _INT_TYPES = ("int16", "uint16", "int32", "uint32")
+EMIT_EVERY = 500  # records; a poll of a large map is handed over in parts
 
 
 class ModbusSource(Source):
@@ -35,6 +36,9 @@ class ModbusSource(Source):
         super().__init__(config, emit)
         self.blocks: list[ReadBlock] = plan_reads(config.registers, config.max_registers_per_request, config.max_gap)
         self._tag_ids = {reg.name: self._tag_id(reg) for reg in config.registers}
+        self._decoders = {reg.name: decoder(reg) for reg in config.registers if reg.data_type != "bool"}
+        self._endpoint = config.endpoint
+        self._unit = str(config.unit_id)
         self._stopped = asyncio.Event()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self.health.details["requests_per_poll"] = str(len(self.blocks))
@@ -94,11 +98,13 @@ class ModbusSource(Source):
     async def _poll_forever(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> None:
         next_at = time.monotonic()
         while not self._stopped.is_set():
-            records = await self.poll_once(client)
-            if records:
-                await self.emit(records)
-                self.health.records_read += len(records)
-                self.health.last_record_at_us = records[-1].edge_ts
+            pending: list[Record] = []
+            for block in self.blocks:
+                pending += await self._read_block(client, block)
+                if len(pending) >= EMIT_EVERY:  # big maps: hand over early, keeps latency low
+                    await self._emit(pending)
+                    pending = []
+            await self._emit(pending)
             next_at += self.config.poll_interval_s
             wait = next_at - time.monotonic()
             if wait < 0:  # a poll took longer than the interval: start the next one now, do not catch up
@@ -106,22 +112,34 @@ class ModbusSource(Source):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), wait)
 
+    async def _emit(self, records: list[Record]) -> None:
+        if records:
+            await self.emit(records)
+            self.health.records_read += len(records)
+            self.health.last_record_at_us = records[-1].edge_ts
+
     async def poll_once(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> list[Record]:
-        """Read every block once; a device exception gives BAD records for that block's tags."""
+        """Read every block once."""
         records: list[Record] = []
         for block in self.blocks:
-            response = await self._read(client, block)
-            edge_ts = now_us()
-            if isinstance(response, ExceptionResponse) or response.isError():
-                code = getattr(response, "exception_code", 0)
-                self.health.last_error = f"{block.table} {block.address}+{block.count}: Modbus exception {code}"
-                records.extend(self._bad(reg, code, edge_ts) for reg in block.tags)
-                continue
-            data = response.bits if block.table in BIT_TABLES else response.registers
-            for reg in block.tags:
-                start = reg.address - block.address
-                records.append(self._record(reg, data[start : start + reg.words], edge_ts))
+            records += await self._read_block(client, block)
         return records
+
+    async def _read_block(
+        self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock
+    ) -> list[Record]:
+        """One request; a device exception gives BAD records (with the exception code) for the block's tags."""
+        response = await self._read(client, block)
+        edge_ts = now_us()
+        if isinstance(response, ExceptionResponse) or response.isError():
+            code = getattr(response, "exception_code", 0)
+            self.health.last_error = f"{block.table} {block.address}+{block.count}: Modbus exception {code}"
+            return [self._bad(reg, code, edge_ts) for reg in block.tags]
+        data = response.bits if block.table in BIT_TABLES else response.registers
+        base = block.address
+        return [
+            self._record(reg, data[start - base : start - base + width], edge_ts) for reg, start, width in block.spans
+        ]
 
     async def _read(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock):
         reader = {
@@ -136,13 +154,13 @@ class ModbusSource(Source):
         return Record(
             source_id=self.config.name,
             protocol="modbus",
-            endpoint=self.config.endpoint,
+            endpoint=self._endpoint,
             tag_id=self._tag_ids[reg.name],
             data_type=reg.data_type,
             tag_path=reg.name,
             unit=reg.unit,
             edge_ts=edge_ts,
-            attributes={"unit_id": str(self.config.unit_id), "register_type": reg.table, "address": str(reg.address)},
+            attributes={"unit_id": self._unit, "register_type": reg.table, "address": str(reg.address)},
         )
 
     def _bad(self, reg: RegisterMap, code: int, edge_ts: int) -> Record:
@@ -156,8 +174,8 @@ class ModbusSource(Source):
             rec.value_bool = bool(data[0])
             rec.value_double = 1.0 if data[0] else 0.0
             return rec
-        rec.value_raw = " ".join(f"{w:04x}" for w in data)
-        value = decode(reg, data)
+        rec.value_raw = " ".join([f"{w:04x}" for w in data]) if len(data) > 1 else f"{data[0]:04x}"
+        value = self._decoders[reg.name](data)
         if isinstance(value, str):
             rec.value_string = value
             return rec

@@ -1,0 +1,385 @@
+"""How many records each edge source produces into an emit callback, and its p99 source-to-emit latency.
+
+Each peer runs in its own process (mosquitto, or a Python subprocess for the asyncua / pymodbus servers), so
+the source under test has the event loop and the GIL to itself. Baselines, measured in the same run against
+the same peer: the bare protocol library doing the same reads with no Record built (raw paho on_message
+count, raw asyncua Read / raw pymodbus read_holding_registers). The ratio says what our layer costs.
+
+    .venv/bin/python benchmarks/edge_sources.py [--only mqtt,opcua,modbus] [--seconds 4]
+
+Targets (issue 5, this 2-core machine): MQTT >= 50,000 records/s, OPC UA >= 10,000 values/s, Modbus >= 50,000
+registers/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from iot_connector.model import Record, now_us
+from iot_connector.sources.base import Source
+from iot_connector.sources.modbus import ModbusConfig, ModbusSource
+from iot_connector.sources.mqtt import MqttConfig, MqttSource
+from iot_connector.sources.mqtt.sparkplug_pb import Payload
+from iot_connector.sources.opcua import OpcuaConfig, OpcuaSource
+
+PLANT = "urn:bench:plant"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port} after {timeout}s")
+
+
+def p99(values: list[float]) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+class Meter:
+    """The emit callback: counts records and samples latency (emit time - a timestamp field) in ms."""
+
+    def __init__(self, ts_field: str = "edge_ts") -> None:
+        self.count = 0
+        self.first = self.last = 0.0
+        self.latencies_ms: list[float] = []
+        self.ts_field = ts_field
+
+    async def __call__(self, records: Sequence[Record]) -> None:
+        now = time.perf_counter()
+        if not self.count:
+            self.first = now
+        self.count += len(records)
+        self.last = now
+        wall = now_us()
+        step = max(1, len(records) // 20)
+        for rec in records[::step]:
+            ts = getattr(rec, self.ts_field)
+            if ts is not None:
+                self.latencies_ms.append((wall - ts) / 1000)
+
+    def rate(self) -> float:
+        return self.count / (self.last - self.first) if self.last > self.first else 0.0
+
+
+async def run_for(source: Source, seconds: float, meter: Meter, warmup: float = 0.5) -> tuple[float, float]:
+    """Run `source` for `seconds` after a warm-up; records/s over the measured window and p99 latency."""
+    task = asyncio.create_task(source.run())
+    await asyncio.sleep(warmup)
+    count0, t0 = meter.count, time.perf_counter()
+    meter.latencies_ms.clear()
+    await asyncio.sleep(seconds)
+    count1, t1 = meter.count, time.perf_counter()
+    await source.stop()
+    await asyncio.wait_for(task, 15)
+    return (count1 - count0) / (t1 - t0), p99(meter.latencies_ms)
+
+
+# ---- MQTT -----------------------------------------------------------------------------------------------
+PUBLISHER = r"""
+import sys, time, orjson, paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+port, kind, count, rate = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311); c.max_queued_messages_set(0)
+c.connect("127.0.0.1", port); c.loop_start()
+payload = sys.stdin.buffer.read() if kind == "bin" else None
+start = time.perf_counter()
+for i in range(count):
+    if rate and i % 100 == 0:
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0: time.sleep(delay)
+    body = payload if payload is not None else orjson.dumps({"v": i * 0.5, "ts": time.time_ns() // 1000})
+    c.publish(f"bench/{i % 100}/value", body, qos=0)
+time.sleep(1); c.disconnect(); c.loop_stop()
+"""
+
+
+def start_publisher(port: int, kind: str, count: int, rate: float, payload: bytes = b"") -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER, str(port), kind, str(count), str(rate)], stdin=subprocess.PIPE
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(payload)
+    proc.stdin.close()
+    return proc
+
+
+def sparkplug_payload(metrics: int) -> bytes:
+    message = Payload(timestamp=int(time.time() * 1000), seq=1)
+    for i in range(metrics):
+        message.metrics.add(name=f"m{i}", datatype=10, double_value=i * 0.5, timestamp=int(time.time() * 1000))
+    return message.SerializeToString()
+
+
+def raw_paho_rate(port: int, count: int) -> float:
+    """Baseline: a bare paho subscriber that only counts on_message calls."""
+    got = {"n": 0, "first": 0.0, "last": 0.0}
+    done = threading.Event()
+
+    def on_message(_c, _u, _m) -> None:
+        now = time.perf_counter()
+        if not got["n"]:
+            got["first"] = now
+        got["n"] += 1
+        got["last"] = now
+        if got["n"] >= count:
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.on_connect = lambda c, *_: c.subscribe("bench/#", 0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    time.sleep(0.5)
+    pub = start_publisher(port, "json", count, 0)
+    done.wait(60)
+    pub.wait(60)
+    client.disconnect()
+    client.loop_stop()
+    return got["n"] / (got["last"] - got["first"]) if got["last"] > got["first"] else 0.0
+
+
+async def mqtt_case(port: int, topic: dict, kind: str, count: int, payload: bytes = b"", rate: float = 0) -> tuple:
+    meter = Meter("source_ts" if kind == "json" else "edge_ts")
+    cfg = MqttConfig(name="bench", url=f"mqtt://127.0.0.1:{port}", topics=[topic])
+    source = MqttSource(cfg, meter)
+    task = asyncio.create_task(source.run())
+    await asyncio.sleep(0.5)
+    pub = start_publisher(port, kind, count, rate, payload)
+    await asyncio.to_thread(pub.wait, 120)
+    for _ in range(100):  # drained?
+        before = meter.count
+        await asyncio.sleep(0.1)
+        if meter.count == before:
+            break
+    await source.stop()
+    await asyncio.wait_for(task, 15)
+    return meter.rate(), p99(meter.latencies_ms), meter.count
+
+
+def bench_mqtt(seconds: float) -> list[tuple[str, str, str]]:
+    tmp = Path(tempfile.mkdtemp())
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
+        "max_queued_messages 0\nmax_inflight_messages 0\n"
+    )
+    broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        wait_port(port)
+        n = int(40_000 * seconds)
+        baseline = raw_paho_rate(port, n)
+        json_topic = {"topic": "bench/#", "qos": 0, "value_path": "v", "timestamp_path": "ts", "timestamp_unit": "us"}
+        rate, _, got = asyncio.run(mqtt_case(port, json_topic, "json", n))
+        rows.append(("MQTT JSON, 1 value/message (max rate)", f"{rate:,.0f} records/s ({got:,} of {n:,})", ""))
+        rows.append(("  baseline: raw paho on_message, same publisher", f"{baseline:,.0f} messages/s", ""))
+        rows.append(("  ratio source / raw paho", f"{rate / baseline:.2f}", ""))
+        _, lat, _ = asyncio.run(mqtt_case(port, json_topic, "json", 10_000, rate=5_000))
+        rows.append(("MQTT JSON p99 publish-to-emit latency at 5,000 msg/s", f"{lat:.1f} ms", ""))
+        spb = sparkplug_payload(100)
+        spb_topic = {"topic": "bench/#", "qos": 0, "format": "sparkplugb"}
+        # Sparkplug topics are spBv1.0/...; the publisher uses bench/<i>/value, so route as an unknown node:
+        spb_topic = {"topic": "spBv1.0/#", "qos": 0, "format": "sparkplugb"}
+        rate, lat, got = asyncio.run(mqtt_case_sparkplug(port, spb_topic, spb, max(2_000, n // 50)))
+        rows.append(("MQTT Sparkplug B, 100 metrics/message (max rate)", f"{rate:,.0f} records/s", f"p99 {lat:.1f} ms"))
+    finally:
+        broker.terminate()
+        broker.wait(10)
+    return rows
+
+
+SPB_PUBLISHER = PUBLISHER.replace('f"bench/{i % 100}/value"', '"spBv1.0/g/NDATA/edge" if i else "spBv1.0/g/NBIRTH/edge"')
+
+
+async def mqtt_case_sparkplug(port: int, topic: dict, payload: bytes, count: int) -> tuple:
+    meter = Meter("edge_ts")
+    source = MqttSource(MqttConfig(name="bench", url=f"mqtt://127.0.0.1:{port}", topics=[topic]), meter)
+    task = asyncio.create_task(source.run())
+    await asyncio.sleep(0.5)
+    pub = subprocess.Popen(
+        [sys.executable, "-c", SPB_PUBLISHER, str(port), "bin", str(count), "0"], stdin=subprocess.PIPE
+    )
+    assert pub.stdin is not None
+    pub.stdin.write(payload)
+    pub.stdin.close()
+    await asyncio.to_thread(pub.wait, 120)
+    for _ in range(100):
+        before = meter.count
+        await asyncio.sleep(0.1)
+        if meter.count == before:
+            break
+    await source.stop()
+    await asyncio.wait_for(task, 15)
+    return meter.rate(), p99(meter.latencies_ms), meter.count
+
+
+# ---- OPC UA ---------------------------------------------------------------------------------------------
+OPCUA_SERVER = r"""
+import asyncio, sys, time, datetime as dt, logging
+from asyncua import Server, ua
+logging.disable(logging.WARNING)
+port, n, hz = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+async def main():
+    s = Server(); await s.init(); s.set_endpoint(f"opc.tcp://127.0.0.1:{port}/bench/")
+    s.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    idx = await s.register_namespace("urn:bench:plant")
+    folder = await s.nodes.objects.add_object(ua.NodeId("Plant", idx), "Plant")
+    ids = [(await folder.add_variable(ua.NodeId(f"v{i}", idx), f"v{i}", 0.0)).nodeid for i in range(n)]
+    await s.start(); print("ready", flush=True)
+    k = 0
+    while True:
+        k += 1
+        now = dt.datetime.now(dt.timezone.utc)
+        for nid in ids:
+            await s.write_attribute_value(nid, ua.DataValue(ua.Variant(float(k), ua.VariantType.Double), SourceTimestamp=now, ServerTimestamp=now))
+        await asyncio.sleep(1 / hz)
+asyncio.run(main())
+"""
+
+
+async def raw_asyncua_read_rate(endpoint: str, n: int, seconds: float) -> float:
+    from asyncua import Client, ua
+
+    async with Client(endpoint) as client:
+        idx = await client.get_namespace_index(PLANT)
+        nodes = [client.get_node(ua.NodeId(f"v{i}", idx)) for i in range(n)]
+        count, end = 0, time.perf_counter() + seconds
+        start = time.perf_counter()
+        while time.perf_counter() < end:
+            count += len(await client.read_attributes(nodes))
+        return count / (time.perf_counter() - start)
+
+
+def bench_opcua(seconds: float) -> list[tuple[str, str, str]]:
+    rows = []
+    port, n = free_port(), 2000
+    server = subprocess.Popen(
+        [sys.executable, "-c", OPCUA_SERVER, str(port), str(n), "10"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        if "ready" not in server.stdout.readline():
+            raise SystemExit("OPC UA bench server did not start")
+        endpoint = f"opc.tcp://127.0.0.1:{port}/bench/"
+        nodes = [f"nsu={PLANT};s=v{i}" for i in range(n)]
+        browse_free = {"nodes": [{"id": x, "name": x} for x in nodes]}  # names given: no BrowseName reads
+        sub_cfg = OpcuaConfig(
+            name="bench",
+            endpoint=endpoint,
+            publishing_interval_ms=100,
+            monitoring={"sampling_interval_ms": 50, "queue_size": 10},
+            **browse_free,
+        )
+        meter = Meter("source_ts")
+        rate, lat = asyncio.run(run_for(OpcuaSource(sub_cfg, meter), seconds, meter, warmup=3))
+        rows.append((f"OPC UA subscription, {n} nodes changing at 10 Hz (offered {n * 10:,}/s)", f"{rate:,.0f} values/s", f"p99 {lat:.0f} ms source-to-emit"))
+        poll_cfg = sub_cfg.model_copy(update={"mode": "poll", "poll_interval_s": 0.001})
+        meter = Meter("edge_ts")
+        rate, _ = asyncio.run(run_for(OpcuaSource(poll_cfg, meter), seconds, meter, warmup=2))
+        baseline = asyncio.run(raw_asyncua_read_rate(endpoint, n, seconds))
+        rows.append((f"OPC UA polling, Read of {n} nodes back to back", f"{rate:,.0f} values/s", ""))
+        rows.append(("  baseline: raw asyncua read_attributes, same nodes", f"{baseline:,.0f} values/s", ""))
+        rows.append(("  ratio source / raw asyncua", f"{rate / baseline:.2f}", ""))
+    finally:
+        server.terminate()
+        server.wait(10)
+    return rows
+
+
+# ---- Modbus ---------------------------------------------------------------------------------------------
+MODBUS_SERVER = r"""
+import asyncio, sys, logging
+from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
+from pymodbus.server import ModbusTcpServer
+logging.disable(logging.WARNING)
+port = int(sys.argv[1])
+ctx = ModbusServerContext(devices={1: ModbusDeviceContext(hr=ModbusSequentialDataBlock(1, list(range(10000))))}, single=False)
+async def main():
+    await ModbusTcpServer(ctx, address=("127.0.0.1", port)).serve_forever()
+asyncio.run(main())
+"""
+
+
+async def raw_pymodbus_rate(port: int, registers: int, seconds: float) -> float:
+    from pymodbus.client import AsyncModbusTcpClient
+
+    client = AsyncModbusTcpClient("127.0.0.1", port=port)
+    await client.connect()
+    count, start = 0, time.perf_counter()
+    end = start + seconds
+    while time.perf_counter() < end:
+        for address in range(0, registers, 125):
+            count += len((await client.read_holding_registers(address, count=125, device_id=1)).registers)
+    client.close()
+    return count / (time.perf_counter() - start)
+
+
+def bench_modbus(seconds: float) -> list[tuple[str, str, str]]:
+    rows = []
+    port, registers = free_port(), 2000
+    server = subprocess.Popen([sys.executable, "-c", MODBUS_SERVER, str(port)])
+    try:
+        wait_port(port)
+        tags = [{"name": f"r{i}", "address": i, "data_type": "uint16"} for i in range(registers)]
+        cfg = ModbusConfig(name="bench", url=f"modbus+tcp://127.0.0.1:{port}", poll_interval_s=0.001, registers=tags)
+        meter = Meter("edge_ts")
+        rate, lat = asyncio.run(run_for(ModbusSource(cfg, meter), seconds, meter))
+        rows.append((f"Modbus TCP, {registers} uint16 registers (16 requests/poll)", f"{rate:,.0f} registers/s", f"p99 {lat:.1f} ms read-to-emit"))
+        f32 = [{"name": f"f{i}", "address": 2 * i, "data_type": "float32", "word_order": "little"} for i in range(1000)]
+        cfg32 = cfg.model_copy(update={"registers": ModbusConfig(name="x", url=cfg.url, registers=f32).registers})
+        meter = Meter("edge_ts")
+        rate32, _ = asyncio.run(run_for(ModbusSource(cfg32, meter), seconds, meter))
+        rows.append(("Modbus TCP, 1000 float32 CDAB (2000 registers)", f"{rate32 * 2:,.0f} registers/s ({rate32:,.0f} values/s)", ""))
+        baseline = asyncio.run(raw_pymodbus_rate(port, registers, seconds))
+        rows.append(("  baseline: raw pymodbus read_holding_registers x125", f"{baseline:,.0f} registers/s", ""))
+        rows.append(("  ratio source (uint16) / raw pymodbus", f"{rate / baseline:.2f}", ""))
+    finally:
+        server.terminate()
+        server.wait(10)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="mqtt,opcua,modbus")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    args = parser.parse_args()
+    print(f"# edge sources — {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}")
+    benches = {"mqtt": bench_mqtt, "opcua": bench_opcua, "modbus": bench_modbus}
+    for name in args.only.split(","):
+        for label, value, extra in benches[name](args.seconds):
+            print(f"| {label} | {value} | {extra} |", flush=True)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
