@@ -36,6 +36,14 @@ class Position(NamedTuple):
     segment: int
     offset: int
 
+    def key(self) -> int:
+        """One int that orders like the tuple (offsets < 1 TiB): cheap to compare on the hot path."""
+        return self.segment << _OFFSET_BITS | self.offset
+
+
+_OFFSET_BITS = 40
+_OFFSET_MASK = (1 << _OFFSET_BITS) - 1
+
 
 class _Segment:
     __slots__ = ("id", "path", "records", "size")
@@ -83,7 +91,7 @@ class Spool:
         self._segments: list[_Segment] = []
         self._writer: BinaryIO | None = None
         self._reader: tuple[int, BinaryIO] | None = None
-        self._cache: deque[tuple[Position, Position, Record]] = deque()  # (start, end, record)
+        self._cache: deque[tuple[int, int, Record]] = deque()  # (start key, end key, record)
         self._read_pos = Position(0, 0)
         self._commit_pos = Position(0, 0)
         self._replay_end = Position(0, 0)
@@ -199,7 +207,7 @@ class Spool:
     @staticmethod
     def encode(records: Sequence[Record]) -> list[bytes]:
         """Frame payloads for `append`; their size is checked against the cap before anything is written."""
-        return [codec.encode(record) for record in records]
+        return list(map(codec.encode, records))
 
     @staticmethod
     def frames_size(payloads: Sequence[bytes]) -> int:
@@ -214,12 +222,15 @@ class Spool:
         chunks: list[bytes] = []
         offset = seg.size
         cache = self._cache
+        base = seg.id << _OFFSET_BITS
+        room = self.memory_records - len(cache)
         for record, payload in zip(records, payloads):
             frame = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
             chunks.append(frame)
             end = offset + len(frame)
-            if len(cache) < self.memory_records:
-                cache.append((Position(seg.id, offset), Position(seg.id, end), record))
+            if room > 0:
+                cache.append((base | offset, base | end, record))
+                room -= 1
             offset = end
         self._writer.write(b"".join(chunks))
         self._writer.flush()
@@ -279,17 +290,21 @@ class Spool:
         """Up to `max_records` in log order from the read position, and the position after them."""
         out: list[Record] = []
         cache = self._cache
+        replay_end = self._replay_end.key()
         while len(out) < max_records and self._pending > 0:
-            while cache and cache[0][0] < self._read_pos:
+            pos = self._read_pos.key()
+            while cache and cache[0][0] < pos:
                 cache.popleft()
-            if cache and cache[0][0] == self._read_pos:
-                while cache and len(out) < max_records and cache[0][0] == self._read_pos:
-                    start, end, record = cache.popleft()
-                    if start < self._replay_end:
+            if cache and cache[0][0] == pos:
+                taken = 0
+                while cache and len(out) < max_records and cache[0][0] == pos:
+                    start, pos, record = cache.popleft()
+                    if start < replay_end:
                         record.is_replayed = True
                     out.append(record)
-                    self._read_pos = end
-                    self._pending -= 1
+                    taken += 1
+                self._read_pos = Position(pos >> _OFFSET_BITS, pos & _OFFSET_MASK)
+                self._pending -= taken
             else:
                 self._read_disk(out, max_records)
         if out:
