@@ -113,8 +113,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     _add_config_options(p)
     p.add_argument("--mode", choices=["incremental", "full", "backfill"], help="override extraction.mode")
-    p.add_argument("--start", metavar="T", help="window start: ISO-8601 or PI time (*-7d); overrides start_date")
-    p.add_argument("--end", metavar="T", help="window end: ISO-8601 or PI time (*); overrides end_date")
+    p.add_argument(
+        "--start", type=_time_text, metavar="T", help="window start: ISO-8601 or PI time (*-7d); overrides start_date"
+    )
+    p.add_argument(
+        "--end", type=_time_text, metavar="T", help="window end: ISO-8601 or PI time (*); overrides end_date"
+    )
     p.add_argument(
         "--datasets",
         type=_datasets,
@@ -150,6 +154,21 @@ def _add_maintain(sub: argparse._SubParsersAction) -> None:
     _add_config_options(p)
     p.add_argument("--retain-hours", type=int, default=168, help="vacuum retention in hours (default 168 = 7 days)")
     p.set_defaults(func=_maintain)
+
+
+def _time_text(text: str) -> str:
+    """Checked now, resolved by the run against the PI server's clock (relative times such as *-1d)."""
+    from datetime import datetime, timezone
+
+    from osipi_connector.piwebapi.pitime import PITimeError, parse_pi_time
+
+    try:
+        parse_pi_time(text, datetime.now(timezone.utc))
+    except PITimeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc} — use ISO-8601 (2025-03-01T00:00:00Z) or PI time (*-1d, t, y)"
+        ) from None
+    return text
 
 
 def _datasets(text: str) -> list[str]:

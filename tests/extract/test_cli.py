@@ -251,3 +251,10 @@ def test_a_progress_bar_on_a_terminal_unless_no_progress(simulator, tmp_path):
     assert "tags: 100%" in shown
     hidden = run_on_terminal("run", "--config", str(config), "--datasets", "tags,af", "--no-progress")
     assert "100%" not in hidden
+
+
+def test_a_start_that_is_not_a_time_is_refused_before_any_request(tmp_path):
+    result = cli("run", "--config", str(tmp_path / "c.yaml"), "--start", "yesterday-ish")
+    assert result.returncode == 2
+    assert "argument --start" in result.stderr
+    assert "PI time" in result.stderr
