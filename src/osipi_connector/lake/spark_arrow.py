@@ -44,7 +44,8 @@ def to_arrow(df: DataFrame, schema: pa.Schema, native: bool | None = None) -> pa
     from pyspark.sql import functions as F
 
     stamps = {f.name for f in schema if pa.types.is_timestamp(f.type)}
-    columns = [F.unix_micros(F.col(n)).alias(n) if n in stamps else F.col(n) for n in schema.names]
+    # F.expr, not F.unix_micros: the Python wrapper only exists from pyspark 3.5, the SQL function from 3.1
+    columns = [F.expr(f"unix_micros(`{n}`)").alias(n) if n in stamps else F.col(n) for n in schema.names]
     as_ints = pa.schema([pa.field(f.name, pa.int64()) if f.name in stamps else f.with_nullable(True) for f in schema])
     rows = [row.asDict(recursive=True) for row in df.select(*columns).collect()]
     table = pa.Table.from_pylist(rows, schema=as_ints)
