@@ -73,9 +73,17 @@ class Agent:
         buffer = make_buffer(config.pipeline, self.config_dir / "spool")
         self.pipeline = Pipeline(config.pipeline, self.sink, buffer, self.metrics)
         known = registered()
-        self.sources: list[Source] = [
-            known[cfg.type][1](cfg, self.pipeline.emit) for cfg in config.sources if cfg.enabled
-        ]
+        self.sources: list[Source] = []
+        for cfg in config.sources:
+            if not cfg.enabled:
+                continue
+            try:
+                self.sources.append(known[cfg.type][1](cfg, self.pipeline.emit))
+            except Exception as exc:  # one bad connection must not keep the others from starting
+                self.metrics.connection_status.labels(source=cfg.name).set(0)
+                log.error(
+                    "source %s (%s) cannot be created, skipped: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc
+                )
         self.metrics_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from iot_connector.pipeline.spool import CURSOR_FILE, Spool, scan_segment
+from iot_connector.pipeline.spool import CURSOR_FILE, Spool, SpoolWriteError, scan_segment
 from tests.edge.helpers import make_records, seqs
 
 
@@ -172,3 +172,29 @@ async def test_wait_durable_returns(tmp_path: Path, durability: str) -> None:
     await spool.wait_durable()
     assert spool._synced_gen == (spool._written_gen if durability == "fsync" else 0)
     await spool.close()
+
+
+async def test_failed_write_leaves_no_torn_frame(tmp_path: Path) -> None:
+    """Disk full mid-append: the records are refused and the segment is cut back to whole frames."""
+    spool = _spool(tmp_path)
+    _append(spool, 5)
+    size = spool.size_bytes
+
+    class DiskFull:
+        def write(self, data: bytes) -> None:
+            with (tmp_path / next(tmp_path.glob("*.seg")).name).open("ab") as fh:
+                fh.write(data[: len(data) // 2])  # half of it reached the disk
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            return None
+
+    spool._writer = DiskFull()  # type: ignore[assignment]
+    with pytest.raises(SpoolWriteError, match="No space left"):
+        _append(spool, 5, start=5)
+    _append(spool, 3, start=10)
+    got, _ = _read_all(spool)
+    assert seqs(got) == [0, 1, 2, 3, 4, 10, 11, 12]
+    assert spool.size_bytes > size
+    await spool.close()
+    assert scan_segment(next(tmp_path.glob("*.seg")))[1:] == (8, True)

@@ -106,6 +106,7 @@ async def test_outage_spools_then_drains_in_order(tmp_path: Path, double: Zerobu
         await pipe.emit(make_records(100, i))  # accepted into the spool while ZeroBus is down
     await _until(lambda: pipe.metrics.records_failed.labels(error_type="zerobus_unavailable")._value.get() > 0)
     assert pipe.buffer.depth > 0
+    creates = double.creates
     double.down = False
     await _until(lambda: pipe.buffer.depth == 0, 60)
     await pipe.stop()
@@ -114,6 +115,7 @@ async def test_outage_spools_then_drains_in_order(tmp_path: Path, double: Zerobu
     assert first_seen == list(range(1000))  # nothing lost, in order; re-sends only repeat (same record_id)
     ids = {r["record_id"] for r in double.rows(TABLE)}
     assert len(ids) == 1000
+    assert double.creates > creates  # the failed stream was replaced by a new one
 
 
 async def test_non_retriable_error_is_reported_and_records_kept(tmp_path: Path, double: ZerobusDouble) -> None:

@@ -21,8 +21,8 @@ from iot_connector.config.models import PipelineSettings
 from iot_connector.metrics import Metrics
 from iot_connector.model import Record, now_us
 from iot_connector.pipeline.breaker import Backoff, CircuitBreaker
-from iot_connector.pipeline.buffers import Buffer, MemoryBuffer, SpoolBuffer
-from iot_connector.pipeline.spool import Spool
+from iot_connector.pipeline.buffers import Buffer, MemoryBuffer, PutResult, SpoolBuffer
+from iot_connector.pipeline.spool import Spool, SpoolWriteError
 from iot_connector.sinks.base import Sink, SinkError
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,12 @@ class Pipeline:
             record.finalize()
         for source, n in Tally(r.source_id for r in records).items():
             self.metrics.records_read.labels(source=source).inc(n)
-        result = await self.buffer.put(records)
+        try:
+            result = await self.buffer.put(records)
+        except SpoolWriteError as exc:  # disk full / I/O error: refuse these records, keep the agent up
+            self.metrics.records_failed.labels(error_type="spool_write").inc(len(records))
+            log.error("%s; %d records refused", exc, len(records))
+            result = PutResult(accepted=0, dropped_newest=len(records))
         if result.dropped_newest or result.dropped_oldest:
             self.dropped += result.dropped_newest + result.dropped_oldest
             if result.dropped_newest:

@@ -32,6 +32,10 @@ _MAX_FRAME = 64 << 20
 CURSOR_FILE = "cursor.json"
 
 
+class SpoolWriteError(OSError):
+    """The spool could not store records (disk full, I/O error); nothing partial was left behind."""
+
+
 class Position(NamedTuple):
     segment: int
     offset: int
@@ -221,24 +225,40 @@ class Spool:
             seg = self._roll()
         chunks: list[bytes] = []
         offset = seg.size
-        cache = self._cache
+        entries: list[tuple[int, int, Record]] = []
         base = seg.id << _OFFSET_BITS
-        room = self.memory_records - len(cache)
+        room = self.memory_records - len(self._cache)
         for record, payload in zip(records, payloads):
             frame = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
             chunks.append(frame)
             end = offset + len(frame)
             if room > 0:
-                cache.append((base | offset, base | end, record))
+                entries.append((base | offset, base | end, record))
                 room -= 1
             offset = end
-        self._writer.write(b"".join(chunks))
-        self._writer.flush()
+        self._write(b"".join(chunks), seg)
+        self._cache.extend(entries)
         seg.records += len(records)
         seg.size = offset
         self._pending += len(records)
         self._unacked += len(records)
         self._written_gen += 1
+
+    def _write(self, data: bytes, seg: _Segment) -> None:
+        """Append whole frames or nothing: after a failed write (disk full) the segment is cut back, so no
+        torn frame sits in front of later appends."""
+        assert self._writer is not None
+        try:
+            self._writer.write(data)
+            self._writer.flush()
+        except OSError as exc:
+            writer, self._writer = self._writer, None
+            with contextlib.suppress(OSError, ValueError):
+                writer.close()
+            with contextlib.suppress(OSError):
+                os.truncate(seg.path, seg.size)
+            self._writer = seg.path.open("ab")
+            raise SpoolWriteError(f"spool write to {seg.path} failed: {exc.strerror or exc}") from exc
 
     def _roll(self) -> _Segment:
         assert self._writer is not None
