@@ -8,7 +8,7 @@ items are stitched with a single `bytes.join`. Output is byte-identical to encod
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import orjson
@@ -248,6 +248,20 @@ def _lookup(table: list[bytes], indices: list[int]) -> list[bytes] | tuple[bytes
 
 
 _FLAG_BITS = {"Good": 8, "Questionable": 4, "Substituted": 2, "Annotated": 1}
+
+
+def encode_parts(
+    point: Point, parts: Iterable[Events], fields: tuple[str, ...] = TIMED_VALUE_FIELDS, chunk: int = 16_384
+) -> Iterator[bytes]:
+    """One JSON array over events that arrive in parts (as they are generated), in pieces of at most
+    `chunk` values."""
+    yield b"["
+    separator = b""
+    for events in parts:
+        for start in range(0, len(events), chunk):
+            yield separator + encode_items(point, events.take(slice(start, start + chunk)), fields)[1:-1]
+            separator = b","
+    yield b"]"
 
 
 def encode_items_chunked(

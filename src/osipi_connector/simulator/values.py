@@ -12,6 +12,7 @@ Two effects depend on `now`, which is what makes re-read windows testable:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,16 +148,23 @@ class ValueModel:
 
     def window(self, point: Point, start: int, end: int, now: int, limit: int | None) -> Events:
         """Events with start <= t <= end visible at `now`; descending when end < start. At most
-        `limit` events (the first ones in the requested order), generated chunk by chunk."""
+        `limit` events (the first ones in the requested order)."""
+        return Events.concat(list(self.iter_window(point, start, end, now, limit)))
+
+    def iter_window(
+        self, point: Point, start: int, end: int, now: int, limit: int | None, chunk_slots: int | None = None
+    ) -> Iterator[Events]:
+        """`window` generated and yielded chunk by chunk (a response can go out while the rest is made)."""
         descending = end < start
         lo, hi = (end, start) if descending else (start, end)
         hi = min(hi, now)
         if hi < point.created_ticks or hi < lo:
-            return empty_events()
+            return
         k_lo, k_hi = max(0, self.slot_of(point, lo)), self.slot_of(point, hi) + 1
-        parts: list[Events] = []
         found = 0
-        chunk = CHUNK_SLOTS if limit is None else max(1024, min(CHUNK_SLOTS, int(limit * 1.3 / point.kind.event_rate)))
+        chunk = chunk_slots or (
+            CHUNK_SLOTS if limit is None else max(1024, min(CHUNK_SLOTS, int(limit * 1.3 / point.kind.event_rate)))
+        )
         while k_lo < k_hi and (limit is None or found < limit):
             if descending:
                 a, b = max(k_lo, k_hi - chunk), k_hi
@@ -171,9 +179,9 @@ class ValueModel:
                 events = events.take(slice(None, None, -1))
             if limit is not None and found + len(events) > limit:
                 events = events.take(slice(0, limit - found))
-            parts.append(events)
+            if len(events):
+                yield events
             found += len(events)
-        return Events.concat(parts)
 
     def before(self, point: Point, t: int, now: int, inclusive: bool) -> Events:
         """The last event at or before (inclusive) / strictly before `t` (the newest of a duplicate run)."""

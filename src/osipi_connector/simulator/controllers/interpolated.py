@@ -48,6 +48,6 @@ def register(sim: Simulator) -> None:
             items: Any = [{**value, "Timestamp": format_ticks(int(t))} for t in times.tolist()]
         else:
             events = interpolate(ctl.values, stream.point, times, sim.now_ticks())
-            items = ctl.items_json(request, stream, events)
+            items = ctl.items_json(request, stream.point, events)
         body = {"Links": {}, "Items": items, "UnitsAbbreviation": stream.units}
         return select_fields(body, request.arg("selectedFields"))

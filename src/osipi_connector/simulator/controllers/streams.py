@@ -7,6 +7,7 @@ attributes answer with their constant value.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 BOUNDARY_TYPES = ("Inside", "Outside", "Interpolated")
 RETRIEVAL_MODES = ("Auto", "AtOrBefore", "Before", "AtOrAfter", "After", "Exact")
 STATIC_TIMESTAMP = "1970-01-01T00:00:00Z"
+STREAM_CHUNK_SLOTS = 16_384  # slots generated per piece of a streamed recorded answer
 
 
 @dataclass
@@ -65,13 +67,16 @@ class StreamController:
         return count
 
     # --- recorded ------------------------------------------------------------------------------------
-    def recorded_events(self, request: Request, point: Point) -> Events:
+    def recorded_window(self, request: Request) -> tuple[int, int, str, int, int]:
+        """startTime, endTime, boundaryType, maxCount and now for a recorded read (400s raised here)."""
         sim = self.sim
         start = sim.time_arg(request, "startTime", "*-1d")
         end = sim.time_arg(request, "endTime", "*")
         boundary = request.enum_arg("boundaryType", "Inside", BOUNDARY_TYPES)
-        limit = self.max_count(request)
-        now = sim.now_ticks()
+        return start, end, boundary, self.max_count(request), sim.now_ticks()
+
+    def recorded_events(self, request: Request, point: Point) -> Events:
+        start, end, boundary, limit, now = self.recorded_window(request)
         inside = self.values.window(point, start, end, now, limit)
         if boundary == "Inside":
             return inside
@@ -93,10 +98,10 @@ class StreamController:
         result = interpolate(self.values, point, np.array([t], dtype=np.int64), now)
         return result if result.system[0] != STATE_NO_DATA else empty_events()
 
-    def items_json(self, request: Request, stream: Stream, events: Events, prefix: str = "Items") -> LazyJson:
+    def items_json(self, request: Request, point: Point, events: Events, prefix: str = "Items") -> LazyJson:
         """The values' JSON, encoded in pieces as the response is sent (large answers stream)."""
         fields = jsonfast.selected_item_fields(request.arg("selectedFields"), prefix)
-        return LazyJson(lambda: jsonfast.encode_items_chunked(stream.point, events, fields))
+        return LazyJson(lambda: jsonfast.encode_items_chunked(point, events, fields))
 
     def static_items(self, request: Request, stream: Stream, prefix: str = "Items") -> list[dict]:
         item = self.static_value(stream)
@@ -110,8 +115,18 @@ class StreamController:
         if stream.point is None:
             items: Any = self.static_items(request, stream)
         else:
-            items = self.items_json(request, stream, self.recorded_events(request, stream.point))
+            items = self.recorded_json(request, stream.point)
         return {"Links": {}, "Items": items, "UnitsAbbreviation": stream.units}
+
+    def recorded_json(self, request: Request, point: Point) -> LazyJson:
+        """Recorded values' JSON. Inside boundaries (the default) are generated while the answer is
+        sent, so the client reads the first values while the server makes the rest."""
+        start, end, boundary, limit, now = self.recorded_window(request)
+        if boundary != "Inside":
+            return self.items_json(request, point, self.recorded_events(request, point))
+        fields = jsonfast.selected_item_fields(request.arg("selectedFields"), "Items")
+        parts = functools.partial(self.values.iter_window, point, start, end, now, limit, STREAM_CHUNK_SLOTS)
+        return LazyJson(lambda: jsonfast.encode_parts(point, parts(), fields))
 
     # --- single values -------------------------------------------------------------------------------
     def value_at(self, stream: Stream, t: int, mode: str = "AtOrBefore") -> dict:
@@ -177,7 +192,7 @@ def register(sim: Simulator) -> None:
                 values: Any = ctl.static_items(request, stream, prefix="Items.Items")
             else:
                 events = ctl.recorded_events(request, stream.point)
-                values = ctl.items_json(request, stream, events, prefix="Items.Items")
+                values = ctl.items_json(request, stream.point, events, prefix="Items.Items")
             items.append(
                 {
                     "WebId": web_id,
