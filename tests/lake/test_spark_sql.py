@@ -113,6 +113,7 @@ def test_select_optimize_vacuum():
         spark_sql.select_sql(WATERMARKS, PROD, ["item_id", "high_watermark"])
         == "SELECT `item_id`, `high_watermark` FROM `main`.`checkpoints`.`pi_watermarks`"
     )
+    assert spark_sql.schema_probe_sql(TAGS, PROD) == "SELECT * FROM `main`.`bronze`.`pi_tags` LIMIT 0"
     assert (
         spark_sql.optimize_sql(TIMESERIES, PROD)
         == "OPTIMIZE `main`.`bronze`.`pi_timeseries` ZORDER BY (`tag_webid`, `timestamp`)"

@@ -18,10 +18,10 @@ import pytest
 
 from osipi_connector.lake import spark_sql
 from osipi_connector.lake.maintenance import maintain
-from osipi_connector.lake.schemas import RUN_METRICS, TIMESERIES, WATERMARKS
+from osipi_connector.lake.schemas import BY_NAME, RUN_METRICS, TIMESERIES, WATERMARKS
 from osipi_connector.lake.sink import Location, WriteResult
 from osipi_connector.lake.spark_sink import SparkSink
-from osipi_connector.lake.validate import DuplicateKeyError, conform
+from osipi_connector.lake.validate import DuplicateKeyError, SchemaMismatchError, conform
 from tests.lake import rows
 
 LOCATION = Location(catalog="main", schema="bronze", checkpoint_schema="checkpoints")
@@ -51,12 +51,13 @@ class RecordingSpark:
         if text.startswith("MERGE"):
             n = self.sources[view.group(1)].num_rows
             return self._spark.createDataFrame([(n, 1, 0, n - 1)], MERGE_RESULT)
-        selected = re.match(r"SELECT .* FROM (`\w+`\.`\w+`\.`\w+`)$", text)
+        selected = re.match(r"SELECT (.*) FROM (`\w+`\.`\w+`\.`\w+`)( LIMIT 0)?$", text)
         if selected:
-            name = selected.group(1).replace("`", "")
-            table = self.tables[name]
-            columns = re.findall(r"`(\w+)`", text.split(" FROM ")[0])
-            return self._spark.createDataFrame(table.select(columns))
+            name = selected.group(2).replace("`", "")
+            table = self.tables.get(name, BY_NAME[name.rsplit(".", 1)[1]].schema.empty_table())
+            if selected.group(3):  # the schema probe after CREATE TABLE IF NOT EXISTS
+                return self._spark.createDataFrame(table.slice(0, 0))
+            return self._spark.createDataFrame(table.select(re.findall(r"`(\w+)`", selected.group(1))))
         return self._spark.createDataFrame([], "ok INT")
 
 
@@ -71,10 +72,11 @@ def test_merge_issues_create_schema_create_table_then_merge_over_a_temp_view(spa
 
     result = sink.merge(TIMESERIES, batch)
 
-    view = view_of(recorder.statements[2])
+    view = view_of(recorder.statements[3])
     assert recorder.statements == [
         "CREATE SCHEMA IF NOT EXISTS `main`.`bronze`",
         spark_sql.create_table_sql(TIMESERIES, LOCATION),
+        "SELECT * FROM `main`.`bronze`.`pi_timeseries` LIMIT 0",
         spark_sql.merge_sql(TIMESERIES, LOCATION, view, {"partition_date": [dt.date(2025, 3, 1), dt.date(2025, 3, 2)]}),
     ]
     assert result == WriteResult(inserted=11, updated=1)  # parsed from the MERGE result row
@@ -88,8 +90,8 @@ def test_second_write_does_not_repeat_the_ddl(spark):
     sink = SparkSink(recorder, LOCATION)
     sink.merge(WATERMARKS, rows.table(WATERMARKS, [rows.watermark("W000", rows.T0)]))
     sink.merge(WATERMARKS, rows.table(WATERMARKS, [rows.watermark("W001", rows.T0)]))
-    assert [s.split(" ")[0] for s in recorder.statements] == ["CREATE", "CREATE", "MERGE", "MERGE"]
-    assert recorder.statements[3].startswith("MERGE INTO `main`.`checkpoints`.`pi_watermarks` AS t\n")
+    assert [s.split(" ")[0] for s in recorder.statements] == ["CREATE", "CREATE", "SELECT", "MERGE", "MERGE"]
+    assert recorder.statements[4].startswith("MERGE INTO `main`.`checkpoints`.`pi_watermarks` AS t\n")
 
 
 def test_append_inserts_from_the_view(spark):
@@ -136,7 +138,7 @@ def test_read_selects_and_returns_the_spec_schema(spark):
 def test_maintenance_issues_optimize_then_vacuum_per_table(spark):
     recorder = RecordingSpark(spark)
     results = maintain(SparkSink(recorder, LOCATION), [TIMESERIES, WATERMARKS])
-    maintenance = [s for s in recorder.statements if not s.startswith("CREATE")]
+    maintenance = [s for s in recorder.statements if not s.startswith(("CREATE", "SELECT"))]
     assert maintenance == [
         "OPTIMIZE `main`.`bronze`.`pi_timeseries` ZORDER BY (`tag_webid`, `timestamp`)",
         "VACUUM `main`.`bronze`.`pi_timeseries` RETAIN 168 HOURS",
@@ -145,3 +147,15 @@ def test_maintenance_issues_optimize_then_vacuum_per_table(spark):
     ]
     assert [r.table for r in results] == ["main.bronze.pi_timeseries", "main.checkpoints.pi_watermarks"]
     assert all(r.error is None for r in results)
+
+
+def test_existing_table_with_other_columns_is_refused_before_writing(spark):
+    old = pa.table({"dataset": ["timeseries"], "item_id": ["W000"], "high_watermark": ["yesterday"]})
+    recorder = RecordingSpark(spark, tables={"main.checkpoints.pi_watermarks": old})
+    with pytest.raises(
+        SchemaMismatchError,
+        match=r"main\.checkpoints\.pi_watermarks does not match its spec: item_name \(missing\); .*"
+        r"high_watermark \(string in Unity Catalog, timestamp in spec\)",
+    ):
+        SparkSink(recorder, LOCATION).merge(WATERMARKS, rows.table(WATERMARKS, [rows.watermark("W000", rows.T0)]))
+    assert not any(s.startswith("MERGE") for s in recorder.statements)

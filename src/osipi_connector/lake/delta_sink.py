@@ -24,7 +24,13 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from osipi_connector.lake import merge_conditions
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, WriteResult
-from osipi_connector.lake.validate import SchemaMismatchError, conform, merge_source, read_schema
+from osipi_connector.lake.validate import (
+    SchemaMismatchError,
+    column_differences,
+    conform,
+    merge_source,
+    read_schema,
+)
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
@@ -150,13 +156,7 @@ class DeltaSink:
 def _check_existing(spec: TableSpec, table: DeltaTable) -> None:
     """An existing table must have the spec's columns and partitioning: writing a changed spec fails loudly."""
     actual = pa.schema(table.schema().to_arrow())
-    actual_types = {f.name: f.type for f in actual}
-    problems = [
-        f"{f.name} ({'missing' if f.name not in actual_types else f'{actual_types[f.name]} on disk, {f.type} in spec'})"
-        for f in spec.schema
-        if actual_types.get(f.name) != f.type
-    ]
-    problems += [f"{name} (on disk, not in spec)" for name in actual.names if name not in spec.schema.names]
+    problems = column_differences({f.name: f.type for f in spec.schema}, {f.name: f.type for f in actual}, "on disk")
     partitions = table.metadata().partition_columns
     if list(partitions) != list(spec.partition_by):
         problems.append(f"partitioned by {partitions} on disk, {list(spec.partition_by)} in spec")

@@ -19,7 +19,14 @@ from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, WriteResult
 from osipi_connector.lake.spark_arrow import to_arrow, to_dataframe
 from osipi_connector.lake.spark_schema import spark_schema
-from osipi_connector.lake.validate import conform, conform_to, merge_source, read_schema
+from osipi_connector.lake.validate import (
+    SchemaMismatchError,
+    column_differences,
+    conform,
+    conform_to,
+    merge_source,
+    read_schema,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -41,11 +48,22 @@ class SparkSink:
         return f"{self.location.catalog}.{self.location.schema_for(spec)}.{spec.name}"
 
     def ensure(self, spec: TableSpec) -> None:
-        """CREATE SCHEMA/TABLE IF NOT EXISTS, once per table per sink (the statements are idempotent anyway)."""
+        """CREATE SCHEMA/TABLE IF NOT EXISTS, then check an existing table's columns; once per table per sink."""
         if spec.name in self._ensured:
             return
         self.spark.sql(spark_sql.create_schema_sql(spec, self.location))
         self.spark.sql(spark_sql.create_table_sql(spec, self.location))
+        existing = self.spark.sql(spark_sql.schema_probe_sql(spec, self.location)).schema
+        problems = column_differences(
+            {f.name: f.dataType.simpleString() for f in spark_schema(spec.schema)},
+            {f.name: f.dataType.simpleString() for f in existing},
+            "in Unity Catalog",
+        )
+        if problems:
+            raise SchemaMismatchError(
+                f"table {self.table_name(spec)} does not match its spec: {'; '.join(problems)}. "
+                "ALTER the table (or point unity_catalog.schema elsewhere) before running this version."
+            )
         self._ensured.add(spec.name)
 
     def dataframe(self, spec: TableSpec, data: pa.Table) -> DataFrame:

@@ -87,6 +87,11 @@ def select_sql(spec: TableSpec, location: Location, columns: list[str] | None = 
     return f"SELECT {names} FROM {full_name(spec, location)}"
 
 
+def schema_probe_sql(spec: TableSpec, location: Location) -> str:
+    """Reads no rows: its result schema is the existing table's (compared with the spec before writing)."""
+    return f"SELECT * FROM {full_name(spec, location)} LIMIT 0"
+
+
 def optimize_sql(spec: TableSpec, location: Location) -> str:
     statement = f"OPTIMIZE {full_name(spec, location)}"
     if spec.zorder_by:

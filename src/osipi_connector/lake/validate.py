@@ -97,3 +97,13 @@ def read_schema(spec: TableSpec, columns: list[str] | None) -> pa.Schema:
     if unknown:
         raise SchemaMismatchError(f"table {spec.name}: no column(s) {unknown}; columns are {spec.schema.names}")
     return pa.schema([spec.schema.field(c) for c in columns])
+
+
+def column_differences(expected: dict[str, object], actual: dict[str, object], where: str) -> list[str]:
+    """Column-by-column differences between a spec's types and an existing table's (compared with ==)."""
+    problems = [
+        f"{name} ({'missing' if name not in actual else f'{actual[name]} {where}, {dtype} in spec'})"
+        for name, dtype in expected.items()
+        if actual.get(name) != dtype
+    ]
+    return problems + [f"{name} ({where}, not in spec)" for name in actual if name not in expected]
