@@ -21,6 +21,7 @@ from osipi_connector.simulator.server import RunningSimulator, running_simulator
 from tests.conftest import FIXED_NOW
 from tests.extract.conftest import make_client, served_rows, table_rows
 
+pytestmark = pytest.mark.integration
 END = FIXED_NOW
 START = END - timedelta(hours=2)
 
@@ -169,10 +170,12 @@ def test_a_failing_tag_gives_partial_status_and_the_others_commit(simulator, nam
     client.broken = names[tags[0]]
     sink = DeltaSink(tmp_path)
     cfg = config(simulator.url, tmp_path, [*tags, "NO_SUCH_TAG.PV"])
+    ghost = "F1DP8O9wYSLWy-YAAQAAAAAAAAAQAAAAUElTSU1cTk9QRS5QVg"  # well-formed, no such point
+    cfg["extraction"]["tags"] = [ghost]
     with client:
         result = PILakeflowConnector(cfg, sink=sink, client=client).run(datasets=["tags", "timeseries"])
     assert result.status == "partial"
-    assert any("NO_SUCH_TAG.PV" in e for e in result.errors)
+    assert any("NO_SUCH_TAG.PV" in e and ghost in e for e in result.errors)
     assert any(tags[0] in e and "HTTP 400" in e for e in result.errors)
     good = [names[t] for t in tags[1:]]
     assert set(table_rows(sink)) == served_rows(simulator.url, good, format_datetime(START), format_datetime(END))
@@ -182,7 +185,7 @@ def test_a_failing_tag_gives_partial_status_and_the_others_commit(simulator, nam
     assert marks[names[tags[0]]]["high_watermark"] is None
     assert all(marks[w]["last_status"] == "ok" for w in good)
     metrics = sink.read(RUN_METRICS).to_pylist()[0]
-    assert (metrics["status"], metrics["tags_failed"]) == ("partial", 2)
+    assert (metrics["status"], metrics["tags_failed"]) == ("partial", 3)
     assert len(metrics["errors"]) == 2
 
 

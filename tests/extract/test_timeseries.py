@@ -17,6 +17,7 @@ from osipi_connector.simulator.server import RunningSimulator
 from tests.conftest import FIXED_NOW
 from tests.extract.conftest import VALUE_COLUMNS, make_client, served_rows
 
+pytestmark = pytest.mark.integration
 END = FIXED_NOW
 START = END - timedelta(hours=3)
 
