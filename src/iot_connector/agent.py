@@ -54,11 +54,12 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def build_sink(config: AgentConfig, config_dir: Path) -> Sink:
+    """Relative paths in the config are relative to the config directory (absolute ones win: `/` joins)."""
     settings = config.sink
     if isinstance(settings, DeltaSinkSettings):
         from iot_connector.sinks.delta import DeltaSink
 
-        return DeltaSink(settings.path or Path(config_dir) / "data" / "iot_records", config.agent_id)
+        return DeltaSink(Path(config_dir) / (settings.path or Path("data") / "iot_records"), config.agent_id)
     from iot_connector.sinks.zerobus import ZerobusSink
 
     return ZerobusSink(settings, config.agent_id)
@@ -70,7 +71,7 @@ class Agent:
         self.config_dir = Path(config_dir)
         self.metrics = metrics or Metrics()
         self.sink = build_sink(config, self.config_dir)
-        buffer = make_buffer(config.pipeline, self.config_dir / "spool")
+        buffer = make_buffer(config.pipeline, self.config_dir / (config.pipeline.spool.directory or "spool"))
         self.pipeline = Pipeline(config.pipeline, self.sink, buffer, self.metrics)
         known = registered()
         self.sources: list[Source] = []

@@ -11,6 +11,7 @@ import pytest
 
 from iot_connector.config.models import PipelineSettings, ZerobusSinkSettings
 from iot_connector.pipeline import Pipeline, make_buffer
+from iot_connector.sinks.base import SinkError
 from iot_connector.sinks.zerobus import ZerobusSink, chunks_by_size
 from tests.edge.helpers import make_records
 from tests.edge.zerobus_double import ZerobusDouble
@@ -154,3 +155,19 @@ def test_chunks_stay_under_payload_limit() -> None:
 def test_table_name_must_have_three_parts(double: ZerobusDouble) -> None:
     with pytest.raises(ValueError, match=r"catalog\.schema\.table"):
         sink_settings(double, table="iot_records")
+
+
+async def test_proxy_settings_reach_the_sdk(tmp_path: Path, double: ZerobusDouble, monkeypatch) -> None:
+    """A configured proxy is used by the SDK (a closed proxy port fails), and no_proxy bypasses it."""
+    for name in ("grpc_proxy", "https_proxy", "HTTPS_PROXY", "no_grpc_proxy", "no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "")  # restored after the test, whatever apply_proxy sets
+    closed_proxy = {"url": "http://127.0.0.1:9"}
+    through_proxy = ZerobusSink(sink_settings(double, proxy=closed_proxy), agent_id="edge-1")
+    with pytest.raises(SinkError):
+        await through_proxy.open()
+    assert double.creates == 0
+    bypass = ZerobusSink(sink_settings(double, proxy={**closed_proxy, "no_proxy": "127.0.0.1,localhost"}), "edge-1")
+    await bypass.open()
+    await bypass.write(make_records(3))
+    await bypass.close()
+    assert double.count(TABLE) == 3

@@ -26,7 +26,7 @@ class SpoolSettings(_Strict):
     commit every `fsync_interval_ms`); `"write"` after the OS write (survives kill -9, not power loss)."""
 
     enabled: bool = True
-    directory: Path | None = Field(None, description="default: <config-dir>/spool")
+    directory: Path | None = Field(None, description="default: <config-dir>/spool; relative to the config dir")
     max_bytes: int = Field(1 << 30, ge=1 << 16, description="size cap of all segment files")
     segment_bytes: int = Field(64 << 20, ge=1 << 12)
     durability: Literal["fsync", "write"] = "fsync"
@@ -62,7 +62,7 @@ class DeltaSinkSettings(_Strict):
     """Local Delta table written with delta-rs: the embedded default, needs no Databricks."""
 
     type: Literal["delta"] = "delta"
-    path: Path | None = Field(None, description="default: <config-dir>/data/iot_records")
+    path: Path | None = Field(None, description="default: <config-dir>/data/iot_records; relative to the config dir")
 
 
 class ProxySettings(_Strict):

@@ -50,11 +50,12 @@ def _discard(future: asyncio.Future[None]) -> None:
 
 
 def make_buffer(settings: PipelineSettings, spool_dir: Path) -> Buffer:
+    """The spool in `spool_dir` (the caller resolves `spool.directory`), or the memory queue if disabled."""
     sp = settings.spool
     if not sp.enabled:
         return MemoryBuffer(settings.memory_queue_records, settings.drop_policy)
     spool = Spool(
-        sp.directory or spool_dir,
+        spool_dir,
         max_bytes=sp.max_bytes,
         segment_bytes=sp.segment_bytes,
         durability=sp.durability,
