@@ -196,7 +196,7 @@ class _Run:
         clock = time.monotonic()
         ext = self.config.extraction
         try:
-            now = _server_now(client)
+            now = server_now(client)
             self.end = resolve_time(end if end is not None else (ext.end_date or now), now)
             self.start = resolve_time(start if start is not None else ext.start_date, now)
             if self.start >= self.end:
@@ -429,7 +429,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _server_now(client: Any) -> datetime:
+def server_now(client: Any) -> datetime:
     """The PI server's clock (data server `ServerTime`), so a skewed job clock cannot skip or re-read data;
     the local clock when the server does not say."""
     try:
@@ -439,3 +439,6 @@ def _server_now(client: Any) -> datetime:
     except Exception as exc:  # an older server or a restricted account: fall back, say so
         log.warning("PI server time unavailable (%s); using the local clock", exc)
     return _now()
+
+
+_server_now = server_now  # the name spark/datasource.py imports
