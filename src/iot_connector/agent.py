@@ -92,8 +92,13 @@ class Agent:
         """Run until `stop` is set, then shut down in order."""
         m = self.config.metrics
         if m.enabled:
-            self.metrics_port = self.metrics.serve(m.port, m.host)
-            log.info("metrics on http://%s:%d/metrics", m.host, self.metrics_port)
+            try:
+                self.metrics_port = self.metrics.serve(m.port, m.host)
+                log.info("metrics on http://%s:%d/metrics", m.host, self.metrics_port)
+            except OSError as exc:  # data flow matters more than metrics: run on, say what to change
+                log.error(
+                    "metrics endpoint %s:%d unavailable (%s); set metrics.port to a free port", m.host, m.port, exc
+                )
         await self.pipeline.start()
         log.info(
             "agent %s started: %d source(s), sink %s, spool %s",

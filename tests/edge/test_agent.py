@@ -148,3 +148,26 @@ async def test_metrics_endpoint_has_the_guide_names(tmp_path: Path) -> None:
         "iot_spool_bytes",
     ):
         assert line in text
+
+
+async def test_busy_metrics_port_does_not_stop_the_data(tmp_path: Path, caplog) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        _write_state(tmp_path, limit=100)
+        config = load_config(tmp_path)
+        config = config.model_copy(
+            update={"metrics": config.metrics.model_copy(update={"host": "127.0.0.1", "port": busy.getsockname()[1]})}
+        )
+        agent = Agent(config, tmp_path)
+        stop = asyncio.Event()
+        running = asyncio.create_task(agent.run(stop))
+        async with asyncio.timeout(30):
+            while agent.metrics.records_written.labels(protocol="counter")._value.get() < 100:
+                await asyncio.sleep(0.05)
+        stop.set()
+        await running
+    assert agent.metrics_port is None
+    assert "set metrics.port to a free port" in caplog.text

@@ -112,6 +112,9 @@ class Spool:
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         for path in sorted(self.directory.glob("*.seg")):
+            if not path.stem.isdigit():
+                log.warning("spool: ignoring %s (not a segment name this agent writes)", path.name)
+                continue
             valid, records, clean = scan_segment(path)
             if not clean:
                 cut = path.stat().st_size - valid
