@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -37,6 +37,7 @@ from iot_connector.sources.mqtt.sparkplug_pb import Payload
 from iot_connector.sources.opcua import OpcuaConfig, OpcuaSource
 
 PLANT = "urn:bench:plant"
+ROUNDS = 2  # --rounds: each compared pair is measured this many times, alternating; best of each kept
 
 
 def free_port() -> int:
@@ -53,6 +54,17 @@ def wait_port(port: int, timeout: float = 30) -> None:
                 return
         time.sleep(0.05)
     raise SystemExit(f"nothing listens on {port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def peer(args: list[str], **popen) -> Iterator[subprocess.Popen]:
+    """A peer server in its own process (its own GIL), ended on exit."""
+    proc = subprocess.Popen(args, **popen)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def p99(values: list[float]) -> float:
@@ -222,16 +234,18 @@ def bench_mqtt(seconds: float) -> list[tuple[str, str, str]]:
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
         "max_queued_messages 0\nmax_inflight_messages 0\n"
     )
-    broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
     rows = []
-    try:
+    with peer(["/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL):
         wait_port(port)
         n = int(25_000 * seconds)
         persistent_session(port, "bench/#")
-        publish(port, "json", n)
-        baseline = raw_paho_drain(port, n)
-        publish(port, "json", n)
-        rate, per_cpu, got = asyncio.run(source_drain(port, JSON_TOPIC, n, "edge_ts"))
+        baseline = rate = per_cpu = 0.0
+        for _ in range(ROUNDS):  # alternate baseline and source, keep the best of each: the machine is shared
+            publish(port, "json", n)
+            baseline = max(baseline, raw_paho_drain(port, n))
+            publish(port, "json", n)
+            r, c, got = asyncio.run(source_drain(port, JSON_TOPIC, n, "edge_ts"))
+            rate, per_cpu = max(rate, r), max(per_cpu, c)
         rows.append(
             (
                 f"MQTT JSON, 1 value/message, QoS 1 backlog of {n:,} drained",
@@ -255,9 +269,6 @@ def bench_mqtt(seconds: float) -> list[tuple[str, str, str]]:
         )
         lat, got = asyncio.run(source_paced(port, {**JSON_TOPIC, "qos": 0}, "json", 10_000, 2_000))
         rows.append(("MQTT JSON p99 publish-to-emit latency at 2,000 msg/s", f"{lat:.1f} ms", f"{got:,} records"))
-    finally:
-        broker.terminate()
-        broker.wait(10)
     return rows
 
 
@@ -301,10 +312,8 @@ async def raw_asyncua_read_rate(endpoint: str, n: int, seconds: float) -> float:
 def bench_opcua(seconds: float) -> list[tuple[str, str, str]]:
     rows = []
     port, n, hz = free_port(), 1000, 20
-    server = subprocess.Popen(
-        [sys.executable, "-c", OPCUA_SERVER, str(port), str(n), str(hz)], stdout=subprocess.PIPE, text=True
-    )
-    try:
+    args = [sys.executable, "-c", OPCUA_SERVER, str(port), str(n), str(hz)]
+    with peer(args, stdout=subprocess.PIPE, text=True) as server:
         assert server.stdout is not None
         if "ready" not in server.stdout.readline():
             raise SystemExit("OPC UA bench server did not start")
@@ -329,17 +338,17 @@ def bench_opcua(seconds: float) -> list[tuple[str, str, str]]:
             )
         )
         poll_cfg = sub_cfg.model_copy(update={"mode": "poll", "poll_interval_s": 0.001})
-        meter = Meter("edge_ts")
-        rate, _, per_cpu = asyncio.run(run_for(OpcuaSource(poll_cfg, meter), seconds, meter, warmup=2))
-        baseline = asyncio.run(raw_asyncua_read_rate(endpoint, n, seconds))
+        baseline = rate = per_cpu = 0.0
+        for _ in range(ROUNDS):
+            meter = Meter("edge_ts")
+            r, _, c = asyncio.run(run_for(OpcuaSource(poll_cfg, meter), seconds, meter, warmup=2))
+            rate, per_cpu = max(rate, r), max(per_cpu, c)
+            baseline = max(baseline, asyncio.run(raw_asyncua_read_rate(endpoint, n, seconds)))
         rows.append(
             (f"OPC UA polling, Read of {n} nodes back to back", f"{rate:,.0f} values/s", f"{per_cpu:,.0f} per CPU-s")
         )
         rows.append(("  baseline: raw asyncua read_attributes, same nodes", f"{baseline:,.0f} values/s", ""))
         rows.append(("  ratio source / raw asyncua", f"{rate / baseline:.2f}", ""))
-    finally:
-        server.terminate()
-        server.wait(10)
     return rows
 
 
@@ -374,13 +383,17 @@ async def raw_pymodbus_rate(port: int, registers: int, seconds: float) -> float:
 def bench_modbus(seconds: float) -> list[tuple[str, str, str]]:
     rows = []
     port, registers = free_port(), 2000
-    server = subprocess.Popen([sys.executable, "-c", MODBUS_SERVER, str(port)])
-    try:
+    with peer([sys.executable, "-c", MODBUS_SERVER, str(port)]):
         wait_port(port)
         tags = [{"name": f"r{i}", "address": i, "data_type": "uint16"} for i in range(registers)]
         cfg = ModbusConfig(name="bench", url=f"modbus+tcp://127.0.0.1:{port}", poll_interval_s=0.001, registers=tags)
-        meter = Meter("edge_ts")
-        rate, lat, per_cpu = asyncio.run(run_for(ModbusSource(cfg, meter), seconds, meter))
+        baseline = rate = per_cpu = 0.0
+        lat = float("inf")
+        for _ in range(ROUNDS):
+            meter = Meter("edge_ts")
+            r, p, c = asyncio.run(run_for(ModbusSource(cfg, meter), seconds, meter))
+            rate, per_cpu, lat = max(rate, r), max(per_cpu, c), min(lat, p)
+            baseline = max(baseline, asyncio.run(raw_pymodbus_rate(port, registers, seconds)))
         rows.append(
             (
                 f"Modbus TCP, {registers} uint16 registers (16 requests/poll)",
@@ -399,12 +412,8 @@ def bench_modbus(seconds: float) -> list[tuple[str, str, str]]:
                 "",
             )
         )
-        baseline = asyncio.run(raw_pymodbus_rate(port, registers, seconds))
         rows.append(("  baseline: raw pymodbus read_holding_registers x125", f"{baseline:,.0f} registers/s", ""))
         rows.append(("  ratio source (uint16) / raw pymodbus", f"{rate / baseline:.2f}", ""))
-    finally:
-        server.terminate()
-        server.wait(10)
     return rows
 
 
@@ -412,7 +421,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="mqtt,opcua,modbus")
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    global ROUNDS
+    ROUNDS = args.rounds
     print(f"# edge sources — {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}")
     benches = {"mqtt": bench_mqtt, "opcua": bench_opcua, "modbus": bench_modbus}
     for name in args.only.split(","):

@@ -17,6 +17,25 @@ def _field(msg: descriptor_pb2.DescriptorProto, name: str, number: int, ftype: i
     msg.field.add(name=name, number=number, type=ftype, label=extra.pop("label", _F.LABEL_OPTIONAL), **extra)
 
 
+# Metric fields (tahu numbers); the *_value ones form the `value` oneof.
+_METRIC_FIELDS = (
+    ("name", 1, _F.TYPE_STRING),
+    ("alias", 2, _F.TYPE_UINT64),
+    ("timestamp", 3, _F.TYPE_UINT64),
+    ("datatype", 4, _F.TYPE_UINT32),
+    ("is_historical", 5, _F.TYPE_BOOL),
+    ("is_transient", 6, _F.TYPE_BOOL),
+    ("is_null", 7, _F.TYPE_BOOL),
+    ("int_value", 10, _F.TYPE_UINT32),
+    ("long_value", 11, _F.TYPE_UINT64),
+    ("float_value", 12, _F.TYPE_FLOAT),
+    ("double_value", 13, _F.TYPE_DOUBLE),
+    ("boolean_value", 14, _F.TYPE_BOOL),
+    ("string_value", 15, _F.TYPE_STRING),
+    ("bytes_value", 16, _F.TYPE_BYTES),
+)
+
+
 def _build() -> descriptor_pb2.FileDescriptorProto:
     file = descriptor_pb2.FileDescriptorProto(name="iot_connector/sparkplug_b.proto", package=_PACKAGE, syntax="proto2")
     payload = file.message_type.add(name="Payload")
@@ -27,26 +46,8 @@ def _build() -> descriptor_pb2.FileDescriptorProto:
     _field(payload, "body", 5, _F.TYPE_BYTES)
     metric = payload.nested_type.add(name="Metric")
     metric.oneof_decl.add(name="value")
-    for name, number, ftype in (
-        ("name", 1, _F.TYPE_STRING),
-        ("alias", 2, _F.TYPE_UINT64),
-        ("timestamp", 3, _F.TYPE_UINT64),
-        ("datatype", 4, _F.TYPE_UINT32),
-        ("is_historical", 5, _F.TYPE_BOOL),
-        ("is_transient", 6, _F.TYPE_BOOL),
-        ("is_null", 7, _F.TYPE_BOOL),
-    ):
-        _field(metric, name, number, ftype)
-    for name, number, ftype in (
-        ("int_value", 10, _F.TYPE_UINT32),
-        ("long_value", 11, _F.TYPE_UINT64),
-        ("float_value", 12, _F.TYPE_FLOAT),
-        ("double_value", 13, _F.TYPE_DOUBLE),
-        ("boolean_value", 14, _F.TYPE_BOOL),
-        ("string_value", 15, _F.TYPE_STRING),
-        ("bytes_value", 16, _F.TYPE_BYTES),
-    ):
-        _field(metric, name, number, ftype, oneof_index=0)
+    for name, number, ftype in _METRIC_FIELDS:
+        _field(metric, name, number, ftype, **({"oneof_index": 0} if name.endswith("_value") else {}))
     return file
 
 
