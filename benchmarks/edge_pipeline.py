@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RUST_LOG", "warn")  # the SDK's per-stream INFO lines would interleave with the table
 
+from tests.edge.helpers import make_records
 from tests.edge.zerobus_double import ZerobusDouble
 
 from iot_connector.config.models import PipelineSettings, ZerobusSinkSettings
@@ -37,20 +38,7 @@ TABLE = "main.edge.bench"
 
 
 def records(start: int, n: int) -> list[Record]:
-    return [
-        Record(
-            source_id="bench",
-            protocol="mqtt",
-            endpoint="mqtt://127.0.0.1:1883",
-            tag_id=f"plant/line{i % 20}/temp",
-            data_type="Double",
-            value_double=float(i),
-            seq=i,
-            source_ts=1_700_000_000_000_000 + i,
-            attributes={"qos": "1"},
-        )
-        for i in range(start, start + n)
-    ]
+    return make_records(n, start, tags=20, source="bench")
 
 
 def pct(values: list[float], q: float) -> float:
