@@ -126,11 +126,18 @@ def test_hourly_job_tasks_fill_the_tables_and_rerun_adds_no_duplicates(
     assert again.num_rows >= values.num_rows
     assert table(lake, "bronze", "pi_event_frames").to_pyarrow_table().num_rows == event_frames.num_rows
 
-    # Weekly maintenance (its command has no --lakehouse-root: the config's local.lakehouse_root is used).
+    # Weekly maintenance, on the same tables (same catalog and schemas from the bundle variables).
     maintain = run_cli(
-        task_argv("osipi_maintenance_job", "optimize_and_vacuum", sim_config_file, simulator.url), cwd=folder
+        [
+            *task_argv("osipi_maintenance_job", "optimize_and_vacuum", sim_config_file, simulator.url),
+            "--lakehouse-root",
+            str(lake),
+        ],
+        cwd=folder,
     )
     assert maintain.returncode == 0, maintain.stderr[-1500:]
+    operations = [entry["operation"] for entry in table(lake, "bronze", "pi_timeseries").history()]
+    assert operations[0] == "OPTIMIZE", operations  # the latest commit: the Z-order rewrite
     after = table(lake, "bronze", "pi_timeseries").to_pyarrow_table(columns=["tag_webid", "timestamp", "value_seq"])
     assert after.num_rows == again.num_rows
 
