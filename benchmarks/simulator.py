@@ -8,6 +8,11 @@ Baseline in the same run: the same values encoded the obvious way (a dict per va
 the ratio says what the vectorised encoder buys on whatever machine this runs on.
 
     .venv/bin/python benchmarks/simulator.py [--requests 40] [--tags 1000]
+
+`--compare-src DIR` also serves the same requests from another source tree (e.g. an older commit:
+`git archive REV src | tar -x -C /tmp/old`, then `--compare-src /tmp/old/src`), alternating rounds
+with the current tree on one connection, and prints the ratio of the medians: on a shared machine
+that ratio is the trustworthy figure.
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ from osipi_connector.simulator.values import ValueModel
 NOW = "2025-03-01T00:00:00Z"
 
 
-def start_server(tags: int) -> tuple[subprocess.Popen, str]:
+def start_server(tags: int, src: str | None = None) -> tuple[subprocess.Popen, str]:
+    """The simulator in its own process; from the source tree `src` when given."""
     cmd = [sys.executable, "-m", "osipi_connector.cli", "simulate", "--port", "0", "--tags", str(tags)]
     cmd += ["--now", NOW, "--rate-limit", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    env = {**os.environ, "PYTHONPATH": src} if src else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     line = proc.stdout.readline()
     if "http" not in line:
         proc.kill()
@@ -138,10 +145,26 @@ def encoder_ratio(n_windows: int = 5) -> dict:
     return {"fast_values_per_s": total / fast, "naive_values_per_s": total / naive, "ratio": naive / fast}
 
 
+def compare(tags: int, n_requests: int, other_src: str, rounds: int = 3) -> dict:
+    """Median values/s on one connection, this tree vs `other_src`, in alternating rounds."""
+    results: dict[str, list[float]] = {"this tree": [], "other tree": []}
+    for _ in range(rounds):
+        for label, src in (("other tree", other_src), ("this tree", None)):
+            proc, url = start_server(tags, src)
+            try:
+                results[label].append(serve_benchmark(url, n_requests, parse=False)["values_per_s"])
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+    medians = {label: statistics.median(values) for label, values in results.items()}
+    return {**medians, "ratio": medians["this tree"] / medians["other tree"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--tags", type=int, default=1000)
+    parser.add_argument("--compare-src", help="another source tree to serve the same requests from (A/B)")
     args = parser.parse_args()
     proc, url = start_server(args.tags)
     try:
@@ -168,6 +191,12 @@ def main() -> None:
     print(f"  vectorised               {enc['fast_values_per_s']:>12,.0f} values/s")
     print(f"  dict + json.dumps        {enc['naive_values_per_s']:>12,.0f} values/s (baseline)")
     print(f"  ratio                    {enc['ratio']:>12.1f}x")
+    if args.compare_src:
+        ab = compare(args.tags, args.requests, args.compare_src)
+        print(f"1 connection, body read, median of 3 alternating rounds vs {args.compare_src}:")
+        print(f"  this tree                {ab['this tree']:>12,.0f} values/s")
+        print(f"  other tree               {ab['other tree']:>12,.0f} values/s")
+        print(f"  ratio                    {ab['ratio']:>12.2f}x")
 
 
 if __name__ == "__main__":
