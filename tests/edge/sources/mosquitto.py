@@ -20,19 +20,32 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 class Mosquitto:
     """One broker process. `tls` adds TLS on the same listener; `require_client_cert` makes it mutual."""
 
-    def __init__(self, directory: Path, *, tls: tuple[Path, Issued] | None = None, require_client_cert: bool = False):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        tls: tuple[Path, Issued] | None = None,
+        require_client_cert: bool = False,
+        users: dict[str, str] | None = None,
+    ):
         self.directory = directory
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'false' if users else 'true'}",
             "persistence false",
             "user root",  # as root it would switch to user mosquitto, who cannot read pytest's 0700 tmp dirs
             "max_queued_messages 0",  # the default 1000 drops QoS 1 backlogs of slow subscribers
             "max_inflight_messages 0",
             f"log_dest file {directory / 'mosquitto.log'}",
         ]
+        if users:
+            passwords = directory / "passwords"
+            for i, (user, password) in enumerate(users.items()):
+                flags = ["-b", "-c"] if i == 0 else ["-b"]
+                subprocess.run(["mosquitto_passwd", *flags, str(passwords), user, password], check=True)
+            lines.append(f"password_file {passwords}")
         if tls:
             ca, server = tls
             lines += [f"cafile {ca}", f"certfile {server.cert}", f"keyfile {server.key}"]

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from asyncua import Server, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+from asyncua.server.user_managers import UserManager
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from iot_connector.sources.opcua import OpcuaConfig
@@ -43,11 +45,26 @@ def source_config(endpoint: str, **extra) -> OpcuaConfig:
     )
 
 
+class PasswordUsers(UserManager):
+    """Accepts only the given user names with their passwords."""
+
+    def __init__(self, users: dict[str, str]):
+        self.users = users
+
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        if username in self.users and self.users[username] == password:
+            return User(role=UserRole.User)
+        return None
+
+
 class PlantServer:
     """Start/stop/restart on a fixed port; `extra_namespaces` shifts our namespace index on restart."""
 
-    def __init__(self, port: int, pki: Path | None = None, trusted_clients: Path | None = None):
+    def __init__(
+        self, port: int, pki: Path | None = None, trusted_clients: Path | None = None, users: dict | None = None
+    ):
         self.port = port
+        self.users = users
         self.pki = pki
         self.trusted_clients = trusted_clients
         self.server: Server | None = None
@@ -71,8 +88,10 @@ class PlantServer:
         )
 
     async def start(self, extra_namespaces: int = 0) -> PlantServer:
-        server = Server()
+        server = Server(user_manager=PasswordUsers(self.users) if self.users else None)
         await server.init()
+        if self.users:
+            server.set_identity_tokens([ua.UserNameIdentityToken])
         server.set_endpoint(self.endpoint)
         await server.set_application_uri(SERVER_URI)
         if self.pki:

@@ -199,11 +199,18 @@ async def test_broker_restart_resumes_without_restarting_the_source(broker, publ
     assert source.health.reconnects >= 1
 
 
-def persistent(url: str) -> MqttConfig:
-    return config(url, [{"topic": "orders/#", "format": "raw", "qos": 1}], client_id="agent-persist", clean_start=False)
+def persistent(url: str, version: str = "5") -> MqttConfig:
+    return config(
+        url,
+        [{"topic": "orders/#", "format": "raw", "qos": 1}],
+        client_id="agent-persist",
+        clean_start=False,
+        protocol_version=version,
+    )
 
 
-async def test_unaccepted_messages_are_redelivered_to_a_persistent_session(broker, publisher):
+@pytest.mark.parametrize("version", ["5", "3.1.1"])
+async def test_unaccepted_messages_are_redelivered_to_a_persistent_session(broker, publisher, version):
     # 1. A source whose pipeline never accepts: messages arrive but are never acknowledged; then it dies.
     stuck = asyncio.Event()
 
@@ -211,7 +218,7 @@ async def test_unaccepted_messages_are_redelivered_to_a_persistent_session(broke
         stuck.set()
         await asyncio.Event().wait()
 
-    first = MqttSource(persistent(broker.url), never_returns)
+    first = MqttSource(persistent(broker.url, version), never_returns)
     task = asyncio.create_task(first.run())
     for _ in range(100):
         if first.health.connected:
@@ -228,7 +235,7 @@ async def test_unaccepted_messages_are_redelivered_to_a_persistent_session(broke
         publisher.publish("orders/a", str(i).encode())
     # 3. The agent comes back with the same client id: everything arrives.
     collector = Collector()
-    async with running(MqttSource(persistent(broker.url), collector)):
+    async with running(MqttSource(persistent(broker.url, version), collector)):
         await collector.wait_for(lambda recs: {r.value_string for r in recs} >= {str(i) for i in range(10)})
 
 
@@ -251,6 +258,27 @@ async def test_emit_failure_drops_the_session_and_the_broker_redelivers(broker, 
         publisher.publish("orders/x", b"only-once")
         await calls.wait_for(lambda recs: any(r.value_string == "only-once" for r in recs))
     assert source.health.reconnects >= 1
+
+
+async def test_username_and_password(tmp_path: Path):
+    broker = Mosquitto(tmp_path, users={"agent": "pa55"}).start()
+    try:
+        topics = [{"topic": "x"}]
+        ok = MqttSource(config(broker.url, topics, username="agent", password="pa55"), Collector())
+        assert "connected" in await ok.test_connection()
+        wrong = MqttSource(config(broker.url, topics, username="agent", password="nope"), Collector())
+        with pytest.raises(ConnectionError, match="refused the connection") as refused:
+            await wrong.test_connection()
+        assert "nope" not in str(refused.value)
+        async with running(wrong):
+            for _ in range(40):
+                if wrong.health.last_error:
+                    break
+                await asyncio.sleep(0.05)
+        assert "refused" in (wrong.health.last_error or "")
+        assert not wrong.health.connected
+    finally:
+        broker.stop()
 
 
 @pytest.fixture

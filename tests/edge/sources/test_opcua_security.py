@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 
 from iot_connector.sources.opcua import OpcuaConfig, OpcuaSource
 from iot_connector.sources.opcua.session import ensure_client_certificate
@@ -80,3 +81,23 @@ async def test_untrusted_client_and_untrusted_server_are_refused(secure_plant, t
     distrustful = OpcuaSource(cfg.model_copy(update={"trusted_server_certs": [str(stranger.cert)]}), Collector())
     with pytest.raises(ConnectionError, match=r"Untrusted"):
         await distrustful.test_connection()
+
+
+async def test_username_and_password_over_an_encrypted_channel(tmp_path):
+    trusted = tmp_path / "server-trusts"
+    trusted.mkdir()
+    (tmp_path / "server").mkdir()
+    server = PlantServer(free_port(), pki=tmp_path / "server", trusted_clients=trusted, users={"operator": "s3cret"})
+    await server.make_certificate()
+    cfg = secure_config(server, tmp_path, username="operator", password="s3cret")
+    cert, _ = await ensure_client_certificate(cfg)
+    shutil.copy(cert, trusted / "agent.der")
+    await server.start()
+    try:
+        assert "1 read with good status" in await OpcuaSource(cfg, Collector()).test_connection()
+        wrong = cfg.model_copy(update={"password": SecretStr("guess")})
+        with pytest.raises(ConnectionError, match="cannot connect") as refused:
+            await OpcuaSource(wrong, Collector()).test_connection()
+        assert "guess" not in str(refused.value)
+    finally:
+        await server.stop()

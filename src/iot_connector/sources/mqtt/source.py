@@ -87,9 +87,9 @@ class MqttSource(Source):
         client.subscribe([(t.topic, t.qos) for t in self.config.topics])
 
     def _on_disconnect(self, _client, _userdata, _flags, reason, _props) -> None:
-        self.health.connected = False
-        if reason.is_failure:
+        if reason.is_failure and self.health.connected:  # keep a refusal's reason (bad password...) visible
             self.health.last_error = f"disconnected: {reason}"
+        self.health.connected = False
 
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         while len(self._pending) >= self.config.max_pending and not self._stopped.is_set():
