@@ -236,3 +236,14 @@ async def test_batches_in_flight_and_a_lost_ack_resends_in_order(tmp_path: Path)
     assert list(dict.fromkeys(sent)) == list(range(400))  # the sink saw log order, re-sends only repeat
     assert sorted(set(seqs(sink.records))) == list(range(400))
     assert pipe.metrics.records_failed.labels(error_type="test_ack_lost")._value.get() == 20
+
+
+async def test_stop_drains_the_memory_queue(tmp_path: Path) -> None:
+    """Without the spool nothing survives a restart, so stop sends what is queued (within drain_timeout_s)."""
+    sink = PipelinedSink(ack_delay_s=0.01)
+    pipe = _pipeline(tmp_path, sink, spool={"enabled": False}, batch_max_records=10, batch_max_wait_ms=1000)
+    await pipe.start()
+    await pipe.emit(make_records(95))
+    await pipe.stop(drain_timeout_s=5)
+    assert seqs(sink.records) == list(range(95))
+    assert pipe.buffer.depth == 0

@@ -86,6 +86,7 @@ class Pipeline:
         self.dropped = 0
         self._sink_open = False
         self._stopping = asyncio.Event()
+        self._draining = False
         self._sender: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -129,7 +130,7 @@ class Pipeline:
         if not self.buffer.pending and not await self._wait_or_stop(self.buffer.wait_data(None)):
             return None
         deadline = time.monotonic() + self.settings.batch_max_wait_ms / 1000
-        while self.buffer.pending < self.settings.batch_max_records and not self._stopping.is_set():
+        while self.buffer.pending < self.settings.batch_max_records and not (self._draining or self._stopping.is_set()):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -269,6 +270,7 @@ class Pipeline:
         """Stop after sending what is queued, for at most `drain_timeout_s`; the rest stays in the spool."""
         timeout = self.settings.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
         if self._sender:
+            self._draining = True  # no more waiting for full batches
             if not self.buffer.durable and self.buffer.depth and timeout > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._drained(), timeout)
