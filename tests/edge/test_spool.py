@@ -198,3 +198,16 @@ async def test_failed_write_leaves_no_torn_frame(tmp_path: Path) -> None:
     assert spool.size_bytes > size
     await spool.close()
     assert scan_segment(next(tmp_path.glob("*.seg")))[1:] == (8, True)
+
+
+async def test_cursor_past_the_segments_is_clamped(tmp_path: Path) -> None:
+    spool = _spool(tmp_path)
+    _append(spool, 4)
+    await spool.close()
+    (tmp_path / CURSOR_FILE).write_text('{"segment": 99, "offset": 12}')
+    again = _spool(tmp_path)
+    assert again.pending == 0
+    _append(again, 2, start=4)
+    got, _ = _read_all(again)
+    assert seqs(got) == [4, 5]
+    await again.close()

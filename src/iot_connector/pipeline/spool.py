@@ -131,8 +131,11 @@ class Spool:
         first = self._segments[0]
         if self._commit_pos.segment < first.id:
             self._commit_pos = Position(first.id, 0)
-        self._read_pos = self._commit_pos
         last = self._segments[-1]
+        if self._commit_pos > Position(last.id, last.size):  # segment files removed by hand
+            log.warning("spool: cursor %s is past the last segment; continuing from its end", self._commit_pos)
+            self._commit_pos = Position(last.id, last.size)
+        self._read_pos = self._commit_pos
         self._replay_end = Position(last.id, last.size)
         self._pending = self._unacked = self._count_records_from(self._read_pos)
         self._writer = last.path.open("ab")
@@ -337,7 +340,9 @@ class Spool:
     def _read_disk(self, out: list[Record], max_records: int) -> None:
         pos = self._read_pos
         seg = next((s for s in self._segments if s.id >= pos.segment), None)
-        if seg is None:
+        if seg is None:  # cannot happen while the counters are right; never spin on it
+            log.error("spool: read position %s is past every segment; resetting the counter", pos)
+            self._pending = 0
             return
         if seg.id != pos.segment:
             pos = Position(seg.id, 0)
