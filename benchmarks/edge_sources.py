@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -213,6 +214,26 @@ async def source_drain(port: int, topic: dict, expected: int, ts_field: str) -> 
     return meter.rate(), meter.count / max(cpu, 1e-9), meter.count
 
 
+def raw_paho_latency(port: int, count: int, rate: float) -> float:
+    """Baseline for latency: bare paho, p99 of (receive time - publish time in the payload) in ms."""
+    latencies: list[float] = []
+
+    def on_message(_c, _u, msg) -> None:
+        latencies.append((now_us() - orjson.loads(msg.payload)["ts"]) / 1000)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.on_connect = lambda c, *_: c.subscribe("bench/#", 0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    time.sleep(0.5)
+    publish(port, "json", count, rate, 0)
+    time.sleep(0.5)
+    client.disconnect()
+    client.loop_stop()
+    return p99(latencies)
+
+
 async def source_paced(port: int, topic: dict, kind: str, count: int, rate: float, payload: bytes = b""):
     """Latency below saturation: the publisher paces `rate` messages/s while the source is connected."""
     meter = Meter("source_ts" if kind == "json" else "edge_ts")
@@ -269,6 +290,8 @@ def bench_mqtt(seconds: float) -> list[tuple[str, str, str]]:
         )
         lat, got = asyncio.run(source_paced(port, {**JSON_TOPIC, "qos": 0}, "json", 10_000, 2_000))
         rows.append(("MQTT JSON p99 publish-to-emit latency at 2,000 msg/s", f"{lat:.1f} ms", f"{got:,} records"))
+        raw_lat = raw_paho_latency(port, 10_000, 2_000)
+        rows.append(("  baseline: raw paho publish-to-on_message p99, same pace", f"{raw_lat:.1f} ms", ""))
     return rows
 
 
