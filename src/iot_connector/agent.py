@@ -114,6 +114,27 @@ class Agent:
         finally:
             await self.shutdown()
 
+    def status(self) -> dict[str, object]:
+        """A snapshot for the GUI / health checks: sources, buffer and sink state (no secrets)."""
+        pipe = self.pipeline
+        return {
+            "agent_id": self.config.agent_id,
+            "sources": {
+                s.config.name: {
+                    "type": s.config.type,
+                    "connected": s.health.connected,
+                    "last_error": s.health.last_error,
+                    "records_read": s.health.records_read,
+                    "reconnects": s.health.reconnects,
+                }
+                for s in self.sources
+            },
+            "queue_depth": pipe.buffer.depth,
+            "spool_bytes": pipe.buffer.size_bytes,
+            "dropped": pipe.dropped,
+            "sink": {"type": self.sink.name, "last_error": pipe.last_error, "breaker": pipe.breaker.state},
+        }
+
     async def _supervise(self, source: Source) -> None:
         name = source.config.name
         while True:

@@ -134,6 +134,9 @@ async def test_metrics_endpoint_has_the_guide_names(tmp_path: Path) -> None:
         while agent.metrics_port is None or agent.metrics.records_written.labels(protocol="counter")._value.get() < 300:
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.1)  # one status-loop tick
+    status = agent.status()
+    assert status["sources"]["c1"]["records_read"] == 300
+    assert (status["queue_depth"], status["sink"]["breaker"], status["sink"]["type"]) == (0, "closed", "delta")
     text = await asyncio.to_thread(
         lambda: requests.get(f"http://127.0.0.1:{agent.metrics_port}/metrics", timeout=5).text
     )

@@ -153,3 +153,12 @@ def test_help_everywhere(argv: list[str], capsys) -> None:
         cli_main(argv)
     assert info.value.code == 0
     assert "usage: iot-connector" in capsys.readouterr().out
+
+
+def test_json_schemas_cover_agent_and_registered_sources() -> None:
+    import tests.edge.counter_source  # noqa: F401 - registers "counter"
+    from iot_connector.config import json_schemas
+
+    schemas = json_schemas()
+    assert "pipeline" in schemas["agent"]["properties"]
+    assert schemas["sources"]["counter"]["properties"]["type"]["const"] == "counter"

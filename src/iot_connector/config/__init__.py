@@ -1,6 +1,23 @@
 """Typed configuration of the edge agent: models, loading/saving the config directory, secrets at rest."""
 
-from iot_connector.config.loader import STATE_FILE, YAML_FILE, ConfigError, load_config, parse_config, save_state
+from iot_connector.config.loader import (
+    STATE_FILE,
+    YAML_FILE,
+    ConfigError,
+    json_schemas,
+    load_config,
+    parse_config,
+    save_state,
+)
 from iot_connector.config.models import AgentConfig
 
-__all__ = ["STATE_FILE", "YAML_FILE", "AgentConfig", "ConfigError", "load_config", "parse_config", "save_state"]
+__all__ = [
+    "STATE_FILE",
+    "YAML_FILE",
+    "AgentConfig",
+    "ConfigError",
+    "json_schemas",
+    "load_config",
+    "parse_config",
+    "save_state",
+]

@@ -149,3 +149,11 @@ def save_state(config_dir: Path, config: AgentConfig) -> Path:
     tmp.write_text(text)
     tmp.replace(path)
     return path
+
+
+def json_schemas() -> dict[str, Any]:
+    """JSON Schemas for a form-based editor (the GUI): the agent settings, and one per registered source type."""
+    return {
+        "agent": AgentConfig.model_json_schema(),
+        "sources": {name: classes[0].model_json_schema() for name, classes in sorted(registered().items())},
+    }

@@ -193,6 +193,30 @@ async def test_source_started_before_the_server_connects_when_it_comes_up_and_af
     assert source.health.reconnects >= 1
 
 
+async def test_an_emit_failure_is_reported_and_polling_goes_on():
+    regs, tags, _ = build_device()
+    port = free_port()
+    collector = Collector()
+    failures = iter([True])
+
+    async def fails_once(records) -> None:
+        if next(failures, False):
+            raise RuntimeError("queue closed")
+        await collector(records)
+
+    cfg = ModbusConfig(
+        name="plc",
+        url=f"modbus+tcp://127.0.0.1:{port}",
+        poll_interval_s=0.05,
+        reconnect_max_delay_s=0.5,
+        registers=tags[:2],
+    )
+    source = ModbusSource(cfg, fails_once)
+    async with tcp_server(regs, port), running(source):
+        await collector.wait_for(lambda recs: len(recs) >= 2)
+    assert source.health.reconnects == 1
+
+
 async def test_test_connection_reports_what_it_read():
     regs, tags, _ = build_device()
     port = free_port()

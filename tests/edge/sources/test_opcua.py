@@ -142,3 +142,21 @@ async def test_unreachable_server_is_a_clear_connection_error():
     source = OpcuaSource(config(f"opc.tcp://127.0.0.1:{free_port()}/x"), Collector())
     with pytest.raises(ConnectionError, match=r"cannot connect to opc\.tcp://127\.0\.0\.1"):
         await source.test_connection()
+
+
+async def test_an_emit_failure_is_reported_and_the_source_goes_on(plant):
+    collector = Collector()
+    failures = iter([True])
+
+    async def fails_once(records) -> None:
+        if next(failures, False):
+            raise RuntimeError("queue closed")
+        await collector(records)
+
+    source = OpcuaSource(
+        config(plant.endpoint, nodes=[node_id("Label")], mode="poll", poll_interval_s=0.05), fails_once
+    )
+    async with running(source):
+        await collector.wait_for(lambda recs: len(recs) >= 1)
+    assert source.health.reconnects == 1
+    assert collector.records[0].value_string == "batch-7"
