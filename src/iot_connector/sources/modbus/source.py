@@ -81,6 +81,9 @@ class ModbusSource(Source):
             except (ModbusException, ConnectionError, OSError) as exc:
                 self.health.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("modbus source %s: %s; reconnecting in %.1fs", self.config.name, exc, delay)
+            except Exception as exc:  # e.g. emit refused: never let one failure end the source
+                self.health.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("modbus source %s: unexpected error; restarting in %.1fs", self.config.name, delay)
             finally:
                 self._close()
             if not self._stopped.is_set():

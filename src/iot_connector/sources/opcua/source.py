@@ -72,6 +72,9 @@ class OpcuaSource(Source):
             except (*_CONNECT_ERRORS, NamespacesMoved) as exc:
                 self.health.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("opcua source %s: %s; reconnecting in %.1fs", self.config.name, exc, delay)
+            except Exception as exc:  # e.g. emit refused: never let one failure end the source
+                self.health.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("opcua source %s: unexpected error; restarting in %.1fs", self.config.name, delay)
             finally:
                 self.health.connected = False
                 if client is not None:
