@@ -185,3 +185,32 @@ def test_time_types_and_extreme_timestamps(simulator, http, points):
 def test_summary_errors(simulator, http, points, point_type, params, message):
     error = stream(http, of_type(points, point_type), "summary", expect=400, **params)
     assert message in error["Errors"][0]
+
+
+# --- interpolated at times, stream sets ------------------------------------------------------------------
+
+
+def test_interpolated_at_times_equal_the_grid(simulator, http, points):
+    point = of_type(points, "Float64")
+    grid = stream(http, point, "interpolated", interval="10m", **WINDOW)["Items"]
+    picked = [grid[5]["Timestamp"], grid[1]["Timestamp"], "01-Mar-25 10:30:00"]  # any order, any time form
+    at = stream(http, point, "interpolatedattimes", time=picked)["Items"]
+    assert at == [grid[1], grid[3], grid[5]]  # ascending by default
+    down = stream(http, point, "interpolatedattimes", time=picked, sortOrder="Descending")["Items"]
+    assert down == [grid[5], grid[3], grid[1]]
+    error = stream(http, point, "interpolatedattimes", expect=400)
+    assert "'time' parameter is required" in error["Errors"][0]
+
+
+def test_streamsets_equal_their_streams(simulator, http, points):
+    chosen = [of_type(points, "Float32"), of_type(points, "Digital"), of_type(points, "String")]
+    web_ids = [p["WebId"] for p in chosen]
+    url = f"{simulator.url}/streamsets"
+    sets = get_json(http, f"{url}/interpolated", webId=web_ids, interval="20m", **WINDOW)["Items"]
+    values = get_json(http, f"{url}/value", webId=web_ids, time=WINDOW["startTime"])["Items"]
+    assert [s["WebId"] for s in sets] == [v["WebId"] for v in values] == web_ids
+    for point, one_set, one_value in zip(chosen, sets, values, strict=True):
+        assert one_set["Name"] == one_value["Name"] == point["Name"]
+        assert one_set["Items"] == stream(http, point, "interpolated", interval="20m", **WINDOW)["Items"]
+        assert one_value["Value"] == stream(http, point, "value", time=WINDOW["startTime"])
+    assert "webId" in get_json(http, f"{url}/value", expect=400)["Errors"][0]

@@ -48,7 +48,10 @@ class Simulator:
     def time_arg(self, request: Request, name: str, default: str) -> int:
         """A PI time parameter as ticks, read in the request's `timeZone`; 400 with PI's message when it
         does not parse."""
-        text = request.arg(name) or default
+        return self.time_text(request, request.arg(name) or default)
+
+    def time_text(self, request: Request, text: str) -> int:
+        """One PI time string as ticks, in the request's `timeZone`; 400 when it does not parse."""
         try:
             return datetime_to_ticks(parse_pi_time(text, self.now(), time_zone(request.arg("timeZone"))))
         except ValueError as exc:

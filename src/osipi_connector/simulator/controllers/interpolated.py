@@ -1,9 +1,11 @@
-"""`GET /streams/{webId}/interpolated`: values on a regular grid (Stream GetInterpolated).
+"""Interpolated values: `/streams/{webId}/interpolated` (a regular grid), `/interpolatedattimes`
+(given times) and `/streamsets/interpolated?webId=...` (a grid for several streams).
 
-Parameters as documented: startTime (`*-1d`), endTime (`*`), interval (`1h`), timeZone, selectedFields;
-desiredUnits, filterExpression, includeFilteredValues, syncTime are accepted and ignored. The grid is
-startTime, startTime + interval, ... up to and including endTime (descending when endTime is earlier).
-More grid points than MaxReturnedItemsPerCall is a 400, as on the real server.
+Parameters as documented: startTime (`*-1d`), endTime (`*`), interval (`1h`), time (repeatable) with
+sortOrder (Ascending, Descending), timeZone, selectedFields; desiredUnits, filterExpression,
+includeFilteredValues, syncTime are accepted and ignored. The grid is startTime, startTime + interval,
+... up to and including endTime (descending when endTime is earlier). More grid points than
+MaxReturnedItemsPerCall is a 400, as on the real server.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from osipi_connector.piwebapi.pitime import format_ticks
+from osipi_connector.simulator.controllers.streams import Stream, streamset_item
 from osipi_connector.simulator.http import ApiError, Request, select_fields
 from osipi_connector.simulator.interpolation import interpolate
 
@@ -36,18 +39,44 @@ def grid(start: int, end: int, step: int, cap: int) -> np.ndarray:
 def register(sim: Simulator) -> None:
     ctl = sim.streams  # registered by the streams controller
 
-    @sim.router.route("GET", "/streams/{web_id}/interpolated")
-    def interpolated(request: Request, web_id: str) -> Any:
-        stream = ctl.stream(web_id)
+    def values_at(request: Request, stream: Stream, times: np.ndarray, prefix: str = "Items") -> Any:
+        if stream.point is None:  # a static AF attribute: its constant value at every time
+            value = ctl.static_value(stream)
+            return [{**value, "Timestamp": format_ticks(int(t))} for t in times.tolist()]
+        events = interpolate(ctl.values, stream.point, times, sim.now_ticks())
+        return ctl.items_json(request, stream.point, events, prefix)
+
+    def request_grid(request: Request) -> np.ndarray:
         start = sim.time_arg(request, "startTime", "*-1d")
         end = sim.time_arg(request, "endTime", "*")
         step = sim.span_arg(request, "interval", "1h")
-        times = grid(start, end, step, sim.config.max_returned_items_per_call)
-        if stream.point is None:  # a static AF attribute: its constant value at every time
-            value = ctl.static_value(stream)
-            items: Any = [{**value, "Timestamp": format_ticks(int(t))} for t in times.tolist()]
-        else:
-            events = interpolate(ctl.values, stream.point, times, sim.now_ticks())
-            items = ctl.items_json(request, stream.point, events)
-        body = {"Links": {}, "Items": items, "UnitsAbbreviation": stream.units}
-        return select_fields(body, request.arg("selectedFields"))
+        return grid(start, end, step, sim.config.max_returned_items_per_call)
+
+    def body(request: Request, stream: Stream, times: np.ndarray) -> Any:
+        items = {"Links": {}, "Items": values_at(request, stream, times), "UnitsAbbreviation": stream.units}
+        return select_fields(items, request.arg("selectedFields"))
+
+    @sim.router.route("GET", "/streams/{web_id}/interpolated")
+    def interpolated(request: Request, web_id: str) -> Any:
+        return body(request, ctl.stream(web_id), request_grid(request))
+
+    @sim.router.route("GET", "/streams/{web_id}/interpolatedattimes")
+    def interpolated_at_times(request: Request, web_id: str) -> Any:
+        stream = ctl.stream(web_id)
+        texts = request.args("time")
+        if not texts:
+            raise ApiError(400, "At least one 'time' parameter is required.")
+        times = np.array([sim.time_text(request, text) for text in texts], dtype=np.int64)
+        descending = request.enum_arg("sortOrder", "Ascending", ("Ascending", "Descending")) == "Descending"
+        times = np.sort(times)[::-1] if descending else np.sort(times)
+        return body(request, stream, times)
+
+    @sim.router.route("GET", "/streamsets/interpolated")
+    def streamset_interpolated(request: Request) -> Any:
+        streams = ctl.streamset(request)
+        times = request_grid(request)
+        items = [
+            streamset_item(w, s, Items=values_at(request, s, times, "Items.Items"), UnitsAbbreviation=s.units)
+            for w, s in streams
+        ]
+        return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))

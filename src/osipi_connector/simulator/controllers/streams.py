@@ -1,4 +1,4 @@
-"""Stream data: `/streams/{id}/recorded|value|end|recordedattime` and `/streamsets/recorded`
+"""Stream data: `/streams/{id}/recorded|value|end|recordedattime`, `/streamsets/recorded|value`
 (interpolated and summary have their own modules).
 
 A stream is a PI point (DP WebID) or an AF attribute (AbE/AbF WebID) that references one; static AF
@@ -65,6 +65,13 @@ class StreamController:
         if count > cap:
             raise ApiError(400, f"Parameter 'maxCount' is greater than the maximum allowed ({cap}).")
         return count
+
+    def streamset(self, request: Request) -> list[tuple[str, Stream]]:
+        """The streams of an ad-hoc stream set (`?webId=A&webId=B`), in request order."""
+        web_ids = request.args("webId")
+        if not web_ids:
+            raise ApiError(400, "At least one 'webId' parameter is required.")
+        return [(web_id, self.stream(web_id)) for web_id in web_ids]
 
     # --- recorded ------------------------------------------------------------------------------------
     def recorded_window(self, request: Request) -> tuple[int, int, str, int, int]:
@@ -182,28 +189,26 @@ def register(sim: Simulator) -> None:
 
     @router.route("GET", "/streamsets/recorded")
     def streamset_recorded(request: Request) -> Any:
-        web_ids = request.args("webId")
-        if not web_ids:
-            raise ApiError(400, "At least one 'webId' parameter is required.")
         items = []
-        for web_id in web_ids:
-            stream = ctl.stream(web_id)
+        for web_id, stream in ctl.streamset(request):
             if stream.point is None:
                 values: Any = ctl.static_items(request, stream, prefix="Items.Items")
             else:
                 events = ctl.recorded_events(request, stream.point)
                 values = ctl.items_json(request, stream.point, events, prefix="Items.Items")
-            items.append(
-                {
-                    "WebId": web_id,
-                    "Name": stream.name,
-                    "Path": stream.path,
-                    "Links": {},
-                    "Items": values,
-                    "UnitsAbbreviation": stream.units,
-                }
-            )
+            items.append(streamset_item(web_id, stream, Items=values, UnitsAbbreviation=stream.units))
         return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))
+
+    @router.route("GET", "/streamsets/value")
+    def streamset_value(request: Request) -> Any:
+        t = sim.time_arg(request, "time", "*")
+        items = [streamset_item(w, stream, Value=ctl.value_at(stream, t)) for w, stream in ctl.streamset(request)]
+        return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))
+
+
+def streamset_item(web_id: str, stream: Stream, **members: Any) -> dict:
+    """One stream of a stream set answer (PIStreamValues / PIStreamValue)."""
+    return {"WebId": web_id, "Name": stream.name, "Path": stream.path, "Links": {}, **members}
 
 
 def timed_value(timestamp: str, value: Any, units: str, good: bool = True) -> dict:
