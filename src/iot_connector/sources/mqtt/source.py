@@ -61,7 +61,9 @@ class MqttSource(Source):
 
     def __init__(self, config: MqttConfig, emit: Emit):
         super().__init__(config, emit)
-        self._pending: collections.deque[tuple[mqtt.MQTTMessage, int]] = collections.deque()
+        # (message, receive time, connection number): a PUBACK is only valid on the connection it came from
+        self._pending: collections.deque[tuple[mqtt.MQTTMessage, int, int]] = collections.deque()
+        self._connection = 0
         self._room = threading.Event()
         self._room.set()
         self._signalled = False
@@ -81,6 +83,7 @@ class MqttSource(Source):
             return
         if self._connected_once:
             self.health.reconnects += 1
+        self._connection += 1
         self._connected_once = True
         self.health.connected, self.health.last_error = True, None
         # Subscribe on every connect: a persistent session keeps old subscriptions but never learns new ones.
@@ -95,7 +98,7 @@ class MqttSource(Source):
         while len(self._pending) >= self.config.max_pending and not self._stopped.is_set():
             self._room.clear()  # backpressure: stop reading the socket until the event loop catches up
             self._room.wait(0.5)
-        self._pending.append((message, now_us()))
+        self._pending.append((message, now_us(), self._connection))
         if not self._signalled and self._loop is not None:
             self._signalled = True
             self._loop.call_soon_threadsafe(self._wakeup.set)
@@ -139,8 +142,10 @@ class MqttSource(Source):
                     await self.emit(records)
                     self.health.records_read += len(records)
                     self.health.last_record_at_us = records[-1].edge_ts
-                for message, _ in batch:  # in arrival order, as MQTT requires
-                    if message.qos:
+                for message, _, connection in batch:  # in arrival order, as MQTT requires
+                    # After a reconnect the broker resends unacked messages under their ids; an ack on a
+                    # newer connection could hit another message with the same id, so it is skipped.
+                    if message.qos and connection == self._connection:
                         client.ack(message.mid, message.qos)
                 if len(self._pending) < self.config.max_pending // 2:
                     self._room.set()
@@ -153,9 +158,9 @@ class MqttSource(Source):
             self._routes[topic] = None if sub is None else (sub, self._mappers.get(id(sub)))
         return self._routes[topic]
 
-    def _to_records(self, client: mqtt.Client, batch: list[tuple[mqtt.MQTTMessage, int]]) -> list[Record]:
+    def _to_records(self, client: mqtt.Client, batch: list[tuple[mqtt.MQTTMessage, int, int]]) -> list[Record]:
         records: list[Record] = []
-        for message, edge_ts in batch:
+        for message, edge_ts, _ in batch:
             topic = message.topic
             try:
                 records.extend(self._convert(client, topic, message, edge_ts))
