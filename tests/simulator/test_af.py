@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from osipi_connector.piwebapi import webid
@@ -309,10 +307,11 @@ def test_same_seed_same_bytes_in_any_order():
     assert fetch_all(Simulator(SimConfig(seed=12, tags=300)), ["tree"])["tree"] != first["tree"]
 
 
-def test_large_catalogue_starts_instantly_and_pages_fast():
-    started = time.perf_counter()
+def test_large_catalogue_is_lazy():
+    """100,000 tags: nothing is generated up front, and a page of elements generates no point (speed
+    itself is measured in benchmarks, not asserted in tests)."""
     sim = Simulator(SimConfig(seed=3, tags=100_000))
-    assert time.perf_counter() - started < 1.0
+    assert sim.points.point.cache_info().currsize == 0
     af = sim.af
     assert af.counts == (1, 261, 782, 3125, 25_000)
     db = af.database_webid
@@ -320,4 +319,4 @@ def test_large_catalogue_starts_instantly_and_pages_fast():
     assert response.status == 200
     assert len(response.body["Items"]) == 1000
     assert response.body["Links"]["Last"].endswith(f"startIndex={af.total // 1000 * 1000}&maxCount=1000")
-    assert time.perf_counter() - started < 3.0
+    assert sim.points.point.cache_info().currsize == 0

@@ -17,6 +17,7 @@ MODULES = (
     "summary",
     "assets",
     "eventframes",
+    "owner_streamsets",
     "batch",
 )
 

@@ -152,9 +152,9 @@ def stream_set_links(web_id: str, link: Callable[[str], str]) -> dict[str, str]:
     return out
 
 
-def attributes_body(sim: Simulator, request: Request, refs: Sequence[AttributeRef]) -> dict:
-    """`GET .../attributes` over an owner's attributes: filters, sort, paging."""
-    check_max_count(sim, request)
+def attribute_filter(request: Request) -> Callable[[AttributeRef], bool]:
+    """The attribute filters an owner's attribute list and stream set share: nameFilter,
+    categoryName, templateName, valueType, showExcluded, showHidden (400 on bad values)."""
     name_ok = wildcard(request.arg("nameFilter"))
     category = (request.arg("categoryName") or "").upper()
     template = (request.arg("templateName") or "").upper()
@@ -164,7 +164,6 @@ def attributes_body(sim: Simulator, request: Request, refs: Sequence[AttributeRe
     request.bool_arg("searchFullHierarchy", False)  # no child attributes here: validated, nothing to add
     show_excluded = request.bool_arg("showExcluded", False)
     show_hidden = request.bool_arg("showHidden", False)
-    sort_field = request.enum_arg("sortField", "Name", ATTRIBUTE_SORT_FIELDS)
 
     def keep(ref: AttributeRef) -> bool:
         s = ref.spec
@@ -176,6 +175,15 @@ def attributes_body(sim: Simulator, request: Request, refs: Sequence[AttributeRe
             and (show_excluded or not s.excluded)
             and (show_hidden or not s.hidden)
         )
+
+    return keep
+
+
+def attributes_body(sim: Simulator, request: Request, refs: Sequence[AttributeRef]) -> dict:
+    """`GET .../attributes` over an owner's attributes: filters, sort, paging."""
+    check_max_count(sim, request)
+    keep = attribute_filter(request)
+    sort_field = request.enum_arg("sortField", "Name", ATTRIBUTE_SORT_FIELDS)
 
     def key(ref: AttributeRef) -> tuple[str, str]:
         s = ref.spec

@@ -36,29 +36,33 @@ def grid(start: int, end: int, step: int, cap: int) -> np.ndarray:
     return start + direction * step * np.arange(count, dtype=np.int64)
 
 
+def values_at(sim: Simulator, request: Request, stream: Stream, times: np.ndarray, prefix: str = "Items") -> Any:
+    """A stream's interpolated values at `times` as JSON items (static attributes: their constant)."""
+    if stream.point is None:
+        value = sim.streams.static_value(stream)
+        return [{**value, "Timestamp": format_ticks(int(t))} for t in times.tolist()]
+    events = interpolate(sim.streams.values, stream.point, times, sim.now_ticks())
+    return sim.streams.items_json(request, stream.point, events, prefix)
+
+
+def request_grid(sim: Simulator, request: Request) -> np.ndarray:
+    """The grid a request's startTime, endTime and interval describe."""
+    start = sim.time_arg(request, "startTime", "*-1d")
+    end = sim.time_arg(request, "endTime", "*")
+    step = sim.span_arg(request, "interval", "1h")
+    return grid(start, end, step, sim.config.max_returned_items_per_call)
+
+
 def register(sim: Simulator) -> None:
     ctl = sim.streams  # registered by the streams controller
 
-    def values_at(request: Request, stream: Stream, times: np.ndarray, prefix: str = "Items") -> Any:
-        if stream.point is None:  # a static AF attribute: its constant value at every time
-            value = ctl.static_value(stream)
-            return [{**value, "Timestamp": format_ticks(int(t))} for t in times.tolist()]
-        events = interpolate(ctl.values, stream.point, times, sim.now_ticks())
-        return ctl.items_json(request, stream.point, events, prefix)
-
-    def request_grid(request: Request) -> np.ndarray:
-        start = sim.time_arg(request, "startTime", "*-1d")
-        end = sim.time_arg(request, "endTime", "*")
-        step = sim.span_arg(request, "interval", "1h")
-        return grid(start, end, step, sim.config.max_returned_items_per_call)
-
     def body(request: Request, stream: Stream, times: np.ndarray) -> Any:
-        items = {"Links": {}, "Items": values_at(request, stream, times), "UnitsAbbreviation": stream.units}
+        items = {"Links": {}, "Items": values_at(sim, request, stream, times), "UnitsAbbreviation": stream.units}
         return select_fields(items, request.arg("selectedFields"))
 
     @sim.router.route("GET", "/streams/{web_id}/interpolated")
     def interpolated(request: Request, web_id: str) -> Any:
-        return body(request, ctl.stream(web_id), request_grid(request))
+        return body(request, ctl.stream(web_id), request_grid(sim, request))
 
     @sim.router.route("GET", "/streams/{web_id}/interpolatedattimes")
     def interpolated_at_times(request: Request, web_id: str) -> Any:
@@ -74,9 +78,9 @@ def register(sim: Simulator) -> None:
     @sim.router.route("GET", "/streamsets/interpolated")
     def streamset_interpolated(request: Request) -> Any:
         streams = ctl.streamset(request)
-        times = request_grid(request)
+        times = request_grid(sim, request)
         items = [
-            streamset_item(w, s, Items=values_at(request, s, times, "Items.Items"), UnitsAbbreviation=s.units)
+            streamset_item(w, s, Items=values_at(sim, request, s, times, "Items.Items"), UnitsAbbreviation=s.units)
             for w, s in streams
         ]
         return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))

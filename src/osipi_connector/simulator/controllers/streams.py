@@ -82,6 +82,12 @@ class StreamController:
         boundary = request.enum_arg("boundaryType", "Inside", BOUNDARY_TYPES)
         return start, end, boundary, self.max_count(request), sim.now_ticks()
 
+    def recorded_items(self, request: Request, stream: Stream, prefix: str = "Items") -> Any:
+        """A stream's recorded values for a stream set entry (static attributes: their one value)."""
+        if stream.point is None:
+            return self.static_items(request, stream, prefix)
+        return self.items_json(request, stream.point, self.recorded_events(request, stream.point), prefix)
+
     def recorded_events(self, request: Request, point: Point) -> Events:
         start, end, boundary, limit, now = self.recorded_window(request)
         inside = self.values.window(point, start, end, now, limit)
@@ -189,14 +195,12 @@ def register(sim: Simulator) -> None:
 
     @router.route("GET", "/streamsets/recorded")
     def streamset_recorded(request: Request) -> Any:
-        items = []
-        for web_id, stream in ctl.streamset(request):
-            if stream.point is None:
-                values: Any = ctl.static_items(request, stream, prefix="Items.Items")
-            else:
-                events = ctl.recorded_events(request, stream.point)
-                values = ctl.items_json(request, stream.point, events, prefix="Items.Items")
-            items.append(streamset_item(web_id, stream, Items=values, UnitsAbbreviation=stream.units))
+        items = [
+            streamset_item(
+                w, stream, Items=ctl.recorded_items(request, stream, "Items.Items"), UnitsAbbreviation=stream.units
+            )
+            for w, stream in ctl.streamset(request)
+        ]
         return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))
 
     @router.route("GET", "/streamsets/value")
