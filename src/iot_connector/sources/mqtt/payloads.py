@@ -133,7 +133,7 @@ def _child(base: Record, tag_id: str, value: Any) -> Record:
         edge_ts=base.edge_ts,
         tag_path=tag_id,
         unit=base.unit,
-        attributes=base.attributes,
+        attributes=dict(base.attributes),
     )
     return set_value(rec, value)
 

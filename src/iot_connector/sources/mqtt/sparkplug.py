@@ -154,7 +154,7 @@ class SparkplugDecoder:
                 server_ts=server_ts,
                 edge_ts=edge_ts,
                 seq=seq,
-                attributes=attributes if not metric.is_historical else {**attributes, "is_historical": "true"},
+                attributes={**attributes, "is_historical": "true"} if metric.is_historical else dict(attributes),
             )
             if metric.is_null:
                 rec.quality = "BAD"
