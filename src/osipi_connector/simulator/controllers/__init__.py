@@ -15,6 +15,7 @@ MODULES = (
     "streams",
     "interpolated",
     "summary",
+    "plot",
     "assets",
     "eventframes",
     "owner_streamsets",

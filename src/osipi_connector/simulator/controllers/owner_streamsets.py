@@ -1,6 +1,7 @@
 """An element's or event frame's attributes as a stream set: `/streamsets/{webId}/value|end|recorded|
-interpolated` (StreamSet GetValues, GetEnd, GetRecorded, GetInterpolated), the targets of the
-`Value`, `EndValue`, `RecordedData` and `InterpolatedData` links of elements and event frames.
+interpolated|plot` (StreamSet GetValues, GetEnd, GetRecorded, GetInterpolated, GetPlot), the targets
+of the `Value`, `EndValue`, `RecordedData`, `InterpolatedData` and `PlotData` links of elements and
+event frames.
 
 Attributes are filtered and ordered as `/attributes` does by default (nameFilter, categoryName,
 templateName, showExcluded, showHidden; by name); each entry is `{WebId, Name, Path, Links, Value}` or `{..., Items,
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from osipi_connector.simulator.af import AttributeRef
 from osipi_connector.simulator.controllers.assets import attribute_filter
 from osipi_connector.simulator.controllers.interpolated import request_grid, values_at
+from osipi_connector.simulator.controllers.plot import plot_items
 from osipi_connector.simulator.controllers.streams import Stream, streamset_item
 from osipi_connector.simulator.http import ApiError, Request, select_fields
 
@@ -68,5 +70,12 @@ def register(sim: Simulator) -> None:
 
         def members(stream: Stream) -> dict:
             return {"Items": values_at(sim, request, stream, times, "Items.Items"), "UnitsAbbreviation": stream.units}
+
+        return stream_set(request, web_id, members)
+
+    @sim.router.route("GET", "/streamsets/{web_id}/plot")
+    def plot(request: Request, web_id: str) -> Any:
+        def members(stream: Stream) -> dict:
+            return {"Items": plot_items(sim, request, stream, "Items.Items"), "UnitsAbbreviation": stream.units}
 
         return stream_set(request, web_id, members)
