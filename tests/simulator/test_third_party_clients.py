@@ -75,7 +75,7 @@ def ref(pi, certificate) -> Iterator[requests.Session]:
 
 
 @pytest.fixture
-def client(pi) -> tagreader.IMSClient:
+def client(pi) -> Iterator[tagreader.IMSClient]:
     ims = tagreader.IMSClient(
         datasource=pi.sim.config.server_name,
         imstype="piwebapi",
@@ -85,7 +85,8 @@ def client(pi) -> tagreader.IMSClient:
         cache=None,
     )
     ims.connect()
-    return ims
+    yield ims
+    ims.handler.session.close()  # a TLS server waits for open connections when it stops
 
 
 def served(ref: requests.Session, url: str, **params) -> dict:
