@@ -147,6 +147,12 @@ def test_summary_duration_splits_the_window(simulator, http, points):
     assert np.mean([q["Value"] for q in quarters]) == pytest.approx(whole, rel=1e-9)  # time-weighted: equal weights
 
 
+def test_time_weighted_total_is_the_average_per_day(simulator, http, points):
+    point = of_type(points, "Float64")
+    average, total = summary(http, point, summaryType=["Average", "Total"], **WINDOW)
+    assert total["Value"] == pytest.approx(average["Value"] * (END - START) / timedelta(days=1), rel=1e-12)
+
+
 def test_time_weighted_average_of_a_step_point(simulator, http, points):
     """Int32 points hold each value until the next event: the average is the duration-weighted mean."""
     point = of_type(points, "Int32")
@@ -180,6 +186,7 @@ def test_time_types_and_extreme_timestamps(simulator, http, points):
         ("Float32", {"calculationBasis": "Magic"}, "not valid for calculationBasis"),
         ("Float32", {"summaryDuration": "soon"}, "Cannot parse time span 'soon'"),
         ("Digital", {"summaryType": "Average"}, "needs a numeric point"),
+        ("String", {"summaryType": "PercentGood"}, "needs a numeric point"),  # Count only, as documented
     ],
 )
 def test_summary_errors(simulator, http, points, point_type, params, message):

@@ -5,8 +5,9 @@
 * TimeWeighted (the server's default): the signal between events is the interpolated one (linear for
   Float points, steps otherwise, and a step before a bad value), including the interpolated values at
   both interval ends; a bad value makes the time until the next event bad. Average is the integral
-  over the good time, Total the integral in value x days (PI's default per-day rate), PercentGood the
-  good share of the time, Minimum/Maximum cover the boundary values too.
+  over the good time, Total the average times the whole interval in days (PI's per-day rate; bad
+  periods count at the average, as documented), PercentGood the good share of the time,
+  Minimum/Maximum cover the boundary values too.
 * Count is the number of events (good or bad) in either basis.
 Intervals are [start, end); the last interval of a request also takes an event exactly at its end.
 """
@@ -34,7 +35,8 @@ SUMMARY_TYPES = (
     "Count",
     "PercentGood",
 )
-NON_NUMERIC_TYPES = ("Count", "PercentGood")  # the only summaries of Digital and String points
+NON_NUMERIC_TYPES = ("Count",)  # "Count is the only summary type supported on non-numeric streams"
+UNITLESS_TYPES = ("Count", "PercentGood")
 TICKS_PER_DAY = 86_400 * TICKS_PER_SECOND
 
 
@@ -105,7 +107,7 @@ def time_weighted(around: Events, inside: Events, point: Point, kind: str, start
     mean = integral / good_time
     if kind == "Average":
         return Result(mean, start)
-    if kind == "Total":
-        return Result(integral * TICKS_PER_SECOND / TICKS_PER_DAY, start)
+    if kind == "Total":  # bad periods count at the average (the documented rule), per day
+        return Result(mean * (end - start) / TICKS_PER_DAY, start)
     squares = float((weights * (left * left + left * right + right * right) / 3).sum())
     return Result(math.sqrt(max(squares / good_time - mean * mean, 0.0)), start)

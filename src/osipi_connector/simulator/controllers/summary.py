@@ -17,7 +17,13 @@ from osipi_connector.piwebapi.pitime import format_ticks
 from osipi_connector.simulator.controllers.streams import Stream, timed_value
 from osipi_connector.simulator.http import ApiError, Request, select_fields
 from osipi_connector.simulator.interpolation import surrounding
-from osipi_connector.simulator.summaries import NON_NUMERIC_TYPES, SUMMARY_TYPES, event_weighted, time_weighted
+from osipi_connector.simulator.summaries import (
+    NON_NUMERIC_TYPES,
+    SUMMARY_TYPES,
+    UNITLESS_TYPES,
+    event_weighted,
+    time_weighted,
+)
 
 if TYPE_CHECKING:
     from osipi_connector.simulator.core import Simulator
@@ -66,7 +72,7 @@ def register(sim: Simulator) -> None:
                 else:
                     result = time_weighted(around, inside, point, kind, a, min(b, max(a, now)))
                 at = {"Auto": result.at, "EarliestTime": a, "MostRecentTime": b}[time_type]
-                units = "" if kind in NON_NUMERIC_TYPES else stream.units
+                units = "" if kind in UNITLESS_TYPES else stream.units
                 value = timed_value(format_ticks(at), result.value, units, good=result.value is not None)
                 items.append({"Type": kind, "Value": value})
         return {"Links": {}, "Items": items}
