@@ -65,3 +65,25 @@ def test_filters_and_errors(simulator, http, owners):
     server = get_json(http, f"{simulator.url}/dataservers")["Items"][0]
     error = get_json(http, f"{simulator.url}/streamsets/{server['WebId']}/value", expect=400)
     assert "neither an element nor an event frame" in error["Errors"][0]
+
+
+def test_summaries_equal_each_attribute_and_static_ones_carry_errors(simulator, http, owners):
+    owner = owners["element"]
+    params = {"summaryType": ["Average", "Count"], "summaryDuration": "10m", **WINDOW}
+    entries = get_json(http, owner["Links"]["SummaryData"], **params)["Items"]
+    by_name = {a["Name"]: a for a in attribute_streams(http, owner)}
+    assert [e["Name"] for e in entries] == list(by_name)
+    summarised = 0
+    for entry in entries:
+        single = http.get(by_name[entry["Name"]]["Links"]["SummaryData"], params=params)
+        if single.status_code == 200:
+            assert entry["Items"] == single.json()["Items"]
+            summarised += 1
+        else:  # a static attribute: the single call is a 400, the stream set carries its Errors
+            assert single.status_code == 400
+            assert entry["Items"] == [{"Type": t, "Value": single.json()} for t in ("Average", "Count")]
+    assert 0 < summarised < len(entries)
+    adhoc = get_json(
+        http, f"{simulator.url}/streamsets/summary", webId=[a["WebId"] for a in by_name.values()], **params
+    )
+    assert [e["Items"] for e in adhoc["Items"]] == [e["Items"] for e in entries]

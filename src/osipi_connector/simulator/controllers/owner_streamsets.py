@@ -1,7 +1,7 @@
 """An element's or event frame's attributes as a stream set: `/streamsets/{webId}/value|end|recorded|
-interpolated|plot` (StreamSet GetValues, GetEnd, GetRecorded, GetInterpolated, GetPlot), the targets
-of the `Value`, `EndValue`, `RecordedData`, `InterpolatedData` and `PlotData` links of elements and
-event frames.
+interpolated|plot|summary` (StreamSet GetValues, GetEnd, GetRecorded, GetInterpolated, GetPlot,
+GetSummaries), the targets of the `Value`, `EndValue`, `RecordedData`, `InterpolatedData`, `PlotData`
+and `SummaryData` links of elements and event frames.
 
 Attributes are filtered and ordered as `/attributes` does by default (nameFilter, categoryName,
 templateName, showExcluded, showHidden; by name); each entry is `{WebId, Name, Path, Links, Value}` or `{..., Items,
@@ -18,6 +18,7 @@ from osipi_connector.simulator.controllers.assets import attribute_filter
 from osipi_connector.simulator.controllers.interpolated import request_grid, values_at
 from osipi_connector.simulator.controllers.plot import plot_items
 from osipi_connector.simulator.controllers.streams import Stream, streamset_item
+from osipi_connector.simulator.controllers.summary import parse_request, streamset_summary_items
 from osipi_connector.simulator.http import ApiError, Request, select_fields
 
 if TYPE_CHECKING:
@@ -79,3 +80,8 @@ def register(sim: Simulator) -> None:
             return {"Items": plot_items(sim, request, stream, "Items.Items"), "UnitsAbbreviation": stream.units}
 
         return stream_set(request, web_id, members)
+
+    @sim.router.route("GET", "/streamsets/{web_id}/summary")
+    def summaries(request: Request, web_id: str) -> Any:
+        spec = parse_request(sim, request)
+        return stream_set(request, web_id, lambda s: {"Items": streamset_summary_items(sim, spec, s)})

@@ -1,4 +1,5 @@
-"""`GET /streams/{webId}/summary` (Stream GetSummary): statistics per interval.
+"""`GET /streams/{webId}/summary` (Stream GetSummary) and `/streamsets/summary?webId=...`
+(GetSummariesAdHoc): statistics per interval.
 
 Parameters as documented: startTime (`*-1d`), endTime (`*`), summaryType (repeatable; default Total;
 Total, Average, Minimum, Maximum, Range, StdDev, PopulationStdDev, Count, PercentGood),
@@ -11,10 +12,11 @@ filterExpression are accepted and ignored. Items are grouped by summary type, th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from osipi_connector.piwebapi.pitime import format_ticks
-from osipi_connector.simulator.controllers.streams import Stream, timed_value
+from osipi_connector.simulator.controllers.streams import Stream, streamset_item, timed_value
 from osipi_connector.simulator.http import ApiError, Request, select_fields
 from osipi_connector.simulator.interpolation import surrounding
 from osipi_connector.simulator.summaries import (
@@ -32,54 +34,87 @@ CALCULATION_BASES = ("TimeWeighted", "EventWeighted")
 TIME_TYPES = ("Auto", "EarliestTime", "MostRecentTime")
 
 
-def register(sim: Simulator) -> None:
-    ctl = sim.streams  # registered by the streams controller
+@dataclass
+class SummaryRequest:
+    """What a summary request asks for, validated once for every stream it covers."""
 
-    def intervals(request: Request, lo: int, hi: int) -> list[tuple[int, int]]:
-        if not request.arg("summaryDuration"):
-            return [(lo, hi)]
+    kinds: list[str]
+    basis: str
+    time_type: str
+    lo: int
+    hi: int
+    windows: list[tuple[int, int]]
+
+
+def parse_request(sim: Simulator, request: Request) -> SummaryRequest:
+    start = sim.time_arg(request, "startTime", "*-1d")
+    end = sim.time_arg(request, "endTime", "*")
+    kinds = [_choice(raw, "summaryType", SUMMARY_TYPES) for raw in request.args("summaryType")] or ["Total"]
+    kinds = [k for part in kinds for k in (SUMMARY_TYPES if part == "All" else (part,))]
+    basis = request.enum_arg("calculationBasis", "TimeWeighted", CALCULATION_BASES)
+    time_type = request.enum_arg("timeType", "Auto", TIME_TYPES)
+    lo, hi = min(start, end), max(start, end)
+    windows = [(lo, hi)]
+    if request.arg("summaryDuration"):
         step = sim.span_arg(request, "summaryDuration", "1h")
         count = -(-(hi - lo) // step) if hi > lo else 1
         if count > sim.config.max_returned_items_per_call:
             raise ApiError(400, f"The request would return {count} intervals: use a longer summaryDuration.")
-        return [(a, min(a + step, hi)) for a in range(lo, lo + count * step, step)]
+        windows = [(a, min(a + step, hi)) for a in range(lo, lo + count * step, step)]
+    return SummaryRequest(kinds, basis, time_type, lo, hi, windows)
 
-    def summary(request: Request, stream: Stream) -> dict:
-        if stream.point is None:
-            raise ApiError(400, f"Summaries are not available for the static attribute '{stream.name}'.")
-        point = stream.point
-        start = sim.time_arg(request, "startTime", "*-1d")
-        end = sim.time_arg(request, "endTime", "*")
-        kinds = [_choice(raw, "summaryType", SUMMARY_TYPES) for raw in request.args("summaryType")] or ["Total"]
-        kinds = [k for part in kinds for k in (SUMMARY_TYPES if part == "All" else (part,))]
-        basis = request.enum_arg("calculationBasis", "TimeWeighted", CALCULATION_BASES)
-        time_type = request.enum_arg("timeType", "Auto", TIME_TYPES)
-        numeric = point.point_type not in ("Digital", "String")
-        for kind in kinds:
-            if not numeric and kind not in NON_NUMERIC_TYPES:
+
+def summary_items(sim: Simulator, spec: SummaryRequest, stream: Stream) -> list[dict]:
+    """`{"Type", "Value"}` per summary type and interval; 400 for streams that cannot be summarised."""
+    if stream.point is None:
+        raise ApiError(400, f"Summaries are not available for the static attribute '{stream.name}'.")
+    point = stream.point
+    if point.point_type in ("Digital", "String"):
+        for kind in spec.kinds:
+            if kind not in NON_NUMERIC_TYPES:
                 raise ApiError(400, f"Summary type '{kind}' needs a numeric point; '{stream.name}' is not.")
-        now = sim.now_ticks()
-        lo, hi = min(start, end), max(start, end)
-        windows = intervals(request, lo, hi)
-        around = surrounding(ctl.values, point, lo, hi, now)
-        items = []
-        for kind in kinds:
-            for a, b in windows:
-                last = b == hi
-                inside = around.take((around.ticks >= a) & ((around.ticks <= b) if last else (around.ticks < b)))
-                if basis == "EventWeighted":
-                    result = event_weighted(inside, kind, a)
-                else:
-                    result = time_weighted(around, inside, point, kind, a, min(b, max(a, now)))
-                at = {"Auto": result.at, "EarliestTime": a, "MostRecentTime": b}[time_type]
-                units = "" if kind in UNITLESS_TYPES else stream.units
-                value = timed_value(format_ticks(at), result.value, units, good=result.value is not None)
-                items.append({"Type": kind, "Value": value})
-        return {"Links": {}, "Items": items}
+    now = sim.now_ticks()
+    around = surrounding(sim.streams.values, point, spec.lo, spec.hi, now)
+    items = []
+    for kind in spec.kinds:
+        for a, b in spec.windows:
+            last = b == spec.hi
+            inside = around.take((around.ticks >= a) & ((around.ticks <= b) if last else (around.ticks < b)))
+            if spec.basis == "EventWeighted":
+                result = event_weighted(inside, kind, a)
+            else:
+                result = time_weighted(around, inside, point, kind, a, min(b, max(a, now)))
+            at = {"Auto": result.at, "EarliestTime": a, "MostRecentTime": b}[spec.time_type]
+            units = "" if kind in UNITLESS_TYPES else stream.units
+            value = timed_value(format_ticks(at), result.value, units, good=result.value is not None)
+            items.append({"Type": kind, "Value": value})
+    return items
+
+
+def streamset_summary_items(sim: Simulator, spec: SummaryRequest, stream: Stream) -> list[dict]:
+    """A stream set entry's summaries: a stream that cannot be summarised answers, per summary type,
+    a value holding `Errors` (the reference: values with an 'Errors' property are handled errors)."""
+    try:
+        return summary_items(sim, spec, stream)
+    except ApiError as exc:
+        return [{"Type": kind, "Value": {"Errors": exc.errors}} for kind in spec.kinds]
+
+
+def register(sim: Simulator) -> None:
+    ctl = sim.streams  # registered by the streams controller
 
     @sim.router.route("GET", "/streams/{web_id}/summary")
     def get_summary(request: Request, web_id: str) -> Any:
-        return select_fields(summary(request, ctl.stream(web_id)), request.arg("selectedFields"))
+        stream = ctl.stream(web_id)
+        body = {"Links": {}, "Items": summary_items(sim, parse_request(sim, request), stream)}
+        return select_fields(body, request.arg("selectedFields"))
+
+    @sim.router.route("GET", "/streamsets/summary")
+    def streamset_summary(request: Request) -> Any:
+        streams = ctl.streamset(request)
+        spec = parse_request(sim, request)
+        items = [streamset_item(w, s, Items=streamset_summary_items(sim, spec, s)) for w, s in streams]
+        return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))
 
 
 def _choice(raw: str, name: str, allowed: tuple[str, ...]) -> str:
