@@ -140,6 +140,7 @@ for i in range(count):
         info = c.publish(f"bench/{i % 100}/value", orjson.dumps(body), qos=qos)
     else:
         info = c.publish("spBv1.0/g/NBIRTH/edge" if i == 0 else "spBv1.0/g/NDATA/edge", payload, qos=qos)
+    if qos and i % 20000 == 19999: info.wait_for_publish(120)  # packet ids wrap at 65535: stay well below
 if info is not None: info.wait_for_publish(120)
 c.disconnect(); c.loop_stop()
 """
