@@ -286,7 +286,9 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> Co
         target = data
         *parents, last = key.split(".")
         for part in parents:
-            target = target.setdefault(part, {})
+            if not isinstance(target.get(part), dict):  # a missing section, or one whose keys are all commented out
+                target[part] = {}
+            target = target[part]
         if isinstance(value, dict) and isinstance(target.get(last), dict):
             target[last].update(value)
         else:
