@@ -34,7 +34,11 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     include_package_data=True,
-    package_data={"osipi_connector": ["py.typed"], "iot_connector": ["py.typed"]},
+    package_data={
+        "osipi_connector": ["py.typed"],
+        # the GUI's assets ship inside the wheel: the DMZ has no internet, so no CDN
+        "iot_connector": ["py.typed", "web/static/**/*", "web/templates/**/*"],
+    },
     install_requires=BASE,
     extras_require={
         "kerberos": ["requests-kerberos>=0.15"],
