@@ -219,6 +219,7 @@ async def test_unaccepted_messages_are_redelivered_to_a_persistent_session(broke
         await asyncio.Event().wait()
 
     first = MqttSource(persistent(broker.url, version), never_returns)
+    assert "connected" in await first.test_connection()  # a probe with its own id: leaves the session alone
     task = asyncio.create_task(first.run())
     for _ in range(100):
         if first.health.connected:

@@ -28,12 +28,12 @@ from iot_connector.sources.mqtt.sparkplug import SparkplugDecoder, rebirth_reque
 log = logging.getLogger(__name__)
 
 
-def new_client(config: MqttConfig, client_id: str | None = None) -> mqtt.Client:
+def new_client(config: MqttConfig) -> mqtt.Client:
     """A configured, not yet connected paho client (TLS, credentials, reconnect backoff)."""
     v5 = config.protocol_version == "5"
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=config.client_id if client_id is None else client_id,
+        client_id=config.client_id,
         clean_session=None if v5 else config.clean_start,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         manual_ack=True,
@@ -205,7 +205,11 @@ class MqttSource(Source):
         """Connect once (no subscription) and report the broker's answer."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future = loop.create_future()
-        client = new_client(self.config, client_id=f"{self.config.client_id or self.config.name}-test")
+        # Own client id and a clean, non-persistent session: a test must not touch or leave a session.
+        probe = self.config.model_copy(
+            update={"client_id": f"{self.config.client_id or self.config.name}-test", "clean_start": True}
+        )
+        client = new_client(probe)
 
         def on_connect(_c, _u, flags, reason, _p) -> None:
             loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result((reason, flags)))
@@ -214,8 +218,7 @@ class MqttSource(Source):
             loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result((reason, None)))
 
         client.on_connect, client.on_disconnect = on_connect, on_disconnect
-        args = connect_args(self.config)
-        args.pop("clean_start", None)
+        args = connect_args(probe)
         try:
             await asyncio.to_thread(client.connect, **args)
             client.loop_start()
