@@ -42,6 +42,20 @@ class Collector:
         return {r.tag_path or r.tag_id: r for r in self.records}
 
 
+class FailsOnce(Collector):
+    """An emit whose first call raises (a pipeline refusing a batch); later calls collect."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def __call__(self, records: Sequence[Record]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("pipeline refused the batch")
+        await super().__call__(records)
+
+
 @contextlib.asynccontextmanager
 async def running(source: Source) -> AsyncIterator[asyncio.Task]:
     """Run a source in a task; stop it and wait for `run` to return on exit (bounded)."""

@@ -19,7 +19,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from iot_connector.sources.modbus import ModbusConfig, ModbusSource
 from iot_connector.sources.modbus.registers import plan_reads
-from tests.edge.sources.helpers import Collector, free_port, running
+from tests.edge.sources.helpers import Collector, FailsOnce, free_port, running
 
 pytestmark = pytest.mark.integration
 
@@ -196,13 +196,7 @@ async def test_source_started_before_the_server_connects_when_it_comes_up_and_af
 async def test_an_emit_failure_is_reported_and_polling_goes_on():
     regs, tags, _ = build_device()
     port = free_port()
-    collector = Collector()
-    failures = iter([True])
-
-    async def fails_once(records) -> None:
-        if next(failures, False):
-            raise RuntimeError("queue closed")
-        await collector(records)
+    collector = fails_once = FailsOnce()
 
     cfg = ModbusConfig(
         name="plc",

@@ -13,9 +13,10 @@ import yaml
 from pydantic import ValidationError
 
 from iot_connector.sources.mqtt import MqttConfig, MqttSource
+from iot_connector.sources.mqtt.sparkplug import SparkplugDecoder
 from iot_connector.sources.mqtt.sparkplug_pb import Payload
 from tests.edge.sources.certs import TestCA
-from tests.edge.sources.helpers import Collector, running
+from tests.edge.sources.helpers import Collector, FailsOnce, running
 from tests.edge.sources.mosquitto import Mosquitto, Publisher
 
 pytestmark = pytest.mark.integration
@@ -241,13 +242,7 @@ async def test_unaccepted_messages_are_redelivered_to_a_persistent_session(broke
 
 
 async def test_emit_failure_drops_the_session_and_the_broker_redelivers(broker, publisher):
-    calls = Collector()
-    failures = iter([True])
-
-    async def fails_once(records) -> None:
-        if next(failures, False):
-            raise RuntimeError("spool full")
-        await calls(records)
+    calls = fails_once = FailsOnce()
 
     source = MqttSource(persistent(broker.url), fails_once)
     async with running(source):
@@ -368,3 +363,19 @@ def test_sample_config_loads():
     sample = Path(__file__).parents[3] / "src/iot_connector/sources/mqtt/sample.yaml"
     cfg = MqttConfig.model_validate(yaml.safe_load(sample.read_text()))
     assert [t.format for t in cfg.topics] == ["json", "raw", "sparkplugb"]
+
+
+def test_sparkplug_death_and_new_birth_reset_alias_tables():
+    decoder = SparkplugDecoder("s", "mqtt://x")
+    decoder.decode("spBv1.0/g/NBIRTH/n", spb([{"name": "a", "alias": 1, "datatype": 3, "int_value": 1}], 0), 1)
+    decoder.decode("spBv1.0/g/DBIRTH/n/d", spb([{"name": "b", "alias": 2, "datatype": 10, "double_value": 1}], 1), 1)
+    ddata = spb([{"alias": 2, "double_value": 4.0}], 2)
+    assert decoder.decode("spBv1.0/g/DDATA/n/d", ddata, 1).records[0].tag_id == "g/n/d/b"
+    assert decoder.decode("spBv1.0/g/NDEATH/n", spb([], 3), 1).records == []
+    after_death = decoder.decode("spBv1.0/g/DDATA/n/d", ddata, 1)
+    assert after_death.records[0].tag_id == "g/n/d/alias:2"  # kept, flagged, rebirth asked
+    assert after_death.records[0].value_double == 4.0
+    assert after_death.rebirth_topic == "spBv1.0/g/NCMD/n"
+    assert decoder.decode("spBv1.0/STATE/host", b"ONLINE", 1).records == []
+    historical = spb([{"name": "a", "datatype": 3, "int_value": 5, "is_historical": True}], 4)
+    assert decoder.decode("spBv1.0/g/NDATA/n", historical, 1).records[0].attributes["is_historical"] == "true"

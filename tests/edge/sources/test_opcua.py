@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 
 from iot_connector.sources.opcua import OpcuaSource
-from tests.edge.sources.helpers import Collector, free_port, running
+from tests.edge.sources.helpers import Collector, FailsOnce, free_port, running
 from tests.edge.sources.opcua_server import PLANT, VALUES, PlantServer, node_id
 from tests.edge.sources.opcua_server import source_config as config
 
@@ -146,13 +146,7 @@ async def test_unreachable_server_is_a_clear_connection_error():
 
 
 async def test_an_emit_failure_is_reported_and_the_source_goes_on(plant):
-    collector = Collector()
-    failures = iter([True])
-
-    async def fails_once(records) -> None:
-        if next(failures, False):
-            raise RuntimeError("queue closed")
-        await collector(records)
+    collector = fails_once = FailsOnce()
 
     source = OpcuaSource(
         config(plant.endpoint, nodes=[node_id("Label")], mode="poll", poll_interval_s=0.05), fails_once
