@@ -29,11 +29,13 @@ async def secure_plant(tmp_path: Path):
     await server.stop()
 
 
-def secure_config(server: PlantServer, tmp_path: Path, policy: str = "Basic256Sha256", **extra) -> OpcuaConfig:
+def secure_config(
+    server: PlantServer, tmp_path: Path, policy: str = "Basic256Sha256", mode: str = "SignAndEncrypt", **extra
+) -> OpcuaConfig:
     return config(
         server.endpoint,
         security_policy=policy,
-        security_mode="SignAndEncrypt",
+        security_mode=mode,
         application_uri="urn:test:agent",
         cert_file=str(tmp_path / "agent" / "cert.der"),
         key_file=str(tmp_path / "agent" / "key.pem"),
@@ -42,17 +44,20 @@ def secure_config(server: PlantServer, tmp_path: Path, policy: str = "Basic256Sh
     )
 
 
-@pytest.mark.parametrize("policy", ["Basic256Sha256", "Aes256Sha256RsaPss"])
-async def test_secured_endpoint_with_trust_lists_on_both_sides(secure_plant, tmp_path, policy):
+@pytest.mark.parametrize(
+    ("policy", "mode"),
+    [("Basic256Sha256", "SignAndEncrypt"), ("Aes256Sha256RsaPss", "SignAndEncrypt"), ("Basic256Sha256", "Sign")],
+)
+async def test_secured_endpoint_with_trust_lists_on_both_sides(secure_plant, tmp_path, policy, mode):
     server, trusted = secure_plant
-    cfg = secure_config(server, tmp_path, policy)
+    cfg = secure_config(server, tmp_path, policy, mode)
     source = OpcuaSource(cfg, Collector())
     cert, _ = await ensure_client_certificate(cfg)  # generated once, persisted
     first = cert.read_bytes()
     shutil.copy(cert, trusted / "agent.der")
     await server.start()
     text = await source.test_connection()
-    assert f"({policy}/SignAndEncrypt)" in text
+    assert f"({policy}/{mode})" in text
     assert "1 read with good status" in text
     collector = Collector()
     async with running(OpcuaSource(cfg, collector)):
