@@ -288,6 +288,10 @@ def test_contiguous_tags_merge_and_respect_the_125_register_limit():
         ({"registers": [{"name": "a", "table": "coil", "address": 0, "data_type": "int16"}]}, "holds bits"),
         ({"registers": [{"name": "a", "address": 0}, {"name": "a", "address": 1}]}, "used twice"),
         ({"registers": [{"name": "a", "address": 0, "data_type": "int32", "count": 3}]}, "count is only for"),
+        (
+            {"registers": [{"name": "a", "table": "coil", "address": 0, "data_type": "bool", "count": 8}]},
+            "count is only",
+        ),
         ({"registers": [{"name": "a", "address": 65535, "data_type": "float32"}]}, "passes 65535"),
         ({"registers": [{"name": "a", "address": 0, "bogus": 1}]}, "bogus"),
         ({"registers": []}, "registers"),

@@ -45,7 +45,7 @@ class RegisterMap(BaseModel):
             raise ValueError(f"register {self.name!r}: table {self.table} holds bits; set data_type: bool")
         if self.table not in BIT_TABLES and self.data_type == "bool":
             raise ValueError(f"register {self.name!r}: data_type bool needs table coil or discrete_input")
-        if self.data_type not in ("string", "bool") and self.count != 1:
+        if self.data_type != "string" and self.count != 1:
             raise ValueError(f"register {self.name!r}: count is only for data_type string")
         if self.address + self.words > 65536:
             raise ValueError(f"register {self.name!r}: address {self.address} + {self.words} words passes 65535")
@@ -54,9 +54,9 @@ class RegisterMap(BaseModel):
     @property
     def words(self) -> int:
         """Registers (or bits, for coil tables) this tag occupies."""
-        if self.data_type in ("string", "bool"):
-            return self.count if self.data_type == "string" else 1
-        return TYPE_WORDS[self.data_type]
+        if self.data_type == "string":
+            return self.count
+        return 1 if self.data_type == "bool" else TYPE_WORDS[self.data_type]
 
     @property
     def order_code(self) -> str:
