@@ -48,6 +48,25 @@ class Record:
     ingest_ts: int | None = None  # set when handed to the sink
     record_id: str = ""  # filled by finalize(): deterministic, for de-duplication downstream
 
+    def set_scalar(self, value: object) -> bool:
+        """Fill the typed value columns from a Python scalar; False when `value` is not bool/int/float/str.
+
+        bool is tested first because it is an int subclass; ints beyond 64 bits keep only the double projection.
+        """
+        if isinstance(value, bool):
+            self.value_bool, self.value_double = value, 1.0 if value else 0.0
+        elif isinstance(value, int):
+            if -(2**63) <= value < 2**63:
+                self.value_long = value
+            self.value_double = float(value)
+        elif isinstance(value, float):
+            self.value_double = value
+        elif isinstance(value, str):
+            self.value_string = value
+        else:
+            return False
+        return True
+
     def finalize(self) -> Record:
         """Set record_id = hash(source, tag, timestamp, seq): the same reading re-sent gets the same id."""
         if not self.record_id:

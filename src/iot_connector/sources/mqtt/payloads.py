@@ -23,17 +23,9 @@ class MalformedPayload(ValueError):
 
 
 def set_value(rec: Record, value: Any) -> Record:
-    """Fill the typed value columns from a Python value (bool before int: bool is an int subclass)."""
-    if isinstance(value, bool):
-        rec.value_bool, rec.value_double = value, 1.0 if value else 0.0
-    elif isinstance(value, int):
-        if -(2**63) <= value < 2**63:
-            rec.value_long = value
-        rec.value_double = float(value)
-    elif isinstance(value, float):
-        rec.value_double = value
-    elif isinstance(value, str):
-        rec.value_string = value
+    """Fill the typed value columns from a JSON value: scalars typed, null is BAD, the rest JSON in value_raw."""
+    if rec.set_scalar(value):
+        pass
     elif value is None:
         rec.quality = "BAD"
     else:

@@ -40,18 +40,10 @@ def _json_default(value: Any) -> Any:
 
 
 def set_variant(rec: Record, value: Any) -> None:
-    """Fill the typed columns from a Variant's Python value (bool first: bool is an int)."""
-    if isinstance(value, bool):
-        rec.value_bool, rec.value_double = value, 1.0 if value else 0.0
-    elif isinstance(value, int):
-        if -(2**63) <= value < 2**63:
-            rec.value_long = value
-        rec.value_double = float(value)
-    elif isinstance(value, float):
-        rec.value_double = value
-    elif isinstance(value, str):
-        rec.value_string = value
-    elif isinstance(value, dt.datetime):
+    """Fill the typed columns from a Variant's Python value: scalars typed, OPC UA types as text, the rest JSON."""
+    if rec.set_scalar(value):
+        return
+    if isinstance(value, dt.datetime):
         rec.value_long, rec.value_string = to_us(value), value.isoformat()
     elif isinstance(value, (bytes, bytearray)):
         rec.value_raw = base64.b64encode(bytes(value)).decode()
