@@ -75,10 +75,12 @@ QUERIES = (
 
 
 @contextlib.contextmanager
-def background_simulator(tags: int, startup_timeout: float = 30.0) -> Iterator[str]:
-    """`osipi-connector simulate` in a child process on a free port; yields its URL, stops it on exit."""
+def background_simulator(tags: int, *extra_args: str, startup_timeout: float = 30.0) -> Iterator[str]:
+    """`osipi-connector simulate` in a child process on a free port; yields its URL, stops it on exit.
+
+    `extra_args` are more `simulate` flags (e.g. `--no-batch`)."""
     command = [sys.executable, "-m", "osipi_connector.cli", "simulate", "--host", "127.0.0.1", "--port", "0"]
-    command += ["--tags", str(tags), "--now", NOW, "--rate-limit", "0"]
+    command += ["--tags", str(tags), "--now", NOW, "--rate-limit", "0", *extra_args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         yield _announced_url(process, startup_timeout)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-import pytest
 import requests
 
+from osipi_connector.demo import background_simulator
 from osipi_connector.simulator.config import SimConfig
 from osipi_connector.simulator.server import running_simulator
 from tests.conftest import FIXED_NOW
@@ -33,19 +30,7 @@ def test_enabled_batch_is_the_default(simulator, http):
 
 
 def test_cli_no_batch_flag_serves_405():
-    command = [sys.executable, "-m", "osipi_connector.cli", "simulate", "--port", "0", "--tags", "5", "--no-batch"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = process.stdout.readline()  # "PI Web API simulator: http://127.0.0.1:PORT/piwebapi"
-        assert line.startswith("PI Web API simulator: "), line
-        url = line.split(": ", 1)[1].strip()
+    with background_simulator(5, "--no-batch") as url:
         response = requests.post(f"{url}/batch", json=chain(), headers={"X-Requested-With": "t"}, timeout=10)
-        assert response.status_code == 405
-        assert response.json() == NOT_SUPPORTED
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            pytest.fail("the simulator did not stop on SIGTERM")
+    assert response.status_code == 405
+    assert response.json() == NOT_SUPPORTED
