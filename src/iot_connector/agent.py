@@ -19,6 +19,7 @@ import orjson
 from iot_connector.config.models import AgentConfig, DeltaSinkSettings
 from iot_connector.metrics import Metrics
 from iot_connector.pipeline import Pipeline, make_buffer
+from iot_connector.pipeline.tracing import make_tracer
 from iot_connector.sinks.base import Sink
 from iot_connector.sources.base import Source, registered
 
@@ -72,7 +73,7 @@ class Agent:
         self.metrics = metrics or Metrics()
         self.sink = build_sink(config, self.config_dir)
         buffer = make_buffer(config.pipeline, self.config_dir / (config.pipeline.spool.directory or "spool"))
-        self.pipeline = Pipeline(config.pipeline, self.sink, buffer, self.metrics)
+        self.pipeline = Pipeline(config.pipeline, self.sink, buffer, self.metrics, tracer=make_tracer(config.tracing))
         known = registered()
         self.sources: list[Source] = []
         for cfg in config.sources:

@@ -106,6 +106,15 @@ class MetricsSettings(_Strict):
     port: int = Field(9090, ge=0, le=65535)
 
 
+class TracingSettings(_Strict):
+    """Optional OpenTelemetry spans (needs opentelemetry-sdk, plus opentelemetry-exporter-otlp for OTLP)."""
+
+    enabled: bool = False
+    exporter: Literal["otlp", "console"] = Field("otlp", description="otlp (gRPC, port 4317) or console (stdout)")
+    endpoint: str | None = Field(None, description="OTLP endpoint, default http://localhost:4317 (or OTEL_* env)")
+    service_name: str = Field("iot-connector", min_length=1)
+
+
 class AgentConfig(_Strict):
     agent_id: str = Field("edge-agent", min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -113,6 +122,7 @@ class AgentConfig(_Strict):
     sink: SinkSettings = DeltaSinkSettings()
     pipeline: PipelineSettings = PipelineSettings()
     metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
     sources: list[SerializeAsAny[SourceConfig]] = Field(default_factory=list)
 
     @model_validator(mode="after")

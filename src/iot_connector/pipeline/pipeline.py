@@ -16,6 +16,7 @@ from collections import Counter as Tally
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from iot_connector.config.models import PipelineSettings
 from iot_connector.metrics import Metrics
@@ -23,6 +24,7 @@ from iot_connector.model import Record, now_us
 from iot_connector.pipeline.breaker import Backoff, CircuitBreaker
 from iot_connector.pipeline.buffers import Buffer, MemoryBuffer, PutResult, SpoolBuffer
 from iot_connector.pipeline.spool import Spool, SpoolWriteError
+from iot_connector.pipeline.tracing import span, span_until
 from iot_connector.sinks.base import Sink, SinkError
 
 log = logging.getLogger(__name__)
@@ -73,12 +75,14 @@ class Pipeline:
         buffer: Buffer,
         metrics: Metrics | None = None,
         on_delivered: Delivered | None = None,
+        tracer: Any | None = None,
     ):
         self.settings = settings
         self.sink = sink
         self.buffer = buffer
         self.metrics = metrics or Metrics()
         self.on_delivered = on_delivered
+        self.tracer = tracer  # an OpenTelemetry tracer (pipeline.tracing.make_tracer) or None: no spans
         self.breaker = CircuitBreaker(settings.breaker.failure_threshold, settings.breaker.reset_timeout_s)
         r = settings.retry
         self.backoff = Backoff(r.initial_backoff_s, r.max_backoff_s, r.multiplier, r.jitter)
@@ -103,7 +107,8 @@ class Pipeline:
         for source, n in Tally(r.source_id for r in records).items():
             self.metrics.records_read.labels(source=source).inc(n)
         try:
-            result = await self.buffer.put(records)
+            with span(self.tracer, "iot.emit", source=records[0].source_id, records=len(records)):
+                result = await self.buffer.put(records)
         except SpoolWriteError as exc:  # disk full / I/O error: refuse these records, keep the agent up
             self.metrics.records_failed.labels(error_type="spool_write").inc(len(records))
             log.error("%s; %d records refused", exc, len(records))
@@ -206,10 +211,13 @@ class Pipeline:
         ingest_ts = now_us()
         for record in records:
             record.ingest_ts = ingest_ts
-        return asyncio.ensure_future(await self.sink.send(records))
+        ack = asyncio.ensure_future(await self.sink.send(records))
+        span_until(self.tracer, "iot.batch.send", ack, sink=self.sink.name, records=len(records))
+        return ack
 
     def _committed(self, records: list[Record], token: object) -> None:
-        self.buffer.commit(token)
+        with span(self.tracer, "iot.spool.commit", records=len(records)):
+            self.buffer.commit(token)
         self._update_gauges()
         if self.on_delivered:
             self.on_delivered(records)
