@@ -1,0 +1,139 @@
+"""What the GUI verifies before it stores or uses something: uploaded PEM files, the ZeroBus connection.
+
+Uploads: the file name is checked against a strict pattern AND the resolved path must stay inside the certs
+directory, so neither `../x` nor a symlink trick writes elsewhere. The content must parse as what it claims
+to be, so a wrong file is refused at upload time instead of failing a TLS handshake hours later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from iot_connector.config.models import ZerobusSinkSettings
+
+CERTS_ENV = "IOT_CONNECTOR_CERTS_DIR"
+CERT_KINDS = ("ca", "client_cert", "server_cert", "client_key")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+MAX_PEM_BYTES = 256 * 1024
+
+
+class CheckError(ValueError):
+    """A message for the operator: what is wrong and what to do."""
+
+
+def certs_dir(config_dir: Path) -> Path:
+    return Path(os.environ.get(CERTS_ENV) or Path(config_dir) / "certs")
+
+
+def validate_pem(kind: str, pem: str) -> str:
+    """Parse `pem` as `kind`; return a short description, or raise CheckError saying what is wrong."""
+    if kind not in CERT_KINDS:
+        raise CheckError(f"unknown certificate kind {kind!r} (one of {', '.join(CERT_KINDS)})")
+    data = pem.encode()
+    if len(data) > MAX_PEM_BYTES:
+        raise CheckError(f"file too large ({len(data)} bytes, at most {MAX_PEM_BYTES}); upload one PEM file")
+    if kind == "client_key":
+        if b"-----BEGIN" not in data or b"PRIVATE KEY-----" not in data:
+            raise CheckError("not a PEM private key: expected a '-----BEGIN ... PRIVATE KEY-----' block")
+        try:
+            key = load_pem_private_key(data, password=None)
+        except TypeError:
+            raise CheckError("the private key is encrypted; upload an unencrypted PEM key") from None
+        except ValueError:
+            raise CheckError("not a valid PEM private key (the block does not decode)") from None
+        return f"private key ({type(key).__name__.lstrip('_')})"
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise CheckError("not a PEM certificate: expected a '-----BEGIN CERTIFICATE-----' block")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise CheckError("not a valid PEM certificate (the block does not decode)") from None
+    return f"{len(certs)} certificate(s), first: {certs[0].subject.rfc4514_string()}"
+
+
+def store_cert(config_dir: Path, name: str, kind: str, pem: str) -> tuple[Path, str]:
+    """Validate and write one upload into the certs directory (keys with mode 0600)."""
+    if not NAME_RE.match(name or "") or ".." in name:
+        raise CheckError(
+            f"file name {name!r} refused: use letters, digits, '.', '_' or '-' only (no folders), e.g. broker-ca.pem"
+        )
+    described = validate_pem(kind, pem)
+    folder = certs_dir(config_dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = (folder / name).resolve()
+    if target.parent != folder:
+        raise CheckError(f"file name {name!r} refused: it would leave the certs directory")
+    if target.is_symlink():
+        raise CheckError(f"file name {name!r} refused: a link of that name exists")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if kind == "client_key" else 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(pem)
+    return target, described
+
+
+def list_certs(config_dir: Path) -> list[str]:
+    folder = certs_dir(config_dir)
+    return sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+
+
+async def _reachable(url: str, label: str, timeout: float) -> str | None:
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or type(exc).__name__)
+        return f"{label}: cannot reach {host}:{port} ({reason}); check the URL, DNS, firewall or proxy"
+    writer.close()
+    return None
+
+
+def _token_request(settings: ZerobusSinkSettings, timeout: float) -> str | None:
+    """Databricks OAuth machine-to-machine: a client_credentials grant on <workspace>/oidc/v1/token."""
+    body = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "all-apis"}).encode()
+    request = urllib.request.Request(settings.workspace_url.rstrip("/") + "/oidc/v1/token", data=body)
+    secret = settings.client_secret.get_secret_value()
+    request.add_header("Authorization", "Basic " + _basic(settings.client_id, secret))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        if exc.code in (400, 401, 403):
+            return f"OAuth: the workspace refused the client id/secret (HTTP {exc.code}); check the service principal"
+        return f"OAuth: token endpoint answered HTTP {exc.code}; check the workspace URL"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"OAuth: token request failed ({type(exc).__name__}); check the workspace URL"
+    return None
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+async def check_zerobus(settings: ZerobusSinkSettings, timeout: float = 5.0) -> list[str]:
+    """Each step that failed, in order (empty = reachable and the credentials were accepted)."""
+    problems = [
+        p
+        for p in await asyncio.gather(
+            _reachable(settings.workspace_url, "workspace URL", timeout),
+            _reachable(settings.zerobus_endpoint, "ZeroBus endpoint", timeout),
+        )
+        if p
+    ]
+    if not any(p.startswith("workspace URL") for p in problems):
+        token_problem = await asyncio.to_thread(_token_request, settings, timeout)
+        if token_problem:
+            problems.append(token_problem)
+    return problems

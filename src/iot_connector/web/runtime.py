@@ -1,0 +1,262 @@
+"""The agent as the GUI drives it: started in the GUI's event loop, re-configured live, observed.
+
+Why here and not in `Agent`: the headless `run` command never changes its config. The GUI does: a source that
+was added, edited or removed is started/stopped on its own while the others keep flowing; a change of the
+sink, pipeline or metrics settings restarts the agent inside the process (the spool keeps what is queued).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from iot_connector.agent import Agent
+from iot_connector.config import AgentConfig, ConfigError, load_config, parse_config, save_state
+from iot_connector.config.secrets import SECRET_KEY_RE
+from iot_connector.metrics import Metrics
+from iot_connector.sources.base import Source, SourceConfig, registered
+
+log = logging.getLogger(__name__)
+MASK = "********"  # what the browser sees instead of a stored secret; sent back, it means "keep it"
+
+
+def plain(value: Any) -> Any:
+    """A model dump with secrets in clear text (only ever used server-side, to edit and re-validate)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def dump(config: AgentConfig) -> dict[str, Any]:
+    data = plain(config.model_dump(mode="python", exclude_none=True))
+    data["sources"] = [plain(s.model_dump(mode="python", exclude_none=True)) for s in config.sources]
+    return data
+
+
+def masked(node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: masked(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [masked(v, key) for v in node]
+    return MASK if isinstance(node, str) and node and SECRET_KEY_RE.search(key) else node
+
+
+def unmask(new: Any, old: Any) -> Any:
+    """Put the stored secret back wherever the browser returned MASK (write-only secrets)."""
+    if isinstance(new, dict):
+        prior = old if isinstance(old, dict) else {}
+        return {k: unmask(v, prior.get(k)) for k, v in new.items()}
+    if isinstance(new, list):
+        prior = old if isinstance(old, list) else []
+        return [unmask(v, prior[i] if i < len(prior) else None) for i, v in enumerate(new)]
+    return old if new == MASK else new
+
+
+def changes(old: Any, new: Any, path: str = "") -> dict[str, Any]:
+    """Changed key paths with old -> new values, secrets redacted (for the audit log)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: dict[str, Any] = {}
+        for key in sorted(set(old) | set(new), key=str):
+            out.update(changes(old.get(key), new.get(key), f"{path}.{key}" if path else str(key)))
+        return out
+    if old == new:
+        return {}
+    if SECRET_KEY_RE.search(path):
+        return {path: "<secret changed>"}
+    return {path: {"old": masked(old, path), "new": masked(new, path)}}
+
+
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+class LogBuffer(logging.Handler):
+    """The most recent log lines, numbered, for the Logs tab (live tail, filter, search, download)."""
+
+    def __init__(self, size: int = 5000):
+        super().__init__()
+        self.lines: deque[dict[str, Any]] = deque(maxlen=size)
+        self.seq = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seq += 1
+        self.lines.append(
+            {
+                "seq": self.seq,
+                "ts": record.created,
+                "level": record.levelname,
+                "logger": record.name,
+                "msg": record.getMessage(),
+            }
+        )
+
+    def query(self, after: int = 0, level: str = "DEBUG", search: str = "") -> list[dict[str, Any]]:
+        floor = LEVELS.get(level.upper(), 0)
+        needle = search.lower()
+        return [
+            line
+            for line in list(self.lines)
+            if line["seq"] > after
+            and LEVELS.get(line["level"], 0) >= floor
+            and (not needle or needle in line["msg"].lower() or needle in line["logger"].lower())
+        ]
+
+
+def _metric_samples(metrics: Metrics) -> dict[str, list[tuple[dict[str, str], float]]]:
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return out
+
+
+def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float:
+    return sum(value for _labels, value in samples.get(name, []))
+
+
+class Runtime:
+    def __init__(self, config_dir: Path):
+        self.config_dir = Path(config_dir)
+        self.metrics = Metrics()
+        self.config: AgentConfig | None = None
+        self.config_error: str | None = None
+        self.agent: Agent | None = None
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            self.config = load_config(self.config_dir)
+        except ConfigError as exc:  # the GUI still starts, so the operator can fix it in the browser
+            self.config_error = str(exc)
+            log.error("%s", exc)
+            return
+        await self._start_agent()
+
+    async def _start_agent(self) -> None:
+        assert self.config is not None
+        self._stop = asyncio.Event()
+        self.agent = Agent(self.config, self.config_dir, self.metrics)
+        self._task = asyncio.create_task(self.agent.run(self._stop), name="agent")
+        for _ in range(200):  # until `run` has started its tasks, so a live source change cannot race it
+            if self.agent._tasks or self._task.done():
+                break
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self.agent is None or self._task is None or self._stop is None:
+            return
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            await self._task
+        self.agent = None
+
+    # --- configuration ---------------------------------------------------------------------------------
+    def current(self) -> dict[str, Any]:
+        return dump(self.config) if self.config is not None else {"sources": []}
+
+    @staticmethod
+    def validate(raw: dict[str, Any]) -> AgentConfig:
+        return parse_config(raw)
+
+    async def apply(self, new: AgentConfig) -> dict[str, Any]:
+        """Persist `new` and bring the running agent to it; returns what changed (secrets redacted)."""
+        async with self._lock:
+            old = self.config
+            diff = changes(self.current(), dump(new))
+            save_state(self.config_dir, new)
+            self.config, self.config_error = new, None
+            only_sources = old is not None and dump(old) | {"sources": []} == dump(new) | {"sources": []}
+            if self.agent is not None and only_sources and not (self._task and self._task.done()):
+                await self._apply_sources(old.sources, new.sources)  # type: ignore[union-attr]
+            else:
+                await self.stop()
+                await self._start_agent()
+            return diff
+
+    async def _apply_sources(self, old: list[SourceConfig], new: list[SourceConfig]) -> None:
+        before = {s.name: s for s in old}
+        after = {s.name: s for s in new}
+        for name, cfg in before.items():
+            if after.get(name) != cfg:
+                await self._remove_source(name)
+        for name, cfg in after.items():
+            if before.get(name) != cfg and cfg.enabled:
+                self._add_source(cfg)
+
+    async def _remove_source(self, name: str) -> None:
+        agent = self.agent
+        assert agent is not None
+        for source in [s for s in agent.sources if s.config.name == name]:
+            try:
+                await asyncio.wait_for(source.stop(), 5)
+            except Exception as exc:
+                log.warning("source %s did not stop cleanly: %s", name, exc)
+            agent.sources.remove(source)
+        for task in [t for t in agent._tasks if t.get_name() == f"source-{name}"]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            agent._tasks.remove(task)
+        with contextlib.suppress(KeyError):
+            self.metrics.connection_status.remove(name)
+        log.info("source %s stopped and removed", name)
+
+    def _add_source(self, cfg: SourceConfig) -> None:
+        agent = self.agent
+        assert agent is not None
+        try:
+            source = registered()[cfg.type][1](cfg, agent.pipeline.emit)
+        except Exception as exc:
+            log.error("source %s (%s) cannot be created: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc)
+            return
+        agent.sources.append(source)
+        agent._tasks.append(asyncio.create_task(agent._supervise(source), name=f"source-{cfg.name}"))
+        log.info("source %s (%s) started", cfg.name, cfg.type)
+
+    @staticmethod
+    def make_source(cfg: SourceConfig) -> Source:
+        async def discard(_records: object) -> None:
+            return None
+
+        return registered()[cfg.type][1](cfg, discard)
+
+    # --- monitoring ------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        samples = _metric_samples(self.metrics)
+        buckets = [(labels["le"], value) for labels, value in samples.get("iot_batch_latency_seconds_bucket", [])]
+        agent_status: dict[str, Any] = self.agent.status() if self.agent is not None else {"sources": {}}
+        configured = self.config.sources if self.config is not None else []
+        sources = {
+            s.name: {"type": s.type, "enabled": s.enabled, "connected": False, "records_read": 0, "last_error": None}
+            | agent_status["sources"].get(s.name, {})
+            for s in configured
+        }
+        return {
+            "running": self.agent is not None,
+            "config_error": self.config_error,
+            "sources": sources,
+            "queue_depth": agent_status.get("queue_depth", 0),
+            "spool_bytes": agent_status.get("spool_bytes", 0),
+            "sink": agent_status.get("sink"),
+            "records_read": _total(samples, "iot_records_read_total"),
+            "records_written": _total(samples, "iot_records_written_total"),
+            "records_failed": _total(samples, "iot_records_failed_total"),
+            "records_dropped": _total(samples, "iot_records_dropped_total"),
+            "latency_buckets": buckets,
+            "latency_count": _total(samples, "iot_batch_latency_seconds_count"),
+            "latency_sum": _total(samples, "iot_batch_latency_seconds_sum"),
+        }

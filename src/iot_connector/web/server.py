@@ -1,0 +1,53 @@
+"""`iot-connector serve`: the agent, its GUI (8080) and its metrics (9090) in one process and one event loop.
+
+The GUI's own listener is a bootstrap setting (it must be known before any config can be edited), so it comes
+from the environment: IOT_CONNECTOR_GUI_HOST / _PORT, and IOT_CONNECTOR_GUI_TLS_CERT / _KEY for HTTPS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import uvicorn
+
+from iot_connector.agent import setup_logging
+from iot_connector.config import ConfigError, load_config
+from iot_connector.web.app import create_app
+from iot_connector.web.runtime import LogBuffer, Runtime
+
+log = logging.getLogger(__name__)
+
+
+def serve(config_dir: Path, host: str | None = None, port: int | None = None) -> int:
+    host = host or os.environ.get("IOT_CONNECTOR_GUI_HOST", "0.0.0.0")
+    port = port if port is not None else int(os.environ.get("IOT_CONNECTOR_GUI_PORT", "8080"))
+    cert, key = os.environ.get("IOT_CONNECTOR_GUI_TLS_CERT"), os.environ.get("IOT_CONNECTOR_GUI_TLS_KEY")
+    if bool(cert) != bool(key):
+        print("set both IOT_CONNECTOR_GUI_TLS_CERT and IOT_CONNECTOR_GUI_TLS_KEY for HTTPS, or neither")
+        return 2
+    try:
+        level = load_config(config_dir).log_level
+    except ConfigError:
+        level = "INFO"
+    setup_logging(level)
+    logs = LogBuffer()
+    logging.getLogger().addHandler(logs)
+    runtime = Runtime(Path(config_dir))
+    app = create_app(runtime, logs, secure_cookies=bool(cert))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, ssl_certfile=cert, ssl_keyfile=key, log_config=None, access_log=False)
+    )
+
+    async def main() -> None:
+        await runtime.start()
+        log.info("GUI on %s://%s:%d", "https" if cert else "http", host, port)
+        try:
+            await server.serve()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
+    return 0
