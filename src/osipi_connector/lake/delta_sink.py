@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from osipi_connector.lake import merge_conditions
+from osipi_connector.lake.new_rows import split_new_rows
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, WriteResult
 from osipi_connector.lake.validate import (
@@ -91,6 +93,8 @@ class DeltaSink:
         _check_existing(spec, table)
 
     def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+        """Upsert by the spec's keys. Rows whose keys lie outside every existing file's statistics are appended
+        (they cannot match; see `new_rows`), the rest are MERGEd: both commits are idempotent on a re-run."""
         source, partitions = merge_source(spec, data)
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
@@ -98,24 +102,37 @@ class DeltaSink:
         with _table_lock(self.path(spec)):
             for attempt in range(1, MERGE_ATTEMPTS + 1):
                 try:
-                    metrics = self._merge_once(spec, source, partitions)
+                    appended, metrics = self._write_once(spec, source, partitions)
                     break
                 except CommitFailedError:
                     if attempt == MERGE_ATTEMPTS:
                         raise
                     log.warning("MERGE into %s lost a commit race (attempt %d): re-running it", spec.name, attempt)
                     time.sleep(random.uniform(0, 0.1 * attempt))  # de-synchronise the competing writers
-        return WriteResult(inserted=metrics["num_target_rows_inserted"], updated=metrics["num_target_rows_updated"])
+        return WriteResult(
+            inserted=appended + metrics.get("num_target_rows_inserted", 0),
+            updated=metrics.get("num_target_rows_updated", 0),
+        )
 
-    def _merge_once(self, spec: TableSpec, source: pa.Table, partitions: dict[str, list]) -> dict:
-        merger = DeltaTable(self.path(spec)).merge(
-            source,
+    def _write_once(self, spec: TableSpec, source: pa.Table, partitions: dict[str, list]) -> tuple[int, dict]:
+        """(rows appended, MERGE metrics) against the table's current version."""
+        table = DeltaTable(self.path(spec))
+        new, maybe = split_new_rows(table, spec, source)
+        if new.num_rows:
+            write_deltalake(table, new, mode="append")
+        if not maybe.num_rows:
+            return new.num_rows, {}
+        if new.num_rows:
+            table = DeltaTable(self.path(spec))
+            partitions = {c: pc.unique(maybe[c]).to_pylist() for c in spec.partition_by}
+        merger = table.merge(
+            maybe,
             merge_conditions.merge_condition(spec, partitions),
             source_alias=merge_conditions.SOURCE,
             target_alias=merge_conditions.TARGET,
         )
         merger = merger.when_matched_update_all(predicate=merge_conditions.changed_condition(spec))
-        return merger.when_not_matched_insert_all().execute()
+        return new.num_rows, merger.when_not_matched_insert_all().execute()
 
     def append(self, spec: TableSpec, data: pa.Table) -> None:
         source = conform(spec, data)
