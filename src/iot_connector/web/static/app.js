@@ -181,7 +181,7 @@ async function poll() {
   $("#stat-read").textContent = status.records_read; $("#stat-written").textContent = status.records_written;
   $("#stat-queue").textContent = status.queue_depth; $("#stat-failed").textContent = status.records_failed;
   $("#stat-dropped").textContent = status.records_dropped;
-  $("#stat-sink").textContent = status.sink ? `${status.sink.type} (${status.sink.breaker})` : "stopped";
+  $("#stat-sink").textContent = status.sink ? `${status.sink.type}, breaker ${status.sink.breaker}` : "stopped";
   $("#agent-state").textContent = status.running ? "agent running" : "agent stopped";
   const body = $("#monitor-table tbody"); body.innerHTML = "";
   for (const [name, s] of Object.entries(status.sources)) {

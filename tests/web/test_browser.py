@@ -1,0 +1,240 @@
+"""End to end in real headless Chromium: an operator logs in, configures the agent in the browser against a
+real mosquitto and a real pymodbus TCP server, watches records arrive, and is told clearly what is wrong with
+a bad password, a bad PEM and a bad endpoint. Each step saves a screenshot of its tab to docs/screenshots.
+
+The tests run in file order and share one browser page (module scope), as one operator session would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+from playwright.sync_api import Page, expect, sync_playwright
+from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
+from pymodbus.server import ModbusTcpServer
+
+from tests.edge.sources.helpers import free_port
+from tests.edge.sources.mosquitto import Mosquitto, Publisher
+from tests.web.gui_process import PASSWORD, Gui
+
+pytestmark = pytest.mark.integration
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+WAIT_MS = 20_000
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MODBUS_REGISTERS = [1234, 42]
+
+
+class ModbusPeer:
+    """A pymodbus TCP server in its own thread and event loop: holding registers 0..1 = MODBUS_REGISTERS."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        device = ModbusDeviceContext(hr=ModbusSequentialDataBlock(1, MODBUS_REGISTERS))  # block at 1 = address 0
+        context = ModbusServerContext(devices={1: device}, single=False)
+        server = ModbusTcpServer(context, address=("127.0.0.1", self.port))
+        self.stopping = asyncio.Event()
+        task = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0.1)
+        self.ready.set()
+        await self.stopping.wait()
+        await server.shutdown()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    def __enter__(self) -> ModbusPeer:
+        self.thread.start()
+        assert self.ready.wait(10), "the Modbus server did not start within 10 s"
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosquitto, ModbusPeer]]:
+    broker = Mosquitto(tmp_path_factory.mktemp("broker")).start()
+    with ModbusPeer() as modbus:
+        yield broker, modbus
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def gui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gui]:
+    running = Gui(tmp_path_factory.mktemp("gui") / "config").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def page(gui: Gui, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path="/usr/bin/chromium",
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        context.set_default_timeout(WAIT_MS)
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto(gui.url + "/")
+        yield page
+        context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_wrong_password_is_refused_then_login(page: Page):
+    page.fill("#login-password", "not-the-password")
+    page.click("#login-button")
+    expect(page.locator("#login-error")).to_have_text("wrong user name or password")
+    shot(page, "login")
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-button")
+    expect(page.locator("#app-view")).to_be_visible()
+    expect(page.locator("#user-name")).to_have_text("admin")
+
+
+def test_zerobus_tab_rejects_a_bad_endpoint_and_reports_what_failed(page: Page, gui: Gui):
+    page.click("#tabs button[data-tab=zerobus]")
+    page.select_option("#sink-type", "zerobus")
+    form = page.locator("#sink-form")
+    form.locator('[data-path="workspace_url"]').fill(f"http://127.0.0.1:{free_port()}")
+    form.locator('[data-path="zerobus_endpoint"]').fill("zerobus.example.com")
+    form.locator('[data-path="client_id"]').fill("sp-app-id")
+    form.locator('[data-path="client_secret"]').fill("very-secret-1")
+    form.locator('[data-path="table"]').fill("main.edge.iot_records")
+    page.click("#sink-save")
+    expect(page.locator("#sink-message")).to_contain_text(
+        "zerobus_endpoint: must be a URL starting with https:// (or http://)"
+    )
+    form.locator('[data-path="zerobus_endpoint"]').fill(f"https://127.0.0.1:{free_port()}")
+    page.click("#sink-test")
+    message = page.locator("#sink-message")
+    expect(message).to_contain_text("workspace URL: cannot reach 127.0.0.1")
+    expect(message).to_contain_text("ZeroBus endpoint: cannot reach 127.0.0.1")
+    shot(page, "zerobus")
+    assert "zerobus" not in (gui.config_dir / "connector_state.json").read_text()  # nothing invalid was stored
+
+
+def test_add_an_mqtt_source_and_a_bad_pem_is_refused(page: Page, gui: Gui, peers):
+    broker, _modbus = peers
+    page.click("#tabs button[data-tab=sources]")
+    page.select_option("#new-source-type", "mqtt")
+    page.click("#source-add")
+    form = page.locator("#source-form")
+    form.locator('[data-path="name"]').fill("line1-mqtt")
+    form.locator('[data-path="url"]').fill(broker.url)
+    topics = [{"topic": "plant/+/temperature", "qos": 1, "format": "json", "value_path": "v"}]
+    form.locator('[data-path="topics"]').fill(json.dumps(topics))
+    page.click("#source-test")
+    expect(page.locator("#source-message")).to_contain_text("127.0.0.1")
+    expect(page.locator("#source-message")).to_have_class("message ok")
+    page.click("#source-save")
+    expect(page.locator("#source-message")).to_contain_text("saved; line1-mqtt is running")
+    expect(page.locator('#source-table tr[data-source="line1-mqtt"] .dot')).to_have_class("dot up")
+
+    page.select_option("#cert-kind", "ca")
+    page.set_input_files("#cert-file", files=[{"name": "ca.pem", "mimeType": "text/plain", "buffer": b"not a cert"}])
+    page.click("#cert-upload")
+    expect(page.locator("#cert-message")).to_have_text(
+        "not a PEM certificate: expected a '-----BEGIN CERTIFICATE-----' block"
+    )
+    shot(page, "sources")
+    assert not (gui.config_dir / "certs" / "ca.pem").exists()
+
+
+def test_add_a_modbus_source(page: Page, peers):
+    _broker, modbus = peers
+    page.select_option("#new-source-type", "modbus")
+    page.click("#source-add")
+    form = page.locator("#source-form")
+    form.locator('[data-path="name"]').fill("press-modbus")
+    form.locator('[data-path="url"]').fill(f"modbus+tcp://127.0.0.1:{modbus.port}")
+    form.locator('[data-path="poll_interval_s"]').fill("0.2")
+    registers = [
+        {"name": "speed", "table": "holding", "address": 0, "data_type": "uint16"},
+        {"name": "setpoint", "table": "holding", "address": 1, "data_type": "uint16"},
+    ]
+    form.locator('[data-path="registers"]').fill(json.dumps(registers))
+    page.click("#source-test")
+    expect(page.locator("#source-message")).to_contain_text("read 2 tags")
+    page.click("#source-save")
+    expect(page.locator("#source-message")).to_contain_text("saved; press-modbus is running")
+
+
+def test_records_flow_on_the_monitoring_tab(page: Page, gui: Gui, peers):
+    broker, _modbus = peers
+    page.click("#tabs button[data-tab=monitoring]")
+    publisher = Publisher(broker.port)
+    try:
+        mqtt_row = page.locator('#monitor-table tr[data-source="line1-mqtt"]')
+        expect(mqtt_row.locator(".dot")).to_have_class("dot up")
+        expect(page.locator('#monitor-table tr[data-source="press-modbus"] .dot')).to_have_class("dot up")
+        deadline = time.monotonic() + 20
+        sent = 0
+        while time.monotonic() < deadline and int(mqtt_row.locator(".read").inner_text() or 0) < 20:
+            for i in range(10):
+                publisher.publish(f"plant/oven{i % 2}/temperature", json.dumps({"v": 20.5 + sent}))
+                sent += 1
+            time.sleep(0.3)
+        assert int(mqtt_row.locator(".read").inner_text()) >= 20
+        expect(page.locator("#stat-written")).not_to_have_text("0")
+        page.wait_for_timeout(2500)  # a few polls so the throughput graph has a line
+        shot(page, "monitoring")
+    finally:
+        publisher.close()
+    table = DeltaTable(str(gui.config_dir / "data" / "iot_records")).to_pyarrow_table().to_pylist()
+    mqtt_values = {r["value_double"] for r in table if r["source_id"].startswith("line1-mqtt")}
+    assert {20.5, 21.5} <= mqtt_values
+    modbus = {r["tag_path"]: r["value_long"] for r in table if r["protocol"] == "modbus"}
+    assert modbus == {"speed": MODBUS_REGISTERS[0], "setpoint": MODBUS_REGISTERS[1]}
+
+
+def test_find_a_log_line(page: Page):
+    page.click("#tabs button[data-tab=logs]")
+    page.fill("#log-search", "press-modbus")
+    expect(page.locator("#log-lines")).to_contain_text("source press-modbus (modbus) started")
+    shot(page, "logs")
+
+
+def test_change_a_setting(page: Page, gui: Gui):
+    page.click("#tabs button[data-tab=settings]")
+    page.locator('#settings-form [data-path="pipeline.batch_max_records"]').fill("777")
+    page.click("#settings-save")
+    expect(page.locator("#settings-message")).to_have_text("applied: pipeline.batch_max_records")
+    state = json.loads((gui.config_dir / "connector_state.json").read_text())
+    assert state["pipeline"]["batch_max_records"] == 777
+    expect(page.locator("#audit-table")).to_contain_text("settings.update")
+    page.locator('#settings-form [data-path="pipeline.batch_max_records"]').fill("0")
+    page.click("#settings-save")
+    expect(page.locator("#settings-message")).to_contain_text(
+        "pipeline.batch_max_records: Input should be greater than or equal to 1"
+    )
+    shot(page, "settings")
