@@ -132,6 +132,9 @@ class PerformanceConfig(_Strict):
         100_000, ge=1000, description="values one /batch answer may hold: lowers maxCount per tag (memory)"
     )
     commit_rows: int = Field(1_000_000, ge=1, description="rows buffered before a MERGE commit")
+    distributed: bool | Literal["auto"] = Field(
+        "auto", description="timeseries units on Spark executors (auto: with the Spark sink, not on serverless)"
+    )
 
     @field_validator("max_window", mode="before")
     @classmethod

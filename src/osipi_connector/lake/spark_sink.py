@@ -10,6 +10,7 @@ Databricks (optimistic concurrency with conflict detection); schedule jobs with 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -74,9 +75,32 @@ class SparkSink:
         source, partitions = merge_source(spec, data)
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
+        return self._merge_view(spec, self.dataframe(spec, source), partitions)
+
+    def merge_dataframe(
+        self, spec: TableSpec, df: DataFrame, partition_values: dict[str, Iterable[object]] | None = None
+    ) -> WriteResult:
+        """MERGE from a DataFrame computed on the executors (the distributed timeseries), same SQL as `merge`.
+
+        Nothing is collected to the driver, so the caller guarantees unique keys (the planned units never
+        overlap) and passes the partition values the rows can have, which prune the target; None scans it."""
+        problems = column_differences(
+            {f.name: f.dataType.simpleString() for f in spark_schema(spec.schema)},
+            {f.name: f.dataType.simpleString() for f in df.schema},
+            "in the DataFrame",
+        )
+        if problems:
+            raise SchemaMismatchError(
+                f"DataFrame for {self.table_name(spec)} does not match its spec: {'; '.join(problems)}"
+            )
+        return self._merge_view(spec, df.select(*spec.schema.names), partition_values)
+
+    def _merge_view(
+        self, spec: TableSpec, df: DataFrame, partition_values: dict[str, Iterable[object]] | None
+    ) -> WriteResult:
         self.ensure(spec)
-        with self._view(spec, source) as view:
-            rows = self.spark.sql(spark_sql.merge_sql(spec, self.location, view, partitions)).collect()
+        with _TempView(self.spark, _view_name(spec), df) as view:
+            rows = self.spark.sql(spark_sql.merge_sql(spec, self.location, view, partition_values)).collect()
         metrics = rows[0].asDict() if rows else {}
         return WriteResult(
             inserted=int(metrics.get("num_inserted_rows", 0)), updated=int(metrics.get("num_updated_rows", 0))
@@ -109,7 +133,11 @@ class SparkSink:
         return {"retain_hours": retain_hours}
 
     def _view(self, spec: TableSpec, source: pa.Table) -> _TempView:
-        return _TempView(self.spark, f"osipi_src_{spec.name}_{uuid.uuid4().hex[:12]}", self.dataframe(spec, source))
+        return _TempView(self.spark, _view_name(spec), self.dataframe(spec, source))
+
+
+def _view_name(spec: TableSpec) -> str:
+    return f"osipi_src_{spec.name}_{uuid.uuid4().hex[:12]}"
 
 
 class _TempView:

@@ -1,0 +1,204 @@
+"""Distributed extraction: the runner's timeseries work units fetched on Spark executors and MERGEd as a
+DataFrame, never collected to the driver.
+
+How: a Python Data Source made for one run (`units_dataframe`) has one partition per work unit
+(`plan.plan_units`); an executor fetches it with the local extractor's own code (`fetch_recorded`), so both
+engines read the same rows. A unit never fails its Spark task over a PI error: beside its data rows it emits
+one OUTCOME row per tag (`_tag_rows` rows read, `_requests`, `_error` = why the tag failed, else null).
+
+Why materialise: the DataFrame is checkpointed once on the executors (`localCheckpoint`), so the outcomes the
+driver collects (one small row per tag and unit) describe exactly the rows the MERGE reads. Without it the
+MERGE and the outcome query would each fetch from PI, and a tag that failed in one fetch only could get its
+watermark advanced over rows that never landed.
+
+Secrets: the run's job (client settings, credentials as pydantic `SecretStr`, the units) is a class attribute
+of a Data Source class built for this run; cloudpickle ships that class by value to the Python workers, so
+credentials are in no read option, plan, log line or repr.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pyarrow as pa
+from pyspark.sql.datasource import DataSource, DataSourceReader
+from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+
+from osipi_connector.extract.timeseries import FetchResult, fetch_recorded
+from osipi_connector.lake.schemas import TIMESERIES
+from osipi_connector.lake.spark_schema import spark_schema
+from osipi_connector.piwebapi.client import PIWebAPIClient
+from osipi_connector.piwebapi.settings import ClientSettings, Credentials
+from osipi_connector.plan import WorkUnit
+from osipi_connector.spark.datasource import UnitPartition
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+
+# Outcome columns appended to the timeseries columns; a data row has `_tag_rows` null, an outcome row not.
+OUTCOME_COLUMNS = (("_tag_rows", IntegerType()), ("_requests", IntegerType()), ("_error", StringType()))
+_OUTCOME_ARROW = pa.schema([("_tag_rows", pa.int32()), ("_requests", pa.int32()), ("_error", pa.string())])
+_ROW_SCHEMA = pa.schema(
+    [f.with_nullable(True) for f in TIMESERIES.schema] + list(_OUTCOME_ARROW)  # outcome rows: data null
+)
+
+
+@dataclass(frozen=True)
+class UnitsJob:
+    """Everything an executor needs for the run's units; pickled into the workers, never logged."""
+
+    settings: ClientSettings
+    credentials: Credentials
+    units: tuple[WorkUnit, ...]
+    max_count: int
+    max_values: int | None
+    run_id: str
+    ingested_at: datetime
+
+    def __repr__(self) -> str:  # a plan or a traceback may print it: neither secrets nor 10,000 windows
+        return f"UnitsJob(url={self.settings.url!r}, units={len(self.units)}, run_id={self.run_id!r})"
+
+    def partition_dates(self) -> list[date]:
+        """Every date a fetched timestamp can have: the MERGE prunes the target to these partitions."""
+        windows = [w for unit in self.units for w in unit.windows]
+        if not windows:
+            return []
+        first, last = min(w.start for w in windows).date(), max(w.end for w in windows).date()
+        return [first + timedelta(days=d) for d in range((last - first).days + 1)]
+
+
+class UnitsReader(DataSourceReader):
+    def __init__(self, job: UnitsJob) -> None:
+        self.job = job
+
+    def partitions(self) -> list[UnitPartition]:
+        return [UnitPartition(unit.windows) for unit in self.job.units]
+
+    def read(self, partition: UnitPartition) -> Iterator[pa.RecordBatch]:
+        """Runs on an executor: the unit's rows, then one outcome row per tag of the unit."""
+        job = self.job
+        try:
+            with PIWebAPIClient(job.settings, job.credentials) as client:
+                fetched = fetch_recorded(
+                    client,
+                    list(partition.windows),
+                    max_count=job.max_count,
+                    max_values=job.max_values,
+                    run_id=job.run_id,
+                    ingested_at=job.ingested_at,
+                )
+        except Exception as exc:  # a bug or an unexpected answer: this unit's tags fail, the run goes on
+            fetched = FetchResult(TIMESERIES.schema.empty_table())
+            fetched.failed = {w.webid: f"{type(exc).__name__}: {exc}" for w in partition.windows}
+        yield from _with_outcomes(fetched.table, []).to_batches()
+        yield from _with_outcomes(_tags(partition), _outcomes(partition, fetched)).to_batches()
+
+
+def _tags(partition: UnitPartition) -> pa.Table:
+    webids = [w.webid for w in partition.windows]
+    return pa.table({"tag_webid": pa.array(webids, pa.string())})
+
+
+def _outcomes(partition: UnitPartition, fetched: FetchResult) -> list[dict]:
+    """One row per tag; the unit's request count goes to its first tag so the sum over rows is the run's."""
+    return [
+        {
+            "_tag_rows": fetched.rows.get(w.webid, 0),
+            "_requests": fetched.requests if i == 0 else 0,
+            "_error": fetched.failed.get(w.webid),
+        }
+        for i, w in enumerate(partition.windows)
+    ]
+
+
+def _with_outcomes(data: pa.Table, outcomes: list[dict]) -> pa.Table:
+    """`data` (some timeseries columns) in the reader's row schema: missing columns null, outcomes appended."""
+    n = data.num_rows
+    outcome = pa.Table.from_pylist(outcomes, schema=_OUTCOME_ARROW) if outcomes else _OUTCOME_ARROW.empty_table()
+    columns = [
+        data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(n, f.type)
+        for f in _ROW_SCHEMA
+        if f.name not in _OUTCOME_ARROW.names
+    ]
+    columns += [
+        outcome.column(c) if outcomes else pa.nulls(n, outcome.schema.field(c).type) for c in outcome.column_names
+    ]
+    return pa.Table.from_arrays(columns, schema=_ROW_SCHEMA)
+
+
+class UnitsDataSource(DataSource):
+    """Base of the per-run source classes made by `units_dataframe`; `JOB` is set on each subclass."""
+
+    JOB: ClassVar[UnitsJob]
+
+    def schema(self) -> StructType:
+        data = [StructField(f.name, f.dataType, True) for f in spark_schema(TIMESERIES.schema)]
+        return StructType(data + [StructField(name, dtype, True) for name, dtype in OUTCOME_COLUMNS])
+
+    def reader(self, schema: StructType) -> UnitsReader:
+        return UnitsReader(self.JOB)
+
+
+def units_dataframe(spark: Any, job: UnitsJob) -> DataFrame:
+    """The run's rows and outcomes as one lazy DataFrame (one partition per unit). The source's format name
+    is unique to the run, so concurrent runs in one session never read each other's units."""
+    format_name = f"pi_web_api_units_{uuid.uuid4().hex[:12]}"
+
+    def name(cls: type) -> str:
+        return format_name
+
+    # Defined here, not at module level: cloudpickle then ships the class (with JOB) by value to the workers.
+    source = type("RunUnitsDataSource", (UnitsDataSource,), {"JOB": job, "name": classmethod(name)})
+    spark.dataSource.register(source)
+    return spark.read.format(format_name).load()
+
+
+@dataclass
+class Extracted:
+    """What the driver learns from a distributed fetch: the MERGE's source and the per-tag outcomes."""
+
+    data: DataFrame
+    failed: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+
+    @property
+    def row_count(self) -> int:
+        return sum(self.rows.values())
+
+
+def extract(spark: Any, job: UnitsJob) -> Extracted:
+    """Fetch every unit on the executors ONCE (checkpointed there), then collect only the outcome rows."""
+    fetched = units_dataframe(spark, job).localCheckpoint(eager=True)
+    result = Extracted(fetched.where("_tag_rows IS NULL").select(*TIMESERIES.schema.names))
+    outcomes = fetched.where("_tag_rows IS NOT NULL").select("tag_webid", *(c for c, _ in OUTCOME_COLUMNS))
+    for webid, rows, requests, error in outcomes.collect():
+        result.rows[webid] = result.rows.get(webid, 0) + rows
+        result.requests += requests
+        if error is not None:
+            result.failed.setdefault(webid, error)
+    return result
+
+
+def fetch_and_merge(sink: Any, job: UnitsJob) -> FetchResult:
+    """The runner's timeseries units on Spark: rows MERGEd from the executors' DataFrame, outcomes returned in
+    the shape of the local path's `FetchResult` (its table empty: the rows are already in Delta)."""
+    extracted = extract(sink.spark, job)
+    if extracted.row_count:
+        sink.merge_dataframe(TIMESERIES, extracted.data, {"partition_date": job.partition_dates()})
+    log.info(
+        "distributed fetch: %d units, %d rows, %d tags failed",
+        len(job.units),
+        extracted.row_count,
+        len(extracted.failed),
+    )
+    return FetchResult(
+        TIMESERIES.schema.empty_table(), failed=extracted.failed, rows=extracted.rows, requests=extracted.requests
+    )

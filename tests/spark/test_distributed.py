@@ -1,0 +1,151 @@
+"""Distributed extraction on local PySpark: the runner's work units fetched by Python Data Source partitions
+from the simulator over HTTP, compared with the local (thread pool) path.
+
+Local Spark has no Delta, so the MERGE itself cannot run here: `SparkSink` is given the real session wrapped in
+`RecordingSpark` (tests/lake/test_spark_statement_order.py), which records the statement text and captures
+the source view's rows at the moment the MERGE runs. Everything else (the data source, the executors' fetch,
+the checkpoint, the outcome rows) runs for real.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+
+from osipi_connector.extract.points import resolve_points
+from osipi_connector.extract.timeseries import fetch_recorded
+from osipi_connector.lake import spark_sql
+from osipi_connector.lake.schemas import TIMESERIES
+from osipi_connector.lake.sink import Location
+from osipi_connector.lake.spark_sink import SparkSink
+from osipi_connector.piwebapi.client import PIWebAPIClient
+from osipi_connector.piwebapi.pitime import parse_iso
+from osipi_connector.piwebapi.settings import ClientSettings, Credentials, RetrySettings
+from osipi_connector.plan import Tag, plan_units
+from osipi_connector.simulator.server import RunningSimulator
+from osipi_connector.spark.distributed import UnitsJob, extract, fetch_and_merge, units_dataframe
+from tests.conftest import FIXED_NOW
+from tests.lake.test_spark_statement_order import RecordingSpark, view_of
+
+START, END = parse_iso("2025-03-01T11:00:00Z"), parse_iso("2025-03-01T12:00:00Z")
+NAME_FILTER = "*00001*"  # 11 points of several types (counters, flows, levels, digital states)
+SECRET = "s3cret-pw-0xC0FFEE"
+KEYS = [(k, "ascending") for k in TIMESERIES.keys]
+
+
+@pytest.fixture(scope="module")
+def tags(simulator: RunningSimulator) -> list[Tag]:
+    with PIWebAPIClient(ClientSettings(url=simulator.url, auth_type="anonymous")) as client:
+        points = resolve_points(
+            client, data_server=None, webids=[], names=[], name_filter=NAME_FILTER, run_id="x", ingested_at=FIXED_NOW
+        )
+    return [Tag(w, n) for w, n in zip(points["tag_webid"].to_pylist(), points["tag_name"].to_pylist(), strict=True)]
+
+
+def job(url: str, tags: list[Tag], **settings) -> UnitsJob:
+    """The units the runner plans for `tags` over one hour: 6 tags per unit, 30-minute windows, paging at 200."""
+    units = plan_units(((t, START, END) for t in tags), batch_size=6, max_window=timedelta(minutes=30))
+    return UnitsJob(
+        settings=ClientSettings(url=url, auth_type="basic", **settings),
+        credentials=Credentials(username="piuser", password=SECRET),
+        units=tuple(units),
+        max_count=200,
+        max_values=None,
+        run_id="run-dist",
+        ingested_at=FIXED_NOW,
+    )
+
+
+def local_path(unit_job: UnitsJob) -> pa.Table:
+    """What the runner's thread pool reads for the same units (one fetch_recorded per unit)."""
+    with PIWebAPIClient(unit_job.settings, unit_job.credentials) as client:
+        tables = [
+            fetch_recorded(
+                client,
+                list(unit.windows),
+                max_count=unit_job.max_count,
+                run_id=unit_job.run_id,
+                ingested_at=unit_job.ingested_at,
+            ).table
+            for unit in unit_job.units
+        ]
+    return pa.concat_tables(tables).sort_by(KEYS)
+
+
+def as_timeseries(df) -> pa.Table:
+    return df.toArrow().cast(TIMESERIES.schema).sort_by(KEYS)
+
+
+def test_distributed_rows_equal_the_local_path(spark, simulator: RunningSimulator, tags: list[Tag]) -> None:
+    unit_job = job(simulator.url, tags)
+    assert len(unit_job.units) == 4  # 2 tag groups x 2 windows: several partitions, window edges, paging
+
+    extracted = extract(spark, unit_job)
+
+    expected = local_path(unit_job)
+    assert expected.num_rows > 500
+    assert as_timeseries(extracted.data).equals(expected)
+    assert extracted.failed == {}
+    per_tag = dict(zip(*pa.TableGroupBy(expected, "tag_webid").aggregate([([], "count_all")]).columns))
+    assert {str(k): v.as_py() for k, v in per_tag.items()} == extracted.rows
+    assert extracted.requests >= len(unit_job.units)
+
+
+def test_a_failing_tag_is_reported_and_the_others_are_returned(
+    spark, simulator: RunningSimulator, tags: list[Tag]
+) -> None:
+    unit_job = job(simulator.url, [*tags, Tag("P0NOSUCHWEBID", "GHOST")])
+
+    extracted = extract(spark, unit_job)
+
+    assert set(extracted.failed) == {"P0NOSUCHWEBID"}
+    assert "HTTP 400" in extracted.failed["P0NOSUCHWEBID"]
+    good = job(simulator.url, tags)
+    assert as_timeseries(extracted.data).equals(local_path(good))  # the same unit's other tags are all there
+
+
+def test_an_unreachable_server_fails_every_tag_without_failing_the_job(spark, tags: list[Tag]) -> None:
+    unit_job = job("http://127.0.0.1:9/piwebapi", tags[:3], retry=RetrySettings(max_attempts=1))
+
+    extracted = extract(spark, unit_job)
+
+    assert extracted.data.count() == 0
+    assert set(extracted.failed) == {t.webid for t in tags[:3]}
+    assert all("batch request failed" in why for why in extracted.failed.values())
+
+
+def test_fetch_and_merge_merges_the_executors_rows_then_returns_outcomes(
+    spark, simulator: RunningSimulator, tags: list[Tag]
+) -> None:
+    recorder = RecordingSpark(spark)
+    sink = SparkSink(recorder, Location())
+    unit_job = job(simulator.url, [*tags[:4], Tag("P0NOSUCHWEBID")])
+
+    fetched = fetch_and_merge(sink, unit_job)
+
+    merge = recorder.statements[-1]  # after CREATE SCHEMA / CREATE TABLE / the schema probe
+    # pruned to the dates the windows can hold
+    assert merge == spark_sql.merge_sql(TIMESERIES, Location(), view_of(merge), {"partition_date": [START.date()]})
+    merged = recorder.sources[view_of(merge)].cast(TIMESERIES.schema).sort_by(KEYS)
+    assert merged.equals(local_path(job(simulator.url, tags[:4])))
+    assert fetched.table.num_rows == 0  # the rows went to Delta from the executors, not to the driver
+    assert sum(fetched.rows.values()) == merged.num_rows
+    assert set(fetched.failed) == {"P0NOSUCHWEBID"}
+
+
+def test_no_secret_in_plans_logs_or_reprs(spark, simulator: RunningSimulator, tags: list[Tag], capsys, caplog) -> None:
+    unit_job = job(simulator.url, tags[:2])
+    caplog.set_level(logging.DEBUG)
+
+    units_dataframe(spark, unit_job).explain(mode="extended")
+    extracted = extract(spark, unit_job)
+    extracted.data.explain(mode="extended")
+    fetch_and_merge(SparkSink(RecordingSpark(spark), Location()), unit_job)
+
+    shown = capsys.readouterr().out + caplog.text + repr(unit_job) + str(spark.conf.getAll)
+    assert "pi_web_api_units_" in shown  # the plan was printed...
+    assert SECRET not in shown  # ...without the password
+    assert extracted.failed == {}  # and the executors did use the credentials (basic auth accepted)
