@@ -1,6 +1,6 @@
 """STATEMENT-ORDER TESTS, NOT DELTA TESTS.
 
-Local Spark has no Delta, so the Delta statements cannot execute here. SparkSink runs against the real local
+Local Spark has no Delta (no Maven here), so the Delta statements cannot execute here. SparkSink runs against the real local
 session wrapped in `RecordingSpark`, which records the text of every `spark.sql` call and answers it with what
 Databricks would return in shape (MERGE metrics row, empty result) without executing it. What these tests
 prove: which statements SparkSink issues, in which order, with which text, and that the source temp view
@@ -159,3 +159,42 @@ def test_existing_table_with_other_columns_is_refused_before_writing(spark):
     ):
         SparkSink(recorder, LOCATION).merge(WATERMARKS, rows.table(WATERMARKS, [rows.watermark("W000", rows.T0)]))
     assert not any(s.startswith("MERGE") for s in recorder.statements)
+
+
+def test_merge_dataframe_issues_the_same_statements_with_the_dataframe_as_source(spark):
+    recorder = RecordingSpark(spark)
+    sink = SparkSink(recorder, LOCATION)
+    batch = rows.timeseries(tags=2, days=2, per_day=3)
+    df = sink.dataframe(TIMESERIES, batch)
+    df = df.select(*reversed(df.columns))  # column order is the sink's business, not the caller's
+    dates = {"partition_date": [dt.date(2025, 3, 1), dt.date(2025, 3, 2)]}
+
+    result = sink.merge_dataframe(TIMESERIES, df, dates)
+    sink.merge_dataframe(TIMESERIES, df)
+
+    first, second = view_of(recorder.statements[3]), view_of(recorder.statements[4])
+    assert recorder.statements == [
+        "CREATE SCHEMA IF NOT EXISTS `main`.`bronze`",
+        spark_sql.create_table_sql(TIMESERIES, LOCATION),
+        "SELECT * FROM `main`.`bronze`.`pi_timeseries` LIMIT 0",
+        spark_sql.merge_sql(TIMESERIES, LOCATION, first, dates),
+        spark_sql.merge_sql(TIMESERIES, LOCATION, second),  # no partition values: no pruning
+    ]
+    assert result == WriteResult(inserted=11, updated=1)
+    assert recorder.sources[first].column_names == TIMESERIES.schema.names
+    keys = [(k, "ascending") for k in TIMESERIES.keys]
+    assert conform(TIMESERIES, recorder.sources[first]).sort_by(keys).equals(batch.sort_by(keys))
+    assert not spark.catalog.tableExists(first)
+    assert not spark.catalog.tableExists(second)
+
+
+def test_merge_dataframe_refuses_a_dataframe_unlike_the_spec(spark):
+    recorder = RecordingSpark(spark)
+    sink = SparkSink(recorder, LOCATION)
+    df = sink.dataframe(TIMESERIES, rows.timeseries(tags=1, days=1, per_day=1))
+    wrong = df.drop("units").withColumn("value_seq", df["value_seq"].cast("string"))
+    with pytest.raises(
+        SchemaMismatchError, match=r"value_seq \(string in the DataFrame, int in spec\); units \(missing\)"
+    ):
+        sink.merge_dataframe(TIMESERIES, wrong)
+    assert recorder.statements == []
