@@ -35,6 +35,7 @@ from osipi_connector.lake.schemas import (
 from osipi_connector.lake.sink import Location, Sink
 from osipi_connector.piwebapi.pitime import UTC, parse_iso
 from osipi_connector.plan import Tag, WorkUnit, plan_units
+from osipi_connector.spark import dispatch
 
 log = logging.getLogger(__name__)
 EVENT_FRAMES_DATASET = "event_frames"
@@ -313,6 +314,9 @@ class _Run:
             )
 
         self.connector._report("timeseries", 0, len(units))
+        if dispatch.enabled(perf, self.sink):  # Databricks: the units run on Spark executors (spark/dispatch.py)
+            state.add(dispatch.fetch_and_merge(self, units))  # rows MERGEd from the executors; outcomes back
+            state.finished, units = list(remaining), []  # every tag done: nothing left for the thread pool
         with ThreadPoolExecutor(perf.workers, thread_name_prefix="pi-fetch") as pool:
             for done, (unit, future) in enumerate(_bounded(pool, work, units, perf.workers), start=1):
                 try:
