@@ -1,0 +1,60 @@
+"""Container HEALTHCHECK: exit 0 when the agent answers, 1 otherwise (no curl in a slim image).
+
+Which endpoint: the GUI's `/healthz` on 8080 when the GUI runs; a build or a `run` (headless) container
+without the GUI answers nothing there, so the metrics endpoint `/metrics` on 9090 is the fallback. A GUI
+that answers but reports unhealthy (non-2xx other than 404) is unhealthy: no fallback hides it.
+
+    IOT_CONNECTOR_HEALTH_URL   check only this URL
+    IOT_CONNECTOR_GUI_PORT / IOT_CONNECTOR_METRICS_PORT   ports of the defaults (8080 / 9090)
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import sys
+import urllib.error
+import urllib.request
+
+TIMEOUT_S = 4.0
+
+
+def status(url: str) -> int | None:
+    """HTTP status of GET url, or None when nothing listens. The GUI's optional TLS is self-signed: the
+    check is about liveness on localhost, not about the certificate."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S, context=context) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def healthy() -> tuple[bool, str]:
+    explicit = os.environ.get("IOT_CONNECTOR_HEALTH_URL")
+    if explicit:
+        code = status(explicit)
+        return code is not None and 200 <= code < 300, f"{explicit}: {code or 'no answer'}"
+    gui_port = os.environ.get("IOT_CONNECTOR_GUI_PORT", "8080")
+    for scheme in ("http", "https"):
+        url = f"{scheme}://127.0.0.1:{gui_port}/healthz"
+        code = status(url)
+        if code not in (None, 400, 404):  # 400: plain HTTP sent to a TLS port by some servers
+            return 200 <= code < 300, f"{url}: {code}"
+    url = f"http://127.0.0.1:{os.environ.get('IOT_CONNECTOR_METRICS_PORT', '9090')}/metrics"
+    code = status(url)
+    return code == 200, f"{url}: {code or 'no answer'}"
+
+
+def main() -> int:
+    ok, detail = healthy()
+    print(("healthy: " if ok else "unhealthy: ") + detail)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
