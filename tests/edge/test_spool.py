@@ -211,3 +211,28 @@ async def test_cursor_past_the_segments_is_clamped(tmp_path: Path) -> None:
     got, _ = _read_all(again)
     assert seqs(got) == [4, 5]
     await again.close()
+
+
+async def test_commit_soon_persists_the_cursor_in_the_background(tmp_path: Path) -> None:
+    """The pipeline's commit: counters move at once, the cursor file and segment deletion follow."""
+    import asyncio
+
+    spool = _spool(tmp_path, segment_bytes=4096)
+    for start in range(0, 400, 50):
+        _append(spool, 50, start)
+    first, pos = spool.read(250)
+    spool.commit_soon(pos)
+    assert spool.depth == 150
+    async with asyncio.timeout(10):
+        while Spool(tmp_path)._load_cursor() != pos:
+            await asyncio.sleep(0.01)
+    # a crash now (no close): only the 150 unacknowledged records come back
+    crashed = _spool(tmp_path)
+    got, _ = _read_all(crashed)
+    assert seqs(first) == list(range(250))
+    assert seqs(got) == list(range(250, 400))
+    await crashed.close()
+    _rest, end = _read_all(spool)
+    spool.commit_soon(end)
+    await spool.close()  # close persists what the background writer had not yet
+    assert _spool(tmp_path).pending == 0

@@ -181,5 +181,5 @@ class SpoolBuffer(Buffer):
         return self.spool.read(max_records)
 
     def commit(self, token: Any) -> None:
-        self.spool.commit(token)
+        self.spool.commit_soon(token)
         self._freed()
