@@ -116,10 +116,20 @@ class DeltaSink:
 
     def _write_once(self, spec: TableSpec, source: pa.Table, partitions: dict[str, list]) -> tuple[int, dict]:
         """(rows appended, MERGE metrics) against the table's current version."""
+        clock = time.perf_counter()
         table = DeltaTable(self.path(spec))
         new, maybe = split_new_rows(table, spec, source)
+        split = time.perf_counter()
         if new.num_rows:
             write_deltalake(table, new, mode="append")
+        log.debug(
+            "%s: %d rows to append (split %.2f s, append %.2f s), %d to MERGE",
+            spec.name,
+            new.num_rows,
+            split - clock,
+            time.perf_counter() - split,
+            maybe.num_rows,
+        )
         if not maybe.num_rows:
             return new.num_rows, {}
         if new.num_rows:
