@@ -25,6 +25,7 @@ from osipi_connector.piwebapi.client import PIWebAPIClient
 from osipi_connector.piwebapi.pitime import parse_iso
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials, RetrySettings
 from osipi_connector.plan import Tag, plan_units
+from osipi_connector.runner import PILakeflowConnector, RunResult
 from osipi_connector.simulator.server import RunningSimulator
 from osipi_connector.spark.distributed import UnitsJob, extract, fetch_and_merge, units_dataframe
 from tests.conftest import FIXED_NOW
@@ -149,3 +150,70 @@ def test_no_secret_in_plans_logs_or_reprs(spark, simulator: RunningSimulator, ta
     assert "pi_web_api_units_" in shown  # the plan was printed...
     assert SECRET not in shown  # ...without the password
     assert extracted.failed == {}  # and the executors did use the credentials (basic auth accepted)
+
+
+def run_on_spark(url: str, tags: list[Tag], client_url: str, spark, **config) -> tuple[RecordingSpark, RunResult]:
+    """One full-mode run of the connector with a SparkSink (so `performance.distributed: auto` is on)."""
+    recorder = RecordingSpark(spark)
+    settings = {
+        "pi_web_api": {"url": url, "auth_type": "anonymous"},
+        "extraction": {"tags": [t.webid for t in tags], "mode": "full", "start_date": START, "end_date": END},
+        "performance": {"max_window": "30m"},
+        "retry": {"max_attempts": 1},
+    }
+    with PIWebAPIClient(ClientSettings(url=client_url, auth_type="anonymous")) as client:
+        connector = PILakeflowConnector(settings | config, sink=SparkSink(recorder, Location()), client=client)
+        return recorder, connector.run(datasets=["timeseries"])
+
+
+def merged(recorder: RecordingSpark, table: str) -> list[tuple[int, pa.Table]]:
+    """(statement index, source rows) of every MERGE into `table`, in order."""
+    return [
+        (i, recorder.sources[view_of(s)])
+        for i, s in enumerate(recorder.statements)
+        if s.startswith(f"MERGE INTO `main`.`{'checkpoints' if table == 'pi_watermarks' else 'bronze'}`.`{table}`")
+    ]
+
+
+def test_the_runner_merges_rows_from_the_executors_then_advances_watermarks(
+    spark, simulator: RunningSimulator, tags: list[Tag]
+) -> None:
+    recorder, result = run_on_spark(simulator.url, tags[:4], simulator.url, spark)
+
+    assert result.status == "success", result.errors
+    [(data_at, data)] = merged(recorder, "pi_timeseries")
+    [(marks_at, marks)] = merged(recorder, "pi_watermarks")
+    assert data_at < marks_at  # watermarks only after the data MERGE
+    expected = local_path(job(simulator.url, tags[:4]))
+    assert data.num_rows == expected.num_rows == result.rows["pi_timeseries"]
+    assert data.column("run_id").unique().to_pylist() == [result.run_id]
+    assert sorted(marks.column("item_id").to_pylist()) == sorted(t.webid for t in tags[:4])
+    assert set(marks.column("last_status").to_pylist()) == {"ok"}
+    assert set(marks.column("high_watermark").to_pylist()) == {END}
+
+
+def test_the_runner_holds_back_the_watermarks_of_tags_the_executors_could_not_read(
+    spark, simulator: RunningSimulator, tags: list[Tag]
+) -> None:
+    # the driver's client reaches the simulator; the executors are configured with a closed port
+    recorder, result = run_on_spark("http://127.0.0.1:9/piwebapi", tags[:2], simulator.url, spark)
+
+    assert result.status == "failed"
+    assert result.tags_failed == 2
+    assert all("batch request failed" in e for e in result.errors)
+    assert merged(recorder, "pi_timeseries") == []  # nothing fetched, nothing merged
+    [(_, marks)] = merged(recorder, "pi_watermarks")
+    assert set(marks.column("last_status").to_pylist()) == {"failed"}
+    assert set(marks.column("high_watermark").to_pylist()) == {None}  # re-read from the start next run
+
+
+def test_distributed_false_keeps_the_thread_pool_with_a_spark_sink(
+    spark, simulator: RunningSimulator, tags: list[Tag]
+) -> None:
+    # executors would fail (closed port); the driver's pool uses the working client, so the run succeeds
+    recorder, result = run_on_spark(
+        "http://127.0.0.1:9/piwebapi", tags[:2], simulator.url, spark, performance={"distributed": False}
+    )
+    assert result.status == "success", result.errors
+    [(_, data)] = merged(recorder, "pi_timeseries")
+    assert data.num_rows == local_path(job(simulator.url, tags[:2])).num_rows
