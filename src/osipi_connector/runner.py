@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -93,20 +93,22 @@ def default_sink(config: ConnectorConfig) -> Sink:
 
 
 def _bounded(pool: ThreadPoolExecutor, fn: Callable[[WorkUnit], Any], units: list[WorkUnit], limit: int) -> Iterator:
-    """(unit, future) as they complete, with at most `limit` in flight: memory stays flat however many units."""
+    """(unit, future) in plan order, with at most `limit` units submitted and not yet yielded: memory stays
+    flat however many units. Plan order (not completion order) keeps each commit's tags a contiguous WebID
+    range, so the Delta files of successive commits do not overlap and the sink can append (lake/new_rows)."""
     queue = iter(units)
-    running: dict[Future, WorkUnit] = {}
+    running: deque[tuple[WorkUnit, Future]] = deque()
     for unit in queue:
-        running[pool.submit(fn, unit)] = unit
+        running.append((unit, pool.submit(fn, unit)))
         if len(running) >= limit:
             break
     while running:
-        finished, _ = wait(running, return_when=FIRST_COMPLETED)
-        for future in finished:
-            yield running.pop(future), future
-            unit = next(queue, None)
-            if unit is not None:
-                running[pool.submit(fn, unit)] = unit
+        unit, future = running.popleft()
+        wait([future])
+        yield unit, future
+        following = next(queue, None)
+        if following is not None:
+            running.append((following, pool.submit(fn, following)))
 
 
 class PILakeflowConnector:
@@ -318,7 +320,7 @@ class _Run:
             state.add(dispatch.fetch_and_merge(self, units))  # rows MERGEd from the executors; outcomes back
             state.finished, units = list(remaining), []  # every tag done: nothing left for the thread pool
         with ThreadPoolExecutor(perf.workers, thread_name_prefix="pi-fetch") as pool:
-            for done, (unit, future) in enumerate(_bounded(pool, work, units, perf.workers), start=1):
+            for done, (unit, future) in enumerate(_bounded(pool, work, units, perf.workers + 2), start=1):
                 try:
                     fetched = future.result()
                 except Exception as exc:  # a bug or an unexpected answer: the unit's tags fail, the rest go on
