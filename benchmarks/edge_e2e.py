@@ -31,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("RUST_LOG", "warn")
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
-from edge_sources import (  # noqa: E402  (benchmarks/ is not a package)
+from tests.edge.zerobus_double import ZerobusDouble
+
+from edge_sources import (
     JSON_TOPIC,
     MODBUS_SERVER,
     OPCUA_SERVER,
@@ -44,18 +46,16 @@ from edge_sources import (  # noqa: E402  (benchmarks/ is not a package)
     publish,
     wait_port,
 )
-from tests.edge.zerobus_double import ZerobusDouble  # noqa: E402
-
-from iot_connector.config.models import PipelineSettings, ZerobusSinkSettings  # noqa: E402
-from iot_connector.model import Record, now_us  # noqa: E402
-from iot_connector.pipeline import Pipeline, make_buffer  # noqa: E402
-from iot_connector.sinks.base import Sink  # noqa: E402
-from iot_connector.sinks.delta import DeltaSink  # noqa: E402
-from iot_connector.sinks.zerobus import ZerobusSink  # noqa: E402
-from iot_connector.sources.base import Source  # noqa: E402
-from iot_connector.sources.modbus import ModbusConfig, ModbusSource  # noqa: E402
-from iot_connector.sources.mqtt import MqttConfig, MqttSource  # noqa: E402
-from iot_connector.sources.opcua import OpcuaConfig, OpcuaSource  # noqa: E402
+from iot_connector.config.models import PipelineSettings, ZerobusSinkSettings
+from iot_connector.model import Record, now_us
+from iot_connector.pipeline import Pipeline, make_buffer
+from iot_connector.sinks.base import Sink
+from iot_connector.sinks.delta import DeltaSink
+from iot_connector.sinks.zerobus import ZerobusSink
+from iot_connector.sources.base import Source
+from iot_connector.sources.modbus import ModbusConfig, ModbusSource
+from iot_connector.sources.mqtt import MqttConfig, MqttSource
+from iot_connector.sources.opcua import OpcuaConfig, OpcuaSource
 
 Emit = Callable[[Sequence[Record]], object]
 MakeSource = Callable[[Emit], Source]

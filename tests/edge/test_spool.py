@@ -236,3 +236,16 @@ async def test_commit_soon_persists_the_cursor_in_the_background(tmp_path: Path)
     spool.commit_soon(end)
     await spool.close()  # close persists what the background writer had not yet
     assert _spool(tmp_path).pending == 0
+
+
+def test_codec_reads_frames_of_the_earlier_orjson_format_and_rejects_garbage() -> None:
+    import orjson
+
+    from iot_connector.pipeline import codec
+
+    record = make_records(1)[0].finalize()
+    legacy = orjson.dumps(list(codec._VALUES(record)))  # what spools written before the marshal format hold
+    assert codec.decode(legacy) == record
+    assert codec.decode(codec.encode(record)) == record
+    with pytest.raises(ValueError, match="not a Record"):
+        codec.decode(codec.FORMAT_MARSHAL + __import__("marshal").dumps("text"))

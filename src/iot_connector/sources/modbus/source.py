@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 _PREFIX = {"coil": "co", "discrete_input": "di", "holding": "hr", "input": "ir"}
 _INT_TYPES = ("int16", "uint16", "int32", "uint32")
-EMIT_EVERY = 500  # records; a poll of a large map is handed over in parts
+EMIT_EVERY = 1000  # records; a poll of a large map is handed over in parts (each part waits for an fsync)
 
 
 class ModbusSource(Source):
@@ -99,21 +99,34 @@ class ModbusSource(Source):
             self._client = None
 
     async def _poll_forever(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> None:
+        """Reads overlap the previous hand-over: while the pipeline makes one part durable (an fsync of a few
+        ms) the next blocks are read. At most one emit is in flight, so parts still arrive in order."""
         next_at = time.monotonic()
-        while not self._stopped.is_set():
-            pending: list[Record] = []
-            for block in self.blocks:
-                pending += await self._read_block(client, block)
-                if len(pending) >= EMIT_EVERY:  # big maps: hand over early, keeps latency low
-                    await self._emit(pending)
-                    pending = []
-            await self._emit(pending)
-            next_at += self.config.poll_interval_s
-            wait = next_at - time.monotonic()
-            if wait < 0:  # a poll took longer than the interval: start the next one now, do not catch up
-                next_at, wait = time.monotonic(), 0
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), wait)
+        handing: asyncio.Future[None] | None = None
+        try:
+            while not self._stopped.is_set():
+                pending: list[Record] = []
+                for block in self.blocks:
+                    pending += await self._read_block(client, block)
+                    if len(pending) >= EMIT_EVERY:  # big maps: hand over early, keeps latency low
+                        handing = await self._hand_over(handing, pending)
+                        pending = []
+                handing = await self._hand_over(handing, pending)
+                next_at += self.config.poll_interval_s
+                wait = next_at - time.monotonic()
+                if wait < 0:  # a poll took longer than the interval: start the next one now, do not catch up
+                    next_at, wait = time.monotonic(), 0
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), wait)
+        finally:
+            if handing is not None:  # what was read is handed over before the source stops or reconnects
+                await handing
+
+    async def _hand_over(self, previous: asyncio.Future[None] | None, records: list[Record]):
+        """Wait for the previous emit, then start emitting `records` without waiting for it."""
+        if previous is not None:
+            await previous
+        return asyncio.ensure_future(self._emit(records)) if records else None
 
     async def _emit(self, records: list[Record]) -> None:
         if records:
