@@ -11,7 +11,9 @@
 #   IOT_CONNECTOR_APP_DIR   root of the four volumes (default /app): config, certs, spool, logs
 #   IOT_CONNECTOR_MODE      serve (GUI + agent + metrics, default) | run (headless agent + metrics)
 #   IOT_CONNECTOR_LOG_FILE  log copy with size rotation (default $APP_DIR/logs/agent.log; empty = stdout only)
-#   IOT_CONNECTOR_ADMIN_PASSWORD / IOT_CONNECTOR_SECRET_KEY_FILE  read by the agent itself (docs/operations.md)
+#   IOT_CONNECTOR_CERTS_DIR  certificate uploads (default $APP_DIR/certs)
+#   IOT_CONNECTOR_ADMIN_PASSWORD, IOT_CONNECTOR_SECRET_KEY_FILE, IOT_CONNECTOR_GUI_PORT / _HOST / _TLS_CERT /
+#   _TLS_KEY are read by the agent itself (docs/operations.md)
 set -euo pipefail
 
 APP_DIR="${IOT_CONNECTOR_APP_DIR:-/app}"
@@ -34,6 +36,8 @@ done
 export HOME="$APP_DIR/spool/home"
 export TMPDIR="${TMPDIR:-$APP_DIR/spool/tmp}"
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# the GUI stores uploaded certificates here (default would be <config>/certs)
+export IOT_CONNECTOR_CERTS_DIR="${IOT_CONNECTOR_CERTS_DIR:-$APP_DIR/certs}"
 mkdir -p "$HOME" "$TMPDIR"
 
 # First start only: point the spool at its own volume. The GUI's state is merged over this file, so an
