@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
 
+from osipi_connector.config import ConfigError, PerformanceConfig
 from osipi_connector.extract.points import resolve_points
 from osipi_connector.extract.timeseries import fetch_recorded
 from osipi_connector.lake import spark_sql
@@ -27,6 +29,7 @@ from osipi_connector.piwebapi.settings import ClientSettings, Credentials, Retry
 from osipi_connector.plan import Tag, plan_units
 from osipi_connector.runner import PILakeflowConnector, RunResult
 from osipi_connector.simulator.server import RunningSimulator
+from osipi_connector.spark import dispatch
 from osipi_connector.spark.distributed import UnitsJob, extract, fetch_and_merge, units_dataframe
 from tests.conftest import FIXED_NOW
 from tests.lake.test_spark_statement_order import RecordingSpark, view_of
@@ -217,3 +220,24 @@ def test_distributed_false_keeps_the_thread_pool_with_a_spark_sink(
     assert result.status == "success", result.errors
     [(_, data)] = merged(recorder, "pi_timeseries")
     assert data.num_rows == local_path(job(simulator.url, tags[:2])).num_rows
+
+
+@pytest.mark.parametrize(
+    ("setting", "engine", "serverless", "on"),
+    [
+        ("auto", "spark", "", True),
+        ("auto", "spark", "TRUE", False),  # serverless Python workers cannot reach a PI server
+        ("auto", "delta-rs", "", False),
+        (False, "spark", "", False),
+        (True, "spark", "true", True),  # an explicit true is obeyed
+    ],
+)
+def test_distributed_setting(setting, engine: str, serverless: str, on: bool, monkeypatch) -> None:
+    monkeypatch.setenv("IS_SERVERLESS", serverless)
+    sink = SimpleNamespace(engine=engine)
+    assert dispatch.enabled(PerformanceConfig(distributed=setting), sink) is on
+
+
+def test_distributed_true_without_spark_says_what_to_change() -> None:
+    with pytest.raises(ConfigError, match=r"performance\.distributed: true needs the Spark sink"):
+        dispatch.enabled(PerformanceConfig(distributed=True), SimpleNamespace(engine="delta-rs"))

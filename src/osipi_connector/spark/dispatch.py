@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from osipi_connector.config import PerformanceConfig
+from osipi_connector.config import ConfigError, PerformanceConfig
 from osipi_connector.extract.timeseries import FetchResult
 from osipi_connector.lake.schemas import TIMESERIES
 from osipi_connector.plan import WorkUnit
@@ -15,10 +15,15 @@ from osipi_connector.plan import WorkUnit
 def enabled(performance: PerformanceConfig, sink: Any) -> bool:
     """`performance.distributed`: true/false as set; auto = on with a Spark sink, except on serverless, whose
     Python workers may not open connections to the internet or a plant network."""
+    spark = getattr(sink, "engine", None) == "spark"
+    if performance.distributed is True and not spark:
+        raise ConfigError(
+            "performance.distributed: true needs the Spark sink (a Databricks job); set it to auto or false here"
+        )
     if performance.distributed != "auto":
         return bool(performance.distributed)
     serverless = os.environ.get("IS_SERVERLESS", "").lower() == "true"
-    return getattr(sink, "engine", None) == "spark" and not serverless
+    return spark and not serverless
 
 
 def fetch_and_merge(run: Any, units: Sequence[WorkUnit]) -> FetchResult:
