@@ -9,7 +9,8 @@
 #
 # Environment (all optional):
 #   IOT_CONNECTOR_APP_DIR   root of the four volumes (default /app): config, certs, spool, logs
-#   IOT_CONNECTOR_MODE      serve (GUI + agent + metrics, default) | run (headless agent + metrics)
+#   IOT_CONNECTOR_MODE      serve (GUI + agent + metrics, default) | run (headless agent + metrics);
+#                           the healthcheck reads it too
 #   IOT_CONNECTOR_LOG_FILE  log copy with size rotation (default $APP_DIR/logs/agent.log; empty = stdout only)
 #   IOT_CONNECTOR_CERTS_DIR  certificate uploads (default $APP_DIR/certs)
 #   IOT_CONNECTOR_ADMIN_PASSWORD, IOT_CONNECTOR_SECRET_KEY_FILE, IOT_CONNECTOR_GUI_PORT / _HOST / _TLS_CERT /
@@ -58,11 +59,6 @@ case "$MODE" in
 serve | run) ;;
 *) fail "IOT_CONNECTOR_MODE must be serve or run, got '$MODE'" ;;
 esac
-if [ "$MODE" = serve ] && ! python -c "from iot_connector.web import serve" 2>/dev/null; then
-    echo "entrypoint: this build has no web GUI (iot_connector.web.serve); running the agent headless" >&2
-    MODE=run
-fi
-
 LOG_FILE="${IOT_CONNECTOR_LOG_FILE-$APP_DIR/logs/agent.log}"
 if [ -n "$LOG_FILE" ]; then
     # stdout stays the container log; logtee also keeps a rotated copy in the logs volume. After `exec` the

@@ -1,11 +1,12 @@
-"""Container HEALTHCHECK: exit 0 when the agent answers, 1 otherwise (no curl in a slim image).
+"""Container HEALTHCHECK and Kubernetes probe: exit 0 when the agent answers, 1 otherwise (no curl in a slim image).
 
-Which endpoint: the GUI's `/healthz` on 8080 when the GUI runs; a build or a `run` (headless) container
-without the GUI answers nothing there, so the metrics endpoint `/metrics` on 9090 is the fallback. A GUI
-that answers but reports unhealthy (non-2xx other than 404) is unhealthy: no fallback hides it.
+`IOT_CONNECTOR_MODE=serve` (the image's default): the GUI on 8080 must answer. Its `/healthz` decides when
+it has one; a GUI without it (404) counts as alive and the metrics endpoint `/metrics` on 9090 decides, which
+also proves the agent's event loop is running. `run` (headless): `/metrics` decides. The GUI's optional TLS
+is tried when plain HTTP gets no answer.
 
     IOT_CONNECTOR_HEALTH_URL   check only this URL
-    IOT_CONNECTOR_GUI_PORT / IOT_CONNECTOR_METRICS_PORT   ports of the defaults (8080 / 9090)
+    IOT_CONNECTOR_GUI_PORT / IOT_CONNECTOR_METRICS_PORT   ports (8080 / 9090; metrics.port must match)
 """
 
 from __future__ import annotations
@@ -39,14 +40,17 @@ def healthy() -> tuple[bool, str]:
     if explicit:
         code = status(explicit)
         return code is not None and 200 <= code < 300, f"{explicit}: {code or 'no answer'}"
-    gui_port = os.environ.get("IOT_CONNECTOR_GUI_PORT", "8080")
-    url = f"http://127.0.0.1:{gui_port}/healthz"
-    code = status(url)
-    if code is None or code == 400:  # nothing, or a TLS port (some servers answer plain HTTP with 400)
-        url = f"https://127.0.0.1:{gui_port}/healthz"
+    if os.environ.get("IOT_CONNECTOR_MODE", "serve") == "serve":
+        gui_port = os.environ.get("IOT_CONNECTOR_GUI_PORT", "8080")
+        url = f"http://127.0.0.1:{gui_port}/healthz"
         code = status(url)
-    if code is not None and code != 404:
-        return 200 <= code < 300, f"{url}: {code}"
+        if code is None or code == 400:  # nothing, or a TLS port (some servers answer plain HTTP with 400)
+            url = f"https://127.0.0.1:{gui_port}/healthz"
+            code = status(url)
+        if code is None:
+            return False, f"the GUI on port {gui_port} does not answer"
+        if code != 404:
+            return 200 <= code < 300, f"{url}: {code}"
     url = f"http://127.0.0.1:{os.environ.get('IOT_CONNECTOR_METRICS_PORT', '9090')}/metrics"
     code = status(url)
     return code == 200, f"{url}: {code or 'no answer'}"

@@ -106,8 +106,10 @@ def _write_state(layout: Layout) -> Path:
     return config
 
 
-def _healthcheck(layout: Layout, metrics_port: int, gui_port: int = 9) -> subprocess.CompletedProcess:
-    env = layout.env(IOT_CONNECTOR_METRICS_PORT=str(metrics_port), IOT_CONNECTOR_GUI_PORT=str(gui_port))
+def _healthcheck(layout: Layout, metrics_port: int, gui_port: int | None = None) -> subprocess.CompletedProcess:
+    """deploy/healthcheck.py as Docker runs it: in the container's environment (mode run without a GUI port)."""
+    mode = {"IOT_CONNECTOR_MODE": "run"} if gui_port is None else {"IOT_CONNECTOR_GUI_PORT": str(gui_port)}
+    env = layout.env(IOT_CONNECTOR_METRICS_PORT=str(metrics_port), **mode)
     return subprocess.run(
         ["python", str(layout.bin / "healthcheck.py")], env=env, capture_output=True, text=True, timeout=30
     )
@@ -118,14 +120,17 @@ def _foreign_files(layout: Layout, code_before: dict, started: float) -> list[Pa
     code_after = snapshot(layout.root / "opt")
     outside = {p for p in code_before.keys() | code_after.keys() if code_before.get(p) != code_after.get(p)}
     if layout.as_uid is not None:
-        for top in (Path("/tmp"), Path("/var/tmp"), Path("/home")):
-            for path in top.rglob("*"):
-                try:
-                    st = path.lstat()
-                except OSError:
-                    continue
-                if st.st_uid == layout.as_uid and st.st_mtime >= started and layout.root not in path.parents:
-                    outside.add(path)
+        for top in ("/tmp", "/var/tmp", "/home"):
+            # os.walk ignores what vanishes meanwhile (other processes share /tmp)
+            for folder, dirs, files in os.walk(top):
+                for name in dirs + files:
+                    path = Path(folder, name)
+                    try:
+                        st = path.lstat()
+                    except OSError:
+                        continue
+                    if st.st_uid == layout.as_uid and st.st_mtime >= started and layout.root not in path.parents:
+                        outside.add(path)
     return sorted(outside)
 
 
@@ -190,6 +195,9 @@ def test_default_mode_serves_the_gui_and_masks_the_first_run_password_in_the_log
         assert "<html" in page.text.lower()
         check = _healthcheck(layout, port, gui)
         assert check.returncode == 0, check.stdout + check.stderr
+        dead_gui = _healthcheck(layout, port, _free_port())  # serve mode: the metrics alone are not enough
+        assert dead_gui.returncode == 1
+        assert "does not answer" in dead_gui.stdout
     finally:
         _code, out = _stop(agent)
     password = re.search(r"user 'admin' password: (\S+)", out)
