@@ -29,6 +29,7 @@ class Tag:
 class WorkUnit:
     index: int
     windows: tuple[TagWindow, ...]
+    slot: int = 0  # grid slot (time bucket of `max_window`): commits never mix slots, see runner
 
     @property
     def webids(self) -> list[str]:
@@ -66,5 +67,5 @@ def plan_units(
     for slot in sorted(by_slot):
         group = sorted(by_slot[slot], key=lambda w: w.webid)  # tight tag ranges per file: see lake/new_rows.py
         for i in range(0, len(group), batch_size):
-            units.append(WorkUnit(len(units), tuple(group[i : i + batch_size])))
+            units.append(WorkUnit(len(units), tuple(group[i : i + batch_size]), slot))
     return units

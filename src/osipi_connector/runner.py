@@ -326,6 +326,9 @@ class _Run:
                 except Exception as exc:  # a bug or an unexpected answer: the unit's tags fail, the rest go on
                     fetched = FetchResult(TIMESERIES.schema.empty_table())
                     fetched.failed = {w: f"{type(exc).__name__}: {exc}" for w in unit.webids}
+                if unit.slot != state.slot:  # one time slot per commit: tight file statistics, see plan.py
+                    state.flush()
+                    state.slot = unit.slot
                 state.add(fetched)
                 for webid in unit.webids:
                     remaining[webid] -= 1
@@ -395,6 +398,7 @@ class _TimeseriesState:
         self.rows: Counter[str] = Counter()
         self.failed: dict[str, str] = {}
         self.finished: list[str] = []
+        self.slot: int | None = None  # grid slot of the buffered units
 
     def label(self, webid: str) -> str:
         tag = self.spans[webid][0] if webid in self.spans else None

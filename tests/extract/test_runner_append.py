@@ -1,0 +1,58 @@
+"""The append fast path seen from a run: a first load appends, a crash after some appends is repaired by
+the next run without duplicates, and a re-run over the same window MERGEs into a table that does not change."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from osipi_connector import PILakeflowConnector
+from osipi_connector.lake.delta_sink import DeltaSink
+from osipi_connector.lake.schemas import TIMESERIES, TableSpec
+from osipi_connector.lake.sink import WriteResult
+from osipi_connector.piwebapi.pitime import format_datetime
+from tests.extract.conftest import served_rows, table_rows
+from tests.extract.test_runner import END, START, config
+from tests.extract.test_runner import names as names  # a module-scoped fixture, re-exported
+
+pytestmark = pytest.mark.integration
+
+
+def operations(sink: DeltaSink) -> list[str]:
+    return [c["operation"] for c in reversed(DeltaTable(sink.path(TIMESERIES)).history())]
+
+
+class CrashAfterAppends(DeltaSink):
+    """Dies on the third timeseries commit: two commits (appends) are on disk, their watermarks may not be."""
+
+    commits = 0
+
+    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+        if spec.name == TIMESERIES.name:
+            self.commits += 1
+            if self.commits == 3:
+                raise OSError("simulated crash in the middle of the timeseries commits")
+        return super().merge(spec, data)
+
+
+def test_first_load_appends_and_a_crash_midway_is_repaired_without_duplicates(simulator, names, tmp_path) -> None:
+    tags = list(names)
+    cfg = config(simulator.url, tmp_path / "lake", tags, mode="incremental")
+    cfg["performance"]["commit_rows"] = 2_000  # several commits per run
+    crashing = CrashAfterAppends(tmp_path / "lake")
+    crashed = PILakeflowConnector(cfg, sink=crashing).run(datasets=["timeseries"])
+    assert any("simulated crash" in e for e in crashed.errors)
+    assert operations(crashing)[1:] == ["WRITE", "WRITE"]  # a fresh table: appended, not merged
+    sink = DeltaSink(tmp_path / "lake")
+    repaired = PILakeflowConnector(cfg, sink=sink).run(datasets=["timeseries"])
+    assert repaired.status == "success", repaired.errors
+    served = served_rows(simulator.url, list(names.values()), format_datetime(START), format_datetime(END))
+    landed = table_rows(sink)
+    assert len(landed) == len(set(landed))  # no duplicates...
+    assert set(landed) == served  # ...and nothing lost
+    version = DeltaTable(sink.path(TIMESERIES)).version()
+    again = PILakeflowConnector(config(simulator.url, tmp_path / "lake", tags), sink=sink).run(datasets=["timeseries"])
+    assert again.status == "success"
+    assert sorted(table_rows(sink), key=str) == sorted(landed, key=str)
+    assert DeltaTable(sink.path(TIMESERIES)).version() == version  # a full re-run changes nothing
