@@ -27,7 +27,7 @@ from osipi_connector.piwebapi.client import PIWebAPIClient
 from osipi_connector.piwebapi.pitime import parse_iso
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials, RetrySettings
 from osipi_connector.plan import Tag, plan_units
-from osipi_connector.runner import PILakeflowConnector, RunResult
+from osipi_connector.runner import PILakeflowConnector, Progress, RunResult
 from osipi_connector.simulator.server import RunningSimulator
 from osipi_connector.spark import dispatch
 from osipi_connector.spark.distributed import UnitsJob, extract, fetch_and_merge, units_dataframe
@@ -158,6 +158,7 @@ def test_no_secret_in_plans_logs_or_reprs(spark, simulator: RunningSimulator, ta
 def run_on_spark(url: str, tags: list[Tag], client_url: str, spark, **config) -> tuple[RecordingSpark, RunResult]:
     """One full-mode run of the connector with a SparkSink (so `performance.distributed: auto` is on)."""
     recorder = RecordingSpark(spark)
+    recorder.progress = []  # the Progress reports, kept beside the statements
     settings = {
         "pi_web_api": {"url": url, "auth_type": "anonymous"},
         "extraction": {"tags": [t.webid for t in tags], "mode": "full", "start_date": START, "end_date": END},
@@ -165,7 +166,8 @@ def run_on_spark(url: str, tags: list[Tag], client_url: str, spark, **config) ->
         "retry": {"max_attempts": 1},
     }
     with PIWebAPIClient(ClientSettings(url=client_url, auth_type="anonymous")) as client:
-        connector = PILakeflowConnector(settings | config, sink=SparkSink(recorder, Location()), client=client)
+        sink = SparkSink(recorder, Location())
+        connector = PILakeflowConnector(settings | config, sink=sink, client=client, progress=recorder.progress.append)
         return recorder, connector.run(datasets=["timeseries"])
 
 
@@ -193,6 +195,8 @@ def test_the_runner_merges_rows_from_the_executors_then_advances_watermarks(
     assert sorted(marks.column("item_id").to_pylist()) == sorted(t.webid for t in tags[:4])
     assert set(marks.column("last_status").to_pylist()) == {"ok"}
     assert set(marks.column("high_watermark").to_pylist()) == {END}
+    units = 2  # 4 tags (one /batch group) x two 30-minute windows
+    assert recorder.progress[-1] == Progress("timeseries", units, units, data.num_rows)
 
 
 def test_the_runner_holds_back_the_watermarks_of_tags_the_executors_could_not_read(

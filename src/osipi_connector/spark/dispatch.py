@@ -47,5 +47,7 @@ def fetch_and_merge(run: Any, units: Sequence[WorkUnit]) -> FetchResult:
         ingested_at=run.ingested_at,
     )
     fetched = merge_units(run.sink, job)
-    run.result.rows[TIMESERIES.name] = run.result.rows.get(TIMESERIES.name, 0) + sum(fetched.rows.values())
+    merged = sum(fetched.rows.values())
+    run.result.rows[TIMESERIES.name] = run.result.rows.get(TIMESERIES.name, 0) + merged
+    run.connector._report("timeseries", len(units), len(units), merged)
     return fetched
