@@ -7,10 +7,7 @@ The tests run in file order and share one browser page (module scope), as one op
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +15,11 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 from playwright.sync_api import Page, expect, sync_playwright
-from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
-from pymodbus.server import ModbusTcpServer
 
 from tests.edge.sources.helpers import free_port
 from tests.edge.sources.mosquitto import Mosquitto, Publisher
 from tests.web.gui_process import PASSWORD, Gui
+from tests.web.peers import MODBUS_REGISTERS, ModbusPeer
 
 pytestmark = pytest.mark.integration
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -38,40 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-MODBUS_REGISTERS = [1234, 42]
-
-
-class ModbusPeer:
-    """A pymodbus TCP server in its own thread and event loop: holding registers 0..1 = MODBUS_REGISTERS."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._serve(),), daemon=True)
-
-    async def _serve(self) -> None:
-        device = ModbusDeviceContext(hr=ModbusSequentialDataBlock(1, MODBUS_REGISTERS))  # block at 1 = address 0
-        context = ModbusServerContext(devices={1: device}, single=False)
-        server = ModbusTcpServer(context, address=("127.0.0.1", self.port))
-        self.stopping = asyncio.Event()
-        task = asyncio.create_task(server.serve_forever())
-        await asyncio.sleep(0.1)
-        self.ready.set()
-        await self.stopping.wait()
-        await server.shutdown()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    def __enter__(self) -> ModbusPeer:
-        self.thread.start()
-        assert self.ready.wait(10), "the Modbus server did not start within 10 s"
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.stopping.set)
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from iot_connector.web.runtime import MASK, LogBuffer, Runtime, masked, unmask
 COOKIE = "iotc_session"
 AUDIT_FILE = "audit.log"
 TEST_TIMEOUT_S = 20.0
+CURRENT_TIME_NODE = "i=2258"  # Server_ServerStatus_CurrentTime: exists on every OPC-UA server
 _HINTS = {"String should match pattern '^https?://'": "must be a URL starting with https:// (or http://)"}
 
 
@@ -175,9 +176,11 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
             raise HTTPException(404, f"no source named {name!r}")
         return await apply(current | {"sources": sources}, s, request, f"source.remove {name}")
 
-    def _probe(edit: SourceEdit):  # type: ignore[no-untyped-def]
+    def _probe(edit: SourceEdit, for_browse: bool = False):  # type: ignore[no-untyped-def]
         old = next((x for x in runtime.current().get("sources", []) if x.get("name") == edit.original), None)
         raw = unmask(edit.source, old)
+        if for_browse and not raw.get("nodes") and not raw.get("browse"):
+            raw = raw | {"nodes": [CURRENT_TIME_NODE]}  # browsing is how an operator finds the first nodes
         try:
             config = runtime.validate({"sources": [raw]}).sources[0]
         except ConfigError as exc:
@@ -201,7 +204,7 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
 
     @app.post("/api/sources/browse")
     async def source_browse(edit: SourceEdit, _s: Writer, root: str = "i=85") -> dict[str, Any]:
-        source = _probe(edit)
+        source = _probe(edit, for_browse=True)
         if not hasattr(source, "browse"):
             raise HTTPException(400, ["browse is only for OPC-UA sources"])
         return {"nodes": await _bounded(source.browse(root=root, depth=1), "browse")}

@@ -38,7 +38,16 @@ def serve(config_dir: Path, host: str | None = None, port: int | None = None) ->
     runtime = Runtime(Path(config_dir))
     app = create_app(runtime, logs, secure_cookies=bool(cert))
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, ssl_certfile=cert, ssl_keyfile=key, log_config=None, access_log=False)
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,  # SIGTERM must not wait long for idle kept-alive browser connections
+        )
     )
 
     async def main() -> None:
