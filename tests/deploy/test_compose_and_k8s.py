@@ -113,7 +113,7 @@ def test_deployment_limits_and_probes(agent) -> None:
 def test_every_volume_path_is_a_claim_and_every_claim_exists(k8s, pod, agent) -> None:
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     mounts = {mount["mountPath"]: mount["name"] for mount in agent["volumeMounts"]}
-    assert VOLUME_PATHS <= mounts.keys()
+    assert mounts.keys() >= VOLUME_PATHS
     for path in VOLUME_PATHS:
         claim = volumes[mounts[path]]["persistentVolumeClaim"]["claimName"]
         assert ("PersistentVolumeClaim", claim) in k8s, claim
