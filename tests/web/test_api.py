@@ -118,6 +118,31 @@ def test_pem_validation(gui: Gui):
     assert http.get(gui.url + "/api/certs", timeout=10).json()["files"] == ["ca.pem"]
 
 
+def test_logs_filter_search_and_download(gui: Gui):
+    http = gui.login()
+    lines = http.get(gui.url + "/api/logs", params={"level": "INFO", "q": "agent gui-test started"}, timeout=10).json()
+    assert lines["lines"]
+    assert all("agent gui-test started" in line["msg"] for line in lines["lines"])
+    errors_only = http.get(gui.url + "/api/logs", params={"level": "ERROR"}, timeout=10).json()["lines"]
+    assert all(line["level"] in ("ERROR", "CRITICAL") for line in errors_only)
+    download = http.get(gui.url + "/api/logs/download", params={"q": "started"}, timeout=10)
+    assert download.headers["content-disposition"] == 'attachment; filename="iot-connector.log"'
+    assert "agent gui-test started" in download.text
+    assert PASSWORD not in download.text
+
+
+def test_change_password(gui: Gui):
+    http = gui.login()
+    wrong = http.post(gui.url + "/api/password", json={"current": "nope", "new": "another-pass-1"}, timeout=10)
+    assert wrong.json()["detail"] == ["the current password is wrong"]
+    short = http.post(gui.url + "/api/password", json={"current": PASSWORD, "new": "short"}, timeout=10)
+    assert short.json()["detail"] == ["the password needs at least 8 characters"]
+    assert http.post(gui.url + "/api/password", json={"current": PASSWORD, "new": "another-pass-1"}, timeout=10).ok
+    other = gui.login("another-pass-1")
+    assert other.post(gui.url + "/api/password", json={"current": "another-pass-1", "new": PASSWORD}, timeout=10).ok
+    assert "user.password" in (gui.config_dir / "audit.log").read_text()
+
+
 def test_login_is_rate_limited_and_the_limit_names_the_wait():
     """Its own server: the lock-out would disturb the other tests of this module."""
     import tempfile

@@ -31,6 +31,11 @@ class Login(BaseModel):
     password: str
 
 
+class PasswordChange(BaseModel):
+    current: str
+    new: str
+
+
 class CertUpload(BaseModel):
     name: str
     kind: str
@@ -119,6 +124,17 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
     async def logout(request: Request, response: Response, _s: Writer) -> dict[str, bool]:
         sessions.drop(request.cookies.get(COOKIE))
         response.delete_cookie(COOKIE, path="/")
+        return {"ok": True}
+
+    @app.post("/api/password")
+    async def change_password(body: PasswordChange, request: Request, s: Writer) -> dict[str, bool]:
+        if not await asyncio.to_thread(users.verify, s.user, body.current):
+            raise HTTPException(400, "the current password is wrong")
+        try:
+            users.set_password(s.user, body.new)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        audit(s, request, "user.password", {"user": s.user})
         return {"ok": True}
 
     # --- configuration ---------------------------------------------------------------------------------

@@ -120,6 +120,7 @@ async function saveSource() {
     const edit = sourceValue();
     await api("POST", "/api/sources", edit);
     state.editing = edit.source.name;
+    $("#source-editor-title").textContent = `Edit ${edit.source.name}`;
     say($("#source-message"), `saved; ${edit.source.name} is running with the new settings`, true);
     await reload();
   } catch (e) { say($("#source-message"), e.message, false); }
@@ -237,6 +238,13 @@ async function saveSettings() {
     await reload();
   } catch (e) { say($("#settings-message"), e.message, false); }
 }
+async function changePassword() {
+  try {
+    await api("POST", "/api/password", { current: $("#pw-current").value, new: $("#pw-new").value });
+    $("#pw-current").value = ""; $("#pw-new").value = "";
+    say($("#pw-message"), "password changed", true);
+  } catch (e) { say($("#pw-message"), e.message, false); }
+}
 async function loadAudit() {
   const body = $("#audit-table tbody"); body.innerHTML = "";
   for (const entry of (await api("GET", "/api/audit")).entries.reverse()) {
@@ -256,7 +264,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#source-save").onclick = saveSource; $("#source-test").onclick = testSource;
   $("#source-browse").onclick = () => browseSource(); $("#source-cancel").onclick = () => { $("#source-editor").hidden = true; };
   $("#cert-upload").onclick = uploadCert;
-  $("#settings-save").onclick = saveSettings;
+  $("#settings-save").onclick = saveSettings; $("#pw-save").onclick = changePassword;
   $("#log-level").onchange = () => pollLogs(true); $("#log-search").oninput = () => pollLogs(true);
   setInterval(poll, 1000); setInterval(() => pollLogs(false), 1000);
   try { await enter(await api("GET", "/api/session")); } catch (e) { showLogin(); }
