@@ -64,8 +64,14 @@ def unmask(new: Any, old: Any) -> Any:
     return old if new == MASK else new
 
 
+def _named_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) and "name" in item for item in value)
+
+
 def changes(old: Any, new: Any, path: str = "") -> dict[str, Any]:
     """Changed key paths with old -> new values, secrets redacted (for the audit log)."""
+    if _named_list(old) and _named_list(new):  # sources: compare by name, not by position
+        old, new = ({item["name"]: item for item in items} for items in (old, new))
     if isinstance(old, dict) and isinstance(new, dict):
         out: dict[str, Any] = {}
         for key in sorted(set(old) | set(new), key=str):

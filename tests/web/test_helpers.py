@@ -1,0 +1,51 @@
+"""The pure helpers behind write-only secrets and the audit log."""
+
+from __future__ import annotations
+
+from iot_connector.web.runtime import MASK, LogBuffer, changes, masked, unmask
+
+
+def test_secrets_are_masked_and_restored_only_where_the_browser_sent_the_mask():
+    stored = {"sink": {"client_secret": "s1", "client_id": "id"}, "sources": [{"name": "a", "password": "p"}]}
+    shown = masked(stored)
+    assert shown == {"sink": {"client_secret": MASK, "client_id": "id"}, "sources": [{"name": "a", "password": MASK}]}
+    back = unmask(shown | {"sink": {"client_secret": "new", "client_id": "id"}}, stored)
+    assert back == {"sink": {"client_secret": "new", "client_id": "id"}, "sources": [{"name": "a", "password": "p"}]}
+
+
+def test_audit_changes_name_each_key_compare_sources_by_name_and_redact_secrets():
+    old = {"pipeline": {"drop_policy": "block"}, "sources": [{"name": "a", "url": "u1", "password": "p"}]}
+    new = {
+        "pipeline": {"drop_policy": "oldest"},
+        "sources": [{"name": "b", "url": "u"}, {"name": "a", "url": "u2", "password": "q"}],
+    }
+    diff = changes(old, new)
+    assert diff == {
+        "pipeline.drop_policy": {"old": "block", "new": "oldest"},
+        "sources.a.password": "<secret changed>",
+        "sources.a.url": {"old": "u1", "new": "u2"},
+        "sources.b": {"old": None, "new": {"name": "b", "url": "u"}},
+    }
+
+
+def test_log_buffer_filters_by_level_and_text_after_a_sequence_number():
+    import logging
+
+    buffer = LogBuffer(size=3)
+    logger = logging.getLogger("gui-test-buffer")
+    logger.addHandler(buffer)
+    logger.setLevel(logging.DEBUG)
+    try:
+        for level, text in (
+            (logging.DEBUG, "d one"),
+            (logging.INFO, "i two"),
+            (logging.ERROR, "e three"),
+            (logging.INFO, "i four"),
+        ):
+            logger.log(level, text)
+    finally:
+        logger.removeHandler(buffer)
+    assert [line["msg"] for line in buffer.query()] == ["i two", "e three", "i four"]  # bounded to 3
+    assert [line["msg"] for line in buffer.query(level="WARNING")] == ["e three"]
+    assert [line["msg"] for line in buffer.query(search="FOUR")] == ["i four"]
+    assert [line["msg"] for line in buffer.query(after=3)] == ["i four"]
