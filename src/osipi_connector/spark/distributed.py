@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceReader
-from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+from pyspark.sql.types import StructType
 
 from osipi_connector.extract.timeseries import FetchResult, fetch_recorded
 from osipi_connector.lake.schemas import TIMESERIES
@@ -43,11 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Outcome columns appended to the timeseries columns; a data row has `_tag_rows` null, an outcome row not.
-OUTCOME_COLUMNS = (("_tag_rows", IntegerType()), ("_requests", IntegerType()), ("_error", StringType()))
-_OUTCOME_ARROW = pa.schema([("_tag_rows", pa.int32()), ("_requests", pa.int32()), ("_error", pa.string())])
-_ROW_SCHEMA = pa.schema(
-    [f.with_nullable(True) for f in TIMESERIES.schema] + list(_OUTCOME_ARROW)  # outcome rows: data null
-)
+OUTCOMES = pa.schema([("_tag_rows", pa.int32()), ("_requests", pa.int32()), ("_error", pa.string())])
+ROWS = pa.schema([f.with_nullable(True) for f in TIMESERIES.schema] + list(OUTCOMES))  # outcome rows: data null
 
 
 @dataclass(frozen=True)
@@ -97,40 +94,29 @@ class UnitsReader(DataSourceReader):
         except Exception as exc:  # a bug or an unexpected answer: this unit's tags fail, the run goes on
             fetched = FetchResult(TIMESERIES.schema.empty_table())
             fetched.failed = {w.webid: f"{type(exc).__name__}: {exc}" for w in partition.windows}
-        yield from _with_outcomes(fetched.table, []).to_batches()
-        yield from _with_outcomes(_tags(partition), _outcomes(partition, fetched)).to_batches()
+        yield from _in_row_schema(dict(zip(fetched.table.column_names, fetched.table.columns))).to_batches()
+        yield from _outcome_rows(partition, fetched).to_batches()
 
 
-def _tags(partition: UnitPartition) -> pa.Table:
+def _outcome_rows(partition: UnitPartition, fetched: FetchResult) -> pa.Table:
+    """One row per tag; the unit's request count goes to its first tag, so the sum over rows is the run's."""
     webids = [w.webid for w in partition.windows]
-    return pa.table({"tag_webid": pa.array(webids, pa.string())})
-
-
-def _outcomes(partition: UnitPartition, fetched: FetchResult) -> list[dict]:
-    """One row per tag; the unit's request count goes to its first tag so the sum over rows is the run's."""
-    return [
+    return _in_row_schema(
         {
-            "_tag_rows": fetched.rows.get(w.webid, 0),
-            "_requests": fetched.requests if i == 0 else 0,
-            "_error": fetched.failed.get(w.webid),
+            "tag_webid": pa.array(webids, pa.string()),
+            "_tag_rows": pa.array([fetched.rows.get(w, 0) for w in webids], pa.int32()),
+            "_requests": pa.array([fetched.requests if i == 0 else 0 for i in range(len(webids))], pa.int32()),
+            "_error": pa.array([fetched.failed.get(w) for w in webids], pa.string()),
         }
-        for i, w in enumerate(partition.windows)
-    ]
+    )
 
 
-def _with_outcomes(data: pa.Table, outcomes: list[dict]) -> pa.Table:
-    """`data` (some timeseries columns) in the reader's row schema: missing columns null, outcomes appended."""
-    n = data.num_rows
-    outcome = pa.Table.from_pylist(outcomes, schema=_OUTCOME_ARROW) if outcomes else _OUTCOME_ARROW.empty_table()
-    columns = [
-        data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(n, f.type)
-        for f in _ROW_SCHEMA
-        if f.name not in _OUTCOME_ARROW.names
-    ]
-    columns += [
-        outcome.column(c) if outcomes else pa.nulls(n, outcome.schema.field(c).type) for c in outcome.column_names
-    ]
-    return pa.Table.from_arrays(columns, schema=_ROW_SCHEMA)
+def _in_row_schema(columns: dict[str, pa.Array | pa.ChunkedArray]) -> pa.Table:
+    """`columns` (equal lengths) in the reader's row schema; the columns not given are null."""
+    n = len(next(iter(columns.values())))
+    return pa.Table.from_arrays(
+        [columns[f.name].cast(f.type) if f.name in columns else pa.nulls(n, f.type) for f in ROWS], schema=ROWS
+    )
 
 
 class UnitsDataSource(DataSource):
@@ -139,8 +125,7 @@ class UnitsDataSource(DataSource):
     JOB: ClassVar[UnitsJob]
 
     def schema(self) -> StructType:
-        data = [StructField(f.name, f.dataType, True) for f in spark_schema(TIMESERIES.schema)]
-        return StructType(data + [StructField(name, dtype, True) for name, dtype in OUTCOME_COLUMNS])
+        return spark_schema(ROWS)
 
     def reader(self, schema: StructType) -> UnitsReader:
         return UnitsReader(self.JOB)
@@ -178,7 +163,7 @@ def extract(spark: Any, job: UnitsJob) -> Extracted:
     """Fetch every unit on the executors ONCE (checkpointed there), then collect only the outcome rows."""
     fetched = units_dataframe(spark, job).localCheckpoint(eager=True)
     result = Extracted(fetched.where("_tag_rows IS NULL").select(*TIMESERIES.schema.names))
-    outcomes = fetched.where("_tag_rows IS NOT NULL").select("tag_webid", *(c for c, _ in OUTCOME_COLUMNS))
+    outcomes = fetched.where("_tag_rows IS NOT NULL").select("tag_webid", *OUTCOMES.names)
     for webid, rows, requests, error in outcomes.collect():
         result.rows[webid] = result.rows.get(webid, 0) + rows
         result.requests += requests
