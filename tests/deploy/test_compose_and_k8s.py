@@ -4,11 +4,14 @@ port names, files the image must contain) resolves."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -156,3 +159,30 @@ def test_prometheus_scrape_example_targets_the_metrics_port() -> None:
     assert all(target.endswith(":9090") for target in jobs["iot-connector"]["static_configs"][0]["targets"])
     keep = [rule for rule in jobs["iot-connector-k8s"]["relabel_configs"] if rule.get("action") == "keep"]
     assert {rule["regex"] for rule in keep} == {"iot-connector", "metrics"}
+
+
+def _run_init_script(pod, tmp_path: Path, key: bytes) -> subprocess.CompletedProcess:
+    """The init container's own Python, with its two mount points moved into tmp_path."""
+    (init,) = pod["initContainers"]
+    assert init["command"][:2] == ["python", "-c"]
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "secrets" / "fernet-key").write_bytes(key)
+    code = init["command"][2].replace("/secrets/", f"{tmp_path}/secrets/").replace("/app/keys/", f"{tmp_path}/keys/")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+
+
+def test_init_container_copies_a_fernet_key_with_mode_0600(pod, tmp_path: Path) -> None:
+    key = Fernet.generate_key()
+    result = _run_init_script(pod, tmp_path, key + b"\n")
+    assert result.returncode == 0, result.stderr
+    copied = tmp_path / "keys" / "secret.key"
+    assert copied.read_bytes() == key
+    assert copied.stat().st_mode & 0o777 == 0o600
+
+
+def test_init_container_refuses_the_placeholder_with_what_to_do(pod, tmp_path: Path) -> None:
+    result = _run_init_script(pod, tmp_path, b"CHANGE-ME")
+    assert result.returncode == 1
+    assert "fernet-key is not a Fernet key; see docs/operations.md" in result.stderr
+    assert not (tmp_path / "keys" / "secret.key").exists()
