@@ -8,6 +8,7 @@ The tests run in file order and share one browser page (module scope), as one op
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.edge.sources.helpers import free_port
 from tests.edge.sources.mosquitto import Mosquitto, Publisher
+from tests.edge.sources.opcua_server import VALUES, node_id
 from tests.web.gui_process import PASSWORD, Gui
-from tests.web.peers import MODBUS_REGISTERS, ModbusPeer
+from tests.web.peers import MODBUS_REGISTERS, ModbusPeer, OpcuaPeer
 
 pytestmark = pytest.mark.integration
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -37,10 +39,10 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosquitto, ModbusPeer]]:
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosquitto, ModbusPeer, OpcuaPeer]]:
     broker = Mosquitto(tmp_path_factory.mktemp("broker")).start()
-    with ModbusPeer() as modbus:
-        yield broker, modbus
+    with ModbusPeer() as modbus, OpcuaPeer() as opcua:
+        yield broker, modbus, opcua
     broker.stop()
 
 
@@ -106,7 +108,7 @@ def test_zerobus_tab_rejects_a_bad_endpoint_and_reports_what_failed(page: Page, 
 
 
 def test_add_an_mqtt_source_and_a_bad_pem_is_refused(page: Page, gui: Gui, peers):
-    broker, _modbus = peers
+    broker, _modbus, _opcua = peers
     page.click("#tabs button[data-tab=sources]")
     page.select_option("#new-source-type", "mqtt")
     page.click("#source-add")
@@ -133,7 +135,7 @@ def test_add_an_mqtt_source_and_a_bad_pem_is_refused(page: Page, gui: Gui, peers
 
 
 def test_add_a_modbus_source(page: Page, peers):
-    _broker, modbus = peers
+    _broker, modbus, _opcua = peers
     page.select_option("#new-source-type", "modbus")
     page.click("#source-add")
     form = page.locator("#source-form")
@@ -151,14 +153,31 @@ def test_add_a_modbus_source(page: Page, peers):
     expect(page.locator("#source-message")).to_contain_text("saved; press-modbus is running")
 
 
+def test_add_an_opcua_source_by_browsing_its_nodes(page: Page, peers):
+    _broker, _modbus, opcua = peers
+    page.select_option("#new-source-type", "opcua")
+    page.click("#source-add")
+    form = page.locator("#source-form")
+    form.locator('[data-path="name"]').fill("oven-opcua")
+    form.locator('[data-path="endpoint"]').fill(f"opc.tcp://127.0.0.1:{opcua.port}/test/")
+    form.locator('[data-path="publishing_interval_ms"]').fill("50")
+    page.click("#source-browse")
+    page.locator("#browse-result button", has_text=re.compile(r"^Object: .*Line1 \(")).click()
+    page.locator("#browse-result button", has_text=re.compile(r"^Variable: .*Temperature \(")).click()
+    assert json.loads(form.locator('[data-path="nodes"]').input_value()) == [node_id("Temperature")]
+    page.click("#source-save")
+    expect(page.locator("#source-message")).to_contain_text("saved; oven-opcua is running")
+
+
 def test_records_flow_on_the_monitoring_tab(page: Page, gui: Gui, peers):
-    broker, _modbus = peers
+    broker, _modbus, _opcua = peers
     page.click("#tabs button[data-tab=monitoring]")
     publisher = Publisher(broker.port)
     try:
         mqtt_row = page.locator('#monitor-table tr[data-source="line1-mqtt"]')
         expect(mqtt_row.locator(".dot")).to_have_class("dot up")
-        expect(page.locator('#monitor-table tr[data-source="press-modbus"] .dot')).to_have_class("dot up")
+        for name in ("press-modbus", "oven-opcua"):
+            expect(page.locator(f'#monitor-table tr[data-source="{name}"] .dot')).to_have_class("dot up")
         deadline = time.monotonic() + 20
         sent = 0
         while time.monotonic() < deadline and int(mqtt_row.locator(".read").inner_text() or 0) < 20:
@@ -177,6 +196,8 @@ def test_records_flow_on_the_monitoring_tab(page: Page, gui: Gui, peers):
     assert {20.5, 21.5} <= mqtt_values
     modbus = {r["tag_path"]: r["value_long"] for r in table if r["protocol"] == "modbus"}
     assert modbus == {"speed": MODBUS_REGISTERS[0], "setpoint": MODBUS_REGISTERS[1]}
+    opc = {r["value_double"] for r in table if r["protocol"] == "opcua"}
+    assert opc == {VALUES["Temperature"][0]}
 
 
 def test_find_a_log_line(page: Page):

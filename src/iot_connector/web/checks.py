@@ -92,7 +92,13 @@ async def _reachable(url: str, label: str, timeout: float) -> str | None:
     try:
         _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, asyncio.TimeoutError) as exc:
-        reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or type(exc).__name__)
+        reason = (
+            "timed out"
+            if isinstance(exc, asyncio.TimeoutError)
+            else "connection refused"
+            if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc)
+            else (exc.strerror or type(exc).__name__)
+        )
         return f"{label}: cannot reach {host}:{port} ({reason}); check the URL, DNS, firewall or proxy"
     writer.close()
     return None

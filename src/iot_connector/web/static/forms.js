@@ -35,6 +35,14 @@ function renderForm(container, schema, defs, value, mask, path = "") {
     if (kind === "object") {
       const fs = document.createElement("fieldset");
       fs.innerHTML = `<legend>${key}</legend>`;
+      if (prop.nullable) { // optional section (e.g. OPC-UA browse): sent only when switched on
+        const toggle = document.createElement("input");
+        toggle.type = "checkbox"; toggle.className = "section-toggle"; toggle.dataset.section = id;
+        toggle.checked = current !== undefined && current !== null;
+        fs.dataset.off = toggle.checked ? "" : "1";
+        toggle.onchange = () => { fs.dataset.off = toggle.checked ? "" : "1"; };
+        fs.firstChild.prepend(toggle);
+      }
       renderForm(fs, prop, defs, current || {}, mask, id);
       container.appendChild(fs);
       continue;
@@ -60,7 +68,7 @@ function renderForm(container, schema, defs, value, mask, path = "") {
       if (kind === "number") input.step = "any";
       if (kind === "secret" && current === mask) { input.placeholder = "stored (leave empty to keep)"; }
       else if (current !== undefined && current !== null) input.value = current;
-      if (kind === "const") { input.value = prop.const; input.readOnly = true; }
+      if (kind === "const") { input.value = prop.const; input.readOnly = true; label.hidden = true; }
     }
     input.dataset.path = id;
     input.dataset.kind = kind;
@@ -84,6 +92,7 @@ function setPath(target, path, value) {
 function readForm(container, mask) {
   const out = {};
   for (const input of container.querySelectorAll("[data-path]")) {
+    if (input.closest('fieldset[data-off="1"]')) continue;
     const { path, kind, nullable, stored } = input.dataset;
     let value;
     if (kind === "boolean") value = input.checked;
