@@ -49,3 +49,20 @@ def test_log_buffer_filters_by_level_and_text_after_a_sequence_number():
     assert [line["msg"] for line in buffer.query(level="WARNING")] == ["e three"]
     assert [line["msg"] for line in buffer.query(search="FOUR")] == ["i four"]
     assert [line["msg"] for line in buffer.query(after=3)] == ["i four"]
+
+
+def test_first_run_generates_an_admin_password_printed_once(tmp_path, monkeypatch, capsys):
+    from iot_connector.web.auth import ADMIN_PASSWORD_ENV, Users
+
+    monkeypatch.delenv(ADMIN_PASSWORD_ENV, raising=False)
+    users = Users(tmp_path)
+    users.ensure_admin()
+    printed = capsys.readouterr().err
+    password = printed.split("password: ")[1].split()[0]
+    assert len(password) >= 16
+    assert users.verify("admin", password)
+    assert not users.verify("admin", password + "x")
+    assert not users.verify("root", password)
+    users.ensure_admin()  # second start: nothing new, nothing printed
+    assert capsys.readouterr().err == ""
+    assert users.verify("admin", password)
