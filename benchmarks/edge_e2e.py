@@ -4,7 +4,7 @@ Peers run in their own processes (Debian mosquitto, an asyncua Server, a pymodbu
 edge_sources.py); sinks are the ZeroBus gRPC double driven by the real SDK and a local Delta table (delta-rs).
 For each case it prints records/s flat out (counted when the sink acknowledged them) and the p99 latency from
 the source (MQTT publish time / OPC UA SourceTimestamp / poll read time) to the sink's ack at the deployment
-guide's rate, beside the guide's figures and the issue's targets. Baseline, same run, same peer: the source
+guide's rate, beside the guide's figures and the issue's targets. The ZeroBus double runs in its own process too. Baseline, same run, same peer: the source
 alone into a counting emit (no spool, no sink); "vs source" = what the pipeline and the sink keep of it.
 
     .venv/bin/python benchmarks/edge_e2e.py [--only mqtt,opcua,modbus] [--seconds 3] [--wait-ms 10]
@@ -30,8 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("RUST_LOG", "warn")
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-
-from tests.edge.zerobus_double import ZerobusDouble
 
 from edge_sources import (
     JSON_TOPIC,
@@ -150,7 +148,35 @@ class Case:
     prepare: Callable[[], None] | None = None  # before each flat-out run (e.g. queue a backlog)
 
 
-def sink_factories(zb: ZerobusDouble, work: Path) -> dict[str, Callable[[], Sink | None]]:
+# The ZeroBus double in its own process, like the real service (it must not share the agent's GIL).
+ZEROBUS_PEER = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from tests.edge.zerobus_double import ZerobusDouble
+zb = ZerobusDouble().start()
+print(zb.endpoint, zb.workspace_url, zb.client_id, zb.client_secret, flush=True)
+sys.stdin.read()
+"""
+
+
+@dataclass
+class ZerobusPeer:
+    endpoint: str
+    workspace_url: str
+    client_id: str
+    client_secret: str
+
+
+@contextlib.contextmanager
+def zerobus_peer():
+    repo = str(Path(__file__).resolve().parents[1])
+    args = [sys.executable, "-c", ZEROBUS_PEER, repo]
+    with peer(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        yield ZerobusPeer(*proc.stdout.readline().split())
+
+
+def sink_factories(zb: ZerobusPeer, work: Path) -> dict[str, Callable[[], Sink | None]]:
     settings = ZerobusSinkSettings(
         workspace_url=zb.workspace_url,
         zerobus_endpoint=zb.endpoint,
@@ -327,7 +353,7 @@ async def main() -> None:
     )
     print("| case | into | flat out | vs source | p99 source→ack at guide rate | guide (2 CPU) | target |")
     print("|---|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory() as tmp, ZerobusDouble() as zb:
+    with tempfile.TemporaryDirectory() as tmp, zerobus_peer() as zb:
         args.work = Path(tmp)
         sinks = sink_factories(zb, args.work)
         only = args.only.split(",")

@@ -23,14 +23,18 @@ class _Strict(BaseModel):
 
 class SpoolSettings(_Strict):
     """The durable write-ahead spool. `durability="fsync"` acknowledges a source only after an fsync (group
-    commit every `fsync_interval_ms`); `"write"` after the OS write (survives kill -9, not power loss)."""
+    commit: writers arriving during one fsync share the next); `"write"` after the OS write (survives kill -9, not power loss)."""
 
     enabled: bool = True
     directory: Path | None = Field(None, description="default: <config-dir>/spool; relative to the config dir")
     max_bytes: int = Field(1 << 30, ge=1 << 16, description="size cap of all segment files")
     segment_bytes: int = Field(64 << 20, ge=1 << 12)
     durability: Literal["fsync", "write"] = "fsync"
-    fsync_interval_ms: float = Field(2.0, ge=0, description="group-commit window before each fsync")
+    fsync_interval_ms: float = Field(
+        0.0,
+        ge=0,
+        description="extra wait before each fsync to group more writers (0: the fsync in progress groups them)",
+    )
     memory_records: int = Field(100_000, ge=0, description="recent records also kept in memory to skip disk reads")
 
 

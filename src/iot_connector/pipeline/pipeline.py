@@ -131,11 +131,16 @@ class Pipeline:
         self.metrics.queue_depth.set(self.buffer.depth)
         self.metrics.spool_bytes.set(self.buffer.size_bytes)
 
-    async def _next_batch(self) -> tuple[list[Record], object] | None:
+    async def _next_batch(self, fill: bool = True) -> tuple[list[Record], object] | None:
+        """The next batch; with `fill`, wait up to `batch_max_wait_ms` for it to reach `batch_max_records`."""
         if not self.buffer.pending and not await self._wait_or_stop(self.buffer.wait_data(None)):
             return None
         deadline = time.monotonic() + self.settings.batch_max_wait_ms / 1000
-        while self.buffer.pending < self.settings.batch_max_records and not (self._draining or self._stopping.is_set()):
+        while (
+            fill
+            and self.buffer.pending < self.settings.batch_max_records
+            and not (self._draining or self._stopping.is_set())
+        ):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -165,11 +170,17 @@ class Pipeline:
         while True:
             failed: BaseException | None = None
             while len(inflight) < self.settings.max_inflight_batches:
+                fill = True
                 if inflight and self.buffer.pending < self.settings.batch_max_records:
-                    break  # no full batch ready: wait for the oldest ack first
+                    # No full batch yet: wait for the oldest ack, but no longer than one batch window; records
+                    # that waited that long go out as a partial batch (else a slow ack caps the throughput
+                    # at one partial batch per round trip).
+                    if await self._acked_within(inflight[0][2]) or not self.buffer.pending:
+                        break
+                    fill = False
                 if not inflight and self._stopping.is_set() and not self.buffer.pending:
                     return
-                batch = await self._next_batch()
+                batch = await self._next_batch(fill)
                 if batch is None:
                     break
                 records, token = batch
@@ -203,6 +214,10 @@ class Pipeline:
                 if not await self._deliver(records, first_attempt=1):
                     return  # stopping while the sink is down: the records stay in the spool
                 self._committed(records, token)
+
+    async def _acked_within(self, ack: asyncio.Future[None]) -> bool:
+        done, _ = await asyncio.wait({ack}, timeout=max(self.settings.batch_max_wait_ms / 1000, 0.001))
+        return bool(done)
 
     async def _submit(self, records: list[Record]) -> asyncio.Future[None]:
         if not self._sink_open:
