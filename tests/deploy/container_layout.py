@@ -1,6 +1,7 @@
 """The container's file layout rebuilt outside Docker (no engine here), with the same user rules.
 
-`/opt/venv` + `/opt/iot-connector` become a read-only copy of the code (`chmod -R a-w`), `/app/{config,certs,
+`/opt/venv` + `/opt/iot-connector` become the wheel built from the Docker build context (`.dockerignore`
+applied) installed into a temp prefix and made read-only (`chmod -R a-w`), `/app/{config,certs,
 spool,logs}` four directories owned by UID 1000, and the entrypoint runs as UID/GID 1000 via `setpriv` when
 the tests run as root (otherwise as the current user, with the same read-only code). The dependencies come
 from the project's venv (`site-packages` on PYTHONPATH, read-only for UID 1000 as well); its interpreter may
@@ -9,6 +10,8 @@ sit where UID 1000 cannot reach (a pyenv under /root), so then the system's pyth
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import site
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -30,13 +34,72 @@ SITE_PACKAGES = site.getsitepackages()[0]
 DEPENDENCIES = "import deltalake, prometheus_client, pydantic, orjson, yaml"
 
 
-def _console_script(path: Path) -> None:
-    """What pip writes for `iot-connector = iot_connector.cli:main` (setup.py's entry point)."""
-    path.write_text(
-        "#!/usr/bin/env python\nimport sys\nfrom iot_connector.cli import main\n\nif __name__ == '__main__':\n"
-        "    sys.exit(main())\n"
+def _dockerignored(relative: str, patterns: list[str]) -> bool:
+    """Docker's rule for the patterns we use: a path is out when it or a parent matches; `**/x` at any depth."""
+    parts = Path(relative).parts
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        if pattern.startswith("**/"):
+            if any(fnmatch(part, pattern[3:]) for part in parts):
+                return True
+        elif any(fnmatch(candidate, pattern) for candidate in candidates):
+            return True
+    return False
+
+
+@functools.cache
+def docker_context() -> Path:
+    """The files `docker build .` receives: the repository's files minus what .dockerignore excludes."""
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True
+    ).stdout.splitlines()
+    context = Path(tempfile.mkdtemp(prefix="iot-docker-context-"))
+    atexit.register(shutil.rmtree, context, True)
+    for relative in listed:
+        source = REPO / relative
+        if source.is_file() and not _dockerignored(relative, patterns):
+            (context / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, context / relative)
+    return context
+
+
+@functools.cache
+def wheel() -> Path:
+    """The build stage's `pip wheel --no-deps .` on the Docker context (no network: no build isolation)."""
+    context = docker_context()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", "dist", "."],
+        cwd=context,
+        check=True,
+        capture_output=True,
     )
-    path.chmod(0o755)
+    (built,) = (context / "dist").glob("*.whl")
+    return built
+
+
+@functools.cache
+def installed_wheel() -> Path:
+    """The wheel installed like the image's venv, once per session (dependencies: the project's venv)."""
+    target = docker_context() / "installed"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel()),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
 
 
 @dataclass
@@ -72,15 +135,17 @@ class Layout:
         return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *command]
 
     def build(self) -> Layout:
-        for package in ("iot_connector", "osipi_connector"):
-            shutil.copytree(REPO / "src" / package, self.code / package, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(installed_wheel(), self.code, symlinks=True)
         # the test-only counter source (a plugin) lives with the code, read-only too
         (self.code / "deploy_plugins").mkdir()
         shutil.copy(REPO / "tests" / "edge" / "counter_source.py", self.code / "deploy_plugins" / "counter_source.py")
         self.bin.mkdir(parents=True)
         for name in ("entrypoint.sh", "logtee.py", "healthcheck.py"):
-            shutil.copy2(REPO / "deploy" / name, self.bin / name)
-        _console_script(self.bin / "iot-connector")
+            shutil.copy2(docker_context() / "deploy" / name, self.bin / name)
+        # pip's console script; only its interpreter line changes (the venv's python may be out of reach)
+        script = (self.code / "bin" / "iot-connector").read_text().split("\n", 1)[1]
+        (self.bin / "iot-connector").write_text("#!/usr/bin/env python\n" + script)
+        (self.bin / "iot-connector").chmod(0o755)
         (self.bin / "python").symlink_to(self.python)
         subprocess.run(["chmod", "-R", "a-w", str(self.root / "opt")], check=True)
         for volume in VOLUMES:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from iot_connector.cli import build_parser
+from tests.deploy.container_layout import docker_context
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_WORDS = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|CLIENT_ID|_KEY\b", re.IGNORECASE)
@@ -126,6 +127,16 @@ def test_the_build_context_excludes_secrets_and_local_state() -> None:
     # but everything the build COPYs is in the context
     for needed in ("src", "setup.py", "pyproject.toml", "requirements.txt", "README.md", "deploy"):
         assert needed not in ignored, needed
+
+
+def test_every_copy_source_is_in_the_build_context() -> None:
+    context = docker_context()
+    for word, rest in _instructions():
+        if word == "COPY" and not rest.startswith("--from"):
+            for source in rest.split()[:-1]:
+                assert (context / source).exists(), f"COPY {source}: excluded by .dockerignore or missing"
+    assert not (context / ".venv").exists()
+    assert not list(context.rglob("secret.key*"))
 
 
 def test_the_healthcheck_script_runs_on_the_image_python_version() -> None:
