@@ -214,6 +214,9 @@ def test_change_a_setting(page: Page, gui: Gui):
     expect(page.locator("#settings-message")).to_have_text("applied: pipeline.batch_max_records")
     state = json.loads((gui.config_dir / "connector_state.json").read_text())
     assert state["pipeline"]["batch_max_records"] == 777
+    page.locator('#settings-form [data-path="tracing.exporter"]').select_option(label="console")
+    page.click("#settings-save")
+    expect(page.locator("#settings-message")).to_have_text("applied: tracing.exporter")
     expect(page.locator("#audit-table")).to_contain_text("settings.update")
     page.locator('#settings-form [data-path="pipeline.batch_max_records"]').fill("0")
     page.click("#settings-save")

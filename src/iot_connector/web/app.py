@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 
-from iot_connector.config import ConfigError, json_schemas
+from iot_connector.config import AgentConfig, ConfigError, json_schemas
 from iot_connector.config.models import ZerobusSinkSettings
 from iot_connector.web.auth import LoginLimiter, Session, Sessions, Users
 from iot_connector.web.checks import CheckError, check_zerobus, list_certs, store_cert
@@ -166,7 +166,7 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
 
     @app.put("/api/settings")
     async def put_settings(body: dict[str, Any], request: Request, s: Writer) -> dict[str, Any]:
-        allowed = {"agent_id", "log_level", "pipeline", "metrics", "plugins"}
+        allowed = set(AgentConfig.model_fields) - {"sink", "sources"}  # those have their own tabs
         unknown = sorted(set(body) - allowed)
         if unknown:
             raise HTTPException(400, [f"{k}: not a setting of this tab" for k in unknown])

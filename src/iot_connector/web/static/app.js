@@ -224,10 +224,10 @@ async function pollLogs(reset) {
 }
 
 // --- Settings -----------------------------------------------------------------------------------------------
-const SETTINGS_KEYS = ["agent_id", "log_level", "pipeline", "metrics"];
-function renderSettings() {
+function renderSettings() { // every agent setting except the sink and the sources, which have their own tabs
   const agent = state.schemas.agent;
-  const schema = { properties: Object.fromEntries(SETTINGS_KEYS.map((k) => [k, agent.properties[k]])) };
+  const keys = Object.keys(agent.properties).filter((k) => !["sink", "sources"].includes(k));
+  const schema = { properties: Object.fromEntries(keys.map((k) => [k, agent.properties[k]])) };
   const form = $("#settings-form"); form.innerHTML = "";
   renderForm(form, schema, agent.$defs, state.config, state.mask);
 }
