@@ -202,8 +202,9 @@ def test_records_flow_on_the_monitoring_tab(page: Page, gui: Gui, peers):
 
 def test_find_a_log_line(page: Page):
     page.click("#tabs button[data-tab=logs]")
-    page.fill("#log-search", "press-modbus")
+    page.fill("#log-search", "source")
     expect(page.locator("#log-lines")).to_contain_text("source press-modbus (modbus) started")
+    expect(page.locator("#log-lines")).to_contain_text("source oven-opcua (opcua) started")
     shot(page, "logs")
 
 

@@ -207,10 +207,12 @@ async function poll() {
 function logQuery() { return `level=${$("#log-level").value}&q=${encodeURIComponent($("#log-search").value)}`; }
 async function pollLogs(reset) {
   if (!state.csrf) return;
-  if (reset) { state.logSeq = 0; $("#log-lines").innerHTML = ""; }
+  if (reset) { state.logSeq = 0; state.logGen = (state.logGen || 0) + 1; $("#log-lines").innerHTML = ""; }
+  const gen = state.logGen;
   $("#log-download").href = `/api/logs/download?${logQuery()}`;
   let data;
   try { data = await api("GET", `/api/logs?after=${state.logSeq}&${logQuery()}`); } catch (e) { return; }
+  if (gen !== state.logGen || data.seq <= state.logSeq) return; // an answer to an older filter, or already shown
   const pre = $("#log-lines");
   for (const line of data.lines) {
     const span = document.createElement("span");
