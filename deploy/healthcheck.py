@@ -1,9 +1,9 @@
 """Container HEALTHCHECK and Kubernetes probe: exit 0 when the agent answers, 1 otherwise (no curl in a slim image).
 
 `IOT_CONNECTOR_MODE=serve` (the image's default): the GUI on 8080 must answer. Its `/healthz` decides when
-it has one; a GUI without it (404) counts as alive and the metrics endpoint `/metrics` on 9090 decides, which
-also proves the agent's event loop is running. `run` (headless): `/metrics` decides. The GUI's optional TLS
-is tried when plain HTTP gets no answer.
+it has one; a GUI without it answering 404 shows its event loop (shared with the agent) is alive, and the
+metrics endpoint `/metrics` on 9090 must answer too. `run` (headless): `/metrics` decides. HTTPS when the GUI
+has TLS (`IOT_CONNECTOR_GUI_TLS_CERT` set, the variable the GUI itself reads).
 
     IOT_CONNECTOR_HEALTH_URL   check only this URL
     IOT_CONNECTOR_GUI_PORT / IOT_CONNECTOR_METRICS_PORT   ports (8080 / 9090; metrics.port must match)
@@ -42,11 +42,9 @@ def healthy() -> tuple[bool, str]:
         return code is not None and 200 <= code < 300, f"{explicit}: {code or 'no answer'}"
     if os.environ.get("IOT_CONNECTOR_MODE", "serve") == "serve":
         gui_port = os.environ.get("IOT_CONNECTOR_GUI_PORT", "8080")
-        url = f"http://127.0.0.1:{gui_port}/healthz"
+        scheme = "https" if os.environ.get("IOT_CONNECTOR_GUI_TLS_CERT") else "http"  # the GUI's own switch
+        url = f"{scheme}://127.0.0.1:{gui_port}/healthz"
         code = status(url)
-        if code is None or code == 400:  # nothing, or a TLS port (some servers answer plain HTTP with 400)
-            url = f"https://127.0.0.1:{gui_port}/healthz"
-            code = status(url)
         if code is None:
             return False, f"the GUI on port {gui_port} does not answer"
         if code != 404:

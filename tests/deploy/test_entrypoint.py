@@ -7,6 +7,7 @@ GUI answers, the HEALTHCHECK script passes, SIGTERM stops it cleanly, and nothin
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -19,7 +20,12 @@ from pathlib import Path
 
 import pytest
 import requests
+import urllib3
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from deltalake import DeltaTable
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -65,9 +71,9 @@ def _samples(port: int) -> dict[tuple[str, tuple], float]:
     }
 
 
-def _get(url: str) -> requests.Response | None:
+def _get(url: str, verify: bool = True) -> requests.Response | None:
     try:
-        return requests.get(url, timeout=5)
+        return requests.get(url, timeout=5, verify=verify)
     except requests.ConnectionError:
         return None
 
@@ -178,12 +184,39 @@ def test_records_flow_into_the_volumes_healthcheck_passes_then_fails_after_sigte
     assert leftover == "", "a process of the container outlived SIGTERM (logtee?)"
 
 
-def _serve(layout: Layout) -> tuple[int, int, subprocess.Popen]:
+def _serve(layout: Layout, **env: str) -> tuple[int, int, subprocess.Popen]:
     """The image's default command (`serve`: GUI + agent + metrics) on free ports; (gui, metrics, process)."""
     _write_state(layout)
     gui = _free_port()
-    agent = _start(layout, IOT_CONNECTOR_GUI_PORT=str(gui), IOT_CONNECTOR_GUI_HOST="127.0.0.1")
+    agent = _start(layout, IOT_CONNECTOR_GUI_PORT=str(gui), IOT_CONNECTOR_GUI_HOST="127.0.0.1", **env)
     return gui, _metrics_port(layout), agent
+
+
+def _self_signed(certs: Path, owner: int | None) -> dict[str, str]:
+    """A throwaway certificate for the GUI's own TLS, in the certs volume (as an operator would put it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "iot-edge.local")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    paths = {"IOT_CONNECTOR_GUI_TLS_CERT": certs / "gui.pem", "IOT_CONNECTOR_GUI_TLS_KEY": certs / "gui.key"}
+    paths["IOT_CONNECTOR_GUI_TLS_CERT"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["IOT_CONNECTOR_GUI_TLS_KEY"].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    for path in paths.values():
+        path.chmod(0o600)
+        if owner is not None:
+            os.chown(path, owner, owner)
+    return {name: str(path) for name, path in paths.items()}
 
 
 def test_default_mode_serves_the_gui_and_masks_the_first_run_password_in_the_log_file(layout: Layout) -> None:
@@ -206,6 +239,22 @@ def test_default_mode_serves_the_gui_and_masks_the_first_run_password_in_the_log
     assert "user 'admin' password: ***" in log_file
     assert password.group(1) not in log_file  # ... but never kept in the log volume
     assert _foreign_files(layout, code_before, started) == []
+
+
+def test_gui_with_its_own_tls_passes_the_healthcheck_over_https(layout: Layout) -> None:
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # our own throwaway certificate
+    tls = _self_signed(layout.app / "certs", layout.as_uid)
+    gui, port, agent = _serve(layout, **tls)
+    try:
+        _wait(lambda: _get(f"https://127.0.0.1:{gui}/", verify=False), 30, "the GUI over HTTPS")
+        env = {"IOT_CONNECTOR_GUI_PORT": str(gui), "IOT_CONNECTOR_METRICS_PORT": str(port), **tls}
+        check = subprocess.run(
+            ["python", str(layout.bin / "healthcheck.py")], env=layout.env(**env), capture_output=True, text=True
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        _stop(agent)
+    assert "Invalid HTTP request" not in (layout.app / "logs" / "agent.log").read_text()
 
 
 @pytest.mark.xfail(
