@@ -13,7 +13,7 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: the wheel, then a venv with the wheel's [edge] extra at the pinned versions -----------------
 FROM ${PYTHON_IMAGE} AS build
-ARG PIP_INDEX_URL
+ARG PIP_INDEX_URL=https://pypi.org/simple
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY requirements.txt setup.py pyproject.toml README.md ./
