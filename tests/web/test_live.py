@@ -111,3 +111,19 @@ def test_tls_gui_sets_a_secure_cookie(tmp_path: Path):
         assert "secure" in answer.headers["set-cookie"].lower()
     finally:
         gui.stop()
+
+
+def test_an_invalid_config_on_disk_keeps_the_gui_up_to_fix_it(tmp_path: Path):
+    gui = Gui(tmp_path / "config", state={"pipeline": {"drop_policy": "sometimes"}}).start()
+    try:
+        http = gui.login()
+        shown = http.get(gui.url + "/api/config", timeout=10).json()
+        assert "pipeline.drop_policy: Input should be 'oldest', 'newest' or 'block'" in shown["error"]
+        assert http.get(gui.url + "/api/status", timeout=10).json()["running"] is False
+        fixed = http.put(gui.url + "/api/settings", json={"pipeline": {"drop_policy": "oldest"}}, timeout=30)
+        assert fixed.status_code == 200, fixed.text
+        status = wait_status(http, gui, lambda s: s["running"])
+        assert status["running"] is True
+        assert status["config_error"] is None
+    finally:
+        gui.stop()

@@ -155,7 +155,12 @@ class Runtime:
     async def _start_agent(self) -> None:
         assert self.config is not None
         self._stop = asyncio.Event()
-        self.agent = Agent(self.config, self.config_dir, self.metrics)
+        try:
+            self.agent = Agent(self.config, self.config_dir, self.metrics)
+        except Exception as exc:  # e.g. a sink that cannot be built: the GUI stays up to fix it
+            self.agent, self.config_error = None, f"the agent cannot start: {type(exc).__name__}: {exc}"
+            log.error("%s", self.config_error)
+            return
         self._task = asyncio.create_task(self.agent.run(self._stop), name="agent")
         for _ in range(200):  # until `run` has started its tasks, so a live source change cannot race it
             if self.agent._tasks or self._task.done():
@@ -251,8 +256,13 @@ class Runtime:
             | agent_status["sources"].get(s.name, {})
             for s in configured
         }
+        running = self.agent is not None and self._task is not None and not self._task.done()
+        if self.agent is not None and self._task is not None and self._task.done() and not self._task.cancelled():
+            failure = self._task.exception()
+            if failure is not None:
+                self.config_error = f"the agent stopped: {type(failure).__name__}: {failure}"
         return {
-            "running": self.agent is not None,
+            "running": running,
             "config_error": self.config_error,
             "sources": sources,
             "queue_depth": agent_status.get("queue_depth", 0),

@@ -184,6 +184,7 @@ async function poll() {
   $("#stat-dropped").textContent = status.records_dropped;
   $("#stat-sink").textContent = status.sink ? `${status.sink.type}, breaker ${status.sink.breaker}` : "stopped";
   $("#agent-state").textContent = status.running ? "agent running" : "agent stopped";
+  $("#config-error").hidden = !status.config_error; $("#config-error").textContent = status.config_error || "";
   const body = $("#monitor-table tbody"); body.innerHTML = "";
   for (const [name, s] of Object.entries(status.sources)) {
     const row = body.insertRow();
