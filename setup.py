@@ -6,7 +6,7 @@ dependencies live in extras.
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 BASE = [
     "requests>=2.31",
@@ -32,12 +32,14 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     package_dir={"": "src"},
-    packages=find_packages("src"),
+    # namespace discovery also lists asset folders (web/static) as packages, so their files ship as package data
+    packages=find_namespace_packages("src", include=["osipi_connector*", "iot_connector*"]),
     include_package_data=True,
     package_data={
         "osipi_connector": ["py.typed"],
         # the GUI's assets ship inside the wheel: the DMZ has no internet, so no CDN
-        "iot_connector": ["py.typed", "web/static/**/*", "web/templates/**/*"],
+        "iot_connector": ["py.typed", "sources/*/sample.yaml"],  # sample configs: the GUI and docs show them
+        "iot_connector.web.static": ["*"],
     },
     install_requires=BASE,
     extras_require={
