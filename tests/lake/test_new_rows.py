@@ -120,3 +120,12 @@ def test_a_crash_after_the_append_is_repaired_by_the_rerun(sink, monkeypatch) ->
     expected.merge(TIMESERIES, batch)
     assert content(sink) == content(expected)
     assert unique_keys(sink)
+
+
+def test_append_can_be_switched_off_for_shared_tables(tmp_path) -> None:
+    merging = DeltaSink(tmp_path, append_new_rows=False)
+    batch = rows.timeseries(tags=2, days=1, per_day=3)
+    assert merging.merge(TIMESERIES, batch) == WriteResult(inserted=6, updated=0)
+    assert operations(merging) == ["CREATE TABLE", "MERGE"]
+    assert merging.merge(TIMESERIES, batch) == WriteResult(inserted=0, updated=0)
+    assert unique_keys(merging)

@@ -6,6 +6,11 @@ turns per table (a lock), and delta-rs commits atomically on a local file system
 writing at the same moment causes a commit conflict, never a corrupt table; a MERGE that loses such a race is
 re-run on the new version (it is idempotent), up to MERGE_ATTEMPTS times. Several connectors writing the
 same tables continuously need Databricks.
+
+`merge` appends the rows that provably have no match (lake/new_rows.py: outside every file's key statistics)
+and MERGEs only the rest: a first load costs a Parquet write, not a join. The proof holds for the version read
+under the lock; a second PROCESS appending the same new keys at the same moment is not seen (appends do not
+conflict), so construct the sink with `append_new_rows=False` if several processes share a table.
 """
 
 from __future__ import annotations
@@ -52,8 +57,11 @@ class DeltaSink:
 
     engine = "delta-rs"
 
-    def __init__(self, root: Path | str, location: Location | None = None) -> None:
+    def __init__(self, root: Path | str, location: Location | None = None, append_new_rows: bool = True) -> None:
         self.root = Path(root)
+        # False: every row goes through MERGE. Needed only when several PROCESSES may write the same new keys
+        # at the same moment: an append is a blind commit, so two racing appends would both land.
+        self.append_new_rows = append_new_rows
         self.location = location or Location()
         for key in ("catalog", "schema", "checkpoint_schema"):
             value = getattr(self.location, key)
@@ -118,7 +126,10 @@ class DeltaSink:
         """(rows appended, MERGE metrics) against the table's current version."""
         clock = time.perf_counter()
         table = DeltaTable(self.path(spec))
-        new, maybe = split_new_rows(table, spec, source)
+        if self.append_new_rows:
+            new, maybe = split_new_rows(table, spec, source)
+        else:
+            new, maybe = source.slice(0, 0), source
         split = time.perf_counter()
         if new.num_rows:
             write_deltalake(table, new, mode="append")
