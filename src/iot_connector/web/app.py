@@ -4,6 +4,7 @@ state-changing one also needs the session's CSRF token in the X-CSRF-Token heade
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 
-from iot_connector.config import AgentConfig, ConfigError, json_schemas
+from iot_connector.config import AgentConfig, ConfigError, json_schemas, parse_config
 from iot_connector.config.models import ZerobusSinkSettings
 from iot_connector.web.auth import LoginLimiter, Session, Sessions, Users
 from iot_connector.web.checks import CheckError, check_zerobus, list_certs, store_cert
@@ -24,6 +25,9 @@ AUDIT_FILE = "audit.log"
 TEST_TIMEOUT_S = 20.0
 CURRENT_TIME_NODE = "i=2258"  # Server_ServerStatus_CurrentTime: exists on every OPC-UA server
 _HINTS = {"String should match pattern '^https?://'": "must be a URL starting with https:// (or http://)"}
+
+
+Mutate = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class Login(BaseModel):
@@ -92,12 +96,11 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
         with open(runtime.config_dir / AUDIT_FILE, "a") as fh:
             fh.write(json.dumps(entry, default=str) + "\n")
 
-    async def apply(raw: dict[str, Any], session: Session, request: Request, action: str) -> dict[str, Any]:
+    async def apply(mutate: Mutate, session: Session, request: Request, action: str) -> dict[str, Any]:
         try:
-            config = runtime.validate(raw)
+            diff = await runtime.update(mutate)
         except ConfigError as exc:
             raise HTTPException(400, _problems(exc)) from None
-        diff = await runtime.apply(config)
         audit(session, request, action, diff)
         return {"ok": True, "changed": sorted(diff)}
 
@@ -148,8 +151,7 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
 
     @app.put("/api/sink")
     async def put_sink(sink: dict[str, Any], request: Request, s: Writer) -> dict[str, Any]:
-        current = runtime.current()
-        return await apply(current | {"sink": unmask(sink, current.get("sink"))}, s, request, "sink.update")
+        return await apply(lambda c: c | {"sink": unmask(sink, c.get("sink"))}, s, request, "sink.update")
 
     @app.post("/api/sink/test")
     async def sink_test(sink: dict[str, Any], _s: Writer) -> dict[str, Any]:
@@ -170,27 +172,30 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
         unknown = sorted(set(body) - allowed)
         if unknown:
             raise HTTPException(400, [f"{k}: not a setting of this tab" for k in unknown])
-        return await apply(runtime.current() | body, s, request, "settings.update")
+        return await apply(lambda c: c | body, s, request, "settings.update")
 
     @app.post("/api/sources")
     async def save_source(edit: SourceEdit, request: Request, s: Writer) -> dict[str, Any]:
-        current = runtime.current()
-        sources = list(current.get("sources", []))
-        old = next((x for x in sources if x.get("name") == edit.original), None)
-        if edit.original is not None and old is None:
-            raise HTTPException(404, f"no source named {edit.original!r}")
-        new = unmask(edit.source, old)
-        sources = [new if x is old else x for x in sources] if old is not None else [*sources, new]
-        action = "source.update" if old is not None else "source.add"
-        return await apply(current | {"sources": sources}, s, request, f"{action} {new.get('name')}")
+        def mutate(current: dict[str, Any]) -> dict[str, Any]:
+            sources = list(current.get("sources", []))
+            old = next((x for x in sources if x.get("name") == edit.original), None)
+            if edit.original is not None and old is None:
+                raise HTTPException(404, f"no source named {edit.original!r}")
+            new = unmask(edit.source, old)
+            return current | {"sources": [new if x is old else x for x in sources] if old else [*sources, new]}
+
+        action = "source.update" if edit.original is not None else "source.add"
+        return await apply(mutate, s, request, f"{action} {edit.source.get('name')}")
 
     @app.delete("/api/sources/{name}")
     async def delete_source(name: str, request: Request, s: Writer) -> dict[str, Any]:
-        current = runtime.current()
-        sources = [x for x in current.get("sources", []) if x.get("name") != name]
-        if len(sources) == len(current.get("sources", [])):
-            raise HTTPException(404, f"no source named {name!r}")
-        return await apply(current | {"sources": sources}, s, request, f"source.remove {name}")
+        def mutate(current: dict[str, Any]) -> dict[str, Any]:
+            sources = [x for x in current.get("sources", []) if x.get("name") != name]
+            if len(sources) == len(current.get("sources", [])):
+                raise HTTPException(404, f"no source named {name!r}")
+            return current | {"sources": sources}
+
+        return await apply(mutate, s, request, f"source.remove {name}")
 
     def _probe(edit: SourceEdit, for_browse: bool = False):  # type: ignore[no-untyped-def]
         old = next((x for x in runtime.current().get("sources", []) if x.get("name") == edit.original), None)
@@ -198,7 +203,7 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
         if for_browse and not raw.get("nodes") and not raw.get("browse"):
             raw = raw | {"nodes": [CURRENT_TIME_NODE]}  # browsing is how an operator finds the first nodes
         try:
-            config = runtime.validate({"sources": [raw]}).sources[0]
+            config = parse_config({"sources": [raw]}).sources[0]
         except ConfigError as exc:
             raise HTTPException(400, _problems(exc)) from None
         return runtime.make_source(config)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -179,13 +180,11 @@ class Runtime:
     def current(self) -> dict[str, Any]:
         return dump(self.config) if self.config is not None else {"sources": []}
 
-    @staticmethod
-    def validate(raw: dict[str, Any]) -> AgentConfig:
-        return parse_config(raw)
-
-    async def apply(self, new: AgentConfig) -> dict[str, Any]:
-        """Persist `new` and bring the running agent to it; returns what changed (secrets redacted)."""
+    async def update(self, mutate: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Edit the current settings with `mutate`, validate (ConfigError), persist and bring the running agent
+        to them; returns what changed (secrets redacted). One edit at a time: none overwrites another."""
         async with self._lock:
+            new = parse_config(mutate(self.current()))
             old = self.config
             diff = changes(self.current(), dump(new))
             save_state(self.config_dir, new)
