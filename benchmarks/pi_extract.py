@@ -12,6 +12,7 @@ as the window grows (units are bounded by batch_size × max_window, commits by c
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,13 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU seconds of a process (and its reaped children), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def start_simulator(tags: int) -> tuple[subprocess.Popen, str]:
@@ -99,6 +107,7 @@ def end_to_end(url: str, tags: int, hours: float, args: argparse.Namespace, root
         "values_per_s": rows / seconds,
         "peak_mb": peak_rss_mb(),
         "merge_seconds": sink.merge_seconds,
+        "cpu_seconds": cpu_seconds(),
     }
 
 
@@ -165,12 +174,20 @@ def main() -> None:
             f"({floor['rows']:,} values, {floor['bytes'] / 1e6:.1f} MB body)"
         )
         for hours in args.hours:
+            simulator_cpu = cpu_seconds(proc.pid)
             e2e = run_child(url, hours, args)
+            simulator_cpu = cpu_seconds(proc.pid) - simulator_cpu
             what = "fetch + parse only (no MERGE)" if args.no_write else "end to end"
             print(
                 f"{what}: {args.tags} tags × {hours:g} h = {e2e['rows']:,} values in {e2e['seconds']:.1f} s = "
                 f"{e2e['values_per_s']:,.0f} values/s; ratio to floor {e2e['values_per_s'] / floor['values_per_s']:.2f}; "
                 f"peak RSS {e2e['peak_mb']:,.0f} MB; MERGE {e2e['merge_seconds']:.1f} s of it"
+            )
+            rows = max(e2e["rows"], 1)
+            print(
+                f"  CPU: connector {e2e['cpu_seconds']:.1f} s ({e2e['cpu_seconds'] / rows * 1e6:.2f} µs/value), "
+                f"simulator {simulator_cpu:.1f} s ({simulator_cpu / rows * 1e6:.2f} µs/value), "
+                f"{os.cpu_count()} cores × {e2e['seconds']:.1f} s wall = {os.cpu_count() * e2e['seconds']:.1f} core-s"
             )
     finally:
         proc.terminate()
