@@ -238,6 +238,21 @@ async def test_batches_in_flight_and_a_lost_ack_resends_in_order(tmp_path: Path)
     assert pipe.metrics.records_failed.labels(error_type="test_ack_lost")._value.get() == 20
 
 
+async def test_partial_batches_are_not_held_behind_a_slow_ack(tmp_path: Path) -> None:
+    """A trickle never fills a batch; with a slow ack, data that waited one batch window still goes out, so
+    several partial batches are in flight instead of one per round trip."""
+    sink = PipelinedSink(ack_delay_s=0.3)
+    pipe = _pipeline(tmp_path, sink, batch_max_records=1000, batch_max_wait_ms=10, max_inflight_batches=4)
+    await pipe.start()
+    for start in range(0, 200, 10):
+        await pipe.emit(make_records(10, start))
+        await asyncio.sleep(0.02)
+    await _until(lambda: pipe.buffer.depth == 0)
+    await pipe.stop()
+    assert sink.max_unacked >= 3
+    assert seqs(sink.records) == list(range(200))
+
+
 async def test_stop_drains_the_memory_queue(tmp_path: Path) -> None:
     """Without the spool nothing survives a restart, so stop sends what is queued (within drain_timeout_s)."""
     sink = PipelinedSink(ack_delay_s=0.01)

@@ -175,8 +175,10 @@ class Pipeline:
                     # No full batch yet: wait for the oldest ack, but no longer than one batch window; records
                     # that waited that long go out as a partial batch (else a slow ack caps the throughput
                     # at one partial batch per round trip).
-                    if await self._acked_within(inflight[0][2]) or not self.buffer.pending:
+                    if await self._acked_within(inflight[0][2]):
                         break
+                    if not self.buffer.pending:
+                        continue  # nothing waiting yet: wait again for the ack or for data
                     fill = False
                 if not inflight and self._stopping.is_set() and not self.buffer.pending:
                     return
