@@ -257,11 +257,6 @@ def test_gui_with_its_own_tls_passes_the_healthcheck_over_https(layout: Layout) 
     assert "Invalid HTTP request" not in (layout.app / "logs" / "agent.log").read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn 0.54 re-raises SIGTERM at the end of Server.serve(), so web.server.serve() dies before its "
-    "`finally: runtime.stop()`: the agent's shutdown never runs in serve mode (exit -15). Fix in web/server.py.",
-)
 def test_sigterm_in_serve_mode_stops_the_agent_cleanly(layout: Layout) -> None:
     _gui, _port, agent = _serve(layout)
     code, out = _stop(agent)

@@ -120,10 +120,19 @@ def test_an_invalid_config_on_disk_keeps_the_gui_up_to_fix_it(tmp_path: Path):
         shown = http.get(gui.url + "/api/config", timeout=10).json()
         assert "pipeline.drop_policy: Input should be 'oldest', 'newest' or 'block'" in shown["error"]
         assert http.get(gui.url + "/api/status", timeout=10).json()["running"] is False
+        health = requests.get(gui.url + "/healthz", timeout=10)  # probes need no login
+        assert health.status_code == 503
+        assert health.json()["agent"] == "stopped"
+        assert "pipeline.drop_policy" in health.json()["problem"]
         fixed = http.put(gui.url + "/api/settings", json={"pipeline": {"drop_policy": "oldest"}}, timeout=30)
         assert fixed.status_code == 200, fixed.text
         status = wait_status(http, gui, lambda s: s["running"])
         assert status["running"] is True
         assert status["config_error"] is None
+        assert requests.get(gui.url + "/healthz", timeout=10).json() == {
+            "gui": "ok",
+            "agent": "running",
+            "problem": None,
+        }
     finally:
         gui.stop()

@@ -269,6 +269,14 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
         detail = exc.detail if isinstance(exc.detail, list) else [str(exc.detail)]
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """For container healthchecks and probes, without login: 200 while the agent runs, 503 otherwise (a
+        config the operator still has to fix in the GUI, or an agent that stopped), with the reason."""
+        state = runtime.status()
+        body = {"gui": "ok", "agent": "running" if state["running"] else "stopped", "problem": state["config_error"]}
+        return JSONResponse(body, status_code=200 if state["running"] else 503)
+
     @app.get("/")
     async def index() -> FileResponse:
         return FileResponse(str(static / "index.html"))

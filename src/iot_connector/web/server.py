@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from pathlib import Path
 
 import uvicorn
@@ -51,6 +52,14 @@ def serve(config_dir: Path, host: str | None = None, port: int | None = None) ->
     )
 
     async def main() -> None:
+        # A stop request, whenever it comes, ends the GUI and then the agent's shutdown below runs. uvicorn captures
+        # SIGTERM/SIGINT only while serving and re-raises them once serve() returns: with the default handlers that
+        # would kill the process before `runtime.stop()`, and a signal before serving would skip it too.
+        def request_exit(*_: object) -> None:
+            server.should_exit = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, request_exit)
         await runtime.start()
         log.info("GUI on %s://%s:%d", "https" if cert else "http", host, port)
         try:
