@@ -56,7 +56,9 @@ setup(
             "prometheus-client>=0.20",
             "cryptography>=42",
             "fastapi>=0.110",
-            "python-multipart>=0.0.9",
+            # optional tracing (tracing.enabled): spans exported over OTLP/gRPC
+            "opentelemetry-sdk>=1.20",
+            "opentelemetry-exporter-otlp-proto-grpc>=1.20",
         ],
         "dev": [
             "pytest>=8",
