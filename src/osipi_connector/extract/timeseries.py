@@ -140,16 +140,20 @@ def _split_values(values: list[Any]) -> tuple[pa.Array, ...]:
     code (code also in `value`); strings (String/Timestamp points) go to `value_string`; an `{"Errors":[]}`
     value keeps its messages in `value_string`. Only the non-numeric values are visited in Python."""
     n = len(values)
-    odd = [i for i, v in enumerate(values) if type(v) not in _NUMERIC]
-    if not odd:
+    try:  # the usual page: numbers only (None and bools convert as below too), no Python loop at all
+        numbers = pa.array(values, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        numbers = None
+    if numbers is not None:
         nulls = pa.nulls(n)
         return (
-            pa.array(values, pa.float64()),
+            numbers,
             nulls.cast(pa.string()),
             nulls.cast(pa.string()),
             nulls.cast(pa.int32()),
             nulls.cast(pa.bool_()),
         )
+    odd = [i for i, v in enumerate(values) if type(v) not in _NUMERIC]
     numeric = list(values)
     text: list[str | None] = [None] * n
     name: list[str | None] = [None] * n
