@@ -106,6 +106,21 @@ def test_secrets_encrypted_at_rest_with_0600_key(tmp_path: Path) -> None:
     assert "very-secret-value" not in str(loaded.model_dump())
 
 
+def test_a_key_file_we_cannot_chmod_still_loads_with_a_warning(tmp_path: Path, monkeypatch, caplog) -> None:
+    """A read-only Kubernetes Secret mount: group-readable and owned by root, so chmod is refused."""
+    config = load_config(tmp_path).model_copy(update={"sink": ZerobusSinkSettings.model_validate(ZEROBUS)})
+    save_state(tmp_path, config)
+    (tmp_path / KEY_FILE).chmod(0o644)
+
+    def refused(*_args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("iot_connector.config.secrets.os.chmod", refused)
+    loaded = load_config(tmp_path)
+    assert loaded.sink.client_secret.get_secret_value() == "very-secret-value"
+    assert any("not ours to change" in r.getMessage() for r in caplog.records)
+
+
 def test_rotate_key_reencrypts_and_still_loads(tmp_path: Path, capsys) -> None:
     config = load_config(tmp_path).model_copy(update={"sink": ZerobusSinkSettings.model_validate(ZEROBUS)})
     save_state(tmp_path, config)

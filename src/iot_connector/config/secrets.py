@@ -61,8 +61,16 @@ class SecretBox:
                 log.info("created the secret key file %s (mode 0600)", self.key_file)
             mode = self.key_file.stat().st_mode & 0o777
             if mode & 0o077:
-                log.warning("secret key file %s has mode %o; tightening to 0600", self.key_file, mode)
-                os.chmod(self.key_file, 0o600)
+                try:
+                    os.chmod(self.key_file, 0o600)
+                    log.warning("secret key file %s had mode %o; tightened to 0600", self.key_file, mode)
+                except PermissionError:  # not ours, e.g. a read-only Kubernetes Secret mount: usable, but say so
+                    log.warning(
+                        "secret key file %s has mode %o and is not ours to change: other users may read it; "
+                        "mount it with mode 0400/0600 (Kubernetes: defaultMode: 0400) owned by the agent's user",
+                        self.key_file,
+                        mode,
+                    )
             keys = [Fernet(self.key_file.read_bytes().strip())]
             pending = self.key_file.with_name(self.key_file.name + ".new")
             if pending.exists():  # an interrupted rotation
