@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import yaml
 from pydantic import ValidationError
 
 from iot_connector.config.models import AgentConfig
-from iot_connector.config.secrets import SecretBox, SecretError, key_path
+from iot_connector.config.secrets import SecretBox, SecretError, key_path, reveal_tree
 from iot_connector.sources.base import SourceConfig, registered
 
+log = logging.getLogger(__name__)
 STATE_FILE = "connector_state.json"
 YAML_FILE = "connector.yaml"
 
@@ -137,13 +139,22 @@ def load_config(config_dir: Path) -> AgentConfig:
 
 
 def save_state(config_dir: Path, config: AgentConfig) -> Path:
-    """Write `connector_state.json` (what the GUI edits) with its secrets encrypted."""
+    """Write `connector_state.json` (what the GUI edits) with its secrets encrypted, unless
+    `security.secrets_encryption` was turned off (and confirmed with allow_plaintext)."""
     config_dir = Path(config_dir)
     config_dir.mkdir(parents=True, exist_ok=True)
-    box = SecretBox(key_path(config_dir))
     data = config.model_dump(mode="python", exclude_none=True)
     data["sources"] = [s.model_dump(mode="python", exclude_none=True) for s in config.sources]
-    text = json.dumps(box.encrypt_tree(data), indent=2, default=str, sort_keys=False) + "\n"
+    if config.security.secrets_encryption.enabled:
+        data = SecretBox(key_path(config_dir)).encrypt_tree(data)
+    else:
+        data = reveal_tree(data)
+        log.warning(
+            "security.secrets_encryption is off: secrets are written in clear to %s; anyone who can read the "
+            "file or a backup of it can read them",
+            config_dir / STATE_FILE,
+        )
+    text = json.dumps(data, indent=2, default=str, sort_keys=False) + "\n"
     path = config_dir / STATE_FILE
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)

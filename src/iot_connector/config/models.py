@@ -119,6 +119,56 @@ class TracingSettings(_Strict):
     service_name: str = Field("iot-connector", min_length=1)
 
 
+class CertificateRotationSettings(_Strict):
+    """Renewal of the OPC-UA client certificates the agent generated itself (never user-supplied ones):
+    checked at start and daily; one expiring within the window is re-issued (same key, application URI and
+    key usage; the old one kept as `.bak`) and its source restarted. The server must trust the new one."""
+
+    enabled: bool = True
+    renew_days_before_expiry: int = Field(30, ge=1, le=3650, description="renew when it expires within this")
+    validity_days: int = Field(365, ge=2, le=3650, description="lifetime of a renewed certificate")
+
+    @model_validator(mode="after")
+    def _window_inside_validity(self) -> CertificateRotationSettings:
+        if self.renew_days_before_expiry >= self.validity_days:
+            raise ValueError(
+                f"renew_days_before_expiry ({self.renew_days_before_expiry}) must be smaller than validity_days "
+                f"({self.validity_days}), or every renewed certificate would be renewed again at once"
+            )
+        return self
+
+
+class SecretsEncryptionSettings(_Strict):
+    """Secrets (passwords, client secrets) Fernet-encrypted in connector_state.json. Turning this off writes
+    them in clear: anyone who reads the file or a backup of it gets them; hence the explicit confirmation."""
+
+    enabled: bool = True
+    allow_plaintext: bool = Field(False, description="confirm that secrets may be stored in clear (not recommended)")
+
+    @model_validator(mode="after")
+    def _plaintext_confirmed(self) -> SecretsEncryptionSettings:
+        if not self.enabled and not self.allow_plaintext:
+            raise ValueError(
+                "enabled: false would store passwords and client secrets in clear in connector_state.json; "
+                "keep it on, or also set allow_plaintext: true to confirm (not recommended)"
+            )
+        return self
+
+
+class SecuritySettings(_Strict):
+    certificate_auto_rotation: CertificateRotationSettings = CertificateRotationSettings()
+    secrets_encryption: SecretsEncryptionSettings = SecretsEncryptionSettings()
+
+
+class AgentProxySettings(_Strict):
+    """Outbound proxy for everything the agent sends over HTTP(S)/gRPC (ZeroBus, OAuth, connection tests),
+    exported as the standard variables; the ZeroBus sink's own `sink.proxy` wins where it is set."""
+
+    http_proxy: str | None = Field(None, pattern=r"^https?://", description="for http:// URLs: http://proxy:3128")
+    https_proxy: str | None = Field(None, pattern=r"^https?://", description="for https:// and gRPC: http://proxy:3128")
+    no_proxy: str | None = Field(None, description="comma-separated hosts that bypass the proxy")
+
+
 class AgentConfig(_Strict):
     agent_id: str = Field("edge-agent", min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -127,6 +177,8 @@ class AgentConfig(_Strict):
     pipeline: PipelineSettings = PipelineSettings()
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()
+    security: SecuritySettings = SecuritySettings()
+    proxy: AgentProxySettings = AgentProxySettings()
     sources: list[SerializeAsAny[SourceConfig]] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -46,6 +46,15 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def reveal_tree(node: Any) -> Any:
+    """Copy of a tree with SecretStr values unwrapped: for saving with secrets encryption turned off."""
+    if isinstance(node, dict):
+        return {k: reveal_tree(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [reveal_tree(v) for v in node]
+    return node.get_secret_value() if isinstance(node, SecretStr) else node
+
+
 class SecretBox:
     def __init__(self, key_file: Path):
         self.key_file = Path(key_file)

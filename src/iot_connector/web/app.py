@@ -3,7 +3,6 @@ state-changing one also needs the session's CSRF token in the X-CSRF-Token heade
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -18,10 +17,9 @@ from iot_connector.config import AgentConfig, ConfigError, json_schemas, parse_c
 from iot_connector.config.models import ZerobusSinkSettings
 from iot_connector.web.auth import LoginLimiter, Session, Sessions, Users
 from iot_connector.web.checks import CheckError, check_zerobus, list_certs, store_cert
-from iot_connector.web.runtime import MASK, LogBuffer, Runtime, masked, unmask
+from iot_connector.web.runtime import AUDIT_FILE, MASK, LogBuffer, Runtime, masked, unmask, write_audit
 
 COOKIE = "iotc_session"
-AUDIT_FILE = "audit.log"
 TEST_TIMEOUT_S = 20.0
 CURRENT_TIME_NODE = "i=2258"  # Server_ServerStatus_CurrentTime: exists on every OPC-UA server
 _HINTS = {"String should match pattern '^https?://'": "must be a URL starting with https:// (or http://)"}
@@ -86,15 +84,7 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
     Writer = Annotated[Session, Depends(writer)]
 
     def audit(session: Session, request: Request, action: str, what: Any) -> None:
-        entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "user": session.user,
-            "client": request.client.host if request.client else None,
-            "action": action,
-            "what": what,
-        }
-        with open(runtime.config_dir / AUDIT_FILE, "a") as fh:
-            fh.write(json.dumps(entry, default=str) + "\n")
+        write_audit(runtime.config_dir, session.user, request.client.host if request.client else None, action, what)
 
     async def apply(mutate: Mutate, session: Session, request: Request, action: str) -> dict[str, Any]:
         try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +20,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from iot_connector.agent import Agent
-from iot_connector.config import AgentConfig, ConfigError, load_config, parse_config, save_state
+from iot_connector.config import AgentConfig, ConfigError, apply_agent_proxy, load_config, parse_config, save_state
 from iot_connector.config.secrets import SECRET_KEY_RE
 from iot_connector.metrics import Metrics
 from iot_connector.sources.base import Source, SourceConfig, registered
+from iot_connector.sources.opcua.certificates import renew_sources
 
 log = logging.getLogger(__name__)
 MASK = "********"  # what the browser sees instead of a stored secret; sent back, it means "keep it"
@@ -132,6 +135,23 @@ def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) ->
     return sum(value for _labels, value in samples.get(name, []))
 
 
+AUDIT_FILE = "audit.log"
+RENEWAL_CHECK_S = 24 * 3600.0
+
+
+def write_audit(config_dir: Path, user: str, client: str | None, action: str, what: Any) -> None:
+    """Append one JSON line to the audit log (the caller passes no secret in `what`)."""
+    entry = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "user": user,
+        "client": client,
+        "action": action,
+        "what": what,
+    }
+    with open(Path(config_dir) / AUDIT_FILE, "a") as fh:
+        fh.write(json.dumps(entry, default=str) + "\n")
+
+
 class Runtime:
     def __init__(self, config_dir: Path):
         self.config_dir = Path(config_dir)
@@ -141,6 +161,7 @@ class Runtime:
         self.agent: Agent | None = None
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._renewals: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -156,6 +177,8 @@ class Runtime:
     async def _start_agent(self) -> None:
         assert self.config is not None
         self._stop = asyncio.Event()
+        apply_agent_proxy(self.config.proxy)
+        await self.renew_certificates()  # before the sources connect, so they start with a valid certificate
         try:
             self.agent = Agent(self.config, self.config_dir, self.metrics)
         except Exception as exc:  # e.g. a sink that cannot be built: the GUI stays up to fix it
@@ -167,8 +190,41 @@ class Runtime:
             if self.agent._tasks or self._task.done():
                 break
             await asyncio.sleep(0.05)
+        self._renewals = asyncio.create_task(self._renew_daily(), name="certificate-renewal")
+
+    # --- certificate renewal ---------------------------------------------------------------------------
+    async def renew_certificates(self) -> dict[str, str]:
+        """Renew the generated OPC-UA client certificates that are due; log, audit and restart their sources."""
+        config = self.config
+        rotation = config.security.certificate_auto_rotation if config is not None else None
+        if config is None or rotation is None or not rotation.enabled:
+            return {}
+        renewed = await asyncio.to_thread(
+            renew_sources, config.sources, rotation.renew_days_before_expiry, rotation.validity_days
+        )
+        for name, message in renewed.items():
+            write_audit(self.config_dir, "agent", None, f"cert.renew {name}", {"message": message})
+            cfg = next(s for s in config.sources if s.name == name)
+            if self.agent is not None and any(s.config.name == name for s in self.agent.sources):
+                await self._remove_source(name)
+                self._add_source(cfg)
+        return renewed
+
+    async def _renew_daily(self) -> None:
+        while True:
+            await asyncio.sleep(RENEWAL_CHECK_S)
+            try:
+                async with self._lock:
+                    await self.renew_certificates()
+            except Exception:  # a renewal problem must never stop the agent
+                log.exception("certificate renewal check failed; trying again in %.0f s", RENEWAL_CHECK_S)
 
     async def stop(self) -> None:
+        if self._renewals is not None:
+            self._renewals.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewals
+            self._renewals = None
         if self.agent is None or self._task is None or self._stop is None:
             return
         self._stop.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.uacrypto import load_certificate
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 
+from iot_connector.sources.opcua.certificates import generate_certificate
 from iot_connector.sources.opcua.config import OpcuaConfig
 
 log = logging.getLogger(__name__)
@@ -51,12 +53,19 @@ async def trust_validator(paths: list[str]) -> CertificateValidator:
 
 
 async def ensure_client_certificate(config: OpcuaConfig) -> tuple[Path, Path]:
-    """Generate the client certificate + key once (persisted) so the server's trust survives restarts."""
-    client = Client(config.endpoint)
-    client.application_uri = config.application_uri
+    """Generate the client certificate + key once (persisted) so the server's trust survives restarts.
+    Existing files are used as they are (renewal is `certificates.renew_if_due`, for generated ones only)."""
     if not (config.cert_file and config.key_file):
         raise ValueError("cert_file and key_file are needed for a security policy")
-    return await client.setup_self_signed_certificate(Path(config.key_file), Path(config.cert_file))
+    cert, key = Path(config.cert_file), Path(config.key_file)
+    if cert.exists() and not key.exists():
+        raise ValueError(f"opcua source {config.name}: cert_file {cert} exists but key_file {key} does not")
+    if not cert.exists():
+        await asyncio.to_thread(generate_certificate, cert, key, config.application_uri)
+        log.info(
+            "opcua source %s: generated client certificate %s; add it to the server's trusted list", config.name, cert
+        )
+    return cert, key
 
 
 async def new_client(config: OpcuaConfig) -> Client:
