@@ -225,3 +225,41 @@ def test_change_a_setting(page: Page, gui: Gui):
         "pipeline.batch_max_records: Input should be greater than or equal to 1"
     )
     shot(page, "settings")
+
+
+def test_security_and_proxy_settings_persist_and_plaintext_secrets_are_refused(page: Page, gui: Gui):
+    page.reload()  # a fresh form: the previous test left a refused value in it
+    page.click("#tabs button[data-tab=settings]")
+    form = page.locator("#settings-form")
+    expect(form.locator("legend", has_text="Security")).to_be_visible()
+    expect(form.locator("legend", has_text="Proxy")).to_be_visible()
+    renew = '[data-path="security.certificate_auto_rotation.renew_days_before_expiry"]'
+    form.locator(renew).fill("14")
+    form.locator('[data-path="proxy.https_proxy"]').fill("http://proxy.dmz:3128")
+    form.locator('[data-path="proxy.no_proxy"]').fill("localhost,127.0.0.1")
+    page.click("#settings-save")
+    message = page.locator("#settings-message")
+    expect(message).to_have_text(
+        "applied: proxy.https_proxy, proxy.no_proxy, security.certificate_auto_rotation.renew_days_before_expiry"
+    )
+
+    page.reload()
+    page.click("#tabs button[data-tab=settings]")
+    expect(form.locator(renew)).to_have_value("14")
+    expect(form.locator('[data-path="proxy.https_proxy"]')).to_have_value("http://proxy.dmz:3128")
+    expect(form.locator('[data-path="proxy.no_proxy"]')).to_have_value("localhost,127.0.0.1")
+    state = json.loads((gui.config_dir / "connector_state.json").read_text())
+    assert state["proxy"] == {"https_proxy": "http://proxy.dmz:3128", "no_proxy": "localhost,127.0.0.1"}
+    assert state["security"]["certificate_auto_rotation"]["renew_days_before_expiry"] == 14
+
+    form.locator('[data-path="security.secrets_encryption.enabled"]').uncheck()
+    page.click("#settings-save")
+    expect(message).to_contain_text("security.secrets_encryption:")
+    expect(message).to_contain_text("also set allow_plaintext: true to confirm")
+    form.locator('[data-path="security.secrets_encryption.enabled"]').check()
+    form.locator('[data-path="proxy.http_proxy"]').fill("proxy.dmz:3128")
+    page.click("#settings-save")
+    expect(message).to_contain_text("proxy.http_proxy: must be a URL starting with https:// (or http://)")
+    state = json.loads((gui.config_dir / "connector_state.json").read_text())
+    assert state["security"]["secrets_encryption"] == {"enabled": True, "allow_plaintext": False}
+    assert "http_proxy" not in state["proxy"]

@@ -34,7 +34,9 @@ function renderForm(container, schema, defs, value, mask, path = "") {
     const current = value && value[key] !== undefined ? value[key] : prop.default;
     if (kind === "object") {
       const fs = document.createElement("fieldset");
-      fs.innerHTML = `<legend>${key}</legend>`;
+      const legend = document.createElement("legend"); // "certificate_auto_rotation" -> "Certificate auto rotation"
+      legend.textContent = key.charAt(0).toUpperCase() + key.slice(1).replace(/_/g, " ");
+      fs.appendChild(legend);
       if (prop.nullable) { // optional section (e.g. OPC-UA browse): sent only when switched on
         const toggle = document.createElement("input");
         toggle.type = "checkbox"; toggle.className = "section-toggle"; toggle.dataset.section = id;
