@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from iot_connector.config import parse_config
+from iot_connector.sources.opcua import OpcuaSource
 from iot_connector.sources.opcua.certificates import (
     generate_certificate,
     is_agent_generated,
@@ -18,6 +21,9 @@ from iot_connector.sources.opcua.certificates import (
     renew_sources,
 )
 from iot_connector.web.runtime import AUDIT_FILE, Runtime
+from tests.edge.sources.helpers import Collector, free_port
+from tests.edge.sources.opcua_server import PlantServer
+from tests.edge.sources.opcua_server import source_config as config
 
 URI = "urn:test:agent"
 
@@ -156,3 +162,31 @@ async def test_auto_rotation_off_leaves_certificates_alone(tmp_path: Path):
     finally:
         await runtime.stop()
     assert (tmp_path / "plc.der").read_bytes() == before
+
+
+@pytest.mark.integration
+async def test_a_renewed_certificate_is_accepted_by_a_real_secured_server(tmp_path: Path):
+    trusted = tmp_path / "server-trusts"
+    trusted.mkdir()
+    (tmp_path / "server").mkdir()
+    server = PlantServer(free_port(), pki=tmp_path / "server", trusted_clients=trusted)
+    await server.make_certificate()
+    cert_file, key_file = tmp_path / "agent" / "cert.der", tmp_path / "agent" / "key.pem"
+    cfg = config(
+        server.endpoint,
+        security_policy="Basic256Sha256",
+        security_mode="SignAndEncrypt",
+        application_uri=URI,
+        cert_file=str(cert_file),
+        key_file=str(key_file),
+        trusted_server_certs=[str(server.cert)],
+    )
+    generate_certificate(cert_file, key_file, URI, days=2)
+    assert renew_if_due(cert_file, key_file, 30, 365) is not None
+    shutil.copy(cert_file, trusted / "agent.der")  # what the renewal message asks the operator to do
+    await server.start()
+    try:
+        text = await OpcuaSource(cfg, Collector()).test_connection()
+    finally:
+        await server.stop()
+    assert "(Basic256Sha256/SignAndEncrypt)" in text
