@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint format simulate bench clean
+.PHONY: setup demo test test-fast lint format simulate bench screenshots clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,9 @@ format: setup
 
 simulate: setup
 	$(VENV)/bin/osipi-connector simulate --host 127.0.0.1 --port 8443 --tags 1000
+
+screenshots: setup  ## refresh docs/screenshots from the browser tests
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/web/test_browser.py -q
 
 bench: setup
 	$(PY) benchmarks/simulator.py

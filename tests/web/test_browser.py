@@ -1,6 +1,8 @@
 """End to end in real headless Chromium: an operator logs in, configures the agent in the browser against a
 real mosquitto and a real pymodbus TCP server, watches records arrive, and is told clearly what is wrong with
-a bad password, a bad PEM and a bad endpoint. Each step saves a screenshot of its tab to docs/screenshots.
+a bad password, a bad PEM and a bad endpoint. Each step saves a screenshot of its tab: to the test's temporary
+directory, or to docs/screenshots when SCREENSHOTS_DIR says so (`make screenshots`), so a test run leaves the
+tree clean.
 
 The tests run in file order and share one browser page (module scope), as one operator session would.
 """
@@ -8,7 +10,9 @@ The tests run in file order and share one browser page (module scope), as one op
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +28,7 @@ from tests.web.gui_process import PASSWORD, Gui
 from tests.web.peers import MODBUS_REGISTERS, ModbusPeer, OpcuaPeer
 
 pytestmark = pytest.mark.integration
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS_ENV = "SCREENSHOTS_DIR"
 WAIT_MS = 20_000
 CHROMIUM_ARGS = [
     "--headless",
@@ -70,8 +74,11 @@ def page(gui: Gui, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
 
 
 def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    directory = Path(os.environ.get(SHOTS_ENV) or tempfile.gettempdir())
+    if not os.environ.get(SHOTS_ENV):
+        directory = directory / "iot-gui-screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
 
 
 def test_wrong_password_is_refused_then_login(page: Page):
