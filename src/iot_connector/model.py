@@ -47,6 +47,9 @@ class Record:
     is_replayed: bool = False  # came back from the disk spool after a restart
     ingest_ts: int | None = None  # set when handed to the sink
     record_id: str = ""  # filled by finalize(): deterministic, for de-duplication downstream
+    # Not a column: the record's protobuf bytes (model_proto.encode_core), set once when it is spooled so the
+    # ZeroBus sink sends them as they are instead of encoding the record a second time. Never set by sources.
+    wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def set_scalar(self, value: object) -> bool:
         """Fill the typed value columns from a Python scalar; False when `value` is not bool/int/float/str.

@@ -23,6 +23,7 @@ class PutResult:
     accepted: int
     dropped_newest: int = 0
     dropped_oldest: int = 0
+    invalid: list[str] | None = None  # why records were refused as unencodable (not counted in `accepted`)
 
 
 class Buffer(abc.ABC):
@@ -157,11 +158,15 @@ class SpoolBuffer(Buffer):
         await self.spool.close()
 
     async def put(self, records: Sequence[Record]) -> PutResult:
-        payloads = self.spool.encode(records)
+        invalid = None
+        try:
+            payloads = self.spool.encode(records)
+        except ValueError:  # a value that fits no column: refuse that record only, keep the others
+            records, payloads, invalid = _encodable(records)
         need = self.spool.frames_size(payloads)
-        result = PutResult(accepted=len(records))
+        result = PutResult(accepted=len(records), invalid=invalid)
         if need > self.spool.max_bytes:
-            return PutResult(accepted=0, dropped_newest=len(records))
+            return PutResult(accepted=0, dropped_newest=len(records), invalid=invalid)
         while not self.spool.has_room(need):
             self.spool.reclaim()
             if self.spool.has_room(need):
@@ -171,7 +176,9 @@ class SpoolBuffer(Buffer):
             elif self.drop_policy == "oldest":
                 result.dropped_oldest += self.spool.drop_oldest_segment()
             else:
-                return PutResult(accepted=0, dropped_newest=len(records))
+                return PutResult(accepted=0, dropped_newest=len(records), invalid=invalid)
+        if not records:
+            return result
         self.spool.append(records, payloads)
         self._data.set()
         await self.spool.wait_durable()
@@ -183,3 +190,18 @@ class SpoolBuffer(Buffer):
     def commit(self, token: Any) -> None:
         self.spool.commit_soon(token)
         self._freed()
+
+
+def _encodable(records: Sequence[Record]) -> tuple[list[Record], list[bytes], list[str]]:
+    """The records that encode, their payloads, and the errors of those that do not."""
+    kept: list[Record] = []
+    payloads: list[bytes] = []
+    errors: list[str] = []
+    for record in records:
+        try:
+            payloads.append(Spool.encode([record])[0])
+        except ValueError as exc:
+            errors.append(str(exc))
+        else:
+            kept.append(record)
+    return kept, payloads, errors

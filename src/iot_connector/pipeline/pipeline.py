@@ -113,6 +113,9 @@ class Pipeline:
             self.metrics.records_failed.labels(error_type="spool_write").inc(len(records))
             log.error("%s; %d records refused", exc, len(records))
             result = PutResult(accepted=0, dropped_newest=len(records))
+        if result.invalid:
+            self.metrics.records_failed.labels(error_type="invalid_record").inc(len(result.invalid))
+            log.error("%d records refused: %s", len(result.invalid), result.invalid[0])
         if result.dropped_newest or result.dropped_oldest:
             self.dropped += result.dropped_newest + result.dropped_oldest
             if result.dropped_newest:

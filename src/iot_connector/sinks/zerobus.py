@@ -1,6 +1,7 @@
 """ZeroBus sink with the real `databricks-zerobus-ingest-sdk` (asyncio API), protobuf records.
 
-Why this shape: a batch is encoded with the descriptor generated from RECORD_FIELDS (model_proto), sent as
+Why this shape: a batch is encoded with the descriptor generated from RECORD_FIELDS (model_proto; spooled
+records already carry their bytes, `Record.wire`, and only get the send-time columns appended), sent as
 one or more `ingest_records_offset` calls (split under the 10,420,224-byte payload limit), and `write`
 returns only after `wait_for_offset` confirmed the durability ack: that ack is what commits the spool.
 On a retriable failure the stream is closed and a fresh one is created on the next write (the pipeline
@@ -27,7 +28,7 @@ from zerobus.sdk.aio import (
 
 from iot_connector.config.models import ProxySettings, ZerobusSinkSettings
 from iot_connector.model import Record
-from iot_connector.model_proto import encode_record, record_message_class
+from iot_connector.model_proto import encode_records, record_message_class
 from iot_connector.sinks.base import Sink, SinkError
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,13 @@ class ZerobusSink(Sink):
         """Encode and hand the batch to the SDK now (in call order); the returned task waits for its ack."""
         if self._stream is None:
             await self._create_stream()
-        payloads = await asyncio.to_thread(lambda: [encode_record(r, self.agent_id) for r in records])
+        try:
+            if all(r.wire is not None for r in records):  # spooled: their bytes only get the send-time columns
+                payloads = encode_records(records, self.agent_id)
+            else:  # memory buffer: encode in a worker thread
+                payloads = await asyncio.to_thread(encode_records, records, self.agent_id)
+        except ValueError as exc:
+            raise SinkError(str(exc), error_type="zerobus_invalid_record", retriable=False) from None
         stream = self._stream
         try:
             last = None
