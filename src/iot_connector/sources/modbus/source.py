@@ -18,13 +18,12 @@ from pymodbus.pdu import ExceptionResponse
 
 from iot_connector.model import Record, now_us
 from iot_connector.sources.base import Emit, Source
-from iot_connector.sources.modbus.config import BIT_TABLES, ModbusConfig, RegisterMap
-from iot_connector.sources.modbus.registers import ReadBlock, decoder, plan_reads
+from iot_connector.sources.modbus.config import BIT_TABLES, ModbusConfig
+from iot_connector.sources.modbus.records import BlockRecords, TagRecords
+from iot_connector.sources.modbus.registers import ReadBlock, plan_reads
 
 log = logging.getLogger(__name__)
 
-_PREFIX = {"coil": "co", "discrete_input": "di", "holding": "hr", "input": "ir"}
-_INT_TYPES = ("int16", "uint16", "int32", "uint32")
 EMIT_EVERY = 1000  # records; a poll of a large map is handed over in parts (each part waits for an fsync)
 
 
@@ -35,18 +34,13 @@ class ModbusSource(Source):
     def __init__(self, config: ModbusConfig, emit: Emit):
         super().__init__(config, emit)
         self.blocks: list[ReadBlock] = plan_reads(config.registers, config.max_registers_per_request, config.max_gap)
-        self._tag_ids = {reg.name: self._tag_id(reg) for reg in config.registers}
-        self._decoders = {reg.name: decoder(reg) for reg in config.registers if reg.data_type != "bool"}
-        self._endpoint = config.endpoint
-        self._unit = str(config.unit_id)
+        endpoint, unit = config.endpoint, str(config.unit_id)
+        self._builders = [
+            BlockRecords(block, lambda reg: TagRecords(config.name, endpoint, unit, reg)) for block in self.blocks
+        ]
         self._stopped = asyncio.Event()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self.health.details["requests_per_poll"] = str(len(self.blocks))
-
-    @staticmethod
-    def _tag_id(reg: RegisterMap) -> str:
-        base = f"{_PREFIX[reg.table]}:{reg.address}:{reg.data_type}"
-        return base if reg.table in BIT_TABLES else f"{base}:{reg.order_code}"
 
     def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         cfg = self.config
@@ -106,8 +100,8 @@ class ModbusSource(Source):
         try:
             while not self._stopped.is_set():
                 pending: list[Record] = []
-                for block in self.blocks:
-                    pending += await self._read_block(client, block)
+                for index in range(len(self.blocks)):
+                    pending += await self._read_block(client, index)
                     if len(pending) >= EMIT_EVERY:  # big maps: hand over early, keeps latency low
                         handing = await self._hand_over(handing, pending)
                         pending = []
@@ -137,25 +131,21 @@ class ModbusSource(Source):
     async def poll_once(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> list[Record]:
         """Read every block once."""
         records: list[Record] = []
-        for block in self.blocks:
-            records += await self._read_block(client, block)
+        for index in range(len(self.blocks)):
+            records += await self._read_block(client, index)
         return records
 
-    async def _read_block(
-        self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock
-    ) -> list[Record]:
+    async def _read_block(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, index: int) -> list[Record]:
         """One request; a device exception gives BAD records (with the exception code) for the block's tags."""
+        block = self.blocks[index]
         response = await self._read(client, block)
         edge_ts = now_us()
         if isinstance(response, ExceptionResponse) or response.isError():
             code = getattr(response, "exception_code", 0)
             self.health.last_error = f"{block.table} {block.address}+{block.count}: Modbus exception {code}"
-            return [self._bad(reg, code, edge_ts) for reg in block.tags]
+            return self._builders[index].bad(code, edge_ts)
         data = response.bits if block.table in BIT_TABLES else response.registers
-        base = block.address
-        return [
-            self._record(reg, data[start - base : start - base + width], edge_ts) for reg, start, width in block.spans
-        ]
+        return self._builders[index].read(data, edge_ts)
 
     async def _read(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock):
         reader = {
@@ -165,40 +155,6 @@ class ModbusSource(Source):
             "input": client.read_input_registers,
         }[block.table]
         return await reader(block.address, count=block.count, device_id=self.config.unit_id)
-
-    def _base(self, reg: RegisterMap, edge_ts: int) -> Record:
-        return Record(
-            source_id=self.config.name,
-            protocol="modbus",
-            endpoint=self._endpoint,
-            tag_id=self._tag_ids[reg.name],
-            data_type=reg.data_type,
-            tag_path=reg.name,
-            unit=reg.unit,
-            edge_ts=edge_ts,
-            attributes={"unit_id": self._unit, "register_type": reg.table, "address": str(reg.address)},
-        )
-
-    def _bad(self, reg: RegisterMap, code: int, edge_ts: int) -> Record:
-        rec = self._base(reg, edge_ts)
-        rec.quality, rec.status_code = "BAD", code
-        return rec
-
-    def _record(self, reg: RegisterMap, data: list, edge_ts: int) -> Record:
-        rec = self._base(reg, edge_ts)
-        if reg.data_type == "bool":
-            rec.value_bool = bool(data[0])
-            rec.value_double = 1.0 if data[0] else 0.0
-            return rec
-        rec.value_raw = " ".join([f"{w:04x}" for w in data]) if len(data) > 1 else f"{data[0]:04x}"
-        value = self._decoders[reg.name](data)
-        if isinstance(value, str):
-            rec.value_string = value
-            return rec
-        rec.value_double = value * reg.scale + reg.offset
-        if reg.data_type in _INT_TYPES and reg.scale == 1 and reg.offset == 0:
-            rec.value_long = int(value)
-        return rec
 
     async def stop(self) -> None:
         self._stopped.set()
