@@ -7,21 +7,26 @@ edge, nothing duplicated, and all values sharing a timestamp stay on one page, s
 is the same however the window was paged. A window that is not the last one of a tag leaves the values at
 its end to the next window (`include_end=False`), so adjacent windows never overlap either.
 
-Speed: no per-value dicts are kept; each page's items become column lists with C-level `map`/`zip`, and
-timestamps (7-digit fractions included) are parsed by Arrow's ISO-8601 cast, not by Python.
+Speed: /batch answers are read by `recorded_scan` straight from their bytes into NumPy columns (no Python
+object per value); a round's table is one `take` over them. Answers the scanner does not prove (and the
+sequential fallback) arrive as orjson dicts, which become column lists with C-level `map`, timestamps
+(7-digit fractions included) parsed by Arrow's ISO-8601 cast. Both give the same table.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
-import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from osipi_connector.extract.recorded_scan import VALUE_COLUMNS, ScannedItems, odd_value, scan_batch
 from osipi_connector.lake.schemas import TIMESERIES, TS
 from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError, SubRequest, SubResponse
 from osipi_connector.piwebapi.pitime import format_datetime, parse_pi_timestamp_ticks
@@ -33,6 +38,8 @@ _FIELDS = ("Timestamp", "Value", "Good", "Questionable", "Substituted", "Annotat
 _GETTERS = [(name, itemgetter(name)) for name in _FIELDS]
 _NUMERIC = (float, int)
 _NS = pa.timestamp("ns", tz="UTC")
+_FLAGS = ("Good", "Questionable", "Substituted", "Annotated")
+Items = Union[list[dict], ScannedItems]  # noqa: UP007 (a runtime alias)
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,18 @@ class FetchResult:
     requests: int = 0
 
 
+@dataclass
+class _Rows:
+    """Item columns of some tags: tag index and ns timestamp per row, the five value columns, the flags."""
+
+    tag_idx: np.ndarray
+    ts_ns: np.ndarray
+    values: tuple[pa.Array, ...]  # value, value_string, digital_state_name, digital_state_code, .._is_system
+    flags: tuple[pa.Array, ...]  # _FLAGS order
+
+
 class _Columns:
-    """Column lists of the values parsed so far; rows of one tag are contiguous and in time order."""
+    """The values parsed so far; rows of one tag are contiguous and in time order."""
 
     def __init__(self) -> None:
         self.tags: list[tuple[str, str | None, str]] = []  # (webid, name, units) per tag index
@@ -64,15 +81,20 @@ class _Columns:
         self.fields: dict[str, list[Any]] = {name: [] for name in _FIELDS}  # PI's item fields, as columns
         self.timestamps = self.fields["Timestamp"]
         self.rows_tag: list[int] = []
+        self.scanned: list[tuple[ScannedItems, int]] = []  # (items, tag index) in order
 
-    def add(self, window: TagWindow, units: str, items: list[dict]) -> None:
+    def add(self, window: TagWindow, units: str, items: Items) -> None:
         if window.webid not in self.tag_index:
             self.tag_index[window.webid] = len(self.tags)
             self.tags.append((window.webid, window.name, units))
             self.counts.append(0)
-        if not items:
+        if not len(items):
             return
         index = self.tag_index[window.webid]
+        self.counts[index] += len(items)
+        if isinstance(items, ScannedItems):
+            self.scanned.append((items, index))
+            return
         for name, get in _GETTERS:
             try:
                 column = list(map(get, items))
@@ -80,36 +102,79 @@ class _Columns:
                 column = [item.get(name) for item in items]
             self.fields[name].extend(column)
         self.rows_tag.extend([index] * len(items))
-        self.counts[index] += len(items)
+
+    def _listed(self) -> _Rows:
+        return _Rows(
+            np.asarray(self.rows_tag, dtype=np.int32),
+            _timestamps_ns(self.timestamps),
+            _split_values(self.fields["Value"]),
+            tuple(pa.array(self.fields[name], pa.bool_()) for name in _FLAGS),
+        )
+
+    def _rows(self) -> _Rows:
+        parts = [self._listed()] if self.rows_tag or not self.scanned else []
+        by_answer: dict[int, list[tuple[ScannedItems, int]]] = {}
+        for items, index in self.scanned:
+            by_answer.setdefault(id(items.answer), []).append((items, index))
+        parts += [_scanned_rows(group) for group in by_answer.values()]
+        if len(parts) == 1:
+            return parts[0]
+        # a round mixes answers only after a retry or a fallback: put each tag's rows back in tag order
+        tag_idx = np.concatenate([p.tag_idx for p in parts])
+        order = pa.array(np.argsort(tag_idx, kind="stable"))
+        return _Rows(
+            tag_idx[order.to_numpy()],
+            np.concatenate([p.ts_ns for p in parts])[order.to_numpy()],
+            tuple(pa.concat_arrays([p.values[i] for p in parts]).take(order) for i in range(5)),
+            tuple(pa.concat_arrays([p.flags[i] for p in parts]).take(order) for i in range(4)),
+        )
 
     def table(self, run_id: str, ingested_at: datetime) -> pa.Table:
-        n = len(self.timestamps)
-        tag_idx = np.asarray(self.rows_tag, dtype=np.int32)
-        ts_ns = _timestamps_ns(self.timestamps)
-        value, value_string, state_name, state_code, state_system = _split_values(self.fields["Value"])
-        timestamp = pa.array(ts_ns // 1000, pa.int64()).cast(TS)
-        idx = pa.array(tag_idx)
+        rows = self._rows()
+        n = len(rows.ts_ns)
+        timestamp = pa.array(rows.ts_ns // 1000, pa.int64()).cast(TS)
+        idx = pa.array(rows.tag_idx)
         webids, names, units = (pa.array([tag[i] for tag in self.tags], pa.string()) for i in range(3))
+        value, value_string, state_name, state_code, state_system = rows.values
         columns = {
             "tag_webid": webids.take(idx),
             "tag_name": names.take(idx),
             "timestamp": timestamp,
-            "value_seq": pa.array(_value_seq(tag_idx, ts_ns), pa.int32()),
+            "value_seq": pa.array(_value_seq(rows.tag_idx, rows.ts_ns), pa.int32()),
             "value": value,
             "value_string": value_string,
             "digital_state_name": state_name,
             "digital_state_code": state_code,
             "digital_state_is_system": state_system,
-            "good": pa.array(self.fields["Good"], pa.bool_()),
-            "questionable": pa.array(self.fields["Questionable"], pa.bool_()),
-            "substituted": pa.array(self.fields["Substituted"], pa.bool_()),
-            "annotated": pa.array(self.fields["Annotated"], pa.bool_()),
+            **{name.lower(): flag for name, flag in zip(_FLAGS, rows.flags, strict=True)},
             "units": units.take(idx),
             "partition_date": timestamp.cast(pa.date32()),
             "ingested_at": pa.repeat(pa.scalar(ingested_at, TS), n),
             "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
         }
         return pa.Table.from_pydict(columns, schema=TIMESERIES.schema)
+
+
+def _scanned_rows(parts: list[tuple[ScannedItems, int]]) -> _Rows:
+    """The rows of some sub-responses of one scanned answer: one gather per column."""
+    answer = parts[0][0].answer
+    starts = np.array([items.start for items, _ in parts], dtype=np.int64)
+    lengths = np.array([len(items) for items, _ in parts], dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    rows = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+    tag_idx = np.repeat(np.array([index for _, index in parts], dtype=np.int32), lengths)
+    odd = answer.odd[rows]
+    is_odd = odd >= 0
+    numbers = pa.array(answer.number[rows])
+    if not is_odd.any():  # as `_split_values` for all-numeric pages
+        nulls = pa.nulls(len(rows))
+        values = (numbers, *(nulls.cast(kind) for kind in list(VALUE_COLUMNS.values())[1:]))
+    else:
+        pick = pa.array(odd, mask=~is_odd)
+        taken = [answer.odd_columns[name].take(pick) for name in VALUE_COLUMNS]
+        values = (pc.if_else(pa.array(is_odd), taken[0], numbers), *taken[1:])
+    flags = tuple(pa.array(answer.flags[name][rows]) for name in _FLAGS)
+    return _Rows(tag_idx, answer.ts_ns[rows], values, flags)
 
 
 def _timestamps_ns(texts: list[str]) -> np.ndarray:
@@ -160,20 +225,7 @@ def _split_values(values: list[Any]) -> tuple[pa.Array, ...]:
     code: list[int | None] = [None] * n
     system: list[bool | None] = [None] * n
     for i in odd:
-        v = values[i]
-        numeric[i] = None
-        if isinstance(v, dict):
-            if "Errors" in v:
-                text[i] = "; ".join(str(e) for e in v["Errors"])
-                continue
-            name[i], code[i], system[i] = v.get("Name"), v.get("Value"), v.get("IsSystem")
-            numeric[i] = code[i]
-        elif isinstance(v, bool):
-            numeric[i] = float(v)
-        elif isinstance(v, str):
-            text[i] = v
-        elif v is not None:
-            text[i] = orjson.dumps(v).decode()
+        numeric[i], text[i], name[i], code[i], system[i] = odd_value(values[i])
     return (
         pa.array(numeric, pa.float64()),
         pa.array(text, pa.string()),
@@ -190,12 +242,33 @@ def _error_text(response: SubResponse) -> str:
     return f"HTTP {response.status}: {detail}"
 
 
-def _ends_at(items: list[dict], end_ticks: int) -> int:
+def _timestamp(items: Items, i: int) -> str:
+    return items.timestamp(i) if isinstance(items, ScannedItems) else items[i]["Timestamp"]
+
+
+def _head(items: Items, count: int) -> Items:
+    return items.head(count) if isinstance(items, ScannedItems) else items[:count]
+
+
+def _ends_at(items: Items, end_ticks: int) -> int:
     """How many trailing items are stamped exactly `end_ticks` (they belong to the next window)."""
     k = len(items)
-    while k and parse_pi_timestamp_ticks(items[k - 1]["Timestamp"]) == end_ticks:
+    while k and parse_pi_timestamp_ticks(_timestamp(items, k - 1)) == end_ticks:
         k -= 1
     return len(items) - k
+
+
+@functools.lru_cache(maxsize=16)
+def _takes_decode(client_type: type) -> bool:
+    return "decode" in inspect.signature(client_type.batch).parameters
+
+
+def _batch(client: PIWebAPIClient, requests: dict[str, SubRequest]) -> dict[str, SubResponse]:
+    """`client.batch` with the answer scanned into columns (`recorded_scan`); a client subclass whose
+    `batch` takes no `decode` (a wrapper, a test double) gets today's orjson parse, same rows."""
+    if _takes_decode(type(client)):
+        return client.batch(requests, decode=scan_batch)
+    return client.batch(requests)
 
 
 def page_size(max_count: int, max_values: int | None, tags: int) -> int:
@@ -240,7 +313,7 @@ def fetch_recorded(
         }
         result.requests += 1
         try:
-            answers = client.batch(requests)
+            answers = _batch(client, requests)
         except PIWebAPIError as exc:
             for w, _ in pending.values():
                 result.failed[w.webid] = f"batch request failed: {exc}"
@@ -273,9 +346,9 @@ def _read_round(
         items = answer.content.get("Items") or []
         units = answer.content.get("UnitsAbbreviation") or ""
         if len(items) >= count:
-            last = items[-1]["Timestamp"]
+            last = _timestamp(items, -1)
             keep = len(items) - 1
-            while keep >= 0 and items[keep]["Timestamp"] == last:
+            while keep >= 0 and _timestamp(items, keep) == last:
                 keep -= 1
             if keep < 0:
                 failed[w.webid] = (
@@ -283,10 +356,10 @@ def _read_round(
                     "(at most the server's MaxReturnedItemsPerCall)"
                 )
                 continue
-            columns.add(w, units, items[: keep + 1])
+            columns.add(w, units, _head(items, keep + 1))
             following[key] = (w, last)
             continue
         if not w.include_end and items:
-            items = items[: len(items) - _ends_at(items, parse_pi_timestamp_ticks(format_datetime(w.end)))]
+            items = _head(items, len(items) - _ends_at(items, parse_pi_timestamp_ticks(format_datetime(w.end))))
         columns.add(w, units, items)
     return following

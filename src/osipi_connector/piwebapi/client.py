@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -35,13 +35,16 @@ log = logging.getLogger("osipi_connector.piwebapi")
 __all__ = ["PIWebAPIClient", "PIWebAPIError", "SubRequest", "SubResponse"]
 
 
-def _json_body(response: requests.Response) -> Any:
+Decode = Callable[[bytes], Any]  # JSON bytes -> object; raises orjson.JSONDecodeError on a bad body
+
+
+def _json_body(response: requests.Response, decode: Decode = orjson.loads) -> Any:
     """The parsed body of a 2xx answer; a body that cannot be parsed is worth another try."""
     content = response.content
     if not content:
         return None
     try:
-        data = orjson.loads(content)
+        data = decode(content)
     except orjson.JSONDecodeError as exc:
         raise BodyError(f"the {response.status_code} answer is not valid JSON ({exc})") from None
     if isinstance(data, dict) and isinstance(data.get("WebException"), dict):  # failed while streaming (2017 R2+)
@@ -117,13 +120,17 @@ class PIWebAPIClient:
                 return
             start += len(items)
 
-    def batch(self, requests: Mapping[str, SubRequest]) -> dict[str, SubResponse]:
+    def batch(self, requests: Mapping[str, SubRequest], *, decode: Decode | None = None) -> dict[str, SubResponse]:
         """POST /batch (X-Requested-With set), 207 answer split per key; sub-requests that failed with a
         retriable status are retried; when /batch answers 405 (disabled) falls back to sequential GETs.
-        Keys of the answer are the keys of `requests`."""
+        Keys of the answer are the keys of `requests`.
+
+        `decode` parses the 207 body instead of `orjson.loads` (the recorded-values extractor reads its
+        Items as columns, `extract.recorded_scan`); retries, auth and the 405 fallback are the same, and
+        the sequential fallback always uses orjson."""
         if not requests:
             return {}
-        answers = self._batch_round(requests)
+        answers = self._batch_round(requests, decode or orjson.loads)
         retry = self.settings.retry
         for round_number in range(1, retry.max_attempts):
             if not self._batch_enabled:
@@ -136,13 +143,13 @@ class PIWebAPIClient:
                 "%d of %d batch sub-requests failed transiently; retry in %.1f s", len(again), len(requests), wait
             )
             time.sleep(wait)
-            answers.update(self._batch_round({k: requests[k] for k in again}))
+            answers.update(self._batch_round({k: requests[k] for k in again}, decode or orjson.loads))
         return {k: answers[k] for k in requests}
 
-    def _batch_round(self, subs: Mapping[str, SubRequest]) -> dict[str, SubResponse]:
+    def _batch_round(self, subs: Mapping[str, SubRequest], decode: Decode) -> dict[str, SubResponse]:
         urls = {k: with_query(self.url(sub.resource), encode_params(sub.params)) for k, sub in subs.items()}
         if self._batch_enabled:
-            answer = self._post_batch({k: request_object(urls[k], sub) for k, sub in subs.items()})
+            answer = self._post_batch({k: request_object(urls[k], sub) for k, sub in subs.items()}, decode)
             if answer is not None:
                 return parse_answer(subs, answer)
             self._batch_enabled = False
@@ -159,13 +166,13 @@ class PIWebAPIClient:
             results[key] = self._transport.send(sub.method.upper(), target, accept=lambda r: True, parse=_sub_response)
         return {k: results[k] for k in subs}
 
-    def _post_batch(self, body: dict[str, Any]) -> Any:
+    def _post_batch(self, body: dict[str, Any], decode: Decode) -> Any:
         """The parsed 207 body, or None when the batch controller is disabled (405)."""
 
         def parse(response: requests.Response) -> Any:
             if response.status_code == 405:
                 return None
-            data = _json_body(response)
+            data = _json_body(response, decode)
             if not isinstance(data, dict):
                 raise BodyError("the batch answer is not a JSON object")
             return data
