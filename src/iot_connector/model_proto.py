@@ -15,9 +15,10 @@ from typing import Any
 
 import pyarrow as pa
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError, EncodeError, Message
+from google.protobuf.message import DecodeError, Message
 
 from iot_connector.model import RECORD_FIELDS, SCHEMA_VERSION, Record
+from iot_connector.model_wire import encode_columns
 
 MESSAGE_NAME = "IotRecord"
 _F = descriptor_pb2.FieldDescriptorProto
@@ -109,19 +110,14 @@ _REQUIRED = tuple(f.name for f in RECORD_FIELDS if not f.nullable)
 def encode_core(record: Record) -> bytes:
     """Protobuf bytes of the record's own columns: everything but agent_id, schema_version, ingest_ts and
     is_replayed, which the sink appends with `send_suffix`. The spool stores these bytes and ZeroBus sends
-    them as they are (protobuf merges concatenated messages), so a record is encoded once.
+    them as they are (protobuf merges concatenated messages), so a record is encoded once. Written by
+    `model_wire` (hand-made wire format, checked against upb by the tests): 2x cheaper than upb from Python.
 
     Raises ValueError naming the record when a value does not fit its column (e.g. an int beyond 64 bits).
     """
-    msg = record_message_class()()
     try:
-        for name, value in zip(_CORE_COLUMNS, _core_values(record)):
-            if value is not None:
-                setattr(msg, name, value)  # one by one: twice as fast as keyword construction (upb)
-        if record.attributes:
-            msg.attributes.update(record.attributes)
-        return msg.SerializeToString()  # checks the required columns are set
-    except (TypeError, ValueError, EncodeError) as exc:
+        return encode_columns(record)
+    except (TypeError, ValueError) as exc:
         raise ValueError(
             f"record of tag {record.tag_id!r} from source {record.source_id!r} cannot be encoded: {exc}"
         ) from None
