@@ -147,7 +147,15 @@ def encode_record(record: Record, agent_id: str) -> bytes:
 
 def encode_records(records: Sequence[Record], agent_id: str) -> list[bytes]:
     """`encode_record` of each record; spooled records only get their send-time columns appended."""
-    return [core_bytes(r) + send_suffix(agent_id, r.ingest_ts, r.is_replayed) for r in records]
+    out = []
+    suffixes: dict[tuple[int | None, bool], bytes] = {}  # a batch has one ingest_ts: one or two suffixes
+    for r in records:
+        key = (r.ingest_ts, r.is_replayed)
+        suffix = suffixes.get(key)
+        if suffix is None:
+            suffix = suffixes[key] = send_suffix(agent_id, *key)
+        out.append((r.wire or core_bytes(r)) + suffix)
+    return out
 
 
 def decode_core(data: bytes) -> Record:

@@ -243,10 +243,11 @@ class Spool:
         entries: list[tuple[int, int, Record]] = []
         base = seg.id << _OFFSET_BITS
         room = self.memory_records - len(self._cache)
+        pack, crc32, header = _HEADER.pack, zlib.crc32, _HEADER.size
         for record, payload in zip(records, payloads):
-            frame = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-            chunks.append(frame)
-            end = offset + len(frame)
+            size = len(payload)
+            chunks += (pack(size, crc32(payload)), payload)  # no frame copy: joined once below
+            end = offset + header + size
             if room > 0:
                 entries.append((base | offset, base | end, record))
                 room -= 1
