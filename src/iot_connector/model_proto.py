@@ -117,7 +117,7 @@ def encode_core(record: Record) -> bytes:
     """
     try:
         return encode_columns(record)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise ValueError(
             f"record of tag {record.tag_id!r} from source {record.source_id!r} cannot be encoded: {exc}"
         ) from None

@@ -141,7 +141,8 @@ def _tag_bytes(values: tuple, attributes: tuple[tuple[str, str], ...]) -> bytes:
 def encode_columns(record: Record) -> bytes:
     """Wire bytes of every column of `record` except agent_id, schema_version, ingest_ts and is_replayed.
 
-    Raises TypeError / ValueError (UnicodeEncodeError) for a value that does not fit its column.
+    Raises TypeError / ValueError (UnicodeEncodeError) / AttributeError for a value that does not fit its
+    column.
     """
     attributes = record.attributes
     key = (_tag_values(record), tuple(attributes.items()) if attributes else ())
@@ -153,7 +154,9 @@ def encode_columns(record: Record) -> bytes:
     rid, double, long, string, bit, raw, status, source_ts, server_ts, edge_ts, seq = _reading_values(record)
     if rid is None or edge_ts is None:
         raise ValueError("record_id and edge_ts are required")
-    parts = [tag, _K_ID, _str_encoder(rid), _K_EDGE_TS, _int64(edge_ts)]
+    rid_bytes = rid.encode()  # a str (AttributeError otherwise); length and timestamp inline: the hot path
+    ts = _uvarint(edge_ts) if type(edge_ts) is int and 0 <= edge_ts < 1 << 63 else _int64(edge_ts)
+    parts = [tag, _K_ID, _uvarint(len(rid_bytes)), rid_bytes, _K_EDGE_TS, ts]
     if double is not None:
         parts += (_K_DOUBLE, _double(double))
     if long is not None:

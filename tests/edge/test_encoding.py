@@ -186,6 +186,7 @@ def test_hand_written_wire_bytes_parse_to_the_same_message_as_upb() -> None:
         ("value_double", "1.5"),
         ("value_string", 5),
         ("value_raw", "\ud800"),  # a lone surrogate has no UTF-8 form
+        ("record_id", b"bytes"),
         ("edge_ts", None),
         ("tag_id", None),
     ],

@@ -18,7 +18,7 @@ import orjson
 from google.protobuf.message import DecodeError
 
 from iot_connector.model import Record
-from iot_connector.model_proto import core_bytes, decode_core
+from iot_connector.model_proto import decode_core, encode_core
 
 _NAMES = tuple(f.name for f in fields(Record) if f.init)  # the field order of the marshal/orjson formats
 _VALUES = attrgetter(*_NAMES)
@@ -28,7 +28,10 @@ FORMAT_PROTO = b"\x02"
 
 def encode(record: Record) -> bytes:
     """Raises ValueError when a value does not fit its column (see `model_proto.encode_core`)."""
-    return FORMAT_PROTO + core_bytes(record)
+    wire = record.wire
+    if wire is None:
+        wire = record.wire = encode_core(record)
+    return FORMAT_PROTO + wire
 
 
 def decode(data: bytes) -> Record:

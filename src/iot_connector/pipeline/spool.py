@@ -230,7 +230,7 @@ class Spool:
 
     @staticmethod
     def frames_size(payloads: Sequence[bytes]) -> int:
-        return sum(len(p) for p in payloads) + _HEADER.size * len(payloads)
+        return sum(map(len, payloads)) + _HEADER.size * len(payloads)
 
     def append(self, records: Sequence[Record], payloads: Sequence[bytes]) -> None:
         """Write the records (OS write, no fsync yet); await `wait_durable()` before acknowledging them."""
