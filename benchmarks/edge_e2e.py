@@ -4,7 +4,8 @@ Peers run in their own processes (Debian mosquitto, an asyncua Server, a pymodbu
 edge_sources.py); sinks are the ZeroBus gRPC double driven by the real SDK and a local Delta table (delta-rs).
 For each case it prints records/s flat out (counted when the sink acknowledged them) and the p99 latency from
 the source (MQTT publish time / OPC UA SourceTimestamp / poll read time) to the sink's ack at the deployment
-guide's rate, beside the guide's figures and the issue's targets. The ZeroBus double runs in its own process too. Baseline, same run, same peer: the source
+guide's rate, beside the guide's figures and the issue's targets, and the agent process's CPU time per
+delivered record in the flat-out run (all its threads; steadier than records/s on a shared machine). The ZeroBus double runs in its own process too. Baseline, same run, same peer: the source
 alone into a counting emit (no spool, no sink); "vs source" = what the pipeline and the sink keep of it.
 
     .venv/bin/python benchmarks/edge_e2e.py [--only mqtt,opcua,modbus] [--seconds 3] [--wait-ms 10]
@@ -93,8 +94,11 @@ class Run:
     before: Callable[[], None] | None = None  # e.g. start a paced publisher (in a thread) once connected
 
 
-async def measure(make_source: MakeSource, sink: Sink | None, ts_field: str, run: Run, args) -> tuple[float, float]:
-    """(records/s, p99 ms) of `make_source` through the spooled pipeline into `sink`, or alone if sink is None."""
+async def measure(
+    make_source: MakeSource, sink: Sink | None, ts_field: str, run: Run, args
+) -> tuple[float, float, float]:
+    """(records/s, p99 ms, agent CPU µs per record) of `make_source` through the spooled pipeline into `sink`,
+    or alone if sink is None. The CPU is this process's (all threads: the SDK's, delta-rs', the fsync's)."""
     counter = Counter(ts_field)
     pipe = None
     emit: Emit = counter.emit
@@ -112,17 +116,20 @@ async def measure(make_source: MakeSource, sink: Sink | None, ts_field: str, run
     try:
         if run.expected:
             deadline = time.monotonic() + 180
+            cpu0 = time.process_time()
             while counter.count < run.expected and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             rate = counter.count / (counter.last - counter.first) if counter.last > counter.first else 0.0
+            cpu = (time.process_time() - cpu0) / max(counter.count, 1)
         else:
             await asyncio.sleep(run.warmup)
             if run.before:
                 extra = asyncio.create_task(asyncio.to_thread(run.before))
-            count0, t0 = counter.count, time.perf_counter()
+            count0, t0, cpu0 = counter.count, time.perf_counter(), time.process_time()
             counter.latencies.clear()
             await asyncio.sleep(run.seconds)
             rate = (counter.count - count0) / (time.perf_counter() - t0)
+            cpu = (time.process_time() - cpu0) / max(counter.count - count0, 1)
         await extra
         latency = p99(counter.latencies)
     finally:
@@ -130,7 +137,7 @@ async def measure(make_source: MakeSource, sink: Sink | None, ts_field: str, run
         await asyncio.wait_for(task, 15)
         if pipe is not None:
             await pipe.stop()
-    return rate, latency
+    return rate, latency, cpu * 1e6
 
 
 @dataclass
@@ -196,8 +203,8 @@ async def run_case(case: Case, sinks: dict[str, Callable[[], Sink | None]], args
     for label, make_sink in sinks.items():
         if case.prepare:
             await asyncio.to_thread(case.prepare)
-        rate, _ = await measure(case.make_source, make_sink(), case.ts_field, case.flat, args)
-        _, lat = await measure(
+        rate, _, cpu = await measure(case.make_source, make_sink(), case.ts_field, case.flat, args)
+        _, lat, _ = await measure(
             case.paced_make_source or case.make_source,
             make_sink(),
             case.paced_ts_field or case.ts_field,
@@ -206,8 +213,8 @@ async def run_case(case: Case, sinks: dict[str, Callable[[], Sink | None]], args
         )
         base_rate = base_rate or rate
         print(
-            f"| {case.name} | {label} | {rate:,.0f} {case.unit}/s | {rate / base_rate:.2f}x | {lat:.1f} ms |"
-            f" {case.guide} | {case.target} |",
+            f"| {case.name} | {label} | {rate:,.0f} {case.unit}/s | {rate / base_rate:.2f}x | {cpu:.1f} µs |"
+            f" {lat:.1f} ms | {case.guide} | {case.target} |",
             flush=True,
         )
 
@@ -351,8 +358,11 @@ async def main() -> None:
         f" Python {platform.python_version()}, spool fsync, batch {args.batch}, wait {args.wait_ms:g} ms,"
         f" load {os.getloadavg()[0]:.1f}"
     )
-    print("| case | into | flat out | vs source | p99 source→ack at guide rate | guide (2 CPU) | target |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| case | into | flat out | vs source | agent CPU/record | p99 source→ack at guide rate | guide (2 CPU)"
+        " | target |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp, zerobus_peer() as zb:
         args.work = Path(tmp)
         sinks = sink_factories(zb, args.work)
