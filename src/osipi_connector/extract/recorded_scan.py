@@ -30,7 +30,11 @@ import pyarrow as pa
 _HEAD = b'{"Timestamp":"'
 _VALUE_KEY = b'","Value":'  # the timestamp's closing quote, then the Value key
 _FLAG_KEYS = (b',"Annotated":', b',"Substituted":', b',"Questionable":', b',"Good":')  # right to left
-_PAD = 128  # zero bytes after the body, so word gathers near its end stay in bounds
+_PAD = 128  # zero bytes after the body when an item lies this close to its end (word reads stay in bounds)
+_SLICE = 1 << 20
+_ITEMS = 16_384
+# {"Timestamp":"<20>","Value":<1>,"Good":true,"Questionable":true,"Substituted":true,"Annotated":true}
+_SHORTEST_ITEM = 14 + 20 + 10 + 1 + 69
 _MAX_NUMBER = 24  # longer numbers take the orjson path
 _DIGITS_EXACT = 15  # integers of at most 15 digits are exact in a double whatever the parser
 # the value columns of `pi_timeseries`, as `odd_value` returns them
@@ -139,10 +143,11 @@ _LITERALS: dict[bytes, list[tuple[int, int, int]]] = {}
 def _equals(words: np.ndarray, pos: np.ndarray, text: bytes) -> np.ndarray:
     """True where the bytes at `pos` are `text`."""
     parts = _LITERALS.get(text) or _LITERALS.setdefault(text, _literal(text))
-    ok = np.ones(len(pos), dtype=bool)
+    ok = None
     for offset, mask, value in parts:
-        word = words[pos + offset]
-        ok &= (word & np.uint64(mask) if mask != 0xFFFFFFFFFFFFFFFF else word) == np.uint64(value)
+        word = words[pos + offset] if offset else words[pos]
+        same = (word & np.uint64(mask) if mask != 0xFFFFFFFFFFFFFFFF else word) == np.uint64(value)
+        ok = same if ok is None else ok & same
     return ok
 
 
@@ -159,22 +164,42 @@ def _require(ok: np.ndarray | bool) -> None:
 
 # --- the scan -------------------------------------------------------------------------------------------------
 def _scan(body: bytes) -> Any:
-    padded = body + bytes(_PAD)
-    b = np.frombuffer(padded, dtype=np.uint8)
-    words = _words(padded)
-    braces = np.flatnonzero(b[: len(body)] == ord("{"))
-    starts = braces[_equals(words, braces, _HEAD)]
+    b = np.frombuffer(body, dtype=np.uint8)
+    words = _words(body)
+    starts = _item_starts(b, words)
     if len(starts) == 0:
         raise NotRecorded
     ends, inner = _item_ends(body, b, starts)
-    ts_ns, ts_len = _timestamps(words, starts + len(_HEAD))
-    value_start = starts + len(_HEAD) + ts_len + len(_VALUE_KEY)
-    _require(_equals(words, starts + len(_HEAD) + ts_len, _VALUE_KEY))
-    flags, value_end = _flags(words, b, ends)
-    _require(value_end > value_start)
-    number, odd, odd_columns = _values(padded, b, words, value_start, value_end)
+    _require(ends - starts >= _SHORTEST_ITEM - 1)  # so reading right to left never leaves the item
+    if len(body) - int(starts[-1]) < _PAD or len(body) - int(ends[-1]) < _PAD:  # reads past the end: pad
+        words = _words(body + bytes(_PAD))
+    n = len(starts)
+    ts_ns, ts_len, value_start, value_end = (np.empty(n, dtype=np.int64) for _ in range(4))
+    number, plain = np.empty(n), np.empty(n, dtype=bool)
+    flags = {key[2:-2].decode(): np.empty(n, dtype=bool) for key in _FLAG_KEYS}
+    for lo in range(0, n, _ITEMS):  # a slice of items at a time: the temporaries stay in cache
+        part = slice(lo, lo + _ITEMS)
+        ts_ns[part], ts_len[part] = _timestamps(words, starts[part] + len(_HEAD))
+        value_start[part] = starts[part] + (len(_HEAD) + len(_VALUE_KEY)) + ts_len[part]
+        value_end[part] = _flags(words, b, ends[part], {name: flag[part] for name, flag in flags.items()})
+        _require(value_end[part] > value_start[part])
+        number[part], plain[part] = _numbers(b, words, value_start[part], value_end[part])
+    odd = np.full(n, -1, dtype=np.int32)
+    odd_rows = np.flatnonzero(~plain)
+    odd_columns = {name: pa.array([], kind) for name, kind in VALUE_COLUMNS.items()}
+    if len(odd_rows):
+        odd[odd_rows], odd_columns = _distinct_odd_values(b, value_start[odd_rows], (value_end - value_start)[odd_rows])
     answer = ScannedAnswer(body, ts_ns, starts + len(_HEAD), ts_len, flags, number, odd, odd_columns)
     return _skeleton(body, starts, ends, inner, answer)
+
+
+def _item_starts(b: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Positions of `{"Timestamp":"`: every `{` (found a slice at a time, to keep temporaries in cache)
+    whose next 13 bytes match."""
+    found = [np.flatnonzero(b[lo : lo + _SLICE] == ord("{")) + lo for lo in range(0, len(b), _SLICE)]
+    braces = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    braces = braces[braces <= len(b) - len(_HEAD)]
+    return braces[_equals(words, braces, _HEAD)]
 
 
 def _item_ends(body: bytes, b: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,8 +227,8 @@ def _item_ends(body: bytes, b: np.ndarray, starts: np.ndarray) -> tuple[np.ndarr
 def _timestamps(words: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`YYYY-MM-DDTHH:MM:SS[.f{1,7}]Z` at `pos` -> (ns since the epoch, text length); exact to the tick."""
     t = _block(words, pos, 24) ^ np.uint8(0x30)  # digits become 0..9
-    _require(t[:, _TS_DIGITS] <= 9)
-    _require(t[:, _TS_MARKS] == _TS_MARK_BYTES)
+    head = t[:, :19]
+    ok = ((head >= _TS_LOW) & (head <= _TS_HIGH)).all(axis=1)  # digits, and `-`, `T`, `:` where they belong
 
     def number(*cols: int) -> np.ndarray:
         out = t[:, cols[0]].astype(np.int64)
@@ -212,18 +237,20 @@ def _timestamps(words: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndar
         return out
 
     year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
-    seconds = number(11, 12) * 3600 + number(14, 15) * 60 + number(17, 18)
+    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
     # int64 ns holds 1677-09-21 .. 2262-04-11: other years go the orjson way (and fail there as before)
-    _require((year >= 1678) & (year <= 2261) & (month >= 1) & (month <= 12))
-    _require((number(11, 12) <= 23) & (number(14, 15) <= 59) & (number(17, 18) <= 59))
-    first_of_month = _days_from_civil(year, month, 1)
-    month_days = _days_from_civil(year + (month == 12), month % 12 + 1, 1) - first_of_month
-    _require((day >= 1) & (day <= month_days))
-    ns = ((first_of_month + day - 1) * 86_400 + seconds) * 1_000_000_000
+    ok &= (year >= _FIRST_YEAR) & (year <= _LAST_YEAR) & (month >= 1) & (month <= 12)
+    ok &= (hour <= 23) & (minute <= 59) & (second <= 59)
+    index = np.clip((year - _FIRST_YEAR) * 12 + month - 1, 0, len(_MONTH_START) - 1)
+    ok &= (day >= 1) & (day <= _MONTH_DAYS[index])
+    _require(ok)
+    ns = ((_MONTH_START[index] + day - 1) * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000_000
     length = np.full(len(pos), 20, dtype=np.int64)
     mark = t[:, 19] ^ np.uint8(0x30)
     dot = np.flatnonzero(mark == ord("."))
-    _require((mark == ord(".")) | (mark == ord("Z")))
+    whole = mark == ord("Z")
+    _require(whole | (mark == ord(".")))
+    _require(~whole | _equals(words, pos + 20, _VALUE_KEY))  # `","Value":` after a whole second
     if len(dot):  # '.', 1..7 digits, 'Z'
         fraction = _block(words, pos[dot] + 20, 8) ^ np.uint8(0x30)
         is_digit = fraction <= 9
@@ -234,12 +261,13 @@ def _timestamps(words: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndar
             value = np.where(k < count, value * 10 + fraction[:, k], value)
         ns[dot] += value * 10 ** (9 - count)
         length[dot] = 21 + count
+        _require(_equals(words, pos[dot] + length[dot], _VALUE_KEY))
     return ns, length
 
 
-_TS_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
-_TS_MARKS = [4, 7, 10, 13, 16]
-_TS_MARK_BYTES = np.frombuffer(b"--T::", dtype=np.uint8) ^ np.uint8(0x30)
+_TS_SHAPE = np.frombuffer(b"0000-00-00T00:00:00", dtype=np.uint8) ^ np.uint8(0x30)  # 0 where a digit goes
+_TS_LOW, _TS_HIGH = _TS_SHAPE, np.where(_TS_SHAPE == 0, 9, _TS_SHAPE).astype(np.uint8)
+_FIRST_YEAR, _LAST_YEAR = 1678, 2261
 
 
 def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -252,77 +280,81 @@ def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np
     return era * 146_097 + doe - 719_468
 
 
-def _flags(words: np.ndarray, b: np.ndarray, ends: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The four quality flags, read right to left from each item's `}`; and where the Value ends."""
-    _require(b[ends] == ord("}"))
+_MONTHS = np.arange((_LAST_YEAR - _FIRST_YEAR + 1) * 12 + 1)
+_MONTH_START = _days_from_civil(_FIRST_YEAR + _MONTHS // 12, _MONTHS % 12 + 1, 1)  # days since the epoch
+_MONTH_DAYS = np.diff(_MONTH_START)
+_MONTH_START = _MONTH_START[:-1]
+
+
+def _flags(words: np.ndarray, b: np.ndarray, ends: np.ndarray, out: dict[str, np.ndarray]) -> np.ndarray:
+    """The four quality flags (into `out`), read right to left from each item's `}`; where the Value ends."""
+    ok = b[ends] == ord("}")
     pos = ends
-    flags: dict[str, np.ndarray] = {}
     for key in _FLAG_KEYS:
-        word = words[np.maximum(pos - 5, 0)]  # "false" in its low 5 bytes, or "true" in bytes 1..4
+        word = words[pos - 5]  # "false" in its low 5 bytes, or "true" in bytes 1..4
         true = (word >> np.uint64(8)) & np.uint64(0xFFFFFFFF) == np.uint64(_TRUE)
-        _require(true | (word & np.uint64(0xFFFFFFFFFF) == np.uint64(_FALSE)))
-        pos = pos - np.where(true, 4, 5) - len(key)
-        _require(_equals(words, np.maximum(pos, 0), key))
-        flags[key[2:-2].decode()] = true
-    return flags, pos
+        ok &= true | (word & np.uint64(0xFFFFFFFFFF) == np.uint64(_FALSE))
+        pos = pos - (5 + len(key)) + true
+        ok &= _equals(words, pos, key)
+        out[key[2:-2].decode()][:] = true
+    _require(ok)
+    return pos
 
 
 _TRUE, _FALSE = int.from_bytes(b"true", "little"), int.from_bytes(b"false", "little")
 
 
-def _values(
-    padded: bytes, b: np.ndarray, words: np.ndarray, start: np.ndarray, stop: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Array]]:
-    """Plain numbers through Arrow's cast; every other value text through orjson once per distinct text."""
-    n = len(start)
+def _numbers(b: np.ndarray, words: np.ndarray, start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float64, is_plain) of each value: plain JSON numbers through Arrow's string -> float64 cast (correctly
+    rounded, as orjson); NaN and False for every other value (the orjson way, `_distinct_odd_values`)."""
     length = stop - start
     first = b[start]
     plain = (((first >= ord("0")) & (first <= ord("9"))) | (first == ord("-"))) & (length <= _MAX_NUMBER)
+    number = np.full(len(start), np.nan)
     rows = np.flatnonzero(plain)
-    number = np.full(n, np.nan)
-    if len(rows):
-        texts = _block(words, start[rows], _MAX_NUMBER)
-        valid = _plain_numbers(texts, length[rows])
-        rows, texts = rows[valid], texts[valid]
+    if not len(rows):
+        return number, plain
+    lengths = length[rows]
+    width = -(-int(lengths.max()) // 8) * 8
+    texts = _block(words, start[rows], width)
+    inside = np.arange(width) < lengths[:, None]
+    valid = _plain_numbers(texts, lengths, inside)
+    if not valid.all():
+        rows, texts, lengths, inside = rows[valid], texts[valid], lengths[valid], inside[valid]
         plain[:] = False
         plain[rows] = True
-        lengths = length[rows]
-        inside = np.arange(_MAX_NUMBER) < lengths[:, None]
-        offsets = np.zeros(len(rows) + 1, dtype=np.int32)
-        np.cumsum(lengths, out=offsets[1:])
-        data = pa.py_buffer(texts[inside].tobytes())
-        strings = pa.Array.from_buffers(pa.string(), len(rows), [None, pa.py_buffer(offsets), data])
-        parsed = strings.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        negative_zero = (lengths == 2) & (texts[:, 1] == ord("0"))  # orjson reads the integer -0 as 0
-        number[rows] = np.where(negative_zero, 0.0, parsed)
-    odd = np.full(n, -1, dtype=np.int32)
-    odd_rows = np.flatnonzero(~plain)
-    odd_columns = {name: pa.array([], kind) for name, kind in VALUE_COLUMNS.items()}
-    if len(odd_rows):
-        odd[odd_rows], odd_columns = _distinct_odd_values(b, start[odd_rows], length[odd_rows])
-    return number, odd, odd_columns
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    data = pa.py_buffer(texts[inside].tobytes())
+    strings = pa.Array.from_buffers(pa.string(), len(rows), [None, pa.py_buffer(offsets), data])
+    parsed = strings.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    negative_zero = (lengths == 2) & (texts[:, 1] == ord("0"))  # orjson reads the integer -0 as 0
+    number[rows] = np.where(negative_zero, 0.0, parsed)
+    return number, plain
 
 
-def _plain_numbers(texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def _plain_numbers(texts: np.ndarray, lengths: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """Which texts are `-?(0|[1-9][0-9]*)(\\.[0-9]+)?` (integers of at most 15 digits): the JSON numbers whose
     double is the same from any correct parser; the others (exponents, long integers) go to orjson."""
-    cols = np.arange(texts.shape[1])
-    inside = cols < lengths[:, None]
+    # per byte after the first: digit 0, '.' 1, '-' 32, other 1024 (bytes past the end count 0)
+    counts = np.where(inside[:, 1:], _NUMBER_CLASS[texts[:, 1:]], 0).sum(axis=1)
+    dots = counts % 32
     negative = texts[:, 0] == ord("-")
     body_start = negative.astype(np.int64)
-    is_digit = (texts >= ord("0")) & (texts <= ord("9"))
-    is_dot = texts == ord(".")
-    dots = (is_dot & inside).sum(axis=1)
-    dot_at = np.where(dots == 1, np.argmax(is_dot, axis=1), lengths)
-    allowed = np.where(cols == 0, is_digit | (texts == ord("-")), is_digit | is_dot)
     rows = np.arange(len(texts))
     first_digit = texts[rows, body_start]
-    ok = (allowed | ~inside).all(axis=1) & (dots <= 1)
-    ok &= (lengths > body_start) & (first_digit >= ord("0")) & (first_digit <= ord("9"))
+    dot_at = np.where(dots == 1, np.argmax(texts == ord("."), axis=1), lengths)
+    ok = (counts < 2) & (lengths > body_start) & (first_digit >= ord("0")) & (first_digit <= ord("9"))
     ok &= (dot_at > body_start) & (dot_at != lengths - 1)  # digits before and after the dot
     ok &= ~((first_digit == ord("0")) & (dot_at > body_start + 1))  # no leading zero
     ok &= (dots == 1) | (lengths - body_start <= _DIGITS_EXACT)
     return ok
+
+
+_NUMBER_CLASS = np.full(256, 1024, dtype=np.int32)
+_NUMBER_CLASS[ord("0") : ord("9") + 1] = 0
+_NUMBER_CLASS[ord(".")] = 1
+_NUMBER_CLASS[ord("-")] = 32
 
 
 def _distinct_odd_values(
