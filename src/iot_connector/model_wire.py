@@ -27,7 +27,7 @@ READING_COLUMNS = (
 )  # fmt: skip
 _NUMBER = {f.name: n for n, f in enumerate(RECORD_FIELDS, start=1)}
 _TYPE = {f.name: f.type for f in RECORD_FIELDS}
-_CACHE_LIMIT = 100_000  # distinct tags (x qualities x attribute sets) kept; cleared when passed
+_CACHE_LIMIT = 20_000  # distinct tags (x qualities x attribute sets) kept, ~10 MB; cleared when passed
 
 
 def _slow_uvarint(v: int) -> bytes:

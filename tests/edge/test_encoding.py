@@ -196,3 +196,21 @@ def test_a_value_that_fits_no_column_is_a_clear_error(column: str, value: object
     setattr(record, column, value)
     with pytest.raises(ValueError, match="from source 'plc1' cannot be encoded"):
         Spool.encode([record])
+
+
+def test_more_distinct_tags_than_the_cache_holds_still_encode_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    from iot_connector import model_wire
+
+    monkeypatch.setattr(model_wire, "_CACHE_LIMIT", 5)
+    monkeypatch.setattr(model_wire, "_tag_cache", {})
+    records = [r.finalize() for r in make_records(40, tags=20)]
+    for record in records:
+        assert _parsed(model_wire.encode_columns(record)) == _parsed(_core_reference(record))
+    assert len(model_wire._tag_cache) <= 5
+
+
+def _core_reference(record: Record) -> bytes:
+    msg = _parsed(_reference(record, "x"))
+    for name in ("agent_id", "schema_version", "ingest_ts", "is_replayed"):
+        msg.ClearField(name)
+    return msg.SerializeToString()
