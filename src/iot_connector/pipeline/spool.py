@@ -21,11 +21,14 @@ import threading
 import zlib
 from collections import deque
 from collections.abc import Sequence
+from itertools import accumulate, repeat
+from operator import add
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from iot_connector.model import Record
 from iot_connector.pipeline import codec
+from iot_connector.pipeline.spool_cache import RecentRecords
 
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<II")
@@ -96,7 +99,7 @@ class Spool:
         self._segments: list[_Segment] = []
         self._writer: BinaryIO | None = None
         self._reader: tuple[int, BinaryIO] | None = None
-        self._cache: deque[tuple[int, int, Record]] = deque()  # (start key, end key, record)
+        self._recent = RecentRecords(memory_records)
         self._read_pos = Position(0, 0)
         self._commit_pos = Position(0, 0)
         self._replay_end = Position(0, 0)
@@ -238,22 +241,17 @@ class Spool:
         seg = self._segments[-1]
         if seg.size >= self.segment_bytes:
             seg = self._roll()
-        chunks: list[bytes] = []
-        offset = seg.size
-        entries: list[tuple[int, int, Record]] = []
-        base = seg.id << _OFFSET_BITS
-        room = self.memory_records - len(self._cache)
-        pack, crc32, header = _HEADER.pack, zlib.crc32, _HEADER.size
-        for record, payload in zip(records, payloads):
-            size = len(payload)
-            chunks += (pack(size, crc32(payload)), payload)  # no frame copy: joined once below
-            end = offset + header + size
-            if room > 0:
-                entries.append((base | offset, base | end, record))
-                room -= 1
-            offset = end
-        self._write(b"".join(chunks), seg)
-        self._cache.extend(entries)
+        n = len(records)
+        sizes = list(map(len, payloads))
+        frames: list[bytes] = [b""] * (2 * n)  # header, payload, header, ...: joined once, no copy per frame
+        frames[::2] = map(_HEADER.pack, sizes, map(zlib.crc32, payloads))
+        frames[1::2] = payloads
+        # offsets[i] = where record i starts; offsets[n] = the segment's new end (C-level loops, no Python one)
+        offsets = list(accumulate(map(add, sizes, repeat(_HEADER.size, n)), initial=seg.size))
+        self._write(b"".join(frames), seg)
+        keep = min(n, self._recent.room)
+        self._recent.add(seg.id << _OFFSET_BITS, offsets if keep == n else offsets[: keep + 1], records[:keep])
+        offset = offsets[-1]
         seg.records += len(records)
         seg.size = offset
         self._pending += len(records)
@@ -325,24 +323,15 @@ class Spool:
     def read(self, max_records: int) -> tuple[list[Record], Position]:
         """Up to `max_records` in log order from the read position, and the position after them."""
         out: list[Record] = []
-        cache = self._cache
-        replay_end = self._replay_end.key()
         while len(out) < max_records and self._pending > 0:
-            pos = self._read_pos.key()
-            while cache and cache[0][0] < pos:
-                cache.popleft()
-            if cache and cache[0][0] == pos:
-                taken = 0
-                while cache and len(out) < max_records and cache[0][0] == pos:
-                    start, pos, record = cache.popleft()
-                    if start < replay_end:
-                        record.is_replayed = True
-                    out.append(record)
-                    taken += 1
-                self._read_pos = Position(pos >> _OFFSET_BITS, pos & _OFFSET_MASK)
-                self._pending -= taken
-            else:
+            before = len(out)
+            # Records this process appended come after everything there was at open: never replayed.
+            end = self._recent.take(self._read_pos.key(), max_records - before, out)
+            if end is None:
                 self._read_disk(out, max_records)
+            else:
+                self._read_pos = Position(end >> _OFFSET_BITS, end & _OFFSET_MASK)
+                self._pending -= len(out) - before
         if out:
             self._inflight_ends.append((self._read_pos, len(out)))
         return out, self._read_pos
