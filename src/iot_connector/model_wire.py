@@ -11,7 +11,7 @@ parses to the same message as upb's encoding, for every column kind.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -138,44 +138,54 @@ def _tag_bytes(values: tuple, attributes: tuple[tuple[str, str], ...]) -> bytes:
     return b"".join(parts)
 
 
-def encode_columns(record: Record) -> bytes:
-    """Wire bytes of every column of `record` except agent_id, schema_version, ingest_ts and is_replayed.
+def encode_many(records: Sequence[Record]) -> list[bytes]:
+    """Wire bytes of every column of each record except agent_id, schema_version, ingest_ts and is_replayed,
+    also kept on the record (`Record.wire`); a record that has them already is not encoded again.
 
+    One loop with everything inline: a function call per record and per value costs as much as the work.
     Raises TypeError / ValueError (UnicodeEncodeError) / AttributeError for a value that does not fit its
-    column.
+    column; the records before it keep their bytes.
     """
-    attributes = record.attributes
-    key = (_tag_values(record), tuple(attributes.items()) if attributes else ())
-    tag = _tag_cache.get(key)
-    if tag is None:
-        if len(_tag_cache) >= _CACHE_LIMIT:
-            _tag_cache.clear()
-        tag = _tag_cache[key] = _tag_bytes(*key)
-    rid, double, long, string, bit, raw, status, source_ts, server_ts, edge_ts, seq = _reading_values(record)
-    if rid is None or edge_ts is None:
-        raise ValueError("record_id and edge_ts are required")
-    rid_bytes = rid.encode()  # a str (AttributeError otherwise); length and timestamp inline: the hot path
-    ts = _uvarint(edge_ts) if type(edge_ts) is int and 0 <= edge_ts < 1 << 63 else _int64(edge_ts)
-    parts = [tag, _K_ID, _uvarint(len(rid_bytes)), rid_bytes, _K_EDGE_TS, ts]
-    if double is not None:
-        parts += (_K_DOUBLE, _double(double))
-    if long is not None:
-        parts += (_K_LONG, _int64(long))
-    if string is not None:
-        parts += (_K_STRING, _str_encoder(string))
-    if bit is not None:
-        parts += (_K_BOOL, _bool_encoder(bit))
-    if raw is not None:
-        parts += (_K_RAW, _str_encoder(raw))
-    if status is not None:
-        parts += (_K_STATUS, _int64(status))
-    if source_ts is not None:
-        parts += (_K_SOURCE_TS, _int64(source_ts))
-    if server_ts is not None:
-        parts += (_K_SERVER_TS, _int64(server_ts))
-    if seq is not None:
-        parts += (_K_SEQ, _int64(seq))
-    return b"".join(parts)
+    out: list[bytes] = []
+    cache, small, int64 = _tag_cache, _SMALL, _int64
+    for record in records:
+        wire = record.wire
+        if wire is None:
+            attributes = record.attributes
+            key = (_tag_values(record), tuple(attributes.items()) if attributes else ())
+            tag = cache.get(key)
+            if tag is None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                tag = cache[key] = _tag_bytes(*key)
+            rid, double, long, string, bit, raw, status, source_ts, server_ts, edge_ts, seq = _reading_values(record)
+            if rid is None or edge_ts is None:
+                raise ValueError("record_id and edge_ts are required")
+            rid_bytes = rid.encode()  # a str, or AttributeError
+            size = len(rid_bytes)
+            ts = _uvarint(edge_ts) if type(edge_ts) is int and 0 <= edge_ts < 1 << 63 else int64(edge_ts)
+            parts = [tag, _K_ID, small[size] if size < 0x4000 else _uvarint(size), rid_bytes, _K_EDGE_TS, ts]
+            if double is not None:
+                parts += (_K_DOUBLE, _double(double))
+            if long is not None:
+                parts += (_K_LONG, small[long] if type(long) is int and 0 <= long < 0x4000 else int64(long))
+            if string is not None:
+                parts += (_K_STRING, _str_encoder(string))
+            if bit is not None:
+                parts += (_K_BOOL, _bool_encoder(bit))
+            if raw is not None:
+                parts += (_K_RAW, _str_encoder(raw))
+            if status is not None:
+                parts += (_K_STATUS, int64(status))
+            if source_ts is not None:
+                parts += (_K_SOURCE_TS, int64(source_ts))
+            if server_ts is not None:
+                parts += (_K_SERVER_TS, int64(server_ts))
+            if seq is not None:
+                parts += (_K_SEQ, int64(seq))
+            wire = record.wire = b"".join(parts)
+        out.append(wire)
+    return out
 
 
 def _check_types() -> None:
@@ -187,7 +197,7 @@ def _check_types() -> None:
     )
     wrong = [n for n, t in expected.items() if _TYPE.get(n) != t]
     if wrong:
-        raise TypeError(f"model_wire: columns {wrong} changed type in RECORD_FIELDS; update encode_columns")
+        raise TypeError(f"model_wire: columns {wrong} changed type in RECORD_FIELDS; update encode_many")
 
 
 _check_types()

@@ -205,7 +205,7 @@ def test_more_distinct_tags_than_the_cache_holds_still_encode_right(monkeypatch:
     monkeypatch.setattr(model_wire, "_tag_cache", {})
     records = [r.finalize() for r in make_records(40, tags=20)]
     for record in records:
-        assert _parsed(model_wire.encode_columns(record)) == _parsed(_core_reference(record))
+        assert _parsed(model_wire.encode_many([record])[0]) == _parsed(_core_reference(record))
     assert len(model_wire._tag_cache) <= 5
 
 

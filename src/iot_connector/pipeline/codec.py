@@ -11,6 +11,7 @@ only ever fed the agent's own CRC-checked frames.
 from __future__ import annotations
 
 import marshal
+from collections.abc import Sequence
 from dataclasses import fields
 from operator import attrgetter
 
@@ -18,7 +19,7 @@ import orjson
 from google.protobuf.message import DecodeError
 
 from iot_connector.model import Record
-from iot_connector.model_proto import decode_core, encode_core
+from iot_connector.model_proto import decode_core, encode_core, encode_cores
 
 _NAMES = tuple(f.name for f in fields(Record) if f.init)  # the field order of the marshal/orjson formats
 _VALUES = attrgetter(*_NAMES)
@@ -28,10 +29,12 @@ FORMAT_PROTO = b"\x02"
 
 def encode(record: Record) -> bytes:
     """Raises ValueError when a value does not fit its column (see `model_proto.encode_core`)."""
-    wire = record.wire
-    if wire is None:
-        wire = record.wire = encode_core(record)
-    return FORMAT_PROTO + wire
+    return FORMAT_PROTO + (record.wire or encode_core(record))
+
+
+def encode_many(records: Sequence[Record]) -> list[bytes]:
+    """`encode` of each record, in one loop."""
+    return list(map(FORMAT_PROTO.__add__, encode_cores(records)))
 
 
 def decode(data: bytes) -> Record:

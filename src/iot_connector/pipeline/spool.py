@@ -229,7 +229,7 @@ class Spool:
     @staticmethod
     def encode(records: Sequence[Record]) -> list[bytes]:
         """Frame payloads for `append`; their size is checked against the cap before anything is written."""
-        return list(map(codec.encode, records))
+        return codec.encode_many(records)
 
     @staticmethod
     def frames_size(payloads: Sequence[bytes]) -> int:
