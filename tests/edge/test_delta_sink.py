@@ -3,6 +3,7 @@ table removed under it, do not lose or corrupt rows."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -44,3 +45,31 @@ async def test_a_table_removed_under_the_sink_is_a_retriable_error_then_recreate
     await sink.open()  # what the pipeline does once the user restored the directory / on restart
     await sink.write([r.finalize() for r in make_records(5, 10)])
     assert _seqs(path) == list(range(10, 15))
+
+
+async def test_batches_sent_during_a_commit_share_the_next_one_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    sink = DeltaSink(path, agent_id="a")
+    await sink.open()
+    first = await sink.send([r.finalize() for r in make_records(50)])
+    await asyncio.sleep(0)  # its commit starts; the next nine batches arrive while it runs
+    acks = [await sink.send([r.finalize() for r in make_records(50, i)]) for i in range(50, 500, 50)]
+    await asyncio.gather(first, *acks)
+    assert _seqs(path) == list(range(500))
+    assert DeltaTable(str(path)).version() == 2  # 10 batches, 2 commits: the first alone, the rest together
+    at_first = DeltaTable(str(path), version=1).to_pyarrow_table(columns=["seq"]).column("seq").to_pylist()
+    assert sorted(at_first) == list(range(50))
+    await sink.close()
+
+
+async def test_a_failed_commit_fails_the_batches_queued_behind_it(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    sink = DeltaSink(path, agent_id="a")
+    await sink.open()
+    await sink.write([r.finalize() for r in make_records(5)])
+    shutil.rmtree(path)
+    acks = [await sink.send([r.finalize() for r in make_records(5, i)]) for i in range(5, 30, 5)]
+    results = await asyncio.gather(*acks, return_exceptions=True)
+    assert all(isinstance(r, SinkError) for r in results)
+    assert not path.exists() or not DeltaTable.is_deltatable(str(path))
+    await sink.close()

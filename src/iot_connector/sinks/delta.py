@@ -1,13 +1,18 @@
 """Local Delta table written with delta-rs: the embedded default, so the agent is useful without Databricks.
 
-Append-only with RECORD_SCHEMA; a batch is one Delta commit, which is atomic, so a crash mid-write leaves
-at most an orphan Parquet file and the batch is re-sent from the spool (same record_id) on restart.
+Append-only with RECORD_SCHEMA. Batches the pipeline sends while a commit runs are committed together in
+the next one (group commit): a Delta commit costs ~6 ms plus ~0.7 µs per row, so fewer, larger commits
+carry more rows per CPU-second and leave fewer small files. A commit is atomic, so a crash mid-write leaves
+at most an orphan Parquet file and its batches are re-sent from the spool (same record_id) on restart. A
+failed commit fails its batches and every batch queued behind it, so the table never gets a later batch
+before an earlier one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Awaitable, Sequence
 from operator import attrgetter
 from pathlib import Path
 
@@ -44,6 +49,8 @@ class DeltaSink(Sink):
         # Kept open between appends: each append then only reads the commits since the last one, instead of
         # loading the table's log from scratch (halves the CPU per 5,000-record commit, 38 -> 19 ms).
         self._table: DeltaTable | None = None
+        self._queue: list[tuple[pa.Table, asyncio.Future[None]]] = []  # batches waiting for the next commit
+        self._committer: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         self._table = await asyncio.to_thread(self._create_if_missing)
@@ -58,7 +65,32 @@ class DeltaSink(Sink):
             raise SinkError(f"cannot create the Delta table at {self.path}: {exc}", error_type="delta_open") from exc
 
     async def write(self, records: Sequence[Record]) -> None:
-        table = records_table(records, self.agent_id)
+        await (await self.send(records))
+
+    async def send(self, records: Sequence[Record]) -> Awaitable[None]:
+        """Queue the batch for the next commit; the returned future resolves once that commit landed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((records_table(records, self.agent_id), done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_queued(), name="delta-commit")
+        return done
+
+    async def _commit_queued(self) -> None:
+        while self._queue:
+            group, self._queue = self._queue, []
+            try:
+                await self._append(pa.concat_tables([table for table, _ in group]))
+            except SinkError as exc:
+                group += self._queue  # later batches must not land before the failed ones
+                self._queue = []
+                for _, done in group:
+                    _fail(done, exc)
+                continue
+            for _, done in group:
+                if not done.done():  # the pipeline may have stopped waiting for it
+                    done.set_result(None)
+
+    async def _append(self, table: pa.Table) -> None:
         target = self._table if self._table is not None else str(self.path)
         try:
             await asyncio.to_thread(write_deltalake, target, table, mode="append")
@@ -67,4 +99,18 @@ class DeltaSink(Sink):
             raise SinkError(f"Delta append to {self.path} failed: {exc}", error_type="delta_write") from exc
 
     async def close(self) -> None:
+        """Wait for the commit in progress; batches still queued are not committed (they stay in the spool)."""
+        queued, self._queue = self._queue, []
+        for _, done in queued:
+            _fail(done, SinkError("Delta sink closed before committing", error_type="delta_closed"))
+        if self._committer is not None:
+            with contextlib.suppress(Exception):
+                await self._committer
+            self._committer = None
         self._table = None
+
+
+def _fail(done: asyncio.Future[None], exc: BaseException) -> None:
+    if not done.done():
+        done.set_exception(exc)
+        done.exception()  # retrieved: no "never retrieved" noise if the pipeline no longer waits for it
