@@ -1,8 +1,11 @@
 """MQTT source (paho-mqtt 2.2): subscriptions, TLS, persistent sessions, acknowledge after emit.
 
-paho runs its network loop in its own thread (its idiom); messages cross to the event loop through a deque
-with one wake-up per burst, so the per-message cost stays low. With QoS >= 1 the PUBACK is sent (manual_ack)
-only after `emit` returned, so whatever the agent had not accepted is redelivered by the broker.
+paho is driven from the event loop (its documented external-loop API: `socket()`, `loop_read()`,
+`loop_write()`, `loop_misc()`, `want_write()`), with no network thread: one wake-up reads everything the
+socket holds, QoS 0/1 PUBLISH packets are sliced out in bulk (`wire.py` says why and how), and the batch's
+PUBACKs leave in one write. With QoS >= 1 the PUBACK is sent (manual_ack) only after `emit` returned, so
+whatever the agent had not accepted is redelivered by the broker. Each connection is a new paho client;
+reconnects back off exponentially between `reconnect_min_delay_s` and `reconnect_max_delay_s`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-import threading
+import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -24,14 +27,16 @@ from iot_connector.sources.base import Emit, Source
 from iot_connector.sources.mqtt.config import MqttConfig, TopicConfig
 from iot_connector.sources.mqtt.payloads import JsonMapper, MalformedPayload, raw_records
 from iot_connector.sources.mqtt.sparkplug import SparkplugDecoder, rebirth_request
+from iot_connector.sources.mqtt.wire import BatchedClient, PacketBuffer, Publish, pubacks, take_publishes
 
 log = logging.getLogger(__name__)
 
 
-def new_client(config: MqttConfig) -> mqtt.Client:
-    """A configured, not yet connected paho client (TLS, credentials, reconnect backoff)."""
+def new_client(config: MqttConfig, batched: bool = True) -> mqtt.Client:
+    """A configured, not yet connected paho client (TLS, credentials). `batched`: the event-loop-driven
+    receive path of `wire.py`; False for paho's own network thread (loop_start)."""
     v5 = config.protocol_version == "5"
-    client = mqtt.Client(
+    client = (BatchedClient if batched else mqtt.Client)(
         CallbackAPIVersion.VERSION2,
         client_id=config.client_id,
         clean_session=None if v5 else config.clean_start,
@@ -61,29 +66,23 @@ class MqttSource(Source):
 
     def __init__(self, config: MqttConfig, emit: Emit):
         super().__init__(config, emit)
-        # (message, receive time, connection number): a PUBACK is only valid on the connection it came from
-        self._pending: collections.deque[tuple[mqtt.MQTTMessage, int, int]] = collections.deque()
-        self._connection = 0
-        self._room = threading.Event()
-        self._room.set()
-        self._signalled = False
+        self._pending: collections.deque[tuple[Publish, int]] = collections.deque()  # (message, receive time)
+        self._topics: dict[bytes, str] = {}
         self._stopped = asyncio.Event()
         self._wakeup = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._routes: dict[str, tuple[TopicConfig, JsonMapper | None] | None] = {}
         self._mappers = {id(t): JsonMapper(t) for t in config.topics if t.format == "json"}
         self.sparkplug = SparkplugDecoder(config.name, config.url)
         self.malformed = 0
         self._connected_once = False
 
-    # --- paho thread -------------------------------------------------------------------------------------
+    # --- paho callbacks (run inside loop_read on the event loop) ----------------------------------------
     def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason, _props) -> None:
         if reason.is_failure:
             self.health.connected, self.health.last_error = False, f"broker refused the connection: {reason}"
             return
         if self._connected_once:
             self.health.reconnects += 1
-        self._connection += 1
         self._connected_once = True
         self.health.connected, self.health.last_error = True, None
         # Subscribe on every connect: a persistent session keeps old subscriptions but never learns new ones.
@@ -95,62 +94,51 @@ class MqttSource(Source):
         self.health.connected = False
 
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
-        while len(self._pending) >= self.config.max_pending and not self._stopped.is_set():
-            self._room.clear()  # backpressure: stop reading the socket until the event loop catches up
-            self._room.wait(0.5)
-        self._pending.append((message, now_us(), self._connection))
-        if not self._signalled and self._loop is not None:
-            self._signalled = True
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+        """Packets paho parses itself (QoS 2, MQTT 5 PUBLISH with properties)."""
+        publish = Publish(message.topic, message.payload, message.qos, message.mid, message.retain)
+        self._pending.append((publish, now_us()))
 
-    # --- event loop -----------------------------------------------------------------------------------
+    # --- one connection ----------------------------------------------------------------------------------
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        delay = self.config.reconnect_min_delay_s
         while not self._stopped.is_set():
-            client = new_client(self.config)
-            client.on_connect, client.on_disconnect, client.on_message = (
-                self._on_connect,
-                self._on_disconnect,
-                self._on_message,
-            )
-            client.connect_async(**connect_args(self.config))
-            client.loop_start()
+            connection = _Connection(self, asyncio.get_running_loop())
             try:
-                await self._drain_forever(client)
-            except Exception as exc:  # emit refused: drop the session so the broker redelivers unacked messages
-                self.health.last_error = f"emit failed, reconnecting: {type(exc).__name__}: {exc}"
+                await connection.serve()
+            except Exception as exc:  # emit refused or connection lost: the broker redelivers unacked messages
+                self.health.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("mqtt source %s: %s", self.config.name, self.health.last_error)
             finally:
-                client.disconnect()
-                self._room.set()
-                await asyncio.to_thread(client.loop_stop)
+                connection.close()
                 self._pending.clear()
                 self.health.connected = False
+            if connection.subscribed:
+                delay = self.config.reconnect_min_delay_s
             if not self._stopped.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), self.config.reconnect_min_delay_s)
+                    await asyncio.wait_for(self._stopped.wait(), delay)
+                delay = min(delay * 2, self.config.reconnect_max_delay_s)
 
-    async def _drain_forever(self, client: mqtt.Client) -> None:
-        while not self._stopped.is_set():
-            self._signalled = False
+    async def _drain(self, connection: _Connection) -> None:
+        """Emit what the reader queued, then acknowledge it, until stop or the connection ends."""
+        while not self._stopped.is_set() and not connection.lost:
             self._wakeup.clear()
             while self._pending and not self._stopped.is_set():
                 n = min(len(self._pending), self.config.batch_size)
                 batch = [self._pending.popleft() for _ in range(n)]
-                records = self._to_records(client, batch)
+                records = self._to_records(connection.client, batch)
                 if records:
                     await self.emit(records)
                     self.health.records_read += len(records)
                     self.health.last_record_at_us = records[-1].edge_ts
-                for message, _, connection in batch:  # in arrival order, as MQTT requires
-                    # After a reconnect the broker resends unacked messages under their ids; an ack on a
-                    # newer connection could hit another message with the same id, so it is skipped.
-                    if message.qos and connection == self._connection:
-                        client.ack(message.mid, message.qos)
-                if len(self._pending) < self.config.max_pending // 2:
-                    self._room.set()
-            if not self._stopped.is_set():
-                await self._wakeup.wait()
+                if connection.lost:
+                    return  # acks would reach no one; the broker redelivers on the next connection
+                connection.ack(batch)
+                connection.resume_if_room()
+            connection.misc()
+            if not self._stopped.is_set() and not connection.lost:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), 1.0)
 
     def _route(self, topic: str) -> tuple[TopicConfig, JsonMapper | None] | None:
         if topic not in self._routes:
@@ -158,9 +146,9 @@ class MqttSource(Source):
             self._routes[topic] = None if sub is None else (sub, self._mappers.get(id(sub)))
         return self._routes[topic]
 
-    def _to_records(self, client: mqtt.Client, batch: list[tuple[mqtt.MQTTMessage, int, int]]) -> list[Record]:
+    def _to_records(self, client: mqtt.Client, batch: list[tuple[Publish, int]]) -> list[Record]:
         records: list[Record] = []
-        for message, edge_ts, _ in batch:
+        for message, edge_ts in batch:
             topic = message.topic
             try:
                 records.extend(self._convert(client, topic, message, edge_ts))
@@ -171,7 +159,7 @@ class MqttSource(Source):
                 log.warning("mqtt source %s: malformed payload on %s: %s", self.config.name, topic, exc)
         return records
 
-    def _convert(self, client: mqtt.Client, topic: str, message: mqtt.MQTTMessage, edge_ts: int) -> list[Record]:
+    def _convert(self, client: mqtt.Client, topic: str, message: Publish, edge_ts: int) -> list[Record]:
         route = self._route(topic)
         if route is None:
             return []  # a retained/queued message for a topic no longer configured
@@ -199,7 +187,6 @@ class MqttSource(Source):
     async def stop(self) -> None:
         self._stopped.set()
         self._wakeup.set()
-        self._room.set()
 
     async def test_connection(self) -> str:
         """Connect once (no subscription) and report the broker's answer."""
@@ -209,7 +196,7 @@ class MqttSource(Source):
         probe = self.config.model_copy(
             update={"client_id": f"{self.config.client_id or self.config.name}-test", "clean_start": True}
         )
-        client = new_client(probe)
+        client = new_client(probe, batched=False)
 
         def on_connect(_c, _u, flags, reason, _p) -> None:
             loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result((reason, flags)))
@@ -236,3 +223,158 @@ class MqttSource(Source):
         if reason.is_failure:
             raise ConnectionError(f"broker {self.config.url} refused the connection: {reason}")
         return f"connected to {self.config.url} (MQTT {self.config.protocol_version})"
+
+
+class _Connection:
+    """One broker connection driven from the event loop: reader callback, writer callback, keepalive."""
+
+    def __init__(self, source: MqttSource, loop: asyncio.AbstractEventLoop):
+        self.source, self.loop = source, loop
+        self.config = source.config
+        self.v5 = self.config.protocol_version == "5"
+        self.client: BatchedClient = new_client(self.config)  # type: ignore[assignment]
+        self.buffer: PacketBuffer | None = None
+        self.fd = -1
+        self.lost: str | None = None
+        self.paused = False
+        self.subscribed = False
+        self.started = time.monotonic()
+        self.next_misc = self.started + 1
+        self._publishes: list[Publish] = []
+
+    async def serve(self) -> None:
+        client, source = self.client, self.source
+        client.on_connect, client.on_disconnect, client.on_message = (
+            self._on_connect,
+            source._on_disconnect,
+            source._on_message,
+        )
+        # connect() blocks (DNS, TCP, TLS handshake) and writes CONNECT: in a thread, before any callback is set
+        await asyncio.to_thread(client.connect, **connect_args(self.config))
+        self.buffer = client.buffer
+        self.fd = self.buffer.fileno()
+        client.on_socket_register_write = lambda *_: self._update_writer()
+        client.on_socket_unregister_write = lambda *_: self._update_writer()
+        client.on_socket_close = lambda *_: self._forget_socket()
+        self.loop.add_reader(self.fd, self._readable)
+        self._update_writer()
+        await source._drain(self)
+        if self.lost and not source._stopped.is_set():
+            raise ConnectionError(self.lost)
+
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason, props) -> None:
+        self.source._on_connect(client, userdata, flags, reason, props)
+        self.subscribed = not reason.is_failure
+        if reason.is_failure:  # first reason wins: the user sees "refused", not the socket closing after it
+            self._lose(f"broker refused the connection: {reason}")
+
+    # --- reading -----------------------------------------------------------------------------------------
+    def _readable(self) -> None:
+        buffer = self.buffer
+        if self.lost or buffer is None:
+            return
+        if not buffer.fill():
+            self._lose("the broker closed the connection")
+            return
+        try:
+            self._take()
+        except Exception as exc:  # a malformed stream: drop the connection, the broker redelivers
+            self._lose(f"{type(exc).__name__}: {exc}")
+        if buffer.more_pending() and not self.lost:
+            self.loop.call_soon(self._readable)
+
+    def _take(self) -> None:
+        buffer, client, out = self.buffer, self.client, self._publishes
+        assert buffer is not None
+        source = self.source
+        while True:
+            more = take_publishes(buffer, self.v5, out, source._topics)
+            if out:
+                edge_ts = now_us()
+                source._pending.extend([(p, edge_ts) for p in out])
+                out.clear()
+                source._wakeup.set()
+            if not more or self.lost:
+                break
+            rc = client.loop_read()  # exactly one whole packet paho handles itself
+            if rc != mqtt.MQTT_ERR_SUCCESS or client.socket() is None:
+                self._lose(f"connection lost: {mqtt.error_string(rc)}")
+                break
+        if len(source._pending) >= self.config.max_pending and not self.paused:
+            self.paused = True  # backpressure: stop reading the socket until the emitter catches up
+            self.loop.remove_reader(self.fd)
+
+    def resume_if_room(self) -> None:
+        if self.paused and not self.lost and len(self.source._pending) < self.config.max_pending // 2:
+            self.paused = False
+            self.loop.add_reader(self.fd, self._readable)
+            self._readable()  # data may have arrived while paused (TLS keeps some out of select's sight)
+
+    # --- writing -----------------------------------------------------------------------------------------
+    def ack(self, batch: list[tuple[Publish, int]]) -> None:
+        """PUBACKs in arrival order (as MQTT requires), written in one go; QoS 2 completes through paho."""
+        assert self.buffer is not None
+        mids: list[int] = []
+        for message, _ in batch:
+            if message.qos == 1:
+                mids.append(message.mid)
+            elif message.qos == 2:
+                self.buffer.queue_acks(pubacks(mids))
+                mids = []
+                self.client.ack(message.mid, 2)
+        if mids:
+            self.buffer.queue_acks(pubacks(mids))
+        self._update_writer()
+
+    def _update_writer(self) -> None:
+        if self.fd < 0 or self.lost or self.buffer is None:
+            return
+        if self.buffer.out or self.client.want_write():
+            self.loop.add_writer(self.fd, self._writable)
+        else:
+            self.loop.remove_writer(self.fd)
+
+    def _writable(self) -> None:
+        flushed = self.buffer is not None and self.buffer.flush()
+        if flushed and self.client.want_write() and self.client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
+            self._lose("connection lost while writing")
+            return
+        self._update_writer()
+
+    def misc(self) -> None:
+        """Keepalive (PINGREQ, ping timeout) about once a second; a missing CONNACK ends the connection."""
+        now = time.monotonic()
+        if now < self.next_misc or self.lost:
+            return
+        self.next_misc = now + 1
+        if self.client.loop_misc() != mqtt.MQTT_ERR_SUCCESS or self.client.socket() is None:
+            self._lose("no answer from the broker within the keepalive")
+        elif not self.subscribed and now - self.started > self.config.keepalive_s + 10:
+            self._lose("the broker did not accept the connection in time")
+
+    # --- ending ------------------------------------------------------------------------------------------
+    def _lose(self, reason: str) -> None:
+        if not self.lost:
+            self.lost = reason
+            self._forget_socket()
+            self.source._wakeup.set()
+
+    def _forget_socket(self) -> None:
+        if self.fd >= 0:
+            self.loop.remove_reader(self.fd)
+            self.loop.remove_writer(self.fd)
+            self.fd = -1
+
+    def close(self) -> None:
+        """DISCONNECT if the connection is still up (a clean end keeps a persistent session), then close."""
+        sock = self.client.socket()
+        self._forget_socket()
+        if sock is None or self.buffer is None:
+            return
+        with contextlib.suppress(Exception):
+            if not self.lost:
+                self.buffer.flush()
+                self.client.disconnect()
+                self.client.loop_write()
+        with contextlib.suppress(Exception):
+            self.buffer.close()
