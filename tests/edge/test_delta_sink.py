@@ -32,12 +32,17 @@ async def test_appends_interleaved_with_another_writer_all_land(tmp_path: Path) 
     await sink.close()
 
 
-async def test_a_table_removed_under_the_sink_is_a_retriable_error_then_recreated(tmp_path: Path) -> None:
-    path = tmp_path / "t"
+async def _sink_whose_table_was_removed(path: Path) -> DeltaSink:
     sink = DeltaSink(path, agent_id="a")
     await sink.open()
     await sink.write([r.finalize() for r in make_records(5)])
     shutil.rmtree(path)
+    return sink
+
+
+async def test_a_table_removed_under_the_sink_is_a_retriable_error_then_recreated(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    sink = await _sink_whose_table_was_removed(path)
     with pytest.raises(SinkError) as failed:
         await sink.write([r.finalize() for r in make_records(5, 5)])
     assert failed.value.retriable
@@ -64,10 +69,7 @@ async def test_batches_sent_during_a_commit_share_the_next_one_in_order(tmp_path
 
 async def test_a_failed_commit_fails_the_batches_queued_behind_it(tmp_path: Path) -> None:
     path = tmp_path / "t"
-    sink = DeltaSink(path, agent_id="a")
-    await sink.open()
-    await sink.write([r.finalize() for r in make_records(5)])
-    shutil.rmtree(path)
+    sink = await _sink_whose_table_was_removed(path)
     acks = [await sink.send([r.finalize() for r in make_records(5, i)]) for i in range(5, 30, 5)]
     results = await asyncio.gather(*acks, return_exceptions=True)
     assert all(isinstance(r, SinkError) for r in results)

@@ -63,19 +63,25 @@ def test_spooled_bytes_plus_send_columns_equal_a_full_encoding() -> None:
     assert not row.HasField("value_double") or row.value_double == 2.0
 
 
+def _reopened_equal(path: Path, records: list[Record]) -> tuple[Spool, list[Record]]:
+    """Open the spool in `path` and check it replays exactly `records` (every field), flagged as replayed."""
+    spool = Spool(path, durability="write")
+    spool.open()
+    got, _ = spool.read(100)
+    assert all(r.is_replayed for r in got)
+    for record in records:
+        record.is_replayed = True
+    assert got == records  # every dataclass field
+    return spool, got
+
+
 async def test_frames_replayed_from_disk_keep_every_column_and_their_bytes(tmp_path: Path) -> None:
     records = _varied()
     spool = Spool(tmp_path, durability="write", memory_records=0)  # no memory cache: read from disk
     spool.open()
     spool.append(records, spool.encode(records))
     await spool.close()
-    again = Spool(tmp_path, durability="write")
-    again.open()
-    got, _ = again.read(100)
-    assert all(r.is_replayed for r in got)
-    for record in records:
-        record.is_replayed = True
-    assert got == records  # every dataclass field
+    again, got = _reopened_equal(tmp_path, records)
     assert [r.wire for r in got] == [r.wire for r in records]
     for record in got:
         record.ingest_ts = 1
@@ -90,13 +96,7 @@ async def test_spool_written_in_the_marshal_format_still_replays(tmp_path: Path)
         payload = codec.FORMAT_MARSHAL + marshal.dumps(codec._VALUES(record), 4)
         frames += struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
     (tmp_path / "000000000001.seg").write_bytes(frames)
-    spool = Spool(tmp_path, durability="write")
-    spool.open()
-    got, _ = spool.read(100)
-    assert all(r.is_replayed for r in got)
-    for record in records:
-        record.is_replayed = True
-    assert got == records  # every dataclass field
+    spool, _ = _reopened_equal(tmp_path, records)
     newer = make_records(5, 20)  # appended behind the old frames in the new format, read in order
     spool.append(newer, spool.encode(newer))
     more, _ = spool.read(100)
