@@ -43,7 +43,8 @@ class Record:
     seq: int | None = None  # per-source counter / Sparkplug seq
     tag_path: str | None = None  # browse path / UNS path
     unit: str | None = None
-    attributes: dict[str, str] = field(default_factory=dict)  # qos, retain, unit_id, register_type...
+    # qos, retain, unit_id, register_type...; records of one tag may share one dict (Modbus): read-only once emitted
+    attributes: dict[str, str] = field(default_factory=dict)
     is_replayed: bool = False  # came back from the disk spool after a restart
     ingest_ts: int | None = None  # set when handed to the sink
     record_id: str = ""  # filled by finalize(): deterministic, for de-duplication downstream
