@@ -5,6 +5,7 @@ send. Bodies it cannot prove (whitespace, other key order, extra fields) fall ba
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -253,3 +254,51 @@ def test_invalid_json_is_rejected_as_orjson_rejects_it(body: bytes) -> None:
         orjson.loads(body)
     with pytest.raises(orjson.JSONDecodeError):
         scan_batch(body)
+
+
+def test_damaged_bodies_give_orjsons_answer_or_its_error(simulator, points) -> None:
+    """Random byte edits of a real answer: the scanner rejects what orjson rejects, and what it accepts gives
+    orjson's table (or fails the same way), scanned or not."""
+    base = batch_body(simulator.url, [p["WebId"] for p in points[:12]], FIXED_NOW - timedelta(minutes=20), FIXED_NOW, 8)
+    rnd = random.Random(5)
+    alphabet = b'{}[]",:\\ 0123456789.-eEtrufalsnTZ\x00\xff'
+    outcomes = {"rejected": 0, "scanned": 0, "fallback": 0}
+    for _ in range(400):
+        body = bytearray(base)
+        for _ in range(rnd.randint(1, 3)):
+            at = rnd.randrange(len(body))
+            edit = rnd.random()
+            if edit < 0.5:
+                body[at] = rnd.choice(alphabet)
+            elif edit < 0.75:
+                del body[at]
+            else:
+                body.insert(at, rnd.choice(alphabet))
+        try:
+            reference = orjson.loads(bytes(body))
+        except orjson.JSONDecodeError:
+            with pytest.raises(orjson.JSONDecodeError):
+                scan_batch(bytes(body))
+            outcomes["rejected"] += 1
+            continue
+        document = scan_batch(bytes(body))
+        kind = "scanned" if isinstance(document, dict) and _any_scanned(document) else "fallback"
+        outcomes[kind] += 1
+        assert _table_or_error(document) == _table_or_error(reference)
+    assert min(outcomes.values()) > 10, outcomes
+
+
+def _any_scanned(document: dict) -> bool:
+    return any(
+        isinstance(e, dict)
+        and isinstance(e.get("Content"), dict)
+        and isinstance(e["Content"].get("Items"), ScannedItems)
+        for e in document.values()
+    )
+
+
+def _table_or_error(document: object) -> object:
+    try:
+        return table_of(document).to_pylist()  # type: ignore[arg-type]
+    except Exception as exc:  # the same failure either way is what is compared
+        return type(exc)
