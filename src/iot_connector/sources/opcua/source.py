@@ -157,9 +157,12 @@ class OpcuaSource(Source):
             overflow=OverflowPolicy.DROP_OLDEST,
         )
         size = self.config.monitored_items_batch_size  # big lists in one call hit BadTooManyOperations
+        by_handle: dict[int, Tag] = {}  # client handles survive asyncua's subscription restore; NodeId hashes cost
         for start in range(0, len(tags), size):
             chunk = tags[start : start + size]
-            results = await sub.create_monitored_items(self._requests(client, sub, chunk))
+            requests = self._requests(client, sub, chunk)
+            by_handle.update((r.RequestedParameters.ClientHandle, tag) for r, tag in zip(requests, chunk))
+            results = await sub.create_monitored_items(requests)
             for tag, result in zip(chunk, results):
                 if isinstance(result, ua.StatusCode):  # e.g. BadNodeIdUnknown: tell the user through a record
                     rec = self._base(tag)
@@ -167,11 +170,12 @@ class OpcuaSource(Source):
                     self.health.last_error = f"cannot monitor {tag.tag_id}: {result.name}"
                     self._push(rec)
         async for event in sub:
-            if isinstance(event, DataChangeEvent):
-                tag = self.tags.get(event.node.nodeid)
+            if type(event) is DataChangeEvent:
+                item = event.data.monitored_item
+                tag = by_handle.get(item.ClientHandle)
                 if tag is None:
                     continue
-                rec = record_from(self._base(tag), event.data.monitored_item.Value)
+                rec = record_from(self._base(tag), item.Value)
                 if event.replayed:
                     rec.attributes["replayed"] = "true"
                 self._push(rec)

@@ -17,12 +17,15 @@ _US = dt.timedelta(microseconds=1)
 _SEVERITY: tuple[Quality, ...] = ("GOOD", "UNCERTAIN", "BAD", "BAD")
 
 
+_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def to_us(value: dt.datetime | None) -> int | None:
     """UTC datetime (naive means UTC, as asyncua returns) -> epoch microseconds."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+    if value.tzinfo is None:  # asyncua's case: no tz object to attach per value
+        return (value - _NAIVE_EPOCH) // _US
     return (value - _EPOCH) // _US
 
 
@@ -63,5 +66,9 @@ def record_from(base: Record, dv: ua.DataValue) -> Record:
     variant = dv.Value
     if variant is not None:
         base.data_type = variant.VariantType.name
-        set_variant(base, variant.Value)
+        value = variant.Value
+        if type(value) is float:  # the common case (Double, Float): no type dispatch
+            base.value_double = value
+        else:
+            set_variant(base, value)
     return base
