@@ -36,6 +36,9 @@ def set_value(rec: Record, value: Any) -> Record:
 def _getter(path: str | None) -> Callable[[Any], Any]:
     """A function that walks a dotted path (`a.b.0.c`; digits index lists), returning _MISSING if absent."""
     keys = [k for k in (path or "").split(".") if k]
+    if len(keys) == 1 and not keys[0].lstrip("-").isdigit():  # the common {"v": ..., "ts": ...} shape
+        key = keys[0]
+        return lambda doc: doc.get(key, _MISSING) if type(doc) is dict else _MISSING
 
     def get(doc: Any) -> Any:
         for key in keys:
@@ -53,6 +56,8 @@ def _getter(path: str | None) -> Callable[[Any], Any]:
 
 
 def _timestamp_us(value: Any, unit: str) -> int:
+    if type(value) is int and unit != "iso":  # the common case first
+        return value * _UNIT_US[unit] if unit != "ns" else value // 1000
     if unit == "iso" or isinstance(value, str):
         try:
             return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() * 1_000_000)
