@@ -196,6 +196,8 @@ def test_every_value_shape_scans_to_the_same_table() -> None:
     body = orjson.dumps(answer(first, *([it] for it in last_odd), *singles, [], [item(TS, 1.0)] * 3))
     document = assert_same(body)
     assert scanned(document) == len(document) - 1  # all but the empty Items
+    rows = table_of(document)  # the UTC day of each timestamp, also before 1970
+    assert rows["partition_date"].equals(rows["timestamp"].cast(pa.date32()))
 
 
 def test_duplicate_stamps_and_raw_number_texts_scan_exactly() -> None:

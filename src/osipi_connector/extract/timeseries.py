@@ -38,6 +38,7 @@ _FIELDS = ("Timestamp", "Value", "Good", "Questionable", "Substituted", "Annotat
 _GETTERS = [(name, itemgetter(name)) for name in _FIELDS]
 _NUMERIC = (float, int)
 _NS = pa.timestamp("ns", tz="UTC")
+_NS_PER_DAY = 86_400 * 1_000_000_000
 _FLAGS = ("Good", "Questionable", "Substituted", "Annotated")
 Items = Union[list[dict], ScannedItems]  # noqa: UP007 (a runtime alias)
 
@@ -148,7 +149,7 @@ class _Columns:
             "digital_state_is_system": state_system,
             **{name.lower(): flag for name, flag in zip(_FLAGS, rows.flags, strict=True)},
             "units": units.take(idx),
-            "partition_date": timestamp.cast(pa.date32()),
+            "partition_date": pa.array((rows.ts_ns // _NS_PER_DAY).astype(np.int32), pa.date32()),  # floor: UTC day
             "ingested_at": pa.repeat(pa.scalar(ingested_at, TS), n),
             "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
         }
