@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import platform
 import socket
 import subprocess
@@ -494,6 +495,7 @@ def main() -> None:
     args = parser.parse_args()
     global ROUNDS
     ROUNDS = args.rounds
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)  # its publish loop logs a traceback at each disconnect
     print(f"# edge sources — {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}")
     benches = {"mqtt": bench_mqtt, "opcua": bench_opcua, "modbus": bench_modbus}
     for name in args.only.split(","):
