@@ -8,13 +8,17 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from iot_connector.model import Record
 from iot_connector.sources.mqtt import MqttConfig, MqttSource
+from iot_connector.sources.mqtt.config import TopicConfig
+from iot_connector.sources.mqtt.payloads import JsonMapper
 from iot_connector.sources.mqtt.wire import PacketBuffer, Publish, pubacks, take_publishes
 from tests.edge.sources.certs import TestCA
 from tests.edge.sources.helpers import Collector, running
@@ -162,3 +166,21 @@ async def test_a_backlog_arrives_once_in_order_and_its_acks_stick(v5, tls, reque
     assert sorted(got, key=lambda m: m[0]) == sorted(sent, key=lambda m: m[0])
     # Every QoS 1/2 message was acknowledged on the wire: the session has nothing to redeliver.
     assert await drain(cfg, 0, 1.0) == []
+
+
+@pytest.mark.parametrize(
+    ("unit", "ts", "expected_us"),
+    [
+        ("s", 1_700_000_000, 1_700_000_000_000_000),
+        ("s", 1_700_000_000.25, 1_700_000_000_250_000),
+        ("ms", 1_700_000_000_123, 1_700_000_000_123_000),
+        ("us", 1_700_000_000_123_456, 1_700_000_000_123_456),
+        ("ns", 1_700_000_000_123_456_789, 1_700_000_000_123_456),
+        ("iso", "2023-11-14T22:13:20.5Z", 1_700_000_000_500_000),
+    ],
+)
+def test_json_fast_paths_keep_every_timestamp_unit(unit, ts, expected_us):
+    mapper = JsonMapper(TopicConfig(topic="t", value_path="v", timestamp_path="ts", timestamp_unit=unit))
+    base = Record(source_id="s", protocol="mqtt", endpoint="mqtt://x", tag_id="t", data_type="")
+    (rec,) = mapper.records(base, orjson.dumps({"v": 2.5, "ts": ts}))
+    assert (rec.tag_id, rec.value_double, rec.source_ts) == ("t#v", 2.5, expected_us)
