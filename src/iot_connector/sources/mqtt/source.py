@@ -135,6 +135,7 @@ class MqttSource(Source):
                     return  # acks would reach no one; the broker redelivers on the next connection
                 connection.ack(batch)
                 connection.resume_if_room()
+                connection.misc()  # also under a steady stream: QoS 0 sends no PUBACK to keep the session alive
             connection.misc()
             if not self._stopped.is_set() and not connection.lost:
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -335,6 +336,12 @@ class _Connection:
             self.loop.remove_writer(self.fd)
 
     def _writable(self) -> None:
+        try:
+            self._write()
+        except OSError as exc:
+            self._lose(f"connection lost while writing: {exc}")
+
+    def _write(self) -> None:
         flushed = self.buffer is not None and self.buffer.flush()
         if flushed and self.client.want_write() and self.client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
             self._lose("connection lost while writing")

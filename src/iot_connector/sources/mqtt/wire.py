@@ -83,6 +83,9 @@ class PacketBuffer:
                     break  # a plain socket is drained; TLS hands out one record per call, keep reading
         except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError):
             pass
+        except OSError:  # reset, TLS error...: what arrived before still counts, the connection is over
+            self._keep(chunks)
+            return False
         self._keep(chunks)
         return True
 
