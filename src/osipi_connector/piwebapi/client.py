@@ -28,7 +28,7 @@ from osipi_connector.piwebapi.batch import (
 )
 from osipi_connector.piwebapi.errors import PIWebAPIError, safe_url, server_errors
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials
-from osipi_connector.piwebapi.transport import BodyError, Transport, backoff, encode_params
+from osipi_connector.piwebapi.transport import Answer, BodyError, Transport, backoff, encode_params
 
 log = logging.getLogger("osipi_connector.piwebapi")
 
@@ -38,7 +38,7 @@ __all__ = ["PIWebAPIClient", "PIWebAPIError", "SubRequest", "SubResponse"]
 Decode = Callable[[bytes], Any]  # JSON bytes -> object; raises orjson.JSONDecodeError on a bad body
 
 
-def _json_body(response: requests.Response, decode: Decode = orjson.loads) -> Any:
+def _json_body(response: Answer, decode: Decode = orjson.loads) -> Any:
     """The parsed body of a 2xx answer; a body that cannot be parsed is worth another try."""
     content = response.content
     if not content:
@@ -53,7 +53,7 @@ def _json_body(response: requests.Response, decode: Decode = orjson.loads) -> An
     return data
 
 
-def _sub_response(response: requests.Response) -> SubResponse:
+def _sub_response(response: Answer) -> SubResponse:
     """A direct answer in the shape of a batch sub-response (the sequential fallback)."""
     if response.ok:
         content = _json_body(response)
@@ -169,7 +169,7 @@ class PIWebAPIClient:
     def _post_batch(self, body: dict[str, Any], decode: Decode) -> Any:
         """The parsed 207 body, or None when the batch controller is disabled (405)."""
 
-        def parse(response: requests.Response) -> Any:
+        def parse(response: Answer) -> Any:
             if response.status_code == 405:
                 return None
             data = _json_body(response, decode)
