@@ -11,6 +11,12 @@ same tables continuously need Databricks.
 and MERGEs only the rest: a first load costs a Parquet write, not a join. The proof holds for the version read
 under the lock; a second PROCESS appending the same new keys at the same moment is not seen (appends do not
 conflict), so construct the sink with `append_new_rows=False` if several processes share a table.
+
+Every write (append, MERGE, optimize) uses `writer_properties(spec)`: standard Parquet that Spark and
+Databricks read, ZSTD level 1 (files ~30 % smaller than delta-rs' default Snappy), no dictionary for columns
+whose values rarely repeat, and min/max statistics only on the keys and `spec.stats_columns` (the keys are
+what `new_rows` and MERGE pruning read). Together ~10 % less CPU per row than delta-rs' defaults
+(benchmarks/lake_write.py).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
+from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from osipi_connector.lake import merge_conditions
@@ -44,6 +50,20 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 MERGE_ATTEMPTS = 5
 _LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
+
+
+def writer_properties(spec: TableSpec) -> WriterProperties:
+    """The Parquet options of every file the sink writes for `spec` (see the module docstring for why)."""
+    stats = None if not spec.stats_columns else {*spec.keys, *spec.stats_columns}
+    columns = {
+        f.name: ColumnProperties(
+            dictionary_enabled=f.name not in spec.plain_columns,
+            # CHUNK: one min/max per column chunk, which is all the Delta log keeps (no page index)
+            statistics_enabled="CHUNK" if stats is None or f.name in stats else "NONE",
+        )
+        for f in spec.schema
+    }
+    return WriterProperties(compression="ZSTD", compression_level=1, column_properties=columns)
 
 
 def _table_lock(path: Path) -> threading.Lock:
@@ -132,7 +152,7 @@ class DeltaSink:
             new, maybe = source.slice(0, 0), source
         split = time.perf_counter()
         if new.num_rows:
-            write_deltalake(table, new, mode="append")
+            write_deltalake(table, new, mode="append", writer_properties=writer_properties(spec))
         log.debug(
             "%s: %d rows to append (split %.2f s, append %.2f s), %d to MERGE",
             spec.name,
@@ -151,6 +171,7 @@ class DeltaSink:
             merge_conditions.merge_condition(spec, partitions),
             source_alias=merge_conditions.SOURCE,
             target_alias=merge_conditions.TARGET,
+            writer_properties=writer_properties(spec),
         )
         merger = merger.when_matched_update_all(predicate=merge_conditions.changed_condition(spec))
         return new.num_rows, merger.when_not_matched_insert_all().execute()
@@ -161,7 +182,7 @@ class DeltaSink:
             return
         self.ensure(spec)
         with _table_lock(self.path(spec)):
-            write_deltalake(self.path(spec), source, mode="append")
+            write_deltalake(self.path(spec), source, mode="append", writer_properties=writer_properties(spec))
 
     def read(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
         schema = read_schema(spec, columns)
@@ -175,9 +196,11 @@ class DeltaSink:
         table = self._open(spec)
         if table is None:
             return {"skipped": "table does not exist"}
-        metrics = {"compact": table.optimize.compact()}
+        options = writer_properties(spec)
+        metrics = {"compact": table.optimize.compact(writer_properties=options)}
         if spec.zorder_by:
-            metrics["z_order"] = DeltaTable(self.path(spec)).optimize.z_order(list(spec.zorder_by))
+            z_order = DeltaTable(self.path(spec)).optimize.z_order
+            metrics["z_order"] = z_order(list(spec.zorder_by), writer_properties=options)
         return metrics
 
     def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> dict:

@@ -29,6 +29,11 @@ class TableSpec:
     zorder_by: tuple[str, ...] = ()
     comment: str = ""
     column_comments: dict[str, str] = field(default_factory=dict)
+    # Parquet writer hints (the local sink's `writer_properties`); the defaults suit small tables.
+    # stats_columns: with the keys, the only columns whose files keep min/max (data skipping); () keeps all.
+    stats_columns: tuple[str, ...] = ()
+    # plain_columns: values that rarely repeat (measurements, timestamps), written without a dictionary.
+    plain_columns: tuple[str, ...] = ()
 
 
 def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
@@ -61,6 +66,8 @@ TIMESERIES = TableSpec(
     keys=("tag_webid", "timestamp", "value_seq"),
     partition_by=("partition_date",),
     zorder_by=("tag_webid", "timestamp"),
+    stats_columns=("tag_name", "ingested_at"),
+    plain_columns=("timestamp", "value"),
     comment="PI recorded values, one row per value PI stored (duplicate timestamps kept, ordered by value_seq).",
 )
 
