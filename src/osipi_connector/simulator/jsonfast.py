@@ -27,6 +27,7 @@ TIMED_VALUE_FIELDS = (
     "Annotated",
 )
 _TRUE_FALSE = (b"false", b"true")
+ROWS_MIN = 64  # from this many values on, items are built as rows of one byte matrix (`jsonrows`)
 _PAIRS = np.frombuffer(b"".join(f"{i:02d}".encode() for i in range(100)), dtype=np.uint8).reshape(100, 2)
 _TRIPLES = np.frombuffer(b"".join(f"{i:03d}".encode() for i in range(1000)), dtype=np.uint8).reshape(1000, 3)
 _QUADS = np.frombuffer(b"".join(f"{i:04d}".encode() for i in range(10_000)), dtype=np.uint8).reshape(10_000, 4)
@@ -50,14 +51,23 @@ _SYSTEM_FRAGMENTS = [b"null"] + [
 
 
 def format_timestamps(ticks: np.ndarray, quoted: bool = False, prefix: bytes = b"", suffix: bytes = b"") -> list[bytes]:
+    """`timestamp_matrix` as one bytes object per timestamp."""
+    if len(ticks) == 0:
+        return []
+    buf, _ = timestamp_matrix(ticks, quoted, prefix, suffix)
+    return buf.view(f"S{buf.shape[1]}").ravel().tolist()
+
+
+def timestamp_matrix(
+    ticks: np.ndarray, quoted: bool = False, prefix: bytes = b"", suffix: bytes = b""
+) -> tuple[np.ndarray, np.ndarray]:
     """PI timestamps (`2025-03-01T12:00:00Z`, or up to 7 fraction digits with trailing zeros trimmed),
-    optionally wrapped in JSON quotes and between constant `prefix` and `suffix` bytes.
+    optionally wrapped in JSON quotes and between constant `prefix` and `suffix` bytes: rows of ASCII
+    bytes, NUL-padded on the right, and each row's length.
 
     Values come in time order, so long runs share their day: the `YYYY-MM-DDT` head is formatted once
     per run and repeated; the time of day and the fraction are table lookups."""
     n = len(ticks)
-    if n == 0:
-        return []
     q = 1 if quoted else 0
     o = len(prefix) + q  # column of the first digit
     secs, frac = np.divmod(ticks, TICKS_PER_SECOND)
@@ -79,7 +89,7 @@ def format_timestamps(ticks: np.ndarray, quoted: bool = False, prefix: bytes = b
         buf[:, o + 19] = ord("Z")
         if closing:
             buf[:, o + 20 :] = np.frombuffer(closing, dtype=np.uint8)
-        return buf.view(f"S{width}").ravel().tolist()
+        return buf, np.full(n, width, dtype=np.int64)
     buf[:, o + 20 : o + 24] = _QUADS[frac // 1000]
     buf[:, o + 24 : o + 27] = _TRIPLES[frac % 1000]
     # significant fraction digits (0 = a whole second: no fraction at all)
@@ -93,8 +103,9 @@ def format_timestamps(ticks: np.ndarray, quoted: bool = False, prefix: bytes = b
     end = np.where(has_frac, o + 21 + digits, o + 20)  # one past the Z
     for k, byte in enumerate(closing):
         buf[rows, end + k] = byte
-    buf[np.arange(width)[None, :] >= (end + len(closing))[:, None]] = 0  # NUL padding: the S view strips it
-    return buf.view(f"S{width}").ravel().tolist()
+    lengths = end + len(closing)
+    buf[np.arange(width)[None, :] >= lengths[:, None]] = 0  # NUL padding: an S view strips it
+    return buf, lengths
 
 
 def _day_heads(days: np.ndarray) -> np.ndarray:
@@ -159,6 +170,16 @@ def selected_item_fields(spec: str | None, prefix: str = "Items") -> tuple[str, 
     return tuple(f for f in TIMED_VALUE_FIELDS if f.lower() in wanted)
 
 
+def flag_combos(events: Events) -> np.ndarray:
+    """Each event's quality flags as one number: Good 8, Questionable 4, Substituted 2, Annotated 1."""
+    return (
+        (events.system == 0).astype(np.int64) * 8
+        + events.questionable.astype(np.int64) * 4
+        + events.substituted.astype(np.int64) * 2
+        + events.annotated.astype(np.int64)
+    )
+
+
 def encode_items(point: Point, events: Events, fields: tuple[str, ...] = TIMED_VALUE_FIELDS) -> bytes:
     """The JSON array of TimedValue objects for `events`, with only `fields`, as bytes.
 
@@ -169,12 +190,9 @@ def encode_items(point: Point, events: Events, fields: tuple[str, ...] = TIMED_V
     n = len(events)
     if n == 0:
         return b"[]"
-    combo = (
-        (events.system == 0).astype(np.int64) * 8
-        + events.questionable.astype(np.int64) * 4
-        + events.substituted.astype(np.int64) * 2
-        + events.annotated.astype(np.int64)
-    )
+    if fields[:2] == ("Timestamp", "Value") and n >= ROWS_MIN:
+        return encode_body(point, events, fields, True) + b"]"
+    combo = flag_combos(events)
     if fields[:2] == ("Timestamp", "Value"):
         return _encode_timestamp_value_first(point, events, fields, combo.tolist())
     tables: list[list[bytes]] = []
@@ -250,18 +268,29 @@ def _lookup(table: list[bytes], indices: list[int]) -> list[bytes] | tuple[bytes
 _FLAG_BITS = {"Good": 8, "Questionable": 4, "Substituted": 2, "Annotated": 1}
 
 
+def encode_body(point: Point, events: Events, fields: tuple[str, ...], first: bool) -> bytes:
+    """The items of a non-empty `events` as JSON array text, opened with `[` when `first`, else
+    continuing an array with `,`; never closed. Large layouts that start with Timestamp, Value are
+    built as rows of one byte matrix (`jsonrows`), the rest by `encode_items`."""
+    if len(events) >= ROWS_MIN and fields[:2] == ("Timestamp", "Value"):
+        from osipi_connector.simulator import jsonrows  # it imports this module
+
+        return jsonrows.encode_rows(point, events, fields, flag_combos(events), first)
+    items = encode_items(point, events, fields)
+    return items[:-1] if first else b"," + items[1:-1]
+
+
 def encode_parts(
     point: Point, parts: Iterable[Events], fields: tuple[str, ...] = TIMED_VALUE_FIELDS, chunk: int = 16_384
 ) -> Iterator[bytes]:
     """One JSON array over events that arrive in parts (as they are generated), in pieces of at most
     `chunk` values."""
-    yield b"["
-    separator = b""
+    first = True
     for events in parts:
         for start in range(0, len(events), chunk):
-            yield separator + encode_items(point, events.take(slice(start, start + chunk)), fields)[1:-1]
-            separator = b","
-    yield b"]"
+            yield encode_body(point, events.take(slice(start, start + chunk)), fields, first)
+            first = False
+    yield b"[]" if first else b"]"
 
 
 def encode_items_chunked(
@@ -271,8 +300,4 @@ def encode_items_chunked(
     if len(events) <= chunk:
         yield encode_items(point, events, fields)
         return
-    yield b"["
-    for start in range(0, len(events), chunk):
-        body = encode_items(point, events.take(slice(start, start + chunk)), fields)[1:-1]
-        yield body if start == 0 else b"," + body
-    yield b"]"
+    yield from encode_parts(point, [events], fields, chunk)
