@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, parse_pi_timestamp_ticks
-from osipi_connector.simulator import jsonfast
+from osipi_connector.simulator import jsonfast, jsonrows
 from osipi_connector.simulator.config import SimConfig
 from osipi_connector.simulator.core import Simulator
 from osipi_connector.simulator.values import STATE_IO_TIMEOUT, Events, ValueModel
@@ -36,8 +36,8 @@ def reference(point, events: Events, fields) -> bytes:
 
 
 def new(point, events: Events, fields) -> bytes:
-    assert len(events) >= jsonfast.ROWS_MIN  # the matrix path, not the fallback
-    return jsonfast.encode_items(point, events, fields)
+    """The matrix encoder (which the server uses for `ROWS_MIN` numbers or more), on its own."""
+    return jsonrows.encode_rows(point, events, fields, jsonfast.flag_combos(events), True) + b"]"
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

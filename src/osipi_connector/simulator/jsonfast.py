@@ -27,6 +27,7 @@ TIMED_VALUE_FIELDS = (
     "Annotated",
 )
 _TRUE_FALSE = (b"false", b"true")
+NUMERIC_TYPES = ("Float32", "Float64", "Int32")
 ROWS_MIN = 64  # from this many values on, items are built as rows of one byte matrix (`jsonrows`)
 _PAIRS = np.frombuffer(b"".join(f"{i:02d}".encode() for i in range(100)), dtype=np.uint8).reshape(100, 2)
 _TRIPLES = np.frombuffer(b"".join(f"{i:03d}".encode() for i in range(1000)), dtype=np.uint8).reshape(1000, 3)
@@ -190,7 +191,7 @@ def encode_items(point: Point, events: Events, fields: tuple[str, ...] = TIMED_V
     n = len(events)
     if n == 0:
         return b"[]"
-    if fields[:2] == ("Timestamp", "Value") and n >= ROWS_MIN:
+    if _as_rows(point, events, fields):
         return encode_body(point, events, fields, True) + b"]"
     combo = flag_combos(events)
     if fields[:2] == ("Timestamp", "Value"):
@@ -268,11 +269,16 @@ def _lookup(table: list[bytes], indices: list[int]) -> list[bytes] | tuple[bytes
 _FLAG_BITS = {"Good": 8, "Questionable": 4, "Substituted": 2, "Annotated": 1}
 
 
+def _as_rows(point: Point, events: Events, fields: tuple[str, ...]) -> bool:
+    """Whether `jsonrows` encodes these items (many numbers, the usual layouts)."""
+    return len(events) >= ROWS_MIN and fields[:2] == ("Timestamp", "Value") and point.point_type in NUMERIC_TYPES
+
+
 def encode_body(point: Point, events: Events, fields: tuple[str, ...], first: bool) -> bytes:
     """The items of a non-empty `events` as JSON array text, opened with `[` when `first`, else
-    continuing an array with `,`; never closed. Large layouts that start with Timestamp, Value are
-    built as rows of one byte matrix (`jsonrows`), the rest by `encode_items`."""
-    if len(events) >= ROWS_MIN and fields[:2] == ("Timestamp", "Value"):
+    continuing an array with `,`; never closed. Many numbers in a layout that starts with Timestamp,
+    Value are built as rows of one byte matrix (`jsonrows`), the rest by the per-value path."""
+    if _as_rows(point, events, fields):
         from osipi_connector.simulator import jsonrows  # it imports this module
 
         return jsonrows.encode_rows(point, events, fields, flag_combos(events), first)

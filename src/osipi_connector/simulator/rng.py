@@ -25,13 +25,16 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def hash_keys(*keys: int | np.ndarray) -> np.ndarray:
-    """Hash integer keys (scalars or equal-shape arrays) into uint64 array(s)."""
+    """Hash integer keys (scalars or equal-shape arrays) into uint64 array(s).
+
+    Leading scalar keys (seed, point) are mixed as scalars: only array keys cost a pass over arrays."""
     with np.errstate(over="ignore"):
-        h = np.zeros(np.broadcast(*[np.asarray(k) for k in keys]).shape, dtype=np.uint64)
+        shape = np.broadcast(*[np.asarray(k) for k in keys]).shape
+        h: np.ndarray | np.uint64 = np.uint64(0)
         for key in keys:
             k = np.asarray(key).astype(np.int64).view(np.uint64) if np.ndim(key) else np.uint64(key & (2**64 - 1))
             h = _mix(h + _GOLDEN + k)
-        return h
+        return h if isinstance(h, np.ndarray) and h.shape == shape else np.full(shape, h, dtype=np.uint64)
 
 
 def uniform(h: np.ndarray, salt: int = 0) -> np.ndarray:

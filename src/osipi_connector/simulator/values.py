@@ -92,9 +92,9 @@ class ValueModel:
         mult[k == 0] = 1
         k, h = np.repeat(k, mult), np.repeat(h, mult)
         sub = np.arange(len(k)) - np.repeat(np.cumsum(mult) - mult, mult)  # 0, 1, 2 within a slot
+        base = h  # the slot's hash, hash_keys(seed, point, k)
         h = rng.hash_keys(h.view(np.int64), sub)  # per-event hash
         interval = point.interval_ticks
-        base = rng.hash_keys(self.seed, point.index, k)
         offset = (rng.uniform(base, 3) * interval).astype(np.int64)
         if not point.subsecond:
             offset -= offset % TICKS_PER_SECOND

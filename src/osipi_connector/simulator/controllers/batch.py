@@ -386,6 +386,12 @@ def _coalesce(pieces: Iterator[bytes]) -> Iterator[bytes]:
     buffer: list[bytes] = []
     size = 0
     for piece in pieces:
+        if len(piece) >= CHUNK:  # a large piece goes out as it is (no copy into a joined buffer)
+            if buffer:
+                yield b"".join(buffer)
+                buffer, size = [], 0
+            yield piece
+            continue
         buffer.append(piece)
         size += len(piece)
         if size >= CHUNK:
