@@ -42,20 +42,20 @@ def new(point, events: Events, fields) -> bytes:
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_every_tag_and_window_matches_the_per_value_encoder(layout):
-    """200 tags (every point type, whole and sub-second, late and edited data) × three windows: from
-    Pt Created on, the last day, and a day read backwards."""
+    """200 tags (every numeric type, whole and sub-second, late and edited data) × three windows:
+    from Pt Created on, the last day, and a day read backwards."""
     fields = LAYOUTS[layout]
     types, compared = set(), 0
     for index in range(0, SIM.config.tags, 2):
         point = SIM.points.point(index + len(fields) % 2)
         for start, end in ((point.created_ticks, NOW), (NOW - DAY, NOW), (NOW, NOW - DAY)):
             events = MODEL.window(point, start, end, NOW, 3_000)
-            if len(events) < jsonfast.ROWS_MIN:
+            if len(events) < jsonfast.ROWS_MIN or point.point_type not in jsonfast.NUMERIC_TYPES:
                 continue
             assert new(point, events, fields) == reference(point, events, fields), (point.name, start, end)
             types.add((point.point_type, point.subsecond))
             compared += len(events)
-    assert {t for t, _ in types} == {"Float32", "Float64", "Int32", "Digital", "String"}
+    assert {t for t, _ in types} == set(jsonfast.NUMERIC_TYPES)  # Digital, String: per value
     assert {s for _, s in types} == {False, True}
     assert compared > 500_000
 
