@@ -12,10 +12,9 @@ their join. Here each item `,{"Timestamp":"...","Value":V,<members>}` is one row
   number's leading zeros or a trimmed fraction is just a NUL where a digit would be.
 
 Values that are not plain decimals (system states, numbers orjson writes with an exponent) are orjson
-fragments spliced in between the text of the rows around them. Digital and String points (few values)
-and other layouts stay on `jsonfast`'s per-value path.
-Byte-identical to `jsonfast`'s per-value path (tests/simulator/test_jsonrows.py), which still serves
-tiny answers and layouts that do not start with Timestamp, Value.
+fragments spliced in between the text of the rows around them. Output is byte-identical to `jsonfast`'s
+per-value path (tests/simulator/test_jsonrows.py), which still serves answers under `ROWS_MIN` values,
+Digital and String points (few values) and layouts that do not start with Timestamp, Value.
 """
 
 from __future__ import annotations
