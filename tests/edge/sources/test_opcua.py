@@ -17,13 +17,6 @@ from tests.edge.sources.opcua_server import source_config as config
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def plant():
-    server = await PlantServer(free_port()).start()
-    yield server
-    await server.stop()
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def own_plant():
     """A server this test may stop and restart."""

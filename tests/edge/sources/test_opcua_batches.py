@@ -7,23 +7,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import pytest_asyncio
 from asyncua import Client, ua
 
 from iot_connector.sources.opcua import OpcuaSource
 from iot_connector.sources.opcua.source import DataChangeBatch, whole_notifications
-from tests.edge.sources.helpers import Collector, free_port, running
-from tests.edge.sources.opcua_server import PlantServer, node_id
+from tests.edge.sources.helpers import Collector, running
+from tests.edge.sources.opcua_server import node_id
 from tests.edge.sources.opcua_server import source_config as config
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def plant():
-    server = await PlantServer(free_port()).start()
-    yield server
-    await server.stop()
 
 
 async def test_a_burst_of_changes_arrives_complete_and_in_order_per_node(plant):
