@@ -21,7 +21,12 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8443, help="port to listen on (default 8443; 0 picks a free one)")
     p.add_argument("--tags", type=int, default=1000, help="number of PI points (default 1000; generated lazily)")
     p.add_argument("--seed", type=int, default=42, help="seed: same seed and --now give the same bytes")
-    p.add_argument("--auth", choices=["none", "basic", "bearer"], default="none", help="authentication (default none)")
+    p.add_argument(
+        "--auth",
+        choices=["none", "basic", "bearer", "kerberos"],
+        default="none",
+        help="authentication (default none; kerberos reads the service key from the keytab in KRB5_KTNAME)",
+    )
     p.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD", help="basic-auth user (repeatable)")
     p.add_argument(
         "--client", action="append", default=[], metavar="ID:SECRET", help="OAuth client for bearer auth (repeatable)"
@@ -60,6 +65,7 @@ def _pairs(values: list[str], flag: str, default: dict[str, str]) -> dict[str, s
 def _simulate(args: argparse.Namespace) -> int:
     from osipi_connector.piwebapi.pitime import parse_iso
     from osipi_connector.simulator.config import FaultConfig, SimConfig
+    from osipi_connector.simulator.negotiate import KerberosSetupError
     from osipi_connector.simulator.server import serve
 
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -86,7 +92,10 @@ def _simulate(args: argparse.Namespace) -> int:
             seed=args.fault_seed,
         ),
     )
-    serve(config, args.host, args.port, args.tls_cert, args.tls_key)
+    try:
+        serve(config, args.host, args.port, args.tls_cert, args.tls_key)
+    except KerberosSetupError as exc:
+        raise SystemExit(f"osipi-connector simulate: {exc}") from None
     return 0
 
 

@@ -201,6 +201,8 @@ def kerberos_auth(settings: ClientSettings) -> AuthBase:
             "pi_web_api.auth_type is kerberos but requests-kerberos is not installed: "
             "pip install 'osipi-connector[kerberos]' (it needs the system's Kerberos libraries, e.g. libkrb5)."
         ) from None
+    from osipi_connector.piwebapi.kerberos import ExplainedKerberosAuth
+
     mutual = {
         "required": requests_kerberos.REQUIRED,
         "optional": requests_kerberos.OPTIONAL,
@@ -208,7 +210,7 @@ def kerberos_auth(settings: ClientSettings) -> AuthBase:
     }[settings.kerberos_mutual_authentication]
 
     def build() -> AuthBase:
-        return requests_kerberos.HTTPKerberosAuth(
+        return ExplainedKerberosAuth(
             mutual_authentication=mutual,
             hostname_override=settings.kerberos_hostname_override,
             # PI Web API's error bodies are useful; the AVEVA sample keeps them too

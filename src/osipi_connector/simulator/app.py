@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from osipi_connector.simulator.auth import DISCOVERY_PATH, TOKEN_PATH, Authenticator
@@ -69,7 +70,13 @@ class SimulatorApp:
         )
 
     def respond(self, request: Request) -> Response:
-        """One request through every check a real PI Web API applies, in the same order."""
+        """One request through every check a real PI Web API applies, in the same order; the answer to
+        an authenticated request carries the authenticator's headers (Kerberos' mutual-auth token)."""
+        proof: dict[str, str] = {}
+        response = self._respond(request, proof)
+        return replace(response, headers={**response.headers, **proof}) if proof else response
+
+    def _respond(self, request: Request, proof: dict[str, str]) -> Response:
         try:
             wait = self.limiter.retry_after(request.client)
             if wait is not None:
@@ -80,7 +87,8 @@ class SimulatorApp:
                 return self.auth.token(request)
             if request.path.lower() == DISCOVERY_PATH:
                 return self.auth.discovery(request)
-            request.user = self.auth.authenticate(request)
+            request.user, headers = self.auth.authenticate(request)
+            proof.update(headers)
             if request.method in UNSAFE_METHODS and "x-requested-with" not in request.headers:
                 raise ApiError(
                     403,

@@ -1,7 +1,8 @@
-"""Anonymous, Basic and Bearer (OIDC client credentials) authentication, as PI Web API offers them.
+"""Anonymous, Basic, Bearer (OIDC client credentials) and Kerberos authentication, as PI Web API offers them.
 
 Bearer tokens come from the simulator's own token endpoint (standing in for AVEVA Identity Manager),
 expire after `token_ttl_s`, and are opaque random strings derived from the seed and an issue counter.
+Kerberos is SPNEGO (`negotiate.py`): the answer to an accepted token carries the server's mutual-auth token.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import logging
 import threading
 import time
 from urllib.parse import parse_qsl
 
 from osipi_connector.simulator.config import SimConfig
 from osipi_connector.simulator.http import ApiError, Request, Response
+
+log = logging.getLogger("osipi_connector.simulator")
 
 TOKEN_PATH = "/identitymanager/connect/token"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -27,17 +31,25 @@ class Authenticator:
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (client_id, expires_at monotonic)
         self._issued = 0
         self._lock = threading.Lock()
+        self._negotiate = None
+        if config.auth == "kerberos":  # fail at start-up, not on the first request, without a keytab
+            from osipi_connector.simulator.negotiate import NegotiateAcceptor
+
+            self._negotiate = NegotiateAcceptor()
 
     def _challenge(self) -> dict[str, str]:
         if self.config.auth == "basic":
             return {"WWW-Authenticate": 'Basic realm="PI Web API"'}
+        if self.config.auth == "kerberos":
+            return {"WWW-Authenticate": "Negotiate"}
         return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
-    def authenticate(self, request: Request) -> str | None:
-        """The user name for the request, or raise 401 with a challenge; None when anonymous."""
+    def authenticate(self, request: Request) -> tuple[str | None, dict[str, str]]:
+        """The user name for the request (None when anonymous) and headers for its answer (Kerberos'
+        mutual-auth token), or raise 401 with a challenge."""
         mode = self.config.auth
         if mode == "none":
-            return None
+            return None, {}
         header = request.headers.get("authorization", "")
         scheme, _, credentials = header.partition(" ")
         if mode == "basic" and scheme.lower() == "basic":
@@ -47,12 +59,21 @@ class Authenticator:
                 user, password = "", ""
             expected = self.config.users.get(user)
             if expected is not None and hmac.compare_digest(expected, password):
-                return user
+                return user, {}
         if mode == "bearer" and scheme.lower() == "bearer":
             with self._lock:
                 entry = self._tokens.get(credentials.strip())
             if entry and entry[1] > time.monotonic():
-                return entry[0]
+                return entry[0], {}
+        if self._negotiate is not None and scheme.lower() == "negotiate":
+            from osipi_connector.simulator.negotiate import NegotiateError
+
+            try:
+                user, reply = self._negotiate.accept(credentials.strip())
+            except NegotiateError as exc:
+                log.warning("Kerberos token refused: %s", exc)
+            else:
+                return user, {"WWW-Authenticate": f"Negotiate {reply}"} if reply else {}
         raise ApiError(401, "Authorization has been denied for this request.", headers=self._challenge())
 
     def discovery(self, request: Request) -> Response:

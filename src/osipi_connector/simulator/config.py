@@ -45,7 +45,7 @@ class SimConfig:
     # AF and event frames
     attributes_per_equipment: int = 4
     event_frames_per_day: int = 48
-    # Auth: "none", "basic" or "bearer"
+    # Auth: "none", "basic", "bearer" or "kerberos" (SPNEGO; the service key comes from KRB5_KTNAME)
     auth: str = "none"
     users: dict[str, str] = field(default_factory=lambda: {"piuser": "pipassword"})
     clients: dict[str, str] = field(default_factory=lambda: {"osipi-connector": "client-secret"})
@@ -55,7 +55,7 @@ class SimConfig:
     def __post_init__(self) -> None:
         if self.tags < 1:
             raise ValueError("tags must be at least 1")
-        if self.auth not in ("none", "basic", "bearer"):
-            raise ValueError(f"auth must be none, basic or bearer, not {self.auth!r}")
+        if self.auth not in ("none", "basic", "bearer", "kerberos"):
+            raise ValueError(f"auth must be none, basic, bearer or kerberos, not {self.auth!r}")
         if self.now is not None and self.now.tzinfo is None:
             self.now = self.now.replace(tzinfo=UTC)
