@@ -7,8 +7,8 @@ path (recorded values) goes straight from pre-encoded JSON bytes to the socket.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
-from dataclasses import replace
 from typing import Any
 
 from osipi_connector.simulator.auth import DISCOVERY_PATH, TOKEN_PATH, Authenticator
@@ -74,7 +74,10 @@ class SimulatorApp:
         an authenticated request carries the authenticator's headers (Kerberos' mutual-auth token)."""
         proof: dict[str, str] = {}
         response = self._respond(request, proof)
-        return replace(response, headers={**response.headers, **proof}) if proof else response
+        if proof:  # a copy: a handler may return a shared or streamed Response (BatchResponse)
+            response = copy.copy(response)
+            response.headers = {**response.headers, **proof}
+        return response
 
     def _respond(self, request: Request, proof: dict[str, str]) -> Response:
         try:
