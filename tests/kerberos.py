@@ -16,12 +16,16 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from osipi_connector.demo import _announced_url
 
 REALM = "OSIPI.TEST"
 SERVICE = f"HTTP/localhost@{REALM}"  # what PI Web API's SPN looks like: HTTP/<host the client names>
@@ -180,6 +184,24 @@ def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
     try:
         _wait_listening(process, realm.port, realm.dir / "kdc.log")
         yield realm
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def kerberos_simulator(realm: Realm, *args: str) -> Iterator[str]:
+    """`osipi-connector simulate --auth kerberos` in a child process holding the service keytab; yields
+    its URL (http://127.0.0.1:PORT/piwebapi). `args` are more `simulate` flags; its log is simulator.log."""
+    command = [sys.executable, "-m", "osipi_connector.cli", "simulate", "--port", "0", "--auth", "kerberos", *args]
+    with (realm.dir / "simulator.log").open("a") as log:
+        process = subprocess.Popen(command, env=realm.server_env(), stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        yield _announced_url(process, 30)
     finally:
         process.terminate()
         try:

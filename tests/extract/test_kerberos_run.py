@@ -9,20 +9,18 @@ only `kerberos_hostname_override: localhost` names the SPN the realm knows.
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from osipi_connector.demo import _announced_url
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.simulator.config import SimConfig
 from osipi_connector.simulator.server import running_simulator
 from tests.conftest import FIXED_NOW
 from tests.extract.conftest import served_rows, table_rows
 from tests.extract.test_cli import CLI, RETRY_ONCE, write_config
-from tests.kerberos import USER, Realm, kdc  # noqa: F401 (kdc is a fixture)
+from tests.kerberos import USER, Realm, kdc, kerberos_simulator  # noqa: F401 (kdc is a fixture)
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("gssapi", reason="the Kerberos tests need gssapi: pip install 'osipi-connector[kerberos]'")
@@ -32,22 +30,10 @@ WINDOW = ("2025-03-01T10:00:00Z", "2025-03-01T12:00:00Z")  # write_config's star
 
 
 @pytest.fixture(scope="module")
-def kerberos_simulator(kdc: Realm) -> Iterator[str]:  # noqa: F811
-    """`osipi-connector simulate --auth kerberos` with the service keytab; yields its URL."""
-    command = [sys.executable, "-m", "osipi_connector.cli", "simulate", "--port", "0", "--auth", "kerberos"]
-    command += ["--tags", str(TAGS), "--seed", str(SEED), "--now", FIXED_NOW.isoformat(), "--rate-limit", "0"]
-    log = (kdc.dir / "simulator.log").open("w")
-    process = subprocess.Popen(command, env=kdc.server_env(), stdout=subprocess.PIPE, stderr=log, text=True)
-    try:
-        yield _announced_url(process, 30)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+def simulator_url(kdc: Realm) -> Iterator[str]:  # noqa: F811
+    args = ["--tags", str(TAGS), "--seed", str(SEED), "--now", FIXED_NOW.isoformat(), "--rate-limit", "0"]
+    with kerberos_simulator(kdc, *args) as url:
+        yield url
 
 
 def kerberos_config(path: Path, url: str, root: Path, **options: str) -> Path:
@@ -80,10 +66,10 @@ def served_truth(webids: list[str]) -> set[tuple]:
         return served_rows(plain.url, webids, *WINDOW)
 
 
-def test_run_with_a_ticket_lands_every_served_value_with_mutual_auth_required(kdc, kerberos_simulator, tmp_path):  # noqa: F811
+def test_run_with_a_ticket_lands_every_served_value_with_mutual_auth_required(kdc, simulator_url, tmp_path):  # noqa: F811
     config = kerberos_config(
         tmp_path / "c.yaml",
-        kerberos_simulator,
+        simulator_url,
         tmp_path / "lake",
         hostname_override="localhost",
         mutual_authentication="required",
@@ -101,9 +87,9 @@ def test_run_with_a_ticket_lands_every_served_value_with_mutual_auth_required(kd
     assert sorted(table_rows(DeltaSink(tmp_path / "lake"))) == sorted(landed)
 
 
-def test_a_service_keytab_without_kinit_works(kdc, kerberos_simulator, tmp_path):  # noqa: F811
+def test_a_service_keytab_without_kinit_works(kdc, simulator_url, tmp_path):  # noqa: F811
     """KRB5_CLIENT_KTNAME: the library gets the ticket from the keytab itself (a service account's setup)."""
-    config = kerberos_config(tmp_path / "c.yaml", kerberos_simulator, tmp_path / "lake", hostname_override="localhost")
+    config = kerberos_config(tmp_path / "c.yaml", simulator_url, tmp_path / "lake", hostname_override="localhost")
     env = {**kdc.client_env(tmp_path / "fresh-ccache"), "KRB5_CLIENT_KTNAME": str(kdc.user_keytab)}
     result = run(config, env)
     assert result.returncode == 0, result.stderr
@@ -112,15 +98,15 @@ def test_a_service_keytab_without_kinit_works(kdc, kerberos_simulator, tmp_path)
     assert USER in klist  # the ticket the connector obtained, in the cache KRB5CCNAME names
 
 
-def test_an_ip_url_without_hostname_override_says_to_set_it(kdc, kerberos_simulator, tmp_path):  # noqa: F811
-    config = kerberos_config(tmp_path / "c.yaml", kerberos_simulator, tmp_path / "lake")
+def test_an_ip_url_without_hostname_override_says_to_set_it(kdc, simulator_url, tmp_path):  # noqa: F811
+    config = kerberos_config(tmp_path / "c.yaml", simulator_url, tmp_path / "lake")
     result = run(config, kdc.client_env(kdc.kinit(tmp_path / "ccache")))
     stderr = assert_clear_error(result, "Kerberos", "HTTP/127.0.0.1", "kerberos_hostname_override")
     assert "not found in Kerberos database" in stderr
 
 
-def test_no_ticket_says_to_kinit_or_use_a_keytab(kdc, kerberos_simulator, tmp_path):  # noqa: F811
-    config = kerberos_config(tmp_path / "c.yaml", kerberos_simulator, tmp_path / "lake", hostname_override="localhost")
+def test_no_ticket_says_to_kinit_or_use_a_keytab(kdc, simulator_url, tmp_path):  # noqa: F811
+    config = kerberos_config(tmp_path / "c.yaml", simulator_url, tmp_path / "lake", hostname_override="localhost")
     empty = tmp_path / "empty-ccache"
     assert_clear_error(run(config, kdc.client_env(empty)), "Kerberos", "no Kerberos ticket", "kinit", "keytab")
     assert not (tmp_path / "lake" / "main" / "bronze" / "pi_timeseries").exists()
