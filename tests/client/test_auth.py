@@ -1,5 +1,6 @@
 """Each auth mode against the simulator (anonymous, basic, bearer via client credentials and static),
-and Kerberos configured on requests-kerberos (no KDC here: the handshake itself is not exercised)."""
+and how Kerberos settings reach requests-kerberos. The Kerberos handshake itself runs against a real
+KDC in test_kerberos.py (client) and tests/extract/test_kerberos_run.py (`osipi-connector run`)."""
 
 from __future__ import annotations
 
@@ -156,7 +157,7 @@ def test_bearer_auth_is_thread_safe():
         assert isinstance(client.session.auth, BearerAuth)
 
 
-# --- kerberos: configuration only (no KDC on this machine) --------------------------------------------
+# --- kerberos: configuration (the handshake over a real KDC: test_kerberos.py) -----------------------
 
 
 def kerberos_client(url: str = "http://127.0.0.1:9/piwebapi", **settings) -> PIWebAPIClient:

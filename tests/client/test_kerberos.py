@@ -7,6 +7,8 @@ and KRB5CCNAME set by monkeypatch for the test only (the Kerberos library reads 
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -100,3 +102,13 @@ def test_required_mutual_authentication_refuses_an_unsigned_answer():
         assert "kerberos_mutual_authentication" in message
         with kerberos_client(running.url, kerberos_mutual_authentication="optional") as client:
             assert client.get_json("system/userinfo")["IsAuthenticated"] is False
+
+
+def test_simulate_without_a_service_key_says_to_set_krb5_ktname(kdc, tmp_path):  # noqa: F811
+    env = {**kdc.server_env(), "KRB5_KTNAME": f"FILE:{tmp_path / 'missing.keytab'}"}
+    command = [sys.executable, "-m", "osipi_connector.cli", "simulate", "--port", "0", "--auth", "kerberos"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "KRB5_KTNAME" in result.stderr
+    assert "missing.keytab" in result.stderr  # the library's reason names the keytab it looked at
