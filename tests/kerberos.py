@@ -161,6 +161,15 @@ def _wait_listening(process: subprocess.Popen, port: int, log: Path, timeout: fl
     raise RuntimeError(f"krb5kdc did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def build_realm(directory: Path) -> Realm:
     """Configs, database, principals and keytabs (the KDC is not started)."""
     realm = Realm(directory, _free_port(), _tools())
@@ -185,12 +194,7 @@ def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
         _wait_listening(process, realm.port, realm.dir / "kdc.log")
         yield realm
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
 
 
 @contextmanager
@@ -203,9 +207,4 @@ def kerberos_simulator(realm: Realm, *args: str) -> Iterator[str]:
     try:
         yield _announced_url(process, 30)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
