@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from osipi_connector.demo import _announced_url
+from osipi_connector.demo import announced_url, stop_process
 
 REALM = "OSIPI.TEST"
 SERVICE = f"HTTP/localhost@{REALM}"  # what PI Web API's SPN looks like: HTTP/<host the client names>
@@ -161,15 +161,6 @@ def _wait_listening(process: subprocess.Popen, port: int, log: Path, timeout: fl
     raise RuntimeError(f"krb5kdc did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def build_realm(directory: Path) -> Realm:
     """Configs, database, principals and keytabs (the KDC is not started)."""
     realm = Realm(directory, _free_port(), _tools())
@@ -194,7 +185,7 @@ def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
         _wait_listening(process, realm.port, realm.dir / "kdc.log")
         yield realm
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @contextmanager
@@ -205,6 +196,6 @@ def kerberos_simulator(realm: Realm, *args: str) -> Iterator[str]:
     with (realm.dir / "simulator.log").open("a") as log:
         process = subprocess.Popen(command, env=realm.server_env(), stdout=subprocess.PIPE, stderr=log, text=True)
     try:
-        yield _announced_url(process, 30)
+        yield announced_url(process, 30)
     finally:
-        _stop(process)
+        stop_process(process)

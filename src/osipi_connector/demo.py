@@ -83,17 +83,22 @@ def background_simulator(tags: int, *extra_args: str, startup_timeout: float = 3
     command += ["--tags", str(tags), "--now", NOW, "--rate-limit", "0", *extra_args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        yield _announced_url(process, startup_timeout)
+        yield announced_url(process, startup_timeout)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
-def _announced_url(process: subprocess.Popen, timeout: float) -> str:
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 10 s: a child never outlives the demo or a test."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def announced_url(process: subprocess.Popen, timeout: float) -> str:
     """The URL the simulator prints once its socket listens (`PI Web API simulator: http://...`)."""
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
