@@ -7,7 +7,6 @@ GUI answers, the HEALTHCHECK script passes, SIGTERM stops it cleanly, and nothin
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
@@ -22,13 +21,10 @@ import pytest
 import requests
 import urllib3
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from deltalake import DeltaTable
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.certs import self_signed
 from tests.deploy.container_layout import Layout, new_layout, snapshot
 
 pytestmark = pytest.mark.integration
@@ -194,24 +190,8 @@ def _serve(layout: Layout, **env: str) -> tuple[int, int, subprocess.Popen]:
 
 def _self_signed(certs: Path, owner: int | None) -> dict[str, str]:
     """A throwaway certificate for the GUI's own TLS, in the certs volume (as an operator would put it)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "iot-edge.local")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    paths = {"IOT_CONNECTOR_GUI_TLS_CERT": certs / "gui.pem", "IOT_CONNECTOR_GUI_TLS_KEY": certs / "gui.key"}
-    paths["IOT_CONNECTOR_GUI_TLS_CERT"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths["IOT_CONNECTOR_GUI_TLS_KEY"].write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    issued = self_signed(certs, "iot-edge.local", ("iot-edge.local",), stem="gui")
+    paths = {"IOT_CONNECTOR_GUI_TLS_CERT": issued.cert, "IOT_CONNECTOR_GUI_TLS_KEY": issued.key}
     for path in paths.values():
         path.chmod(0o600)
         if owner is not None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +12,7 @@ import requests
 
 from osipi_connector.simulator.config import FaultConfig, SimConfig
 from osipi_connector.simulator.server import RunningSimulator, running_simulator
+from tests.certs import self_signed
 
 TIMEOUT = 10
 
@@ -263,22 +261,9 @@ def test_same_fault_seed_replays_the_same_faults():
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[str, str]:
-    """A throwaway self-signed certificate for 127.0.0.1 (openssl CLI; cryptography is not a dependency)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed")
-    folder: Path = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )  # fmt: skip
-    return str(cert), str(key)
+    """A throwaway self-signed certificate for 127.0.0.1."""
+    issued = self_signed(tmp_path_factory.mktemp("tls"), "127.0.0.1", hosts=(), stem="cert")
+    return str(issued.cert), str(issued.key)
 
 
 def test_tls_with_a_ca_bundle(certificate):

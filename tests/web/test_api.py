@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.certs import self_signed_pem
 from tests.web.gui_process import PASSWORD, Gui
 
 
@@ -164,24 +165,4 @@ def test_login_is_rate_limited_and_the_limit_names_the_wait():
 
 
 def _pem_cert() -> str:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gui-test-ca")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed_pem("gui-test-ca")[0].decode()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.edge.sources.certs import TestCA
+from tests.certs import TestCA
 from tests.edge.sources.opcua_server import node_id
 from tests.web.gui_process import PASSWORD, Gui
 from tests.web.peers import OpcuaPeer

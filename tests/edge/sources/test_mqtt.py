@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from iot_connector.sources.mqtt import MqttConfig, MqttSource
 from iot_connector.sources.mqtt.sparkplug import SparkplugDecoder
 from iot_connector.sources.mqtt.sparkplug_pb import Payload
-from tests.edge.sources.certs import TestCA
+from tests.certs import TestCA
 from tests.edge.sources.helpers import Collector, FailsOnce, running
 from tests.edge.sources.mosquitto import Mosquitto, Publisher
 

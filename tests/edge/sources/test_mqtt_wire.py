@@ -20,7 +20,7 @@ from iot_connector.sources.mqtt import MqttConfig, MqttSource
 from iot_connector.sources.mqtt.config import TopicConfig
 from iot_connector.sources.mqtt.payloads import JsonMapper
 from iot_connector.sources.mqtt.wire import PacketBuffer, Publish, pubacks, take_publishes
-from tests.edge.sources.certs import TestCA
+from tests.certs import TestCA
 from tests.edge.sources.helpers import Collector, running
 from tests.edge.sources.mosquitto import Mosquitto
 
