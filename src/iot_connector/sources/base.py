@@ -7,12 +7,17 @@ sub-package that calls `register(...)`, like a Telegraf plugin.
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from iot_connector.model import Record
+
+log = logging.getLogger(__name__)
 
 # Hands records to the pipeline. Returns once they are accepted (in memory or durable in the spool), so a
 # source that acknowledges upstream (MQTT QoS 1/2) acks only after this returns. May block: backpressure.
@@ -49,6 +54,22 @@ class Source(abc.ABC):
         self.config = config
         self.emit = emit
         self.health = SourceHealth()
+        self._stopped = asyncio.Event()
+
+    def _lost(self, exc: BaseException, delay: float, *, expected: bool = True) -> None:
+        """Note why the connection ended in `health` and the log; an unexpected error (e.g. emit refused)
+        gets its traceback, since it is a bug or a bad value, not the network."""
+        self.health.last_error = f"{type(exc).__name__}: {exc}"
+        if expected:
+            log.warning("%s source %s: %s; reconnecting in %.1fs", self.protocol, self.config.name, exc, delay)
+        else:
+            log.exception("%s source %s: unexpected error; restarting in %.1fs", self.protocol, self.config.name, delay)
+
+    async def _backoff(self, delay: float, max_delay: float) -> float:
+        """Wait `delay` seconds (less if stopped meanwhile); the next delay, doubled up to `max_delay`."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), delay)
+        return min(delay * 2, max_delay)
 
     @abc.abstractmethod
     async def run(self) -> None:

@@ -38,7 +38,6 @@ class ModbusSource(Source):
         self._builders = [
             BlockRecords(block, lambda reg: TagRecords(config.name, endpoint, unit, reg)) for block in self.blocks
         ]
-        self._stopped = asyncio.Event()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self.health.details["requests_per_poll"] = str(len(self.blocks))
 
@@ -73,17 +72,13 @@ class ModbusSource(Source):
                 self.health.connected, self.health.last_error, delay = True, None, 0.5
                 await self._poll_forever(self._client)
             except (ModbusException, ConnectionError, OSError) as exc:
-                self.health.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("modbus source %s: %s; reconnecting in %.1fs", self.config.name, exc, delay)
+                self._lost(exc, delay)
             except Exception as exc:  # e.g. emit refused: never let one failure end the source
-                self.health.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("modbus source %s: unexpected error; restarting in %.1fs", self.config.name, delay)
+                self._lost(exc, delay, expected=False)
             finally:
                 self._close()
             if not self._stopped.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), delay)
-                delay = min(delay * 2, self.config.reconnect_max_delay_s)
+                delay = await self._backoff(delay, self.config.reconnect_max_delay_s)
                 self.health.reconnects += 1
 
     def _close(self) -> None:

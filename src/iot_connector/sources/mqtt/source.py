@@ -68,7 +68,6 @@ class MqttSource(Source):
         super().__init__(config, emit)
         self._pending: collections.deque[tuple[Publish, int]] = collections.deque()  # (message, receive time)
         self._topics: dict[bytes, str] = {}
-        self._stopped = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._routes: dict[str, tuple[TopicConfig, JsonMapper | None] | None] = {}
         self._mappers = {id(t): JsonMapper(t) for t in config.topics if t.format == "json"}
@@ -115,9 +114,7 @@ class MqttSource(Source):
             if connection.subscribed:
                 delay = self.config.reconnect_min_delay_s
             if not self._stopped.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), delay)
-                delay = min(delay * 2, self.config.reconnect_max_delay_s)
+                delay = await self._backoff(delay, self.config.reconnect_max_delay_s)
 
     async def _drain(self, connection: _Connection) -> None:
         """Emit what the reader queued, then acknowledge it, until stop or the connection ends."""

@@ -67,7 +67,6 @@ class OpcuaSource(Source):
 
     def __init__(self, config: OpcuaConfig, emit: Emit):
         super().__init__(config, emit)
-        self._stopped = asyncio.Event()
         self._buffer: list[Record] = []
         self._ready = asyncio.Event()  # buffer has records
         self._room = asyncio.Event()  # buffer below max_pending
@@ -98,20 +97,16 @@ class OpcuaSource(Source):
                 self.health.details["tags"] = str(len(tags))
                 await self._serve(client, namespaces, tags)
             except (*_CONNECT_ERRORS, NamespacesMoved) as exc:
-                self.health.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("opcua source %s: %s; reconnecting in %.1fs", self.config.name, exc, delay)
+                self._lost(exc, delay)
             except Exception as exc:  # e.g. emit refused: never let one failure end the source
-                self.health.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("opcua source %s: unexpected error; restarting in %.1fs", self.config.name, delay)
+                self._lost(exc, delay, expected=False)
             finally:
                 self.health.connected = False
                 if client is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(client.disconnect(), 5)
             if not self._stopped.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), delay)
-                delay = min(delay * 2, self.config.reconnect_max_delay_s)
+                delay = await self._backoff(delay, self.config.reconnect_max_delay_s)
                 self.health.reconnects += 1
 
     async def _serve(self, client: Client, namespaces: list[str], tags: list[Tag]) -> None:
