@@ -27,7 +27,6 @@ class CounterSource(Source):
 
     def __init__(self, config: CounterConfig, emit):
         super().__init__(config, emit)
-        self._stopped = asyncio.Event()
 
     async def run(self) -> None:
         cfg: CounterConfig = self.config  # type: ignore[assignment]
