@@ -25,9 +25,6 @@ class CounterConfig(SourceConfig):
 class CounterSource(Source):
     protocol = "counter"
 
-    def __init__(self, config: CounterConfig, emit):
-        super().__init__(config, emit)
-
     async def run(self) -> None:
         cfg: CounterConfig = self.config  # type: ignore[assignment]
         progress = open(cfg.progress_file, "a") if cfg.progress_file else None  # noqa: SIM115
