@@ -2,44 +2,64 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+BASE_STAMP := $(VENV)/.installed-base
+TEST_STAMP := $(VENV)/.installed-test
+JARS_STAMP := build/spark-jars/.fetched
 
-.PHONY: setup demo test test-fast lint format simulate bench screenshots clean
+.PHONY: setup setup-test demo test test-fast lint format simulate bench screenshots clean
 
-setup: $(STAMP)
+# `make demo` needs only the base package (no compiler, no system library): its pinned dependencies.
+# `make test` adds the Debian packages the tests start (tools/system-deps.sh), every extra at the versions
+# in requirements.txt, and the Delta Lake jars for local Spark (tools/spark-jars.sh, Maven).
+setup: $(BASE_STAMP)
 
-$(STAMP): requirements.txt setup.py pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(BASE_STAMP): requirements.txt setup.py pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --constraint requirements.txt setuptools wheel
+	$(PY) -m pip install --quiet --constraint requirements.txt --no-build-isolation -e .
+	touch $(BASE_STAMP)
+
+setup-test: $(TEST_STAMP) $(JARS_STAMP)
+
+$(TEST_STAMP): requirements.txt setup.py pyproject.toml tools/system-deps.sh $(BASE_STAMP)
+	bash tools/system-deps.sh
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	touch $(TEST_STAMP)
+
+$(JARS_STAMP): tools/spark-jars/pom.xml tools/spark-jars.sh
+	bash tools/spark-jars.sh
+	touch $(JARS_STAMP)
 
 demo: setup
 	$(PY) -m osipi_connector.demo
 
-test: setup
+test: setup-test
+	bash tools/system-deps.sh
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
-test-fast: setup
+test-fast: setup-test
 	$(PY) -m pytest -m "not slow"
 
-lint: setup
+lint: setup-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-format: setup
+format: setup-test
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
 simulate: setup
 	$(VENV)/bin/osipi-connector simulate --host 127.0.0.1 --port 8443 --tags 1000
 
-screenshots: setup  ## refresh docs/screenshots from the browser tests
+screenshots: setup-test  ## refresh docs/screenshots from the browser tests
 	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/web/test_browser.py -q
 
-bench: setup
+bench: setup-test
 	$(PY) benchmarks/simulator.py
 
 clean:
