@@ -10,5 +10,5 @@ if ! command -v mvn >/dev/null 2>&1; then
 fi
 mkdir -p "$out"
 rm -f "$out"/*.jar
-mvn -q -B -f tools/spark-jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$PWD/$out" -DincludeScope=runtime
+mvn -q -B -Dstyle.color=never -f tools/spark-jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$PWD/$out" -DincludeScope=runtime
 ls "$out"/*.jar >/dev/null

@@ -136,6 +136,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--pi-web-api-url", metavar="URL", help="override pi_web_api.url")
     p.add_argument("--secrets-scope", metavar="S", help="override pi_web_api.secrets_scope (Databricks secrets)")
+    p.add_argument(
+        "--af-database", metavar="PATH", help=r"override extraction.af_database (\\server\database or WebID)"
+    )
+    p.add_argument("--tag-name-filter", metavar="F", help="override extraction.name_filter (* and ? wildcards)")
+    p.add_argument("--data-server", metavar="NAME", help="override extraction.data_server (name, path or WebID)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the default when not on a terminal)")
     p.set_defaults(func=_run)
 
@@ -279,7 +284,16 @@ def _run(args: argparse.Namespace) -> int:
     from osipi_connector.config import ConfigError
 
     try:
-        config = _load(args, **{"pi_web_api.url": args.pi_web_api_url, "pi_web_api.secrets_scope": args.secrets_scope})
+        config = _load(
+            args,
+            **{
+                "pi_web_api.url": args.pi_web_api_url,
+                "pi_web_api.secrets_scope": args.secrets_scope,
+                "extraction.af_database": args.af_database,
+                "extraction.name_filter": args.tag_name_filter,
+                "extraction.data_server": args.data_server,
+            },
+        )
     except ConfigError as exc:
         return _fail(str(exc))
     from osipi_connector.runner import PILakeflowConnector
@@ -345,8 +359,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Returns 0 on success and RAISES `SystemExit(code)` otherwise (1 partial, 2 failed or invalid config).
+
+    A Databricks `python_wheel_task` calls the entry point as a function and ignores what it returns (the
+    CLI's wheel trampoline does `entry_point.load()()`): only an exception fails the task, so failure must
+    raise or a failed run would be reported green and no on_failure alert would fire. A console script
+    (`sys.exit(main())`) sees the same exit codes either way."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    code = args.func(args)
+    if code:
+        raise SystemExit(code)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

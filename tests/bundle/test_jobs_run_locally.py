@@ -1,159 +1,163 @@
-"""Each job's exact command line, run the way the wheel task runs it, against the simulator with local Delta.
+"""Every wheel task of every job, called the way Databricks calls it (tests/bundle/trampoline.py), with the
+shipped config/connector_config.yaml unchanged and each target's bundle variables, against the simulator.
 
-Only what cannot exist off Databricks is replaced: `${var.*}` by the bundle's values, the workspace config
-path by a config for the simulator, and `--lakehouse-root` is added so the local sink writes under tmp.
+The user sets exactly what the bundle names as site-specific: the PI Web API URL and the AF database
+(`--var`); here they point at the simulator. Tables land in local Delta under the working directory (the
+config's default lakehouse root), with the target's catalog and schemas.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
+import dataclasses
+import socket
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
 
-from osipi_connector.simulator.server import RunningSimulator
-from tests.bundle.bundle_files import ROOT, bundle, jobs
+from osipi_connector.simulator.config import SimConfig
+from osipi_connector.simulator.server import RunningSimulator, running_simulator
+from tests.bundle.trampoline import run_task, target_variables
 
 pytestmark = pytest.mark.integration
 
-CLI = str(Path(sys.executable).with_name("osipi-connector"))
-DEPLOYED_CONFIG = "${workspace.file_path}/config/connector_config.yaml"
-AF_DATABASE = "\\\\PISIM-AF\\Plant"
-JOB_PARAM = re.compile(r"\{\{job\.parameters\.([A-Za-z0-9_]+)\}\}")
-
-
-def variable_values(target: str = "prod") -> dict[str, str]:
-    config = bundle()
-    values = {name: spec.get("default") for name, spec in config["variables"].items()}
-    values.update(config["targets"][target].get("variables", {}))
-    return {k: v for k, v in values.items() if isinstance(v, str | int)}
-
-
-def task_argv(job_key: str, task_key: str, config: Path, url: str, job_params: dict[str, str] | None = None) -> list:
-    job = next(job for _, key, job in jobs() if key == job_key)
-    task = next(t for t in job["tasks"] if t["task_key"] == task_key)
-    params = {p["name"]: p["default"] for p in job.get("parameters", [])} | (job_params or {})
-    values = variable_values()
-    argv = []
-    for arg in task["python_wheel_task"]["parameters"]:
-        arg = str(arg).replace(DEPLOYED_CONFIG, str(config))
-        arg = re.sub(r"\$\{var\.([A-Za-z0-9_]+)\}", lambda m: str(values[m.group(1)]), arg)
-        argv.append(JOB_PARAM.sub(lambda m: params[m.group(1)], arg))
-    if "--pi-web-api-url" in argv:
-        argv[argv.index("--pi-web-api-url") + 1] = url
-    return argv
-
-
-def run_cli(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PI_USERNAME": "piuser", "PI_PASSWORD": "pipassword"}
-    return subprocess.run([CLI, *argv], capture_output=True, text=True, timeout=240, cwd=cwd, env=env, check=False)
-
-
-def table(root: Path, schema: str, name: str) -> DeltaTable:
-    return DeltaTable(str(root / "main" / schema / name))
+SIM_AF_DATABASE = "\\\\PISIM-AF\\Plant"
+CREDENTIALS = {"PI_USERNAME": "piuser", "PI_PASSWORD": "pipassword"}  # basic auth: from the environment off Databricks
+HOURLY = ("af_hierarchy_and_tags", "timeseries", "event_frames")
+PLANT_TAGS = 40  # a small plant: the shipped tag_name_filter "*" takes every point
 
 
 @pytest.fixture(scope="module")
-def sim_config_file(tmp_path_factory: pytest.TempPathFactory, simulator: RunningSimulator) -> Path:
-    """The deployed config's shape, pointed at the simulator's tags and AF database."""
-    folder = tmp_path_factory.mktemp("job")
-    path = folder / "connector_config.yaml"
-    path.write_text(
-        f"""
-pi_web_api:
-  url: "https://replaced.by.the.job/piwebapi"
-  auth_type: anonymous
-extraction:
-  name_filter: "TI00001*"
-  start_date: "2025-03-01T06:00:00Z"
-  af_database: '{AF_DATABASE}'
-local:
-  lakehouse_root: "{folder / "lakehouse"}"
-""",
-        encoding="utf-8",
-    )
-    return path
+def plant(sim_config: SimConfig) -> Iterator[RunningSimulator]:
+    with running_simulator(dataclasses.replace(sim_config, tags=PLANT_TAGS)) as running:
+        yield running
 
 
-def test_deployed_config_loads_with_the_job_flags(simulator: RunningSimulator, tmp_path: Path) -> None:
-    """config/connector_config.yaml as deployed, with the hourly job's overrides: it must reach the PI server."""
-    argv = task_argv(
-        "osipi_connector_job", "af_hierarchy_and_tags", ROOT / "config" / "connector_config.yaml", simulator.url
-    )
-    argv[argv.index("--datasets") + 1] = "tags"
-    result = run_cli([*argv, "--lakehouse-root", str(tmp_path / "lake")], cwd=tmp_path)
-    assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    # The sample tag names (SINUSOID, CDT158) are not on the simulator: the run reaches PI and says so.
-    assert "not found on PI data server" in result.stdout + result.stderr, result.stdout + result.stderr
+def user_variables(target: str, url: str, **extra: str) -> dict[str, str]:
+    return target_variables(target, {"pi_web_api_url": url, "af_database": SIM_AF_DATABASE, **extra})
+
+
+def table(cwd: Path, variables: dict[str, str], layer: str, name: str) -> DeltaTable:
+    schema = variables["checkpoint_schema"] if layer == "checkpoints" else variables["schema"]
+    return DeltaTable(str(cwd / "lakehouse" / variables["catalog"] / schema / name))
+
+
+def keys(dt: DeltaTable) -> list[tuple]:
+    data = dt.to_pyarrow_table(columns=["tag_webid", "timestamp", "value_seq"])
+    stamps = data.column("timestamp").cast("int64").to_numpy()
+    return list(zip(data.column("tag_webid").to_pylist(), stamps.tolist(), data.column("value_seq").to_pylist()))
+
+
+def succeed(job: str, task: str, variables: dict[str, str], cwd: Path, **kw) -> str:
+    result = run_task(job, task, variables=variables, cwd=cwd, env=CREDENTIALS, **kw)
+    assert result.returncode == 0, f"{job}.{task} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result.stdout
 
 
 @pytest.mark.slow
-def test_hourly_job_tasks_fill_the_tables_and_rerun_adds_no_duplicates(
-    simulator: RunningSimulator, sim_config_file: Path
+@pytest.mark.parametrize(
+    ("target", "job"), [("prod", "osipi_connector_job"), ("dev", "osipi_connector_serverless_job")]
+)
+def test_hourly_job_backfill_and_maintenance_succeed_with_the_shipped_config(
+    plant: RunningSimulator, tmp_path: Path, target: str, job: str
 ) -> None:
-    folder = sim_config_file.parent
-    lake = folder / "lakehouse"
-    for task_key in ("af_hierarchy_and_tags", "timeseries", "event_frames"):
-        argv = task_argv("osipi_connector_job", task_key, sim_config_file, simulator.url)
-        result = run_cli([*argv, "--lakehouse-root", str(lake)], cwd=folder)
-        assert result.returncode == 0, f"{task_key}: {result.stdout[-1500:]}\n{result.stderr[-1500:]}"
+    variables = user_variables(target, plant.url)
+    for task in HOURLY:
+        succeed(job, task, variables, tmp_path)
 
-    tags = table(lake, "bronze", "pi_tags").to_pyarrow_table()
-    assert tags.num_rows > 0
-    assert all(name.upper().startswith("TI00001") for name in tags.column("tag_name").to_pylist())
-    assert table(lake, "bronze", "pi_asset_hierarchy").to_pyarrow_table().num_rows > 0
-    values = table(lake, "bronze", "pi_timeseries").to_pyarrow_table(columns=["tag_webid", "timestamp", "value_seq"])
-    assert values.num_rows > 0
-    assert set(values.column("tag_webid").to_pylist()) <= set(tags.column("tag_webid").to_pylist())
-    event_frames = table(lake, "bronze", "pi_event_frames").to_pyarrow_table()
+    tags = table(tmp_path, variables, "bronze", "pi_tags").to_pyarrow_table()
+    assert tags.num_rows == PLANT_TAGS, "tag_name_filter '*' selects every point of the data server"
+    assert table(tmp_path, variables, "bronze", "pi_asset_hierarchy").to_pyarrow_table().num_rows > 0
+    assert table(tmp_path, variables, "bronze", "pi_element_attributes").to_pyarrow_table().num_rows > 0
+    assert table(tmp_path, variables, "bronze", "pi_event_frames").to_pyarrow_table().num_rows > 0
+    first = keys(table(tmp_path, variables, "bronze", "pi_timeseries"))
+    assert first
+    assert len(set(first)) == len(first)
+    assert {k[0] for k in first} <= set(tags.column("tag_webid").to_pylist())
+    datasets = set(table(tmp_path, variables, "checkpoints", "pi_watermarks").to_pyarrow_table()["dataset"].to_pylist())
+    assert {"timeseries", "event_frames"} <= datasets
 
-    rerun = run_cli(
-        [
-            *task_argv("osipi_connector_job", "timeseries", sim_config_file, simulator.url),
-            "--lakehouse-root",
-            str(lake),
-        ],
-        cwd=folder,
+    # The next scheduled run: nothing duplicated.
+    succeed(job, "timeseries", variables, tmp_path)
+    again = keys(table(tmp_path, variables, "bronze", "pi_timeseries"))
+    assert len(set(again)) == len(again)
+    assert set(first) <= set(again)
+
+    # The backfill job with a window from its parameters, beside the same tables.
+    window = {"start": "2025-02-27T00:00:00Z", "end": "2025-02-27T02:00:00Z"}
+    succeed("osipi_backfill_job", "backfill", variables, tmp_path, job_params=window)
+    stamps = [k[1] for k in keys(table(tmp_path, variables, "bronze", "pi_timeseries"))]
+    low, high = (int(datetime.fromisoformat(window[k].replace("Z", "+00:00")).timestamp() * 1e6) for k in window)
+    assert any(low <= s <= high for s in stamps), "the backfill window landed"
+
+    # Weekly maintenance on the same catalog and schemas.
+    before = keys(table(tmp_path, variables, "bronze", "pi_timeseries"))
+    succeed("osipi_maintenance_job", "optimize_and_vacuum", variables, tmp_path)
+    history = [entry["operation"] for entry in table(tmp_path, variables, "bronze", "pi_timeseries").history()]
+    assert history[0] == "OPTIMIZE", history
+    assert sorted(keys(table(tmp_path, variables, "bronze", "pi_timeseries"))) == sorted(before)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/piwebapi"
+
+
+def test_invalid_configuration_fails_the_task(simulator: RunningSimulator, tmp_path: Path) -> None:
+    variables = user_variables("prod", "not-a-url")
+    result = run_task("osipi_connector_job", "timeseries", variables=variables, cwd=tmp_path, env=CREDENTIALS)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "pi_web_api.url" in result.stderr
+
+
+def test_missing_credentials_fail_the_task(simulator: RunningSimulator, tmp_path: Path) -> None:
+    variables = user_variables("prod", simulator.url)
+    env = {"PI_USERNAME": "", "PI_PASSWORD": ""}
+    result = run_task("osipi_connector_job", "af_hierarchy_and_tags", variables=variables, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "PI_USERNAME" in result.stderr
+
+
+def test_unreachable_pi_web_api_fails_the_task(tmp_path: Path) -> None:
+    variables = user_variables("prod", closed_port_url(), tag_name_filter="TI0000*")
+    result = run_task("osipi_connector_job", "timeseries", variables=variables, cwd=tmp_path, env=CREDENTIALS)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "run failed" in result.stderr
+
+
+def test_partial_run_fails_the_task(simulator: RunningSimulator, tmp_path: Path) -> None:
+    """Tags land but the AF database does not exist: the run is partial, and the task must not be green."""
+    variables = user_variables(
+        "prod", simulator.url, af_database="\\\\PISIM-AF\\NoSuchDatabase", tag_name_filter="TI00001*"
     )
-    assert rerun.returncode == 0, rerun.stderr[-1500:]
-    again = table(lake, "bronze", "pi_timeseries").to_pyarrow_table(columns=["tag_webid", "timestamp", "value_seq"])
-    keys = set(zip(*(again.column(c).to_pylist() for c in again.column_names)))
-    assert len(keys) == again.num_rows, "the re-run duplicated rows"
-    assert again.num_rows >= values.num_rows
-    assert table(lake, "bronze", "pi_event_frames").to_pyarrow_table().num_rows == event_frames.num_rows
-
-    # Weekly maintenance, on the same tables (same catalog and schemas from the bundle variables).
-    maintain = run_cli(
-        [
-            *task_argv("osipi_maintenance_job", "optimize_and_vacuum", sim_config_file, simulator.url),
-            "--lakehouse-root",
-            str(lake),
-        ],
-        cwd=folder,
+    result = run_task(
+        "osipi_connector_job", "af_hierarchy_and_tags", variables=variables, cwd=tmp_path, env=CREDENTIALS
     )
-    assert maintain.returncode == 0, maintain.stderr[-1500:]
-    operations = [entry["operation"] for entry in table(lake, "bronze", "pi_timeseries").history()]
-    assert operations[0] == "OPTIMIZE", operations  # the latest commit: the Z-order rewrite
-    after = table(lake, "bronze", "pi_timeseries").to_pyarrow_table(columns=["tag_webid", "timestamp", "value_seq"])
-    assert after.num_rows == again.num_rows
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "partial" in result.stdout
+    assert "NoSuchDatabase" in result.stderr
+    assert table(tmp_path, variables, "bronze", "pi_tags").to_pyarrow_table().num_rows > 0
 
 
-@pytest.mark.slow
-def test_backfill_job_reads_the_window_from_its_parameters(
-    simulator: RunningSimulator, sim_config_file: Path, tmp_path: Path
-) -> None:
-    lake = tmp_path / "lakehouse"
-    params = {"start": "2025-03-01T00:00:00Z", "end": "2025-03-01T02:00:00Z", "datasets": "timeseries"}
-    argv = task_argv("osipi_backfill_job", "backfill", sim_config_file, simulator.url, params)
-    assert argv[argv.index("--start") + 1] == params["start"]
-    result = run_cli([*argv, "--lakehouse-root", str(lake)], cwd=tmp_path)
-    assert result.returncode == 0, f"{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
-    stamps = table(lake, "bronze", "pi_timeseries").to_pyarrow_table(columns=["timestamp"]).column("timestamp")
-    assert len(stamps) > 0
-    low, high = min(stamps.to_pylist()), max(stamps.to_pylist())
-    assert low.isoformat() >= "2025-03-01T00:00:00+00:00"
-    assert high.isoformat() <= "2025-03-01T02:00:00+00:00"
+def test_maintenance_without_tables_fails_the_task(tmp_path: Path) -> None:
+    variables = user_variables("prod", "https://pi.example.com/piwebapi")
+    result = run_task("osipi_maintenance_job", "optimize_and_vacuum", variables=variables, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no tables" in result.stderr
+
+
+def test_backfill_with_an_unreadable_start_fails_the_task(simulator: RunningSimulator, tmp_path: Path) -> None:
+    variables = user_variables("prod", simulator.url)
+    result = run_task(
+        "osipi_backfill_job",
+        "backfill",
+        variables=variables,
+        cwd=tmp_path,
+        env=CREDENTIALS,
+        job_params={"start": "last tuesday"},
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--start" in result.stderr
