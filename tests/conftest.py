@@ -1,10 +1,8 @@
 """Shared fixtures: one simulator per test session on a free 127.0.0.1 port, with a fixed clock, and one
-local PySpark session (JVM start-up is ~8 s here: pay it once per run)."""
+local PySpark + Delta Lake session (JVM start-up is ~8 s here: pay it once per run)."""
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -35,23 +33,11 @@ def http() -> Iterator[requests.Session]:
         yield session
 
 
-# Python workers (UDFs, Python data sources) must run this interpreter, which has the project installed;
-# set before any fixture builds the Spark session.
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-
-
 @pytest.fixture(scope="session")
-def spark() -> Iterator:
-    from pyspark.sql import SparkSession
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Local Spark with Delta Lake (tests/sparksession.py); fails, naming the fix, when the jars are missing."""
+    from tests.sparksession import delta_session
 
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("osipi-connector-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.default.parallelism", "1")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+    session = delta_session(tmp_path_factory.mktemp("spark"))
     yield session
     session.stop()  # without it the JVM dies noisily at exit ("terminate called without an active exception")
