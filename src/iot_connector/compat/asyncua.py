@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from asyncua import ua
+from asyncua import Node, ua
 from asyncua.common.subscription import Subscription
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.uacrypto import load_certificate
+from cryptography import x509
 
 from iot_connector.compat import missing, require
 
@@ -76,7 +76,7 @@ def whole_notifications(sub: Subscription) -> None:
 
 def monitored_item_request(
     sub: Subscription,
-    node: Any,
+    node: Node,
     attr: ua.AttributeIds,
     mfilter: ua.MonitoringFilter | None,
     queue_size: int,
@@ -95,7 +95,7 @@ class TrustList(TrustStore):
         check_load_trust_location()
         super().__init__(trust_locations, crl_locations)
 
-    async def _load_trust_location(self, location: Path):
+    async def _load_trust_location(self, location: Path) -> list[x509.Certificate]:
         if location.is_file():
             return [await load_certificate(location)]
         return await super()._load_trust_location(location)

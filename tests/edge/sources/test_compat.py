@@ -5,6 +5,7 @@ in test_opcua_batches.py; the batched MQTT path under load in test_mqtt_wire.py.
 
 from __future__ import annotations
 
+import inspect
 import select
 import time
 from importlib.metadata import version
@@ -37,6 +38,15 @@ def fresh_checks():
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 def test_every_hook_exists_with_its_signature_on_the_installed_version(check, fresh_checks):
     check()
+
+
+def test_asyncua_still_flags_replayed_notifications_and_routes_them_through_the_hook():
+    """Source-level: the flag the hook reads is set around Republish, and the caller still calls the hook."""
+    source = inspect.getsource(Subscription)
+    assert "self._replaying = True" in source
+    assert "self._replaying = False" in source
+    assert "self._explode_datachange(" in inspect.getsource(Subscription._explode_notifications)
+    assert "self._explode_notifications(" in inspect.getsource(Subscription.publish_callback)
 
 
 def test_the_checked_versions_are_the_installed_ones():
