@@ -5,12 +5,14 @@ produces, i.e. what pip sees."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from pathlib import Path
 
 import build.util
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -80,6 +82,17 @@ def test_every_floor_is_the_tested_minor(metadata):
     assert not problems, "\n".join(problems)
 
 
-def test_python_requires_is_the_tested_python(metadata):
-    """The pinned numpy, pyarrow, jsonpath-ng and fastapi need Python 3.11: 3.10 cannot install them."""
-    assert metadata["Requires-Python"] == ">=3.11"
+def test_python_requires_promises_no_python_the_pins_cannot_install_on(metadata):
+    """The lowest Python setup.py allows must satisfy every pin's own Requires-Python (numpy, pyarrow,
+    jsonpath-ng and fastapi at the pinned versions need 3.11: 3.10 cannot install them)."""
+    allowed = SpecifierSet(metadata["Requires-Python"])
+    lowest = min(Version(s.version) for s in allowed if s.operator == ">=")
+    problems = []
+    for name, pin in pins().items():
+        try:
+            needs = importlib.metadata.metadata(name)["Requires-Python"]
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not installed on this platform
+        if needs and lowest not in SpecifierSet(needs):
+            problems.append(f"{name}=={pin} needs Python {needs}, but setup.py allows {allowed}")
+    assert not problems, "\n".join(problems)
