@@ -8,11 +8,8 @@ from __future__ import annotations
 import inspect
 from importlib.metadata import version
 
-import pytest
+import requests_kerberos  # the [kerberos] extra: `make test` installs every pin, so no skip
 
-requests_kerberos = pytest.importorskip(
-    "requests_kerberos", reason="needs the [kerberos] extra: pip install 'osipi-connector[kerberos]'"
-)
 CHECKED = "0.15.0"
 
 

@@ -11,6 +11,7 @@ from importlib.metadata import version
 import pytest
 from uvicorn.protocols.http import h11_impl, httptools_impl
 
+from osipi_connector.compat import LibraryChanged
 from osipi_connector.compat import uvicorn as uvicorn_compat
 
 
@@ -32,7 +33,7 @@ def test_a_server_without_the_transport_fails_naming_the_hook():
     async def send(message):  # what another server (or a future uvicorn) might hand the app
         pass
 
-    with pytest.raises(uvicorn_compat.LibraryChanged) as caught:
+    with pytest.raises(LibraryChanged) as caught:
         uvicorn_compat.close_connection(send)
     assert f"uvicorn {version('uvicorn')}: the ASGI `send`" in str(caught.value)
     assert f"pip install 'uvicorn=={uvicorn_compat.CHECKED}'" in str(caught.value)

@@ -34,4 +34,4 @@ def require(distribution: str, owner: type, name: str, params: tuple[str, ...], 
         raise missing(distribution, hook, checked, why)
     found = tuple(inspect.signature(function).parameters)[1:]
     if found != params:
-        raise missing(distribution, f"{hook}{params} (it now takes {found})", checked, why)
+        raise missing(distribution, f"{hook}({', '.join(params)}) (it now takes ({', '.join(found)}))", checked, why)

@@ -15,11 +15,9 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
+from osipi_connector.compat import LibraryChanged
+
 CHECKED = "0.54.0"
-
-
-class LibraryChanged(RuntimeError):
-    """The installed uvicorn no longer exposes what the simulator relies on."""
 
 
 def close_connection(send: Any) -> None:
