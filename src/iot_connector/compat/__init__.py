@@ -3,8 +3,8 @@
 Why: a private name may change in any release, and a hook that silently stops being called loses data
 (asyncua would hand out per-item events the source ignores). Each module says which versions were checked
 and why the hook exists; `require` checks a hook before it is used, so an untested release fails at once
-naming the library, its version and the hook. tests/edge/test_compat.py runs the same checks, and the
-hooks' behaviour, on the installed versions.
+naming the library, its version and the hook. tests/edge/sources/test_compat.py runs the same checks, and
+the hooks' behaviour, on the installed versions.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
   certificates from folders only; users also name single certificate files.
 
 Each hook is checked before use (`require`), so an asyncua release that drops one fails loudly.
-Tests: tests/edge/test_compat.py, tests/edge/sources/test_opcua_batches.py, test_opcua_security.py.
+Tests: tests/edge/sources/test_compat.py, tests/edge/sources/test_opcua_batches.py, test_opcua_security.py.
 """
 
 from __future__ import annotations

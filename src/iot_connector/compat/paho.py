@@ -1,13 +1,13 @@
 """paho-mqtt's private API the MQTT source relies on (checked with paho-mqtt 2.2.0).
 
-* `Client._create_socket()` is overridden (`WrappedSocketClient`) so the socket paho opens (plain, TLS,
-  unix, websockets) passes through our wrapper before paho uses it: the batched receive path
-  (sources/mqtt/wire.py, PacketBuffer) reads the socket in bulk and hands paho whole packets. paho treats
+* `Client._create_socket()` is overridden (`WrappedSocketClient`) so the socket paho opens (plain or TLS)
+  passes through our wrapper before paho uses it: the batched receive path (sources/mqtt/wire.py,
+  PacketBuffer) reads the socket in bulk and hands paho whole packets. paho treats
   the wrapper as any `SocketLike`, as it does its own TLS and websocket wrappers. paho 2.2 spends about
   25 µs of CPU per received PUBLISH; this is what lifts one process past 50k messages/s (docs/benchmarks.md).
 
 The hook is checked when a client is built, so a paho release that drops it fails loudly instead of the
-wrapper silently never being installed. Tests: tests/edge/test_compat.py (against mosquitto),
+wrapper silently never being installed. Tests: tests/edge/sources/test_compat.py (against mosquitto),
 tests/edge/sources/test_mqtt_wire.py.
 """
 
