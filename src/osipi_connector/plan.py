@@ -1,4 +1,4 @@
-"""Work units of a timeseries extraction: groups of tags × bounded time windows.
+"""Work units of a timeseries extraction: groups of tags × bounded time windows, and the run's `Plan`.
 
 A unit is what one worker fetches and holds in memory at once, so its size is bounded by `batch_size` tags
 and `max_window` of time however long the run's window is. Windows are cut on a grid aligned to the epoch,
@@ -69,3 +69,30 @@ def plan_units(
         for i in range(0, len(group), batch_size):
             units.append(WorkUnit(len(units), tuple(group[i : i + batch_size]), slot))
     return units
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One extraction's work, built once on the driver: the selected tags, each tag's window (tags with an
+    empty window are left out) and the units covering those windows. Executors (executor.py) only run units."""
+
+    tags: tuple[Tag, ...]
+    windows: tuple[tuple[Tag, datetime, datetime], ...]
+    units: tuple[WorkUnit, ...]
+
+    @classmethod
+    def build(
+        cls,
+        tags: Iterable[Tag],
+        windows: Iterable[tuple[Tag, datetime, datetime]],
+        *,
+        batch_size: int,
+        max_window: timedelta,
+    ) -> Plan:
+        windows = tuple(windows)
+        units = plan_units(windows, batch_size=batch_size, max_window=max_window)
+        return cls(tuple(tags), windows, tuple(units))
+
+    def spans(self) -> dict[str, tuple[Tag, datetime, datetime]]:
+        """WebID -> (tag, window start, window end)."""
+        return {tag.webid: (tag, start, end) for tag, start, end in self.windows}

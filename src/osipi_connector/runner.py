@@ -11,18 +11,18 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import pyarrow as pa
 
 from osipi_connector import watermarks
 from osipi_connector.config import DATASETS, ConfigError, ConnectorConfig, resolve_time
-from osipi_connector.extract.timeseries import FetchResult, fetch_recorded
+from osipi_connector.executor import FetchJob
+from osipi_connector.extract.clock import server_now
+from osipi_connector.extract.timeseries import FetchResult
 from osipi_connector.lake.schemas import (
     ASSET_HIERARCHY,
     ELEMENT_ATTRIBUTES,
@@ -31,11 +31,12 @@ from osipi_connector.lake.schemas import (
     TAGS,
     TIMESERIES,
     WATERMARKS,
+    TableSpec,
 )
 from osipi_connector.lake.sink import Location, Sink
-from osipi_connector.piwebapi.pitime import UTC, parse_iso
-from osipi_connector.plan import Tag, WorkUnit, plan_units
-from osipi_connector.spark import dispatch
+from osipi_connector.piwebapi.client import PIClient
+from osipi_connector.piwebapi.pitime import UTC
+from osipi_connector.plan import Plan, Tag
 
 log = logging.getLogger(__name__)
 EVENT_FRAMES_DATASET = "event_frames"
@@ -92,25 +93,6 @@ def default_sink(config: ConnectorConfig) -> Sink:
     return DeltaSink(config.local.lakehouse_root, location)
 
 
-def _bounded(pool: ThreadPoolExecutor, fn: Callable[[WorkUnit], Any], units: list[WorkUnit], limit: int) -> Iterator:
-    """(unit, future) in plan order, with at most `limit` units submitted and not yet yielded: memory stays
-    flat however many units. Plan order (not completion order) keeps each commit's tags a contiguous WebID
-    range, so the Delta files of successive commits do not overlap and the sink can append (lake/new_rows)."""
-    queue = iter(units)
-    running: deque[tuple[WorkUnit, Future]] = deque()
-    for unit in queue:
-        running.append((unit, pool.submit(fn, unit)))
-        if len(running) >= limit:
-            break
-    while running:
-        unit, future = running.popleft()
-        wait([future])
-        yield unit, future
-        following = next(queue, None)
-        if following is not None:
-            running.append((following, pool.submit(fn, following)))
-
-
 class PILakeflowConnector:
     """PI Web API -> Delta. `config` is a ConnectorConfig, a nested dict (the YAML's shape) or the guide's
     flat dict; `sink` and `client` default to the configured ones."""
@@ -119,7 +101,7 @@ class PILakeflowConnector:
         self,
         config: dict | ConnectorConfig,
         sink: Sink | None = None,
-        client: Any = None,
+        client: PIClient | None = None,
         progress: ProgressCallback | None = None,
     ) -> None:
         self.config = config if isinstance(config, ConnectorConfig) else ConnectorConfig.from_flat(config)
@@ -167,7 +149,7 @@ class PILakeflowConnector:
                 raise ConfigError("extraction.af_database: needed for the af / event_frames datasets — set it")
         return [d for d in DATASETS if d in wanted]
 
-    def _make_client(self) -> Any:
+    def _make_client(self) -> PIClient:
         from osipi_connector.piwebapi.client import PIWebAPIClient
         from osipi_connector.secrets import resolve_credentials
 
@@ -195,7 +177,7 @@ class _Run:
         self.tags: list[Tag] = []
         self.tags_ok = 0
 
-    def execute(self, client: Any, start: str | datetime | None, end: str | datetime | None) -> None:
+    def execute(self, client: PIClient, start: str | datetime | None, end: str | datetime | None) -> None:
         clock = time.monotonic()
         ext = self.config.extraction
         try:
@@ -225,7 +207,7 @@ class _Run:
         self._finish(clock)
 
     # --- datasets -------------------------------------------------------------------------------------
-    def _select_tags(self, client: Any, write: bool) -> None:
+    def _select_tags(self, client: PIClient, write: bool) -> None:
         from osipi_connector.extract.points import PointsNotFoundError, resolve_points
 
         ext = self.config.extraction
@@ -251,12 +233,12 @@ class _Run:
         if write:
             self._merge(TAGS, table)
 
-    def _tags(self, client: Any) -> None:
+    def _tags(self, client: PIClient) -> None:
         self.connector._report("tags", 0, 1)
         self._select_tags(client, write=True)
         self.connector._report("tags", 1, 1, len(self.tags))
 
-    def _af(self, client: Any) -> None:
+    def _af(self, client: PIClient) -> None:
         from osipi_connector.extract.af import fetch_af
 
         self.connector._report("af", 0, 1)
@@ -267,7 +249,7 @@ class _Run:
         self._merge(ELEMENT_ATTRIBUTES, attributes)
         self.connector._report("af", 1, 1, hierarchy.num_rows + attributes.num_rows)
 
-    def _frames(self, client: Any) -> None:
+    def _frames(self, client: PIClient) -> None:
         from osipi_connector.extract.event_frames import fetch_event_frames
 
         ext = self.config.extraction
@@ -296,54 +278,44 @@ class _Run:
         )
         self.connector._report("event_frames", 1, 1, table.num_rows)
 
-    def _timeseries(self, client: Any) -> None:
+    def _timeseries(self, client: PIClient) -> None:
         ext, perf = self.config.extraction, self.config.performance
         marks = watermarks.load(self.sink)
         wins = watermarks.windows(self.mode, self.tags, marks, start=self.start, end=self.end, lookback=ext.lookback)
-        spans = {tag.webid: (tag, start, end) for tag, start, end in wins}
-        units = plan_units(wins, batch_size=ext.batch_size, max_window=perf.max_window)
+        plan = Plan.build(self.tags, wins, batch_size=ext.batch_size, max_window=perf.max_window)
+        units = plan.units
         remaining = Counter(webid for unit in units for webid in unit.webids)
+        spans = plan.spans()
         state = _TimeseriesState(self, marks, spans)
-
-        def work(unit: WorkUnit) -> FetchResult:
-            return fetch_recorded(
-                client,
-                list(unit.windows),
-                max_count=ext.max_count_per_tag,
-                max_values=perf.max_values_per_request,
-                run_id=self.run_id,
-                ingested_at=self.ingested_at,
-            )
+        job = FetchJob(ext.max_count_per_tag, perf.max_values_per_request, self.run_id, self.ingested_at)
+        executor = self.sink.executor(self.config)  # the thread pool, or Spark's executors: chosen with the sink
 
         self.connector._report("timeseries", 0, len(units))
-        if dispatch.enabled(perf, self.sink):  # Databricks: the units run on Spark executors (spark/dispatch.py)
-            state.add(dispatch.fetch_and_merge(self, units))  # rows MERGEd from the executors; outcomes back
-            state.finished, units = list(remaining), []  # every tag done: nothing left for the thread pool
-        with ThreadPoolExecutor(perf.workers, thread_name_prefix="pi-fetch") as pool:
-            for done, (unit, future) in enumerate(_bounded(pool, work, units, perf.workers + 2), start=1):
-                try:
-                    fetched = future.result()
-                except Exception as exc:  # a bug or an unexpected answer: the unit's tags fail, the rest go on
-                    fetched = FetchResult(TIMESERIES.schema.empty_table())
-                    fetched.failed = {w: f"{type(exc).__name__}: {exc}" for w in unit.webids}
-                if unit.slot != state.slot:  # one time slot per commit: tight file statistics, see plan.py
-                    state.flush()
-                    state.slot = unit.slot
-                state.add(fetched)
+        done = 0
+        for fetched in executor.fetch(units, job, client):
+            if fetched.slot != state.slot:  # one time slot per commit: tight file statistics, see plan.py
+                state.flush()
+                state.slot = fetched.slot
+            state.add(fetched.result)
+            if fetched.committed:  # MERGEd by the executor itself (Spark): count it like a commit of ours
+                self.result.rows[TIMESERIES.name] = self.result.rows.get(TIMESERIES.name, 0) + fetched.committed
+                state.rows_total += fetched.committed
+            for unit in fetched.units:
                 for webid in unit.webids:
                     remaining[webid] -= 1
                     if remaining[webid] == 0:
                         state.finished.append(webid)
-                if state.buffered >= perf.commit_rows:
-                    state.flush()
-                self.connector._report("timeseries", done, len(units), state.rows_total)
+            if state.buffered >= perf.commit_rows:
+                state.flush()
+            done += len(fetched.units)
+            self.connector._report("timeseries", done, len(units), state.rows_total)
         state.flush()
         self.tags_ok = len(spans) - len(state.failed)
         self.result.tags_failed += len(state.failed)
         self.result.errors.extend(f"timeseries {state.label(w)}: {e}" for w, e in sorted(state.failed.items()))
 
     # --- writing --------------------------------------------------------------------------------------
-    def _merge(self, spec: Any, table: pa.Table) -> None:
+    def _merge(self, spec: TableSpec, table: pa.Table) -> None:
         self.sink.merge(spec, table)
         self.result.rows[spec.name] = self.result.rows.get(spec.name, 0) + table.num_rows
 
@@ -437,22 +409,3 @@ class _TimeseriesState:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def server_now(client: Any) -> datetime:
-    """The PI server's clock (data server `ServerTime`), so a skewed job clock cannot skip or re-read data.
-
-    No quiet fallback to the local clock: windows ended by another clock can skip data the server has not
-    stamped yet. A server that does not report its time is an error naming the opt-in (`clock: local`)."""
-    servers = client.get_json("dataservers", {"selectedFields": "Items.ServerTime"}).get("Items") or []
-    stamp = servers[0].get("ServerTime") if servers else None
-    if not stamp:
-        raise ConfigError(
-            "the PI Web API did not report the data server's ServerTime (GET dataservers), which ends each "
-            "extraction window. Set extraction.clock: local to use this machine's clock instead (keep it "
-            "NTP-synchronised with the PI server), or grant the account read access to the data server."
-        )
-    return parse_iso(stamp)
-
-
-_server_now = server_now  # the name spark/datasource.py imports

@@ -13,12 +13,12 @@ import pytest
 from deltalake import DeltaTable
 
 from osipi_connector import PILakeflowConnector
+from osipi_connector.executor import _bounded
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.schemas import TIMESERIES, TableSpec
 from osipi_connector.lake.sink import WriteResult
 from osipi_connector.piwebapi.pitime import format_datetime
 from osipi_connector.plan import Tag, plan_units
-from osipi_connector.runner import _bounded
 from tests.extract.conftest import served_rows, table_rows
 from tests.extract.test_runner import END, START, config
 from tests.extract.test_runner import names as names  # a module-scoped fixture, re-exported

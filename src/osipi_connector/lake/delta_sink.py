@@ -27,6 +27,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +45,10 @@ from osipi_connector.lake.validate import (
     merge_source,
     read_schema,
 )
+
+if TYPE_CHECKING:
+    from osipi_connector.config import ConnectorConfig
+    from osipi_connector.executor import UnitExecutor
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
@@ -212,6 +217,12 @@ class DeltaSink:
             log.warning("vacuum %s with %d h retention: older versions become unreadable", spec.name, retain_hours)
         deleted = table.vacuum(retention_hours=retain_hours, dry_run=False, enforce_retention_duration=False)
         return {"files_deleted": len(deleted), "retain_hours": retain_hours}
+
+    def executor(self, config: ConnectorConfig) -> UnitExecutor:
+        """No Spark here: the units run on this process's thread pool (`performance.workers`)."""
+        from osipi_connector.executor import thread_pool
+
+        return thread_pool(config.performance)
 
 
 def _check_existing(spec: TableSpec, table: DeltaTable) -> None:

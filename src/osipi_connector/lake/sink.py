@@ -6,11 +6,15 @@ CONTRACT stub: the extractor only ever calls these methods, so a run never needs
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
 from osipi_connector.lake.schemas import TableSpec
+
+if TYPE_CHECKING:
+    from osipi_connector.config import ConnectorConfig
+    from osipi_connector.executor import UnitExecutor
 
 
 @dataclass(frozen=True)
@@ -61,4 +65,9 @@ class Sink(Protocol):
 
     def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> dict:
         """Remove files no longer referenced and older than `retain_hours`."""
+        ...
+
+    def executor(self, config: ConnectorConfig) -> UnitExecutor:
+        """Where a run writing to this sink fetches its timeseries units (executor.py): the engine is chosen
+        once, with the sink, so the runner never asks which one it has."""
         ...

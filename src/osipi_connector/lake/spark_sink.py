@@ -32,6 +32,9 @@ from osipi_connector.lake.validate import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from osipi_connector.config import ConnectorConfig
+    from osipi_connector.executor import UnitExecutor
+
 
 class SparkSink:
     """Sink on Unity Catalog tables `catalog.schema.table` through a SparkSession (or Databricks Connect)."""
@@ -131,6 +134,13 @@ class SparkSink:
         self.ensure(spec)
         self.spark.sql(spark_sql.vacuum_sql(spec, self.location, retain_hours)).collect()
         return {"retain_hours": retain_hours}
+
+    def executor(self, config: ConnectorConfig) -> UnitExecutor:
+        """Spark's executors fetch the units and this sink MERGEs their rows as a DataFrame (`merge_dataframe`),
+        unless `performance.distributed` says otherwise (spark/dispatch.py)."""
+        from osipi_connector.spark import dispatch
+
+        return dispatch.executor(self, config)
 
     def _view(self, spec: TableSpec, source: pa.Table) -> _TempView:
         return _TempView(self.spark, _view_name(spec), self.dataframe(spec, source))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import requests
@@ -32,10 +32,26 @@ from osipi_connector.piwebapi.transport import Answer, BodyError, Transport, bac
 
 log = logging.getLogger("osipi_connector.piwebapi")
 
-__all__ = ["PIWebAPIClient", "PIWebAPIError", "SubRequest", "SubResponse"]
+__all__ = ["PIClient", "PIWebAPIClient", "PIWebAPIError", "SubRequest", "SubResponse"]
 
 
 Decode = Callable[[bytes], Any]  # JSON bytes -> object; raises orjson.JSONDecodeError on a bad body
+
+
+class PIClient(Protocol):
+    """What a connector run asks of its PI Web API client (`PIWebAPIClient`, or a test's wrapper of it)."""
+
+    def get_json(self, resource: str, params: Mapping[str, Any] | None = None) -> Any: ...
+
+    def get_bytes(self, resource: str, params: Mapping[str, Any] | None = None) -> bytes: ...
+
+    def iter_items(
+        self, resource: str, params: Mapping[str, Any] | None = None, page_size: int = 1000
+    ) -> Iterator[dict]: ...
+
+    def batch(self, requests: Mapping[str, SubRequest], *, decode: Decode | None = None) -> dict[str, SubResponse]: ...
+
+    def close(self) -> None: ...
 
 
 def _json_body(response: Answer, decode: Decode = orjson.loads) -> Any:

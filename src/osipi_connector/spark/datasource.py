@@ -1,7 +1,7 @@
 """`spark.read.format("pi_web_api")`: PI recorded values as a DataFrame with the bronze TIMESERIES schema.
 
-A PySpark Python Data Source. The driver resolves the tags and the window once, then plans the same work
-units as the local runner (`plan.plan_units`: groups of tags × grid-aligned time windows); each unit is one
+A PySpark Python Data Source. The driver resolves the tags and the window once, then builds the same `Plan` as
+the local runner (`plan.Plan`: groups of tags × grid-aligned time windows); each unit is one
 Spark partition, fetched on an executor by the same code as the local extractor
 (`extract.timeseries.fetch_recorded`), so both read the same rows. Adjacent windows never overlap and a page
 edge never splits a timestamp, so rows are neither lost nor duplicated however the read is partitioned.
@@ -33,6 +33,7 @@ from pydantic import SecretStr
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 from pyspark.sql.types import StructType
 
+from osipi_connector.extract.clock import server_now
 from osipi_connector.extract.points import resolve_points
 from osipi_connector.extract.timeseries import TagWindow, fetch_recorded
 from osipi_connector.lake.schemas import TIMESERIES
@@ -40,8 +41,7 @@ from osipi_connector.lake.spark_schema import spark_schema
 from osipi_connector.piwebapi.client import PIWebAPIClient
 from osipi_connector.piwebapi.pitime import UTC, parse_interval, parse_pi_time
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials
-from osipi_connector.plan import Tag, plan_units
-from osipi_connector.runner import _server_now as server_now
+from osipi_connector.plan import Plan, Tag
 
 FORMAT = "pi_web_api"
 OPTIONS = {
@@ -169,12 +169,13 @@ class PIWebAPIReader(DataSourceReader):
         ]
         if not tags:
             raise OptionError(f"nameFilter {opts.name_filter!r} matches no PI point; check the pattern (* and ?)")
-        units = plan_units(
-            ((tag, start, end) for tag in sorted(tags, key=lambda t: t.webid)),
+        plan = Plan.build(
+            tags,
+            ((tag, start, end) for tag in tags),
             batch_size=opts.tags_per_partition,
             max_window=opts.partition_window,
         )
-        return [UnitPartition(unit.windows) for unit in units]
+        return [UnitPartition(unit.windows) for unit in plan.units]
 
     def read(self, partition: UnitPartition) -> Iterator[pa.RecordBatch]:
         """Runs on an executor: the unit's recorded values; a tag that fails after retries fails the task."""

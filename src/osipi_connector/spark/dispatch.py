@@ -1,15 +1,20 @@
-"""The runner's switch to distributed extraction; imports no pyspark, so runs without Spark never need it."""
+"""A SparkSink's unit executor: Spark's executors when distributed extraction is on, else the local thread pool.
+Imports no pyspark itself (distributed.py does, on first use)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from osipi_connector.config import ConfigError, PerformanceConfig
-from osipi_connector.extract.timeseries import FetchResult
-from osipi_connector.lake.schemas import TIMESERIES
+from osipi_connector.config import ConfigError, ConnectorConfig, PerformanceConfig
+from osipi_connector.executor import Fetched, FetchJob, ThreadPoolUnits, UnitExecutor
+from osipi_connector.piwebapi.client import PIClient
+from osipi_connector.piwebapi.settings import ClientSettings, Credentials
 from osipi_connector.plan import WorkUnit
+
+if TYPE_CHECKING:
+    from osipi_connector.lake.spark_sink import SparkSink
 
 
 def enabled(performance: PerformanceConfig, sink: Any) -> bool:
@@ -26,28 +31,36 @@ def enabled(performance: PerformanceConfig, sink: Any) -> bool:
     return spark and not serverless
 
 
-def fetch_and_merge(run: Any, units: Sequence[WorkUnit]) -> FetchResult:
-    """The runner's (`runner._Run`) timeseries units fetched on Spark executors and MERGEd from there.
-
-    Returns the per-tag outcomes in the local path's shape (`FetchResult`, its table empty: the rows are
-    already in Delta) and counts the merged rows in the run's result, only once the MERGE committed; the
-    runner then writes the watermarks as for the thread pool."""
+def executor(sink: SparkSink, config: ConnectorConfig) -> UnitExecutor:
+    """Where `sink`'s runs fetch their timeseries units (`performance.distributed`, see `enabled`)."""
+    if not enabled(config.performance, sink):
+        return ThreadPoolUnits(config.performance.workers)
     from osipi_connector.secrets import resolve_credentials
-    from osipi_connector.spark.distributed import UnitsJob
-    from osipi_connector.spark.distributed import fetch_and_merge as merge_units
 
-    config = run.config
-    job = UnitsJob(
-        settings=config.client_settings(),
-        credentials=resolve_credentials(config),
-        units=tuple(units),
-        max_count=config.extraction.max_count_per_tag,
-        max_values=config.performance.max_values_per_request,
-        run_id=run.run_id,
-        ingested_at=run.ingested_at,
-    )
-    fetched = merge_units(run.sink, job)
-    merged = sum(fetched.rows.values())
-    run.result.rows[TIMESERIES.name] = run.result.rows.get(TIMESERIES.name, 0) + merged
-    run.connector._report("timeseries", len(units), len(units), merged)
-    return fetched
+    return SparkUnits(sink, config.client_settings(), resolve_credentials(config))
+
+
+class SparkUnits:
+    """Every unit fetched on the Spark executors and MERGEd from there by the sink (spark/distributed.py):
+    one `Fetched` for all units, its table empty and `committed` the rows merged; the runner then writes the
+    watermarks as for the thread pool."""
+
+    def __init__(self, sink: SparkSink, settings: ClientSettings, credentials: Credentials) -> None:
+        self.sink, self.settings, self.credentials = sink, settings, credentials
+
+    def fetch(self, units: Sequence[WorkUnit], job: FetchJob, client: PIClient) -> Iterator[Fetched]:
+        from osipi_connector.spark.distributed import UnitsJob, fetch_and_merge
+
+        if not units:
+            return
+        units_job = UnitsJob(
+            settings=self.settings,
+            credentials=self.credentials,
+            units=tuple(units),
+            max_count=job.max_count,
+            max_values=job.max_values,
+            run_id=job.run_id,
+            ingested_at=job.ingested_at,
+        )
+        fetched = fetch_and_merge(self.sink, units_job)
+        yield Fetched(tuple(units), fetched, committed=sum(fetched.rows.values()))

@@ -40,6 +40,8 @@ from osipi_connector.spark.datasource import UnitPartition
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from osipi_connector.lake.spark_sink import SparkSink
+
 log = logging.getLogger(__name__)
 
 # Outcome columns appended to the timeseries columns; a data row has `_tag_rows` null, an outcome row not.
@@ -172,7 +174,7 @@ def extract(spark: Any, job: UnitsJob) -> Extracted:
     return result
 
 
-def fetch_and_merge(sink: Any, job: UnitsJob) -> FetchResult:
+def fetch_and_merge(sink: SparkSink, job: UnitsJob) -> FetchResult:
     """The runner's timeseries units on Spark: rows MERGEd from the executors' DataFrame, outcomes returned in
     the shape of the local path's `FetchResult` (its table empty: the rows are already in Delta)."""
     extracted = extract(sink.spark, job)
