@@ -9,6 +9,9 @@
 # MAGIC * Credentials come from the secret scope (`dbutils.secrets.get`), never from a widget.
 # MAGIC * Writes go to `<catalog>.<schema>` (bronze) and `<catalog>.<checkpoint schema>` (watermarks, run metrics);
 # MAGIC   a `backfill` run never moves the scheduled job's high watermarks.
+# MAGIC * `Timeseries on executors` (`performance.distributed`): `auto` fetches the timeseries on the cluster's
+# MAGIC   executors (not on serverless); choose `false` to fetch on the driver instead, e.g. on a standard (shared)
+# MAGIC   access cluster, where the distributed fetch does not run (docs/deployment.md).
 
 # COMMAND ----------
 
@@ -41,10 +44,12 @@ for name, (default, label) in TEXT_WIDGETS.items():
     dbutils.widgets.text(name, default, label)
 dbutils.widgets.dropdown("auth_type", "basic", ["basic", "kerberos", "oauth", "anonymous"], "Authentication")
 dbutils.widgets.dropdown("mode", "backfill", ["backfill", "incremental", "full"], "Mode")
+# false: fetch on the driver (standard access clusters, where the distributed fetch does not run)
+dbutils.widgets.dropdown("distributed", "auto", ["auto", "true", "false"], "Timeseries on executors")
 
 # COMMAND ----------
 
-w = {name: dbutils.widgets.get(name).strip() for name in [*TEXT_WIDGETS, "auth_type", "mode"]}
+w = {name: dbutils.widgets.get(name).strip() for name in [*TEXT_WIDGETS, "auth_type", "mode", "distributed"]}
 config = {
     "pi_web_api_url": w["pi_web_api_url"],
     "pi_auth_type": w["auth_type"],
@@ -56,6 +61,7 @@ config = {
     "mode": w["mode"],
     "start_date": w["start"],
     "end_date": None if w["end"] in ("", "*") else w["end"],
+    "distributed": {"auto": "auto", "true": True, "false": False}[w["distributed"]],
 }
 if w["name_filter"]:
     config["name_filter"] = w["name_filter"]
