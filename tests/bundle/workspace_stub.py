@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 WORKSPACE_ID = "1234567890123456"
+Reply = tuple[int, dict[str, Any]]  # HTTP status, JSON body
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class WorkspaceStub:
 
             do_POST = do_GET
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            def log_message(self, format: str, *args: Any) -> None:  # quiet: the tests read the CLI, not this
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -110,7 +111,7 @@ class WorkspaceStub:
         req.end_headers()
         req.wfile.write(data)
 
-    def _answer(self, route: str, query: dict[str, str], body: dict[str, Any], auth: str | None):
+    def _answer(self, route: str, query: dict[str, str], body: dict[str, Any], auth: str | None) -> Reply:
         if route == "GET /.well-known/databricks-config":
             return 200, {
                 "oidc_endpoint": self.host + "/oidc",
@@ -165,13 +166,13 @@ class WorkspaceStub:
         path = "/" + path.strip("/")
         return path.removeprefix("/Workspace") or "/"
 
-    def _get_status(self, path: str):
+    def _get_status(self, path: str) -> Reply:
         folder = self._folders.get(self._key(path))
         if folder is None:
             return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"Path ({path}) doesn't exist."}
         return 200, {"object_type": "DIRECTORY", "path": path, "object_id": folder.object_id}
 
-    def _mkdirs(self, path: str):
+    def _mkdirs(self, path: str) -> Reply:
         parts = self._key(path).strip("/").split("/")
         for depth in range(1, len(parts) + 1):
             key = "/" + "/".join(parts[:depth])
@@ -179,7 +180,7 @@ class WorkspaceStub:
                 self._folders[key] = _Folder(next(self._ids), [self.me.acl_entry("CAN_MANAGE")])
         return 200, {}
 
-    def _directory_permissions(self, object_id: int):
+    def _directory_permissions(self, object_id: int) -> Reply:
         key = next((k for k, f in self._folders.items() if f.object_id == object_id), None)
         if key is None:
             return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"directories/{object_id} not found"}
