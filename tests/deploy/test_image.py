@@ -9,6 +9,7 @@ delivered twice), and nothing outside the volumes is written. `buildah run` stan
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -166,10 +167,21 @@ class Running:
         executors = [p for p in tree if table[p][1].endswith("buildah-chroot-exec")]
         main = [p for p, (parent, _) in table.items() if parent in executors]
         if len(main) != 1:
-            self.process.kill()
+            self._kill(tree)
             raise AssertionError(f"no single main process under buildah-chroot-exec: {main}\n{self.output()}")
         os.kill(main[0], signal.SIGTERM)
-        return self.process.wait(60)
+        try:
+            return self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self._kill(self._tree(_processes()))
+            raise AssertionError(f"the container outlived SIGTERM by 60 s:\n{self.output()}") from None
+
+    @staticmethod
+    def _kill(pids: set[int]) -> None:
+        """Leave nothing running after a failure."""
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _tree(self, table: dict[int, tuple[int, str]]) -> set[int]:
         tree, grew = {self.process.pid}, True
