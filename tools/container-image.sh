@@ -92,8 +92,9 @@ if ! has_image "$IMAGE"; then
         fail "buildah bud failed; the end of $STATE/build.log: $(tail -20 "$STATE/build.log")"
     say "image $IMAGE in $((SECONDS - started)) s"
     # older test images only take space (each is a full copy in vfs)
-    "${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/iot-connector:test-' |
-        grep -vx "$IMAGE" | xargs -r "${BUILDAH[@]}" rmi --force >/dev/null
+    "${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}}' |
+        awk -v keep="$IMAGE" 'index($0, "localhost/iot-connector:test-") == 1 && $0 != keep' |
+        xargs -r "${BUILDAH[@]}" rmi --force >/dev/null
 fi
 
 echo "root=$STATE/storage"
