@@ -57,6 +57,8 @@ class Container:
 
 @pytest.fixture(scope="module")
 def container() -> Iterator[Container]:
+    # the script decides what to rebuild (content hashes), so no Makefile stamp repeats that logic, and the
+    # test alone (`pytest tests/deploy/test_image.py`) builds what it needs
     built = subprocess.run(["bash", str(REPO / "tools" / "container-image.sh")], capture_output=True, text=True)
     if built.returncode:
         pytest.fail(f"tools/container-image.sh failed:\n{built.stderr}")
