@@ -74,6 +74,14 @@ class MqttSource(Source):
         self.sparkplug = SparkplugDecoder(config.name, config.url)
         self.malformed = 0
         self._connected_once = False
+        self._last_stamp = 0
+
+    def _stamp(self) -> int:
+        """The next message's edge_ts, strictly increasing: a reading without its own timestamp is told apart
+        by it in record_id, so a burst read at once must not share one stamp (downstream de-duplication
+        by record_id would drop distinct values)."""
+        self._last_stamp = max(now_us(), self._last_stamp + 1)
+        return self._last_stamp
 
     # --- paho callbacks (run inside loop_read on the event loop) ----------------------------------------
     def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason, _props) -> None:
@@ -95,7 +103,7 @@ class MqttSource(Source):
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         """Packets paho parses itself (QoS 2, MQTT 5 PUBLISH with properties)."""
         publish = Publish(message.topic, message.payload, message.qos, message.mid, message.retain)
-        self._pending.append((publish, now_us()))
+        self._pending.append((publish, self._stamp()))
 
     # --- one connection ----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -288,8 +296,7 @@ class _Connection:
         while True:
             more = take_publishes(buffer, self.v5, out, source._topics)
             if out:
-                edge_ts = now_us()
-                source._pending.extend([(p, edge_ts) for p in out])
+                source._pending.extend([(p, source._stamp()) for p in out])
                 out.clear()
                 source._wakeup.set()
             if not more or self.lost:
