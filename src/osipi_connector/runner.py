@@ -122,12 +122,11 @@ class PILakeflowConnector:
         if mode not in ("incremental", "full", "backfill"):
             raise ConfigError(f"mode: {mode!r} is not incremental, full or backfill")
         run = _Run(self, mode, chosen)
-        own_client = self.client is None
-        client = self.client if not own_client else self._make_client()
+        client = self.client if self.client is not None else self._make_client()
         try:
             run.execute(client, start, end)
         finally:
-            if own_client:
+            if self.client is None:  # ours: made for this run
                 client.close()
         return run.result
 

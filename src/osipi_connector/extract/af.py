@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from osipi_connector.extract.pi_json import get_many, link_webid, listed_items, looks_like_webid, to_table
 from osipi_connector.lake.schemas import ASSET_HIERARCHY, ELEMENT_ATTRIBUTES
-from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError, SubRequest
+from osipi_connector.piwebapi.client import PIClient, PIWebAPIError, SubRequest
 
 PAGE = 1000  # PI's default maxCount; a page this full means "there may be more"
 ELEMENT_FIELDS = "Links;Items.WebId;Items.Id;Items.Name;Items.Path;Items.TemplateName;Items.CategoryNames;Items.Description;Items.HasChildren"
@@ -27,7 +27,7 @@ ATTRIBUTE_FIELDS = (
 ATTRIBUTE_PARAMS = {"showHidden": "true", "selectedFields": ATTRIBUTE_FIELDS}
 
 
-def find_database(client: PIWebAPIClient, af_database: str) -> dict[str, Any]:
+def find_database(client: PIClient, af_database: str) -> dict[str, Any]:
     """The AF database by WebID or path (`\\\\server\\database`); a path PI does not resolve directly is
     looked up by walking `/assetservers` (some PI Web API versions lack `assetdatabases?path=`)."""
     text = af_database.strip()
@@ -73,9 +73,7 @@ def point_path(config_string: str | None) -> str | None:
     return path
 
 
-def fetch_af(
-    client: PIWebAPIClient, *, af_database: str, run_id: str, ingested_at: datetime
-) -> tuple[pa.Table, pa.Table]:
+def fetch_af(client: PIClient, *, af_database: str, run_id: str, ingested_at: datetime) -> tuple[pa.Table, pa.Table]:
     """(hierarchy, attributes) of every element of the database, with referenced point WebIDs."""
     db = find_database(client, af_database)
     elements: dict[str, dict] = {}
@@ -109,7 +107,7 @@ def fetch_af(
     return to_table(ASSET_HIERARCHY, hierarchy), attributes
 
 
-def _attributes(client: PIWebAPIClient, elements: list[dict], run_id: str, ingested_at: datetime) -> pa.Table:
+def _attributes(client: PIClient, elements: list[dict], run_id: str, ingested_at: datetime) -> pa.Table:
     params = {"maxCount": PAGE, **ATTRIBUTE_PARAMS}
     requests = {e["WebId"]: SubRequest(f"elements/{e['WebId']}/attributes", params) for e in elements}
     listed = listed_items(
@@ -149,7 +147,7 @@ def _attributes(client: PIWebAPIClient, elements: list[dict], run_id: str, inges
     return to_table(ELEMENT_ATTRIBUTES, rows)
 
 
-def _resolve_point_paths(client: PIWebAPIClient, attributes: list[dict]) -> dict[str, str]:
+def _resolve_point_paths(client: PIClient, attributes: list[dict]) -> dict[str, str]:
     """WebIDs of PI points named only by ConfigString (no `Links.Point`): upper-cased path -> WebID.
     Unknown points stay unresolved (null point_webid), as PI shows such a broken reference."""
     paths = {

@@ -18,7 +18,7 @@ import pyarrow as pa
 from osipi_connector.extract.af import find_database
 from osipi_connector.extract.pi_json import OPEN_END_YEAR, get_many, link_webid, listed_items, pi_time, to_table
 from osipi_connector.lake.schemas import EVENT_FRAMES
-from osipi_connector.piwebapi.client import PIWebAPIClient, SubRequest
+from osipi_connector.piwebapi.client import PIClient, SubRequest
 from osipi_connector.piwebapi.pitime import format_datetime, parse_iso
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ FRAME_FIELDS = (
 
 
 def fetch_event_frames(
-    client: PIWebAPIClient,
+    client: PIClient,
     *,
     af_database: str,
     start: datetime,
@@ -83,7 +83,7 @@ def fetch_event_frames(
     return to_table(EVENT_FRAMES, rows)
 
 
-def attribute_values(client: PIWebAPIClient, frames: list[dict]) -> dict[str, dict[str, Any]]:
+def attribute_values(client: PIClient, frames: list[dict]) -> dict[str, dict[str, Any]]:
     """{frame WebID: {attribute name: value}}: values at the frame's end (now while it is open), as
     PI's event-frame time context gives them. A digital state becomes its name; an error value null."""
     fields = {"selectedFields": "Items.WebId;Items.Name"}

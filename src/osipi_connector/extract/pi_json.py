@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from osipi_connector.lake.schemas import TableSpec
-from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError, SubRequest, SubResponse
+from osipi_connector.piwebapi.client import PIClient, PIWebAPIError, SubRequest, SubResponse
 from osipi_connector.piwebapi.pitime import parse_iso
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ EPOCH_YEAR = 1970  # PI's "not set" date (e.g. AcknowledgedDate of a frame nobod
 
 
 def get_many(
-    client: PIWebAPIClient, requests: Mapping[str, SubRequest], per_post: int = SUB_REQUESTS_PER_POST
+    client: PIClient, requests: Mapping[str, SubRequest], per_post: int = SUB_REQUESTS_PER_POST
 ) -> dict[str, SubResponse]:
     """Run independent GETs through the batch controller, `per_post` sub-requests per POST."""
     keys = list(requests)

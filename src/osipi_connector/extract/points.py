@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from osipi_connector.extract.pi_json import get_many, looks_like_webid, raise_failed, to_table
 from osipi_connector.lake.schemas import TAGS
-from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError, SubRequest
+from osipi_connector.piwebapi.client import PIClient, PIWebAPIError, SubRequest
 
 POINT_FIELDS = (
     "WebId;Id;Name;Path;Descriptor;PointClass;PointType;EngineeringUnits;DigitalSetName;Span;Zero;Step;Future"
@@ -35,7 +35,7 @@ class PointsNotFoundError(LookupError):
         self.table = table
 
 
-def find_data_server(client: PIWebAPIClient, data_server: str | None) -> dict[str, Any]:
+def find_data_server(client: PIClient, data_server: str | None) -> dict[str, Any]:
     """The data server by WebID or name; None picks the only (or first) one the PI Web API knows."""
     fields = {"selectedFields": "WebId;Name;Path"}
     if data_server and looks_like_webid(data_server, "DS"):
@@ -50,7 +50,7 @@ def find_data_server(client: PIWebAPIClient, data_server: str | None) -> dict[st
 
 
 def resolve_points(
-    client: PIWebAPIClient,
+    client: PIClient,
     *,
     data_server: str | None,
     webids: Iterable[str],

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from osipi_connector.extract.recorded_scan import VALUE_COLUMNS, ScannedItems, odd_value, scan_batch
 from osipi_connector.lake.schemas import TIMESERIES, TS
-from osipi_connector.piwebapi.client import PIWebAPIClient, PIWebAPIError, SubRequest, SubResponse
+from osipi_connector.piwebapi.client import PIClient, PIWebAPIError, SubRequest, SubResponse
 from osipi_connector.piwebapi.pitime import format_datetime, parse_pi_timestamp_ticks
 
 SELECTED_FIELDS = (
@@ -264,7 +264,7 @@ def _takes_decode(client_type: type) -> bool:
     return "decode" in inspect.signature(client_type.batch).parameters
 
 
-def _batch(client: PIWebAPIClient, requests: dict[str, SubRequest]) -> dict[str, SubResponse]:
+def _batch(client: PIClient, requests: dict[str, SubRequest]) -> dict[str, SubResponse]:
     """`client.batch` with the answer scanned into columns (`recorded_scan`); a client subclass whose
     `batch` takes no `decode` (a wrapper, a test double) gets today's orjson parse, same rows."""
     if _takes_decode(type(client)):
@@ -281,7 +281,7 @@ def page_size(max_count: int, max_values: int | None, tags: int) -> int:
 
 
 def fetch_recorded(
-    client: PIWebAPIClient,
+    client: PIClient,
     windows: list[TagWindow],
     *,
     max_count: int,
