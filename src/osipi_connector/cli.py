@@ -6,9 +6,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from osipi_connector import __version__
 from osipi_connector.config import DATASETS
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from osipi_connector.runner import Progress
 
 
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
@@ -319,7 +325,7 @@ class TerminalProgress:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.bar = None
+        self.bar: tqdm | None = None
         self.stage = ""
 
     def __enter__(self) -> TerminalProgress:
@@ -329,7 +335,7 @@ class TerminalProgress:
         if self.bar is not None:
             self.bar.close()
 
-    def __call__(self, progress) -> None:
+    def __call__(self, progress: Progress) -> None:
         if not self.enabled:
             return
         if progress.stage != self.stage or self.bar is None:

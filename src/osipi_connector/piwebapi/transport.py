@@ -181,8 +181,9 @@ class Transport:
         url: str,
         params: list[tuple[str, str]] | None = None,
         json_body: bytes | None = None,
+        *,
+        parse: Callable[[Answer], T],
         accept: Callable[[Answer], bool] = lambda r: r.ok,
-        parse: Callable[[Answer], T] = lambda r: r,  # type: ignore[assignment,return-value]
     ) -> T:
         """Send, retry cut or unparsable bodies, and parse. `accept` says which answers are not errors
         (the batch accepts 405 to fall back); `parse` raises BodyError for a body worth another try."""

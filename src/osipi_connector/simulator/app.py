@@ -28,7 +28,6 @@ class SimulatorApp:
         self.auth = Authenticator(config)
         self.limiter = RateLimiter(config.rate_limit_max_requests, config.rate_limit_duration_s)
         self.faults = FaultInjector(config.faults)
-        simulator.authenticator = self.auth
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
