@@ -14,6 +14,8 @@ from osipi_connector.config import DATASETS
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from osipi_connector.config import ConnectorConfig
+    from osipi_connector.lake.sink import Location
     from osipi_connector.runner import Progress
 
 
@@ -202,14 +204,14 @@ def _datasets(text: str) -> list[str]:
 class _BriefFormatter(logging.Formatter):
     """Warnings as one line each: the messages name what failed; tracebacks only with --verbose."""
 
-    def formatException(self, ei) -> str:
+    def formatException(self, ei: object) -> str:
         return ""
 
     def format(self, record: logging.LogRecord) -> str:
         return super().format(record).rstrip()
 
 
-def _load(args: argparse.Namespace, **extra: str | None):
+def _load(args: argparse.Namespace, **extra: str | None) -> ConnectorConfig:
     """Logging set up, then the config with the command-line overrides applied (None = not given)."""
     from osipi_connector.config import load_config
 
@@ -228,7 +230,7 @@ def _load(args: argparse.Namespace, **extra: str | None):
     return load_config(args.config, {k: v for k, v in overrides.items() if v is not None})
 
 
-def _location(config):
+def _location(config: ConnectorConfig) -> Location:
     from osipi_connector.lake.sink import Location
 
     uc = config.unity_catalog

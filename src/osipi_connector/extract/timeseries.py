@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
-from collections.abc import Callable
 from typing import Any, Union
 
 import numpy as np

@@ -55,10 +55,6 @@ def u(*keys: int) -> float:
     return float(uniform(hash_keys(*keys)))
 
 
-def pick(options: list | tuple, *keys: int):
-    return options[int(u(*keys) * len(options))]
-
-
 def string_key(text: str) -> int:
     """A stable integer key for a string (Python's hash() is salted per process)."""
     value = 1469598103934665603
