@@ -201,7 +201,7 @@ def create_app(
             raise HTTPException(400, _problems(exc)) from None
         return runtime.make_source(config)
 
-    async def _bounded(awaitable: Any, what: str) -> Any:
+    async def _bounded(awaitable: Awaitable[Any], what: str) -> Any:
         try:
             return await asyncio.wait_for(awaitable, TEST_TIMEOUT_S)
         except asyncio.TimeoutError:
