@@ -41,3 +41,14 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     session = delta_session(tmp_path_factory.mktemp("spark"))
     yield session
     session.stop()  # without it the JVM dies noisily at exit ("terminate called without an active exception")
+
+
+@pytest.fixture
+def spark_location(spark, tmp_path):
+    """Fresh `main.bronze_<id>` / `main.checkpoints_<id>` schemas whose tables live where
+    `DeltaSink(tmp_path, location)` keeps them; dropped afterwards."""
+    from tests.sparksession import drop_location, fresh_location
+
+    location = fresh_location(spark, tmp_path)
+    yield location
+    drop_location(spark, location)
