@@ -167,8 +167,8 @@ class Extracted:
 def extract(spark: Any, job: UnitsJob, staging: str) -> Iterator[Extracted]:
     """Fetch every unit on the executors ONCE into the new Delta table `staging` (a quoted three-part name),
     then collect only the outcome rows; `data` reads the staged rows. The table is dropped on exit."""
-    units_dataframe(spark, job).write.format("delta").saveAsTable(staging)
     try:
+        units_dataframe(spark, job).write.format("delta").saveAsTable(staging)
         fetched = spark.table(staging)
         result = Extracted(fetched.where("_tag_rows IS NULL").select(*TIMESERIES.schema.names))
         outcomes = fetched.where("_tag_rows IS NOT NULL").select("tag_webid", *OUTCOMES.names)
@@ -183,7 +183,7 @@ def extract(spark: Any, job: UnitsJob, staging: str) -> Iterator[Extracted]:
 
 
 def staging_table(location: Any) -> str:
-    """A fresh table name in the checkpoint schema (created if missing), where the run's fetch is staged."""
+    """A fresh table name in the checkpoint schema, where one run's fetch is staged."""
     return spark_sql.scratch_table(location, f"pi_fetch_{uuid.uuid4().hex[:16]}")
 
 
