@@ -268,23 +268,17 @@ def _maintain(args: argparse.Namespace) -> int:
         config = _load(args)
     except ConfigError as exc:
         return _fail(str(exc))
-    sink = default_sink(config)  # the same sink a run writes with (delta-rs locally)
+    sink = default_sink(config)  # the same sink a run writes with (delta-rs locally, Spark on Databricks)
     exists = getattr(sink, "exists", lambda spec: True)
     specs = [spec for spec in ALL_TABLES if exists(spec)]
     if not specs:
-        return _fail(f"no tables under {config.local.lakehouse_root} — run `osipi-connector run` first")
+        uc = config.unity_catalog
+        where = f"in {uc.catalog}.{uc.schema_}" if sink.engine == "spark" else f"under {config.local.lakehouse_root}"
+        return _fail(f"no tables {where} — run `osipi-connector run` first")
     failed = 0
     for result in maintain(sink, specs, retain_hours=args.retain_hours):
-        if result.error:
-            failed += 1
-            print(f"{result.table}: FAILED {result.error}")
-            continue
-        compact = result.optimize.get("compact", {})
-        zorder = " + z-order" if "z_order" in result.optimize else ""
-        print(
-            f"{result.table}: compacted {compact.get('numFilesRemoved', 0)} -> {compact.get('numFilesAdded', 0)} "
-            f"files{zorder}, vacuumed {result.vacuum.get('files_deleted', 0)} files, {result.seconds:.2f}s"
-        )
+        failed += result.error is not None
+        print(result.summary())
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
