@@ -47,6 +47,7 @@ demo: setup
 test: setup-test
 	bash tools/system-deps.sh
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 test-fast: setup-test
@@ -55,6 +56,7 @@ test-fast: setup-test
 lint: setup-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: setup-test
 	$(PY) -m ruff check --fix .
@@ -70,4 +72,4 @@ bench: setup-test
 	$(PY) benchmarks/simulator.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache demo-output
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache demo-output

@@ -9,9 +9,6 @@
 # MAGIC * Credentials come from the secret scope (`dbutils.secrets.get`), never from a widget.
 # MAGIC * Writes go to `<catalog>.<schema>` (bronze) and `<catalog>.<checkpoint schema>` (watermarks, run metrics);
 # MAGIC   a `backfill` run never moves the scheduled job's high watermarks.
-# MAGIC * `Timeseries on executors` (`performance.distributed`): `auto` fetches the timeseries on the cluster's
-# MAGIC   executors (not on serverless); choose `false` to fetch on the driver instead, e.g. on a standard (shared)
-# MAGIC   access cluster, where the distributed fetch does not run (docs/deployment.md).
 
 # COMMAND ----------
 
@@ -44,8 +41,9 @@ for name, (default, label) in TEXT_WIDGETS.items():
     dbutils.widgets.text(name, default, label)
 dbutils.widgets.dropdown("auth_type", "basic", ["basic", "kerberos", "oauth", "anonymous"], "Authentication")
 dbutils.widgets.dropdown("mode", "backfill", ["backfill", "incremental", "full"], "Mode")
-# false: fetch on the driver (standard access clusters, where the distributed fetch does not run)
-dbutils.widgets.dropdown("distributed", "auto", ["auto", "true", "false"], "Timeseries on executors")
+# auto: timeseries on the executors with a classic session; false where executors cannot reach PI (standard
+# access mode); serverless (Spark Connect) always uses the driver.
+dbutils.widgets.dropdown("distributed", "auto", ["auto", "false", "true"], "Fetch on executors")
 
 # COMMAND ----------
 
@@ -61,7 +59,7 @@ config = {
     "mode": w["mode"],
     "start_date": w["start"],
     "end_date": None if w["end"] in ("", "*") else w["end"],
-    "distributed": {"auto": "auto", "true": True, "false": False}[w["distributed"]],
+    "distributed": {"auto": "auto", "false": False, "true": True}[w["distributed"]],
 }
 if w["name_filter"]:
     config["name_filter"] = w["name_filter"]

@@ -60,9 +60,8 @@ def config(distributed: bool | str) -> ConnectorConfig:
     )
 
 
-def test_the_sink_chooses_the_executor(tmp_path, monkeypatch) -> None:
-    monkeypatch.delenv("IS_SERVERLESS", raising=False)
-    on_spark = SparkSink(spark=None)  # choosing an executor never touches the session
+def test_the_sink_chooses_the_executor(tmp_path) -> None:
+    on_spark = SparkSink(spark=None)  # not a Spark Connect session: a classic cluster's driver
     assert isinstance(DeltaSink(tmp_path).executor(config("auto")), ThreadPoolUnits)
     assert isinstance(on_spark.executor(config("auto")), SparkUnits)
     assert isinstance(on_spark.executor(config(True)), SparkUnits)
