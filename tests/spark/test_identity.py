@@ -11,7 +11,6 @@ the watermark row was written).
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from osipi_connector.simulator.config import SimConfig
 from osipi_connector.simulator.server import RunningSimulator, running_simulator
 from tests.conftest import FIXED_NOW
 from tests.extract.conftest import served_rows, table_rows
+from tests.sparksession import fresh_location
 
 END = FIXED_NOW
 START = END - timedelta(hours=1)
@@ -68,14 +68,14 @@ def config(url: str, root: Path, **extraction: object) -> dict:
     }
 
 
-def spark_sink(spark, cls: type[SparkSink] = SparkSink) -> SparkSink:
-    """Tables in fresh schemas of the session catalog: tests sharing the session never see each other's rows."""
-    run = uuid.uuid4().hex[:8]
-    return cls(spark, Location("spark_catalog", f"bronze_{run}", f"checkpoints_{run}"))
+def spark_sink(spark, root: Path, cls: type[SparkSink] = SparkSink) -> SparkSink:
+    """Tables named as users name them (`main.bronze_<id>.pi_timeseries`) in fresh schemas under `root`:
+    tests sharing the session never see each other's rows."""
+    return cls(spark, fresh_location(spark, root))
 
 
 def delta_sink(root: Path) -> DeltaSink:
-    return DeltaSink(root, Location("spark_catalog", "bronze", "checkpoints"))
+    return DeltaSink(root, Location("main", "bronze", "checkpoints"))
 
 
 def rows(sink: Sink, spec: TableSpec) -> list[tuple]:
@@ -95,7 +95,7 @@ def run(sink: Sink, cfg: dict, datasets=("tags", "af", "timeseries", "event_fram
 def landed(spark, simulator: RunningSimulator, tmp_path_factory) -> tuple[SparkSink, DeltaSink, dict]:
     """One run per engine over the same window, every dataset."""
     root = tmp_path_factory.mktemp("embedded")
-    on_spark, embedded = spark_sink(spark), delta_sink(root)
+    on_spark, embedded = spark_sink(spark, tmp_path_factory.mktemp("spark-tables")), delta_sink(root)
     cfg = config(simulator.url, root)
     for sink in (on_spark, embedded):
         result = run(sink, cfg)
@@ -147,7 +147,7 @@ def test_a_run_killed_between_data_and_watermarks_is_repaired_by_the_next(
     spark, simulator: RunningSimulator, landed, tmp_path
 ) -> None:
     reference, _, _ = landed
-    crashing = spark_sink(spark, CrashOnWatermarks)
+    crashing = spark_sink(spark, tmp_path, CrashOnWatermarks)
     cfg = config(simulator.url, tmp_path, mode="incremental")
     crashed = run(crashing, cfg, datasets=["timeseries"])
     assert crashed.status in ("partial", "failed")
@@ -169,7 +169,7 @@ def test_late_and_edited_values_inside_the_lookback_are_picked_up_on_spark(spark
     first_now, later = END, END + timedelta(hours=1)
     sim = SimConfig(seed=11, tags=40, now=first_now, late_share=0.5, edit_share=0.2, rate_limit_max_requests=0)
     start = format_datetime(first_now - timedelta(hours=2))
-    sink = spark_sink(spark)
+    sink = spark_sink(spark, tmp_path)
     with running_simulator(sim) as first:
         server = requests.get(f"{first.url}/dataservers").json()["Items"][0]["WebId"]
         points = requests.get(f"{first.url}/dataservers/{server}/points", params={"maxCount": 8}).json()["Items"]
