@@ -64,6 +64,7 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.3",
             "pytest-asyncio>=0.23",
+            "hypothesis>=6.100",
             "ruff>=0.5",
             "grpcio-tools>=1.60",
             "playwright>=1.40",

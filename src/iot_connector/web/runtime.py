@@ -285,7 +285,7 @@ class Runtime:
         agent = self.agent
         assert agent is not None
         try:
-            source = registered()[cfg.type][1](cfg, agent.pipeline.emit)
+            source = agent.create_source(cfg)
         except Exception as exc:
             log.error("source %s (%s) cannot be created: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc)
             return

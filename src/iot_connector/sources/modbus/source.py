@@ -140,7 +140,13 @@ class ModbusSource(Source):
             self.health.last_error = f"{block.table} {block.address}+{block.count}: Modbus exception {code}"
             return self._builders[index].bad(code, edge_ts)
         data = response.bits if block.table in BIT_TABLES else response.registers
-        return self._builders[index].read(data, edge_ts)
+        try:
+            return self._builders[index].read(data, edge_ts)
+        except Exception:  # a response the map cannot decode (short, out of range): lose only the bad tags
+            records, failed = self._builders[index].read_each(data, edge_ts)
+            for tag, reason in failed:
+                self.reject(f"register {tag}", reason)
+            return records
 
     async def _read(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock):
         reader = {

@@ -72,7 +72,6 @@ class MqttSource(Source):
         self._routes: dict[str, tuple[TopicConfig, JsonMapper | None] | None] = {}
         self._mappers = {id(t): JsonMapper(t) for t in config.topics if t.format == "json"}
         self.sparkplug = SparkplugDecoder(config.name, config.url)
-        self.malformed = 0
         self._connected_once = False
 
     # --- paho callbacks (run inside loop_read on the event loop) ----------------------------------------
@@ -145,16 +144,16 @@ class MqttSource(Source):
         return self._routes[topic]
 
     def _to_records(self, client: mqtt.Client, batch: list[tuple[Publish, int]]) -> list[Record]:
+        """Records of every message; one that cannot become records (any exception, not only the ones the
+        decoders expect) is rejected alone and still acknowledged, so it can never block what follows."""
         records: list[Record] = []
         for message, edge_ts in batch:
-            topic = message.topic
             try:
-                records.extend(self._convert(client, topic, message, edge_ts))
+                records.extend(self._convert(client, message.topic, message, edge_ts))
             except MalformedPayload as exc:
-                self.malformed += 1
-                self.health.details["malformed"] = str(self.malformed)
-                self.health.last_error = f"malformed payload on {topic}: {exc}"
-                log.warning("mqtt source %s: malformed payload on %s: %s", self.config.name, topic, exc)
+                self.reject(f"topic {message.topic}", str(exc), message.payload)
+            except Exception as exc:  # a decoder bug or a value no one foresaw: still only this message
+                self.reject(f"topic {message.topic}", f"{type(exc).__name__}: {exc}", message.payload)
         return records
 
     def _convert(self, client: mqtt.Client, topic: str, message: Publish, edge_ts: int) -> list[Record]:
