@@ -73,7 +73,7 @@ class Agent:
         self.config_dir = Path(config_dir)
         self.metrics = metrics or Metrics()
         self.sink = build_sink(config, self.config_dir)
-        spool_dir = self.config_dir / (config.pipeline.spool.directory or "spool")
+        self.spool_dir = spool_dir = self.config_dir / (config.pipeline.spool.directory or "spool")
         buffer = make_buffer(config.pipeline, spool_dir)
         max_dead = config.pipeline.dead_letters_max_bytes
         self.pipeline = Pipeline(
@@ -99,9 +99,11 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
 
     def create_source(self, cfg: SourceConfig) -> Source:
-        """A source wired to this agent's pipeline: records to `emit`, rejected messages to `reject`."""
+        """A source wired to this agent's pipeline: records to `emit`, rejected messages to `reject`, its
+        state (MQTT arrival numbers behind record_id) beside the spool."""
         source = registered()[cfg.type][1](cfg, self.pipeline.emit)
         source.on_reject = self.pipeline.reject
+        source.state_dir = self.spool_dir / "sources"
         return source
 
     async def run(self, stop: asyncio.Event) -> None:

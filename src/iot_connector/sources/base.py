@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +63,7 @@ class Source(abc.ABC):
         self.health = SourceHealth()
         self._stopped = asyncio.Event()
         self.on_reject: Reject | None = None
+        self.state_dir: Path | None = None  # where a source may keep small state across restarts (agent sets it)
         self._reject_logged_at = 0.0
         self._reject_unlogged = 0
 

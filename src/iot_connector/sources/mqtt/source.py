@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 from iot_connector.model import Record, now_us
 from iot_connector.sources.base import Emit, Source
 from iot_connector.sources.mqtt.config import MqttConfig, TopicConfig
+from iot_connector.sources.mqtt.identity import Arrivals, record_id
 from iot_connector.sources.mqtt.payloads import JsonMapper, MalformedPayload, raw_records
 from iot_connector.sources.mqtt.sparkplug import SparkplugDecoder, rebirth_request
 from iot_connector.sources.mqtt.wire import BatchedClient, PacketBuffer, Publish, pubacks, take_publishes
@@ -72,6 +73,7 @@ class MqttSource(Source):
         self._routes: dict[str, tuple[TopicConfig, JsonMapper | None] | None] = {}
         self._mappers = {id(t): JsonMapper(t) for t in config.topics if t.format == "json"}
         self.sparkplug = SparkplugDecoder(config.name, config.url)
+        self.arrivals: Arrivals | None = None  # created at run: `state_dir` is set after construction
         self._connected_once = False
 
     # --- paho callbacks (run inside loop_read on the event loop) ----------------------------------------
@@ -93,11 +95,15 @@ class MqttSource(Source):
 
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         """Packets paho parses itself (QoS 2, MQTT 5 PUBLISH with properties)."""
-        publish = Publish(message.topic, message.payload, message.qos, message.mid, message.retain)
+        publish = Publish(message.topic, message.payload, message.qos, message.mid, message.retain, message.dup)
         self._pending.append((publish, now_us()))
 
     # --- one connection ----------------------------------------------------------------------------------
     async def run(self) -> None:
+        if self.arrivals is None:
+            # Redeliveries can only be of messages not yet acknowledged: a few batches at most.
+            window = 4 * self.config.batch_size + 1000
+            self.arrivals = Arrivals(self.config.name, self.state_dir, window)
         delay = self.config.reconnect_min_delay_s
         while not self._stopped.is_set():
             connection = _Connection(self, asyncio.get_running_loop())
@@ -123,6 +129,8 @@ class MqttSource(Source):
                 n = min(len(self._pending), self.config.batch_size)
                 batch = [self._pending.popleft() for _ in range(n)]
                 records = self._to_records(connection.client, batch)
+                assert self.arrivals is not None
+                self.arrivals.write()  # the numbers are on disk before the records can be
                 if records:
                     await self.emit(records)
                     self.health.records_read += len(records)
@@ -147,9 +155,15 @@ class MqttSource(Source):
         """Records of every message; one that cannot become records (any exception, not only the ones the
         decoders expect) is rejected alone and still acknowledged, so it can never block what follows."""
         records: list[Record] = []
+        arrivals, source = self.arrivals, self.config.name
+        assert arrivals is not None
         for message, edge_ts in batch:
             try:
-                records.extend(self._convert(client, message.topic, message, edge_ts))
+                converted = self._convert(client, message.topic, message, edge_ts)
+                epoch, n = arrivals.number(message.mid, message.dup, message.qos, message.topic, message.payload)
+                for index, record in enumerate(converted):
+                    record.record_id = record_id(source, epoch, n, index)
+                records.extend(converted)
             except MalformedPayload as exc:
                 self.reject(f"topic {message.topic}", str(exc), message.payload)
             except Exception as exc:  # a decoder bug or a value no one foresaw: still only this message
