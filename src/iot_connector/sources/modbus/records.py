@@ -60,6 +60,8 @@ class TagRecords:
 
     def _word(self, data: Sequence, i: int, edge_ts: int) -> Record:
         w = data[i]
+        if not 0 <= w <= 0xFFFF:  # a register is 16 bits; anything else is a broken response, not a value
+            raise ValueError(f"register word {w!r} is not 16 bits")
         raw = f"{w:04x}"
         if self._swap:
             w = ((w & 0xFF) << 8) | (w >> 8)
