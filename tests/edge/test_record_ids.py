@@ -184,3 +184,12 @@ def test_readings_without_timestamp_or_sequence_get_distinct_ids() -> None:
     assert len({r.record_id for r in same_instant}) == 1000
     stamped = [Record(**base, value_double=1.0, source_ts=5, edge_ts=i).finalize() for i in range(2)]
     assert stamped[0].record_id == stamped[1].record_id  # the same reading read twice (e.g. OPC UA republish)
+
+
+def test_an_unusable_state_folder_keeps_ids_unique_and_says_so(tmp_path: Path, caplog) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    one, two = Arrivals("s", blocked, 10), Arrivals("s", blocked, 10)
+    assert one.number(1, False, 1, "t", b"x") != two.number(1, False, 1, "t", b"x")  # random epochs
+    one.write()
+    assert "cannot keep MQTT arrival numbers" in caplog.text

@@ -19,7 +19,6 @@ duplicate with another id, never a lost or merged reading).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -60,11 +59,21 @@ class Arrivals:
         self._unwritten: list[bytes] = []
         self._journal: Path | None = None
         self._entries = 0
+        self._failing = False
         if state_dir is None:
             self.epoch = secrets.randbits(63)
             return
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.epoch = _next_epoch(state_dir / f"mqtt-{source}.epoch")
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self.epoch = _next_epoch(state_dir / f"mqtt-{source}.epoch")
+        except OSError as exc:  # e.g. read-only: data flows on, ids stay unique, redeliveries may get new ones
+            log.error(
+                "%s: cannot keep MQTT arrival numbers (%s); redeliveries after a restart get new record ids",
+                state_dir,
+                exc,
+            )
+            self.epoch = secrets.randbits(63)
+            return
         self._journal = state_dir / f"mqtt-{source}.journal"
         self._load()
 
@@ -97,23 +106,38 @@ class Arrivals:
         data = b"".join(self._unwritten)
         self._entries += len(self._unwritten)
         self._unwritten.clear()
-        if self._entries > 2 * self.window:  # rewrite with the recent entries only: the file stays small
-            tmp = self._journal.with_suffix(".tmp")
-            tmp.write_bytes(b"".join(_ENTRY.pack(*v, *k) for k, v in self._recent.items()))
-            os.replace(tmp, self._journal)
-            self._entries = len(self._recent)
-            return
-        with open(self._journal, "ab") as f:
-            f.write(data)
+        try:
+            if self._entries > 2 * self.window:  # rewrite with the recent entries only: the file stays small
+                tmp = self._journal.with_suffix(".tmp")
+                tmp.write_bytes(b"".join(_ENTRY.pack(*v, *k) for k, v in self._recent.items()))
+                os.replace(tmp, self._journal)
+                self._entries = len(self._recent)
+            else:
+                with open(self._journal, "ab") as f:
+                    f.write(data)
+            self._failing = False
+        except OSError as exc:  # disk full...: ids stay unique; only a redelivery after a crash may get a new one
+            if not self._failing:
+                log.error(
+                    "%s cannot be written (%s): messages redelivered after a crash get new record ids",
+                    self._journal,
+                    exc,
+                )
+            self._failing = True
 
     def _load(self) -> None:
         assert self._journal is not None
-        with contextlib.suppress(FileNotFoundError):
+        try:
             data = self._journal.read_bytes()
-            whole = len(data) - len(data) % _ENTRY.size  # a torn last entry is ignored
-            for epoch, n, mid, crc in _ENTRY.iter_unpack(data[:whole]):
-                self._remember((mid, crc), (epoch, n))
-            self._entries = whole // _ENTRY.size
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.error("%s cannot be read (%s): messages redelivered now get new record ids", self._journal, exc)
+            return
+        whole = len(data) - len(data) % _ENTRY.size  # a torn last entry is ignored
+        for epoch, n, mid, crc in _ENTRY.iter_unpack(data[:whole]):
+            self._remember((mid, crc), (epoch, n))
+        self._entries = whole // _ENTRY.size
 
 
 def _next_epoch(path: Path) -> int:
