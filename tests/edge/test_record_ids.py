@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 
 from iot_connector.model import Record
 from iot_connector.sources.mqtt import MqttConfig, MqttSource
-from iot_connector.sources.mqtt.identity import Arrivals
+from iot_connector.sources.mqtt.identity import Arrivals, record_ids
 from tests.edge.sources.helpers import Collector, running
 from tests.edge.sources.mosquitto import Mosquitto, Publisher
 from tests.edge.test_agent import _start, _wait
@@ -167,15 +167,18 @@ def test_the_journal_survives_restarts_stays_small_and_ignores_a_torn_entry(tmp_
     first = Arrivals("s", tmp_path, window=100)
     numbers = [first.number(mid, False, 1, "t", b"same") for mid in range(1, 1001)]
     first.write()
-    assert (tmp_path / "mqtt-s.journal").stat().st_size <= 2 * 100 * 22 + 22 * 1000  # compacted as it grows
+    assert (tmp_path / "mqtt-s.journal").stat().st_size <= 2 * 100 * 24 + 24 * 1000  # compacted as it grows
     with open(tmp_path / "mqtt-s.journal", "ab") as f:
         f.write(b"\x01\x02\x03")  # a write cut short by the crash
     second = Arrivals("s", tmp_path, window=100)
     assert second.epoch == first.epoch + 1
     assert second.number(1000, True, 1, "t", b"same") == numbers[-1]  # a redelivery of a recent message
-    assert second.number(1, True, 1, "t", b"same") == (second.epoch, 0)  # too old to be unacknowledged
-    assert second.number(999, True, 1, "t", b"other") == (second.epoch, 1)  # same packet id, other content
-    assert second.number(7, False, 0, "t", b"same") == (second.epoch, 2)  # QoS 0 is never redelivered
+    assert second.number(1, True, 1, "t", b"same") == f"{second.prefix}0:"  # too old to be unacknowledged
+    assert second.number(999, True, 1, "t", b"other") == f"{second.prefix}1:"  # same packet id, other content
+    assert second.number(7, False, 0, "t", b"same") == f"{second.prefix}2:"  # QoS 0 is never redelivered
+    assert numbers[-1] == f"{first.tag}:{first.epoch:x}:{999:x}:"
+    assert record_ids(numbers[-1], 1) == [numbers[-1] + "0"]
+    assert record_ids("b:", 11)[-1] == "b:a"
 
 
 def test_readings_without_timestamp_or_sequence_get_distinct_ids() -> None:

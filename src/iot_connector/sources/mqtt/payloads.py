@@ -77,13 +77,16 @@ def _timestamp_us(value: Any, unit: str) -> int:
         us = int(scaled)
     else:
         raise MalformedPayload(f"timestamp {value!r} is not a number or ISO 8601 string")
-    return checked_us(us, f"timestamp {value!r} ({unit})")
+    if not _MIN_US <= us <= _MAX_US:  # the message only when needed: this runs for every message
+        raise MalformedPayload(f"timestamp {value!r} ({unit}) is outside the years 1 to 9999")
+    return us
 
 
-def checked_us(us: int, what: str) -> int:
-    """`us` if a Record (and a datetime) can hold it, else MalformedPayload naming `what`."""
+def checked_us(us: int, what: str, *args: object) -> int:
+    """`us` if a Record (and a datetime) can hold it, else MalformedPayload naming `what % args` (formatted
+    only then: this runs for every value)."""
     if not _MIN_US <= us <= _MAX_US:
-        raise MalformedPayload(f"{what} is outside the years 1 to 9999")
+        raise MalformedPayload(f"{what % args} is outside the years 1 to 9999")
     return us
 
 

@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 from iot_connector.model import Record, now_us
 from iot_connector.sources.base import Emit, Source
 from iot_connector.sources.mqtt.config import MqttConfig, TopicConfig
-from iot_connector.sources.mqtt.identity import Arrivals, record_id
+from iot_connector.sources.mqtt.identity import Arrivals, record_ids
 from iot_connector.sources.mqtt.payloads import JsonMapper, MalformedPayload, raw_records
 from iot_connector.sources.mqtt.sparkplug import SparkplugDecoder, rebirth_request
 from iot_connector.sources.mqtt.wire import BatchedClient, PacketBuffer, Publish, pubacks, take_publishes
@@ -103,7 +103,7 @@ class MqttSource(Source):
         if self.arrivals is None:
             # Redeliveries can only be of messages not yet acknowledged: a few batches at most.
             window = 4 * self.config.batch_size + 1000
-            self.arrivals = Arrivals(self.config.name, self.state_dir, window)
+            self.arrivals = Arrivals(self.config.name, self.state_dir, window, redeliveries=not self.config.clean_start)
         delay = self.config.reconnect_min_delay_s
         while not self._stopped.is_set():
             connection = _Connection(self, asyncio.get_running_loop())
@@ -155,14 +155,14 @@ class MqttSource(Source):
         """Records of every message; one that cannot become records (any exception, not only the ones the
         decoders expect) is rejected alone and still acknowledged, so it can never block what follows."""
         records: list[Record] = []
-        arrivals, source = self.arrivals, self.config.name
+        arrivals = self.arrivals
         assert arrivals is not None
         for message, edge_ts in batch:
             try:
                 converted = self._convert(client, message.topic, message, edge_ts)
-                epoch, n = arrivals.number(message.mid, message.dup, message.qos, message.topic, message.payload)
-                for index, record in enumerate(converted):
-                    record.record_id = record_id(source, epoch, n, index)
+                base = arrivals.number(message.mid, message.dup, message.qos, message.topic, message.payload)
+                for record, rid in zip(converted, record_ids(base, len(converted))):
+                    record.record_id = rid
                 records.extend(converted)
             except MalformedPayload as exc:
                 self.reject(f"topic {message.topic}", str(exc), message.payload)

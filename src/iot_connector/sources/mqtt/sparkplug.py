@@ -156,7 +156,7 @@ class SparkplugDecoder:
                 tag_id=prefix + name,
                 tag_path=prefix + name,
                 data_type=DATATYPES.get(datatype, str(datatype)),
-                source_ts=checked_us(metric.timestamp * 1000, f"metric {name} timestamp")
+                source_ts=checked_us(metric.timestamp * 1000, "metric %s timestamp", name)
                 if metric.HasField("timestamp")
                 else None,
                 server_ts=server_ts,
