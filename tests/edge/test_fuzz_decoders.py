@@ -92,7 +92,8 @@ def convert(source: MqttSource, topic: str, payload: bytes) -> list[Record]:
     """The source's own per-batch conversion (what runs between the socket and emit)."""
     before = source.health.rejected
     records = source._to_records(None, [(Publish(topic, payload, 1, 1, False), 1_700_000_000_000_000)])  # type: ignore[arg-type]
-    assert source.health.rejected in (before, before + 1)  # this one message at most
+    rejected = source.health.rejected - before
+    assert rejected <= 1 or topic.startswith("spBv1.0/")  # this one message (Sparkplug: per unsupported metric)
     encodable_or_refused(records)
     return records
 
@@ -196,6 +197,20 @@ def test_sparkplug_invalid_utf8_names_and_strings_are_rejected_before_any_alias_
     assert decoder.state.aliases[("g", "n", "")] == {1: ("ok", 12)}
     with pytest.raises(MalformedPayload, match="string value is not UTF-8"):
         decoder.decode("spBv1.0/g/NDATA/n", good.replace(b"z\x01x", b"z\x01\xff"), 1)
+
+
+def test_an_unsupported_sparkplug_metric_is_rejected_and_the_others_arrive() -> None:
+    source = mqtt_source()
+    rejected: list[tuple] = []
+    source.on_reject = lambda *args: rejected.append(args)
+    payload = sparkplug_bytes(
+        1, 0, [{"name": "table", "datatype": 16}, {"name": "t", "datatype": 10, "double_value": 2.5}], b""
+    )
+    records = convert(source, "spBv1.0/g/NDATA/n", payload)
+    assert [(r.tag_id, r.value_double) for r in records] == [("g/n/t", 2.5)]
+    assert [(where, reason) for _, where, reason, _ in rejected] == [
+        ("topic spBv1.0/g/NDATA/n", "metric g/n/table: datatype 16 (DataSet) is not decoded")
+    ]
 
 
 # --- Modbus ----------------------------------------------------------------------------------------------

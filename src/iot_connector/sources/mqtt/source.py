@@ -179,6 +179,8 @@ class MqttSource(Source):
             result = self.sparkplug.decode(topic, message.payload, edge_ts)
             if result.rebirth_topic and self.config.request_rebirth:
                 client.publish(result.rebirth_topic, rebirth_request(), qos=0)
+            for reason in result.unsupported:  # the message's other metrics still become records
+                self.reject(f"topic {topic}", f"metric {reason}", message.payload)
             return result.records
         base = Record(
             source_id=self.config.name,

@@ -37,6 +37,7 @@ _ONEOF_TYPE = {
 class SparkplugResult:
     records: list[Record]
     rebirth_topic: str | None = None  # NCMD topic to ask the edge node for a rebirth
+    unsupported: list[str] = field(default_factory=list)  # metrics left out: "<tag>: <why>", to be rejected
 
 
 @dataclass
@@ -138,6 +139,7 @@ class SparkplugDecoder:
         server_ts = checked_us(message.timestamp * 1000, "payload timestamp") if message.HasField("timestamp") else None
         seq = message.seq if message.HasField("seq") else None
         records: list[Record] = []
+        unsupported: list[str] = []
         unknown = False
         for metric in message.metrics:
             name, datatype, unresolved = metric.name, metric.datatype, False
@@ -171,12 +173,13 @@ class SparkplugDecoder:
                     set_value(rec, metric_value(metric, datatype))
                 except KeyError:
                     self.state.unsupported_metrics += 1
+                    unsupported.append(f"{prefix}{name}: datatype {datatype} ({rec.data_type}) is not decoded")
                     continue
             if unresolved:
                 rec.quality = "UNCERTAIN"
             records.append(rec)
         rebirth = f"spBv1.0/{group}/NCMD/{node}" if unknown else None
-        return SparkplugResult(records, rebirth)
+        return SparkplugResult(records, rebirth, unsupported)
 
 
 def rebirth_request() -> bytes:
