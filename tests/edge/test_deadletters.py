@@ -23,6 +23,7 @@ def test_a_rejection_is_counted_for_its_source_and_kept_with_topic_reason_and_pa
     )
     pipe.reject("line1", "topic plant/t", "not JSON", b"\xff")
     pipe.reject("press", "register hr:0:float32:ABCD", "struct.error: ...", None)
+    pipe.dead_letters.close()  # type: ignore[union-attr]
     failed = pipe.metrics.records_failed
     assert failed.labels(error_type="malformed_payload", source="line1")._value.get() == 2
     assert failed.labels(error_type="malformed_payload", source="press")._value.get() == 1
@@ -41,6 +42,7 @@ def test_the_file_is_capped_keeping_one_previous_file(tmp_path: Path) -> None:
     letters = DeadLetters(tmp_path, 4096)
     for i in range(200):
         letters.write("s", f"topic t/{i}", "bad", b"x" * 100)
+    letters.close()
     current, previous = tmp_path / FILE_NAME, tmp_path / PREVIOUS_NAME
     assert current.stat().st_size <= 4096
     assert previous.stat().st_size <= 4096

@@ -10,9 +10,11 @@ costs at most twice the cap on disk. Written without fsync: forensics, not a del
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -29,7 +31,8 @@ class DeadLetters:
         self.path = Path(directory) / FILE_NAME
         self.max_bytes = max_bytes
         self.written = 0
-        self._size: int | None = None
+        self._size = 0
+        self._file: BinaryIO | None = None
         self._failed = False
 
     def write(self, source: str, where: str, reason: str, payload: bytes | None) -> None:
@@ -40,14 +43,16 @@ class DeadLetters:
             entry["payload_bytes"] = len(payload)
         line = orjson.dumps(entry) + b"\n"
         try:
-            if self._size is None:
+            if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._size = self.path.stat().st_size if self.path.exists() else 0
+                self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (kept open: floods cost no open/close)
+                self._size = self._file.tell()
             if self._size + len(line) > self.max_bytes and self._size:
+                self._file.close()
                 os.replace(self.path, self.path.with_name(PREVIOUS_NAME))
+                self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
                 self._size = 0
-            with open(self.path, "ab") as f:
-                f.write(line)
+            self._file.write(line)  # unbuffered: in the OS at once, so a crash right after keeps it
             self._size += len(line)
             self.written += 1
             self._failed = False
@@ -55,3 +60,10 @@ class DeadLetters:
             if not self._failed:
                 log.error("dead-letter file %s cannot be written: %s", self.path, exc)
             self._failed = True
+            self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None

@@ -377,6 +377,8 @@ class Pipeline:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._sender
         await self.buffer.close()
+        if self.dead_letters is not None:
+            self.dead_letters.close()
         if self._sink_open:
             with contextlib.suppress(Exception):
                 await self.sink.close()
