@@ -71,6 +71,7 @@ setup(
             "pytest-asyncio>=1.5",
             "hypothesis>=6.170",
             "ruff>=0.17",
+            "mypy>=2.4",  # `make test` type-checks src/ ([tool.mypy] in pyproject.toml)
             "grpcio-tools>=1.81",
             "playwright>=1.65",
             "databricks-bundles>=1.22",

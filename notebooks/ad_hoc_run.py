@@ -41,10 +41,13 @@ for name, (default, label) in TEXT_WIDGETS.items():
     dbutils.widgets.text(name, default, label)
 dbutils.widgets.dropdown("auth_type", "basic", ["basic", "kerberos", "oauth", "anonymous"], "Authentication")
 dbutils.widgets.dropdown("mode", "backfill", ["backfill", "incremental", "full"], "Mode")
+# auto: timeseries on the executors with a classic session; false where executors cannot reach PI (standard
+# access mode); serverless (Spark Connect) always uses the driver.
+dbutils.widgets.dropdown("distributed", "auto", ["auto", "false", "true"], "Fetch on executors")
 
 # COMMAND ----------
 
-w = {name: dbutils.widgets.get(name).strip() for name in [*TEXT_WIDGETS, "auth_type", "mode"]}
+w = {name: dbutils.widgets.get(name).strip() for name in [*TEXT_WIDGETS, "auth_type", "mode", "distributed"]}
 config = {
     "pi_web_api_url": w["pi_web_api_url"],
     "pi_auth_type": w["auth_type"],
@@ -56,6 +59,7 @@ config = {
     "mode": w["mode"],
     "start_date": w["start"],
     "end_date": None if w["end"] in ("", "*") else w["end"],
+    "distributed": {"auto": "auto", "false": False, "true": True}[w["distributed"]],
 }
 if w["name_filter"]:
     config["name_filter"] = w["name_filter"]

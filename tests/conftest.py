@@ -44,6 +44,17 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     session.stop()  # without it the JVM dies noisily at exit ("terminate called without an active exception")
 
 
+@pytest.fixture
+def spark_location(spark, tmp_path):
+    """Fresh `main.bronze_<id>` / `main.checkpoints_<id>` schemas whose tables live where
+    `DeltaSink(tmp_path, location)` keeps them; dropped afterwards."""
+    from tests.sparksession import drop_location, fresh_location
+
+    location = fresh_location(spark, tmp_path)
+    yield location
+    drop_location(spark, location)
+
+
 # --- no silent skips ---------------------------------------------------------------------------------------
 # A test that cannot reach its real peer must fail and name the fix, not skip: a green run with skips hides
 # untested behaviour. Only skips whose reason starts with "optional:" (material that is not part of the

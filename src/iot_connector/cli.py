@@ -115,7 +115,7 @@ def _secrets(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        from iot_connector.web import serve  # type: ignore[attr-defined]  # the GUI issue provides it
+        from iot_connector.web import serve
     except ImportError:
         print("the web GUI is not installed in this build (iot_connector.web.serve is missing)", file=sys.stderr)
         return 2

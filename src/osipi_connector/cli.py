@@ -6,9 +6,17 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from osipi_connector import __version__
 from osipi_connector.config import DATASETS
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from osipi_connector.config import ConnectorConfig
+    from osipi_connector.lake.sink import Location
+    from osipi_connector.runner import Progress
 
 
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
@@ -196,14 +204,14 @@ def _datasets(text: str) -> list[str]:
 class _BriefFormatter(logging.Formatter):
     """Warnings as one line each: the messages name what failed; tracebacks only with --verbose."""
 
-    def formatException(self, ei) -> str:
+    def formatException(self, ei: object) -> str:
         return ""
 
     def format(self, record: logging.LogRecord) -> str:
         return super().format(record).rstrip()
 
 
-def _load(args: argparse.Namespace, **extra: str | None):
+def _load(args: argparse.Namespace, **extra: str | None) -> ConnectorConfig:
     """Logging set up, then the config with the command-line overrides applied (None = not given)."""
     from osipi_connector.config import load_config
 
@@ -222,7 +230,7 @@ def _load(args: argparse.Namespace, **extra: str | None):
     return load_config(args.config, {k: v for k, v in overrides.items() if v is not None})
 
 
-def _location(config):
+def _location(config: ConnectorConfig) -> Location:
     from osipi_connector.lake.sink import Location
 
     uc = config.unity_catalog
@@ -260,23 +268,17 @@ def _maintain(args: argparse.Namespace) -> int:
         config = _load(args)
     except ConfigError as exc:
         return _fail(str(exc))
-    sink = default_sink(config)  # the same sink a run writes with (delta-rs locally)
+    sink = default_sink(config)  # the same sink a run writes with (delta-rs locally, Spark on Databricks)
     exists = getattr(sink, "exists", lambda spec: True)
     specs = [spec for spec in ALL_TABLES if exists(spec)]
     if not specs:
-        return _fail(f"no tables under {config.local.lakehouse_root} — run `osipi-connector run` first")
+        uc = config.unity_catalog
+        where = f"in {uc.catalog}.{uc.schema_}" if sink.engine == "spark" else f"under {config.local.lakehouse_root}"
+        return _fail(f"no tables {where} — run `osipi-connector run` first")
     failed = 0
     for result in maintain(sink, specs, retain_hours=args.retain_hours):
-        if result.error:
-            failed += 1
-            print(f"{result.table}: FAILED {result.error}")
-            continue
-        compact = result.optimize.get("compact", {})
-        zorder = " + z-order" if "z_order" in result.optimize else ""
-        print(
-            f"{result.table}: compacted {compact.get('numFilesRemoved', 0)} -> {compact.get('numFilesAdded', 0)} "
-            f"files{zorder}, vacuumed {result.vacuum.get('files_deleted', 0)} files, {result.seconds:.2f}s"
-        )
+        failed += result.error is not None
+        print(result.summary())
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
@@ -319,7 +321,7 @@ class TerminalProgress:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.bar = None
+        self.bar: tqdm | None = None
         self.stage = ""
 
     def __enter__(self) -> TerminalProgress:
@@ -329,7 +331,7 @@ class TerminalProgress:
         if self.bar is not None:
             self.bar.close()
 
-    def __call__(self, progress) -> None:
+    def __call__(self, progress: Progress) -> None:
         if not self.enabled:
             return
         if progress.stage != self.stage or self.bar is None:

@@ -227,6 +227,7 @@ _FLAT = {
     "batch_size": ("extraction", "batch_size"),
     "max_count_per_tag": ("extraction", "max_count_per_tag"),
     "workers": ("performance", "workers"),
+    "distributed": ("performance", "distributed"),
     "lakehouse_root": ("local", "lakehouse_root"),
 }
 

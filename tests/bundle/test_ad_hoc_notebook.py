@@ -92,3 +92,19 @@ def test_notebook_runs_the_connector_with_its_widgets(
     stamps = stored.column("timestamp").to_pylist()
     assert min(stamps).isoformat() >= "2025-03-01T11:00:00+00:00"
     assert max(stamps).isoformat() <= "2025-03-01T12:00:00+00:00"
+
+
+@pytest.mark.parametrize(("choice", "setting"), [("auto", "auto"), ("false", False), ("true", True)])
+def test_distribution_can_be_switched_in_the_notebook(choice: str, setting: object) -> None:
+    """Standard access clusters whose executors cannot reach PI need `false` without editing the notebook."""
+    from osipi_connector.config import ConnectorConfig
+
+    dbutils = DbUtils(
+        widgets={"distributed": choice},
+        secrets={("pi-connector", "pi_username"): "piuser", ("pi-connector", "pi_password"): "pipassword"},
+    )
+    namespace: dict = {"dbutils": dbutils, "display": print}
+    for cell in cells_until_run()[:-1]:  # up to the connector's configuration, not the run
+        exec(compile(cell, str(NOTEBOOK), "exec"), namespace)
+
+    assert ConnectorConfig.from_flat(namespace["config"]).performance.distributed == setting

@@ -1,5 +1,5 @@
-"""The Dockerfile checked statically (no Docker engine here): base, user, ports, volumes, healthcheck,
-entrypoint, pinned edge dependencies, and nothing secret in the image or its build context."""
+"""The Dockerfile read as text: base, user, ports, volumes, healthcheck, entrypoint, pinned edge dependencies,
+and nothing secret in the image or its build context (test_image.py builds and runs it)."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_every_copy_source_is_in_the_build_context() -> None:
 
 def test_the_healthcheck_script_runs_on_the_image_python_version() -> None:
     """No agent answers on these ports: the script says unhealthy and exits 1 (its happy path is in
-    test_entrypoint.py against a running entrypoint)."""
+    test_entrypoint.py and test_image.py against a running entrypoint)."""
     env = {"IOT_CONNECTOR_GUI_PORT": "9", "IOT_CONNECTOR_METRICS_PORT": "9", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, str(REPO / "deploy" / "healthcheck.py")], env=env, capture_output=True, text=True

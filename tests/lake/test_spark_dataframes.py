@@ -1,6 +1,6 @@
 """Real local PySpark: DataFrames built from the extractor's Arrow batches have exactly the bronze schemas.
 
-No Delta here (none for local Spark); these tests cover what runs before and after the Delta statements.
+These cover what runs before and after the Delta statements (tests/lake/test_spark_sink.py runs those).
 `native` runs each conversion both ways: Arrow-native (Spark 4) and the pandas / unix_micros path that
 Spark 3.5 (DBR 16.4 LTS) takes.
 """
@@ -17,9 +17,7 @@ from chispa.schema_comparer import assert_schema_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from osipi_connector.lake import spark_sql
-from osipi_connector.lake.schemas import ALL_TABLES, EVENT_FRAMES, TIMESERIES, WATERMARKS
-from osipi_connector.lake.sink import Location
+from osipi_connector.lake.schemas import ALL_TABLES, EVENT_FRAMES, TIMESERIES
 from osipi_connector.lake.spark_arrow import arrow_native, to_arrow
 from osipi_connector.lake.spark_schema import spark_schema
 from osipi_connector.lake.spark_sink import SparkSink
@@ -174,24 +172,3 @@ def test_bad_batch_is_refused_before_spark_sees_it(spark):
     batch = rows.timeseries(tags=1, days=1, per_day=2).drop_columns(["good"])
     with pytest.raises(SchemaMismatchError, match=r"pi_timeseries.*missing \['good'\]"):
         SparkSink(spark).dataframe(TIMESERIES, batch)
-
-
-def test_generated_statements_parse_with_sparks_own_sql_parser(spark):
-    """CREATE/MERGE/INSERT/SELECT are plain Spark SQL grammar (OPTIMIZE/VACUUM need Delta's parser: text-tested only)."""
-    parser = spark._jsparkSession.sessionState().sqlParser()
-    location = Location()
-    statements = {
-        "CreateNamespace": spark_sql.create_schema_sql(TIMESERIES, location),
-        "CreateTable": spark_sql.create_table_sql(TIMESERIES, location),
-        "MergeIntoTable": spark_sql.merge_sql(TIMESERIES, location, "v", {"partition_date": [dt.date(2025, 3, 1)]}),
-        "InsertIntoStatement": spark_sql.insert_sql(TIMESERIES, location, "v"),
-        "Project": spark_sql.select_sql(TIMESERIES, location, ["tag_webid"]),
-    }
-    assert {name: parser.parsePlan(sql).nodeName() for name, sql in statements.items()} == {n: n for n in statements}
-    merge_plan = parser.parsePlan(spark_sql.merge_sql(WATERMARKS, location, "v")).toString()
-    assert merge_plan.startswith(
-        "'MergeIntoTable (('t.dataset = 's.dataset) AND ('t.item_id = 's.item_id)), [updatestaraction(Some("
-    )
-    assert "NOT ('t.high_watermark <=> 's.high_watermark)" in merge_plan  # the change test is null-safe
-    assert "[insertstaraction(None)]" in merge_plan
-    assert "'UnresolvedRelation [main, checkpoints, pi_watermarks]" in merge_plan

@@ -71,6 +71,7 @@ def whole_notifications(sub: Subscription) -> None:
         if datachange.MonitoredItems:
             yield DataChangeBatch(datachange.MonitoredItems, sub._replaying)
 
+    # a deliberate patch of a private method, yielding our batch type instead of asyncua's events
     sub._explode_datachange = explode  # type: ignore[method-assign,assignment]
 
 
@@ -85,7 +86,8 @@ def monitored_item_request(
 ) -> ua.MonitoredItemCreateRequest:
     """asyncua's own request builder (its client-handle bookkeeping is what restore() relies on)."""
     check_make_monitored_item_request()
-    return sub._make_monitored_item_request(node, attr, mfilter, queue_size, monitoring, sampling_interval_ms)
+    interval = ua.Duration(sampling_interval_ms)  # asyncua annotates Duration (a float subclass), not float
+    return sub._make_monitored_item_request(node, attr, mfilter, queue_size, monitoring, interval)
 
 
 class TrustList(TrustStore):

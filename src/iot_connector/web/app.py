@@ -3,7 +3,7 @@ state-changing one also needs the session's CSRF token in the X-CSRF-Token heade
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from iot_connector.config import AgentConfig, ConfigError, json_schemas, parse_config
 from iot_connector.config.models import ZerobusSinkSettings
+from iot_connector.sources.base import Source
 from iot_connector.web.auth import LoginLimiter, Session, Sessions, Users
 from iot_connector.web.checks import CheckError, check_zerobus, list_certs, store_cert
 from iot_connector.web.runtime import AUDIT_FILE, MASK, LogBuffer, Runtime, masked, unmask, write_audit
@@ -53,14 +54,16 @@ def _problems(exc: ConfigError) -> list[str]:
     return [next((p.replace(k, v) for k, v in _HINTS.items() if k in p), p) for p in exc.problems]
 
 
-def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = False, limiter: LoginLimiter | None = None):
+def create_app(
+    runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = False, limiter: LoginLimiter | None = None
+) -> FastAPI:
     app = FastAPI(title="iot-connector", docs_url=None, redoc_url=None, openapi_url=None)
     users, sessions, limiter = Users(runtime.config_dir), Sessions(), limiter or LoginLimiter()
     users.ensure_admin()
     static = resources.files("iot_connector.web") / "static"
 
     @app.middleware("http")
-    async def headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
         response.headers["X-Frame-Options"] = "DENY"
@@ -187,7 +190,7 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
 
         return await apply(mutate, s, request, f"source.remove {name}")
 
-    def _probe(edit: SourceEdit, for_browse: bool = False):  # type: ignore[no-untyped-def]
+    def _probe(edit: SourceEdit, for_browse: bool = False) -> Source:
         old = next((x for x in runtime.current().get("sources", []) if x.get("name") == edit.original), None)
         raw = unmask(edit.source, old)
         if for_browse and not raw.get("nodes") and not raw.get("browse"):
@@ -198,7 +201,7 @@ def create_app(runtime: Runtime, logs: LogBuffer, *, secure_cookies: bool = Fals
             raise HTTPException(400, _problems(exc)) from None
         return runtime.make_source(config)
 
-    async def _bounded(awaitable: Any, what: str) -> Any:
+    async def _bounded(awaitable: Awaitable[Any], what: str) -> Any:
         try:
             return await asyncio.wait_for(awaitable, TEST_TIMEOUT_S)
         except asyncio.TimeoutError:

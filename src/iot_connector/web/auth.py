@@ -23,13 +23,15 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 USERS_FILE = "gui_users.json"
 ADMIN_PASSWORD_ENV = "IOT_CONNECTOR_ADMIN_PASSWORD"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+# One user's line in gui_users.json: the KDF's name and parameters, base64 salt and hash.
+PasswordEntry = dict[str, str | int]
 
 
 def _kdf(salt: bytes, n: int, r: int, p: int) -> Scrypt:
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p)
 
 
-def hash_password(password: str) -> dict[str, object]:
+def hash_password(password: str) -> PasswordEntry:
     salt = os.urandom(16)
     digest = _kdf(salt, **_SCRYPT).derive(password.encode())
     return {
@@ -40,9 +42,9 @@ def hash_password(password: str) -> dict[str, object]:
     }
 
 
-def check_password(entry: dict[str, object], password: str) -> bool:
+def check_password(entry: PasswordEntry, password: str) -> bool:
     try:
-        kdf = _kdf(base64.b64decode(str(entry["salt"])), int(entry["n"]), int(entry["r"]), int(entry["p"]))  # type: ignore[arg-type]
+        kdf = _kdf(base64.b64decode(str(entry["salt"])), int(entry["n"]), int(entry["r"]), int(entry["p"]))
         kdf.verify(password.encode(), base64.b64decode(str(entry["hash"])))
         return True
     except (InvalidKey, KeyError, ValueError):
@@ -55,7 +57,7 @@ class Users:
     def __init__(self, config_dir: Path):
         self.path = Path(config_dir) / USERS_FILE
 
-    def _read(self) -> dict[str, dict[str, object]]:
+    def _read(self) -> dict[str, PasswordEntry]:
         return json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def set_password(self, user: str, password: str) -> None:

@@ -13,14 +13,13 @@ tests/simulator/test_transport.py (dropped and truncated answers).
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import Any
 
 from osipi_connector.compat import LibraryChanged
 
 CHECKED = "0.54.0"
 
 
-def close_connection(send: Any) -> None:
+def close_connection(send: object) -> None:
     """Close the client's socket now: no answer, or the answer cut where it stands."""
     transport = getattr(getattr(send, "__self__", None), "transport", None)
     if transport is None:

@@ -143,11 +143,12 @@ _LITERALS: dict[bytes, list[tuple[int, int, int]]] = {}
 def _equals(words: np.ndarray, pos: np.ndarray, text: bytes) -> np.ndarray:
     """True where the bytes at `pos` are `text`."""
     parts = _LITERALS.get(text) or _LITERALS.setdefault(text, _literal(text))
-    ok = None
+    ok: np.ndarray | None = None
     for offset, mask, value in parts:
         word = words[pos + offset] if offset else words[pos]
         same = (word & np.uint64(mask) if mask != 0xFFFFFFFFFFFFFFFF else word) == np.uint64(value)
         ok = same if ok is None else ok & same
+    assert ok is not None, "a literal has at least one word"
     return ok
 
 
@@ -270,7 +271,7 @@ _TS_LOW, _TS_HIGH = _TS_SHAPE, np.where(_TS_SHAPE == 0, 9, _TS_SHAPE).astype(np.
 _FIRST_YEAR, _LAST_YEAR = 1678, 2261
 
 
-def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray | int) -> np.ndarray:
     """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
     y = year - (month <= 2)
     era = np.floor_divide(y, 400)
@@ -400,7 +401,9 @@ def _skeleton(body: bytes, starts: np.ndarray, ends: np.ndarray, inner: np.ndarr
     found: list[int] = []
     for entry in document.values():
         content = entry.get("Content") if isinstance(entry, dict) else None
-        items = content.get("Items") if isinstance(content, dict) else None
+        if not isinstance(content, dict):
+            continue
+        items = content.get("Items")
         if isinstance(items, list) and len(items) == 1 and isinstance(items[0], str) and items[0].startswith(prefix):
             run = int(items[0][len(prefix) :])
             content["Items"] = ScannedItems(answer, int(run_first[run]), int(run_last[run]) + 1)

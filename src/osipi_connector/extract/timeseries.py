@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -260,14 +261,14 @@ def _ends_at(items: Items, end_ticks: int) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def _takes_decode(client_type: type) -> bool:
-    return "decode" in inspect.signature(client_type.batch).parameters
+def _takes_decode(batch: Callable[..., object]) -> bool:
+    return "decode" in inspect.signature(batch).parameters
 
 
 def _batch(client: PIWebAPIClient, requests: dict[str, SubRequest]) -> dict[str, SubResponse]:
     """`client.batch` with the answer scanned into columns (`recorded_scan`); a client subclass whose
     `batch` takes no `decode` (a wrapper, a test double) gets today's orjson parse, same rows."""
-    if _takes_decode(type(client)):
+    if _takes_decode(type(client).batch):
         return client.batch(requests, decode=scan_batch)
     return client.batch(requests)
 

@@ -31,6 +31,24 @@ class WriteResult:
     updated: int
 
 
+@dataclass(frozen=True)
+class Optimized:
+    """What OPTIMIZE did, in the same figures on every engine: `files_removed` data files were rewritten into
+    `files_added` (both 0 when the table was already compact); `zorder_by` when the rewrite Z-ordered."""
+
+    files_removed: int
+    files_added: int
+    zorder_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Vacuumed:
+    """Files VACUUM deleted (unreferenced and older than `retain_hours`)."""
+
+    files_deleted: int
+    retain_hours: int
+
+
 class Sink(Protocol):
     engine: str  # "delta-rs" | "spark": recorded in the run-metrics row
 
@@ -55,10 +73,11 @@ class Sink(Protocol):
         """Whole table as Arrow (small tables: watermarks, run metrics); empty table with the schema if missing."""
         ...
 
-    def optimize(self, spec: TableSpec) -> dict:
-        """Compact small files and Z-order by `spec.zorder_by` (when set); returns the engine's metrics."""
+    def optimize(self, spec: TableSpec) -> Optimized | dict:
+        """Compact small files and Z-order by `spec.zorder_by` (when set). SparkSink answers `Optimized`;
+        DeltaSink still answers delta-rs' metrics dict, which `maintenance.maintain` turns into `Optimized`."""
         ...
 
-    def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> dict:
-        """Remove files no longer referenced and older than `retain_hours`."""
+    def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> Vacuumed | dict:
+        """Remove files no longer referenced and older than `retain_hours` (DeltaSink: a dict, as above)."""
         ...

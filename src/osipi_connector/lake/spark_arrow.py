@@ -1,8 +1,8 @@
 """Arrow tables <-> Spark DataFrames on both Spark lines a job may run on.
 
-Spark 4 (DBR 17+, serverless environment 4, Databricks Connect 17+) takes and returns Arrow directly
-(`createDataFrame(pa.Table)`, `DataFrame.toArrow()`). Spark 3.5 (DBR 16.4 LTS, the bundle's default job
-cluster) has neither, so there the batch goes through pandas, and reads collect timestamps as `unix_micros`
+Spark 4 (DBR 17.3 LTS, the bundle's job clusters; serverless environment 4; Databricks Connect 17+) takes and
+returns Arrow directly (`createDataFrame(pa.Table)`, `DataFrame.toArrow()`). Spark 3.5 (DBR 16.4 LTS, older
+Databricks Connect clients) has neither, so there the batch goes through pandas, and reads collect timestamps as `unix_micros`
 integers: exact UTC microseconds whatever the session or driver time zone. Both paths run in the local tests
 (pyspark 4) by forcing `native=False`.
 """

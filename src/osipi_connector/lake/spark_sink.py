@@ -1,10 +1,11 @@
 """The Databricks sink: Unity Catalog Delta tables written through Spark SQL generated in `lake/spark_sql.py`.
 
-Every Delta statement comes from a pure function whose text is tested; this class only builds the source
-DataFrame from Arrow (with the spec's Spark schema), registers it as a temporary view for the statement and
-drops it afterwards. Works on classic clusters, serverless and Databricks Connect, on Spark 4 and on Spark 3.5
-(DBR 16.4 LTS; see `lake/spark_arrow.py`). Concurrent MERGEs into one table are Delta's business on
-Databricks (optimistic concurrency with conflict detection); schedule jobs with max_concurrent_runs: 1 anyway.
+Every Delta statement comes from a pure function; this class builds the source DataFrame from Arrow (with the
+spec's Spark schema), registers it as a temporary view for the statement and drops it afterwards. Works on
+classic clusters, serverless and Databricks Connect; the jobs run DBR 17.3 LTS (Spark 4.0), and older Spark
+3.5 clients take `lake/spark_arrow.py`'s pandas path. Tested on local Spark with real Delta Lake
+(tests/lake/test_spark_sink.py). Concurrent MERGEs into one table are Delta's business (optimistic
+concurrency with conflict detection); schedule jobs with max_concurrent_runs: 1 anyway.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow as pa
 
 from osipi_connector.lake import spark_sql
 from osipi_connector.lake.schemas import TableSpec
-from osipi_connector.lake.sink import Location, WriteResult
+from osipi_connector.lake.sink import Location, Optimized, Vacuumed, WriteResult
 from osipi_connector.lake.spark_arrow import to_arrow, to_dataframe
 from osipi_connector.lake.spark_schema import spark_schema
 from osipi_connector.lake.validate import (
@@ -121,16 +122,38 @@ class SparkSink:
         table = to_arrow(self.spark.sql(spark_sql.select_sql(spec, self.location, columns)), schema, self.arrow_native)
         return conform_to(schema, table, f"table {self.table_name(spec)}")
 
-    def optimize(self, spec: TableSpec) -> dict:
+    def exists(self, spec: TableSpec) -> bool:
+        return bool(self.spark.catalog.tableExists(self.table_name(spec)))
+
+    def optimize(self, spec: TableSpec) -> Optimized:
+        """OPTIMIZE (ZORDER BY the spec's columns): Delta's own metrics row says how many files it rewrote."""
         self.ensure(spec)
         rows = self.spark.sql(spark_sql.optimize_sql(spec, self.location)).collect()
-        return rows[0].asDict(recursive=True) if rows else {}
+        metrics = rows[0]["metrics"]
+        return Optimized(int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"]), tuple(spec.zorder_by))
 
-    def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> dict:
-        """Databricks refuses less than 168 h unless retentionDurationCheck is disabled on the cluster."""
+    def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> Vacuumed:
+        """VACUUM, counting the deleted files from the table history's VACUUM END entry (Delta logs it; the
+        statement itself answers only the path). Databricks refuses less than 168 h unless
+        spark.databricks.delta.retentionDurationCheck.enabled is false."""
         self.ensure(spec)
+        before = self._version(spec)
         self.spark.sql(spark_sql.vacuum_sql(spec, self.location, retain_hours)).collect()
-        return {"retain_hours": retain_hours}
+        ended = (
+            self.spark.sql(spark_sql.history_sql(spec, self.location))
+            .where(f"version > {before} AND operation = 'VACUUM END'")
+            .select("operationMetrics")
+            .collect()
+        )
+        if not ended:
+            raise RuntimeError(
+                f"VACUUM of {self.table_name(spec)} left no VACUUM END entry in the table history; "
+                "set spark.databricks.delta.vacuum.logging.enabled to true so maintenance can report it"
+            )
+        return Vacuumed(int(ended[0]["operationMetrics"]["numDeletedFiles"]), retain_hours)
+
+    def _version(self, spec: TableSpec) -> int:
+        return int(self.spark.sql(spark_sql.history_sql(spec, self.location, limit=1)).collect()[0]["version"])
 
     def _view(self, spec: TableSpec, source: pa.Table) -> _TempView:
         return _TempView(self.spark, _view_name(spec), self.dataframe(spec, source))

@@ -103,8 +103,9 @@ class BearerAuth(AuthBase):
 
 def sent_token(request: requests.PreparedRequest | None) -> str | None:
     """The bearer token a request carried (to invalidate exactly that one after a 401)."""
-    header = (request.headers.get("Authorization", "") if request is not None else "") or ""
-    return header[7:] if header.startswith("Bearer ") else None
+    header = request.headers.get("Authorization") if request is not None else None
+    # requests types header values as str | bytes; BearerAuth sets a str
+    return header[7:] if isinstance(header, str) and header.startswith("Bearer ") else None
 
 
 class ClientCredentials:

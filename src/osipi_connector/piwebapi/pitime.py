@@ -165,9 +165,10 @@ def parse_interval(text: str) -> timedelta:
             unit = match[2].lower() if match else ""
             if not match or unit not in _UNITS:
                 raise PITimeError(f"Cannot parse time span '{original}': use e.g. '1h', '30m', '10s' or '1d'.")
-            if _UNITS[unit] is None:
+            seconds = _UNITS[unit]
+            if seconds is None:
                 raise PITimeError(f"Cannot parse time span '{original}': months and years have no fixed length.")
-            total += float(match[1]) * _UNITS[unit]
+            total += float(match[1]) * seconds
             pos = match.end()
     if total <= 0:
         raise PITimeError(f"Cannot parse time span '{original}': it must be longer than zero.")

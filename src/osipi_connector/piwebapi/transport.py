@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError, ResponseError
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from osipi_connector.piwebapi.auth import BearerAuth, build_auth, sent_token
@@ -83,7 +84,7 @@ class PIRetry(Retry):
         retries = len(self.history)
         return backoff(self.settings, retries) if retries else 0.0
 
-    def get_retry_after(self, response: Any) -> float | None:
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
         wait = super().get_retry_after(response)
         return None if wait is None else min(wait, self.settings.max_retry_after_seconds)
 
@@ -181,8 +182,9 @@ class Transport:
         url: str,
         params: list[tuple[str, str]] | None = None,
         json_body: bytes | None = None,
+        *,
+        parse: Callable[[Answer], T],
         accept: Callable[[Answer], bool] = lambda r: r.ok,
-        parse: Callable[[Answer], T] = lambda r: r,  # type: ignore[assignment,return-value]
     ) -> T:
         """Send, retry cut or unparsable bodies, and parse. `accept` says which answers are not errors
         (the batch accepts 405 to fall back); `parse` raises BodyError for a body worth another try."""

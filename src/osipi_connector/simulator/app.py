@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from osipi_connector.compat.uvicorn import close_connection
@@ -19,6 +20,9 @@ from osipi_connector.simulator.http import ApiError, Request, Response
 
 log = logging.getLogger("osipi_connector.simulator")
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# the ASGI callables the server hands the app (ASGI messages are plain dicts)
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class SimulatorApp:
@@ -28,9 +32,8 @@ class SimulatorApp:
         self.auth = Authenticator(config)
         self.limiter = RateLimiter(config.rate_limit_max_requests, config.rate_limit_duration_s)
         self.faults = FaultInjector(config.faults)
-        simulator.authenticator = self.auth
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -108,7 +111,7 @@ class SimulatorApp:
             return Response(500, {"Errors": ["An internal error occurred in the PI Web API simulator."]})
 
     @staticmethod
-    async def _send(send: Any, response: Response, truncate: bool = False) -> None:
+    async def _send(send: Send, response: Response, truncate: bool = False) -> None:
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
         if response.body is not None:
             headers.append((b"content-type", b"application/json; charset=utf-8"))

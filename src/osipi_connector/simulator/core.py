@@ -26,6 +26,7 @@ class Simulator:
 
     def __init__(self, config: SimConfig | None = None):
         from osipi_connector.simulator import controllers
+        from osipi_connector.simulator.controllers.streams import StreamController
 
         self.config = config or SimConfig()
         self.ids = IdFactory(self.config.seed)
@@ -33,6 +34,8 @@ class Simulator:
         self.points = PointCatalog(c.seed, c.tags, c.server_name, self.ids, c.late_share)
         self.af = AssetModel(self)
         self.event_frames = EventFrameModel(self)
+        # stream resolution and the value model, shared by the streams, interpolated, summary and plot routes
+        self.streams = StreamController(self)
         self.router = Router()
         controllers.register_all(self)
 

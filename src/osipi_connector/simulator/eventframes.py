@@ -31,6 +31,7 @@ from osipi_connector.simulator.af import (
     UNIT,
     AttributeRef,
     AttrSpec,
+    Template,
     point_attribute,
     template_chain,
 )
@@ -471,5 +472,5 @@ class EventFrameModel:
         return ranked[::-1] if q.descending else ranked
 
 
-def _template(kind: FrameKind):
+def _template(kind: FrameKind) -> Template:
     return next(t for t in TEMPLATES if t.name == kind.template)

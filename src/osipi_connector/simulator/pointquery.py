@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 ALIASES = {"name": "tag", "description": "descriptor", "datatype": "pointtype", "pointclass": "ptclassname"}
 VALUE_FILTERS = {"value", "timestamp", "substituted", "questionable", "annotated", "isgood"}
@@ -34,11 +35,18 @@ class Filter:
         if self.operator in ("=", "<>"):
             hit = bool(self.regex.fullmatch(str(actual)))
             return hit if self.operator == "=" else not hit
-        try:
-            left, right = float(actual), float(self.pattern)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            left, right = str(actual).upper(), self.pattern.upper()  # type: ignore[assignment]
-        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[self.operator]
+        try:  # as numbers when both are (12, 12.0 and "12" alike), else as upper-case text (None is "NONE")
+            numbers = float(str(actual)), float(self.pattern)
+        except ValueError:
+            return _ordered(self.operator, str(actual).upper(), self.pattern.upper())
+        return _ordered(self.operator, *numbers)
+
+
+_Ordered = TypeVar("_Ordered", float, str)
+
+
+def _ordered(operator: str, left: _Ordered, right: _Ordered) -> bool:
+    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[operator]
 
 
 def parse_query(query: str) -> list[list[Filter]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from osipi_connector.piwebapi import webid
@@ -182,7 +183,7 @@ class PointCatalog:
         point = self.point(index)
         return f"{point.kind.descriptor} {point.name.split('.')[0]}"
 
-    def to_json(self, index: int, link) -> dict:
+    def to_json(self, index: int, link: Callable[[str], str]) -> dict:
         """PI Web API's point object (`GET /points/{webId}`)."""
         point = self.point(index)
         web_id = self.webid(index)

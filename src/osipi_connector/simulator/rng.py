@@ -6,6 +6,8 @@ always comes out the same. SplitMix64 finalisers, vectorised with NumPy (uint64 
 
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -15,7 +17,11 @@ _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(
 _INV53 = 1.0 / (1 << 53)
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+@overload
+def _mix(x: np.ndarray) -> np.ndarray: ...
+@overload
+def _mix(x: np.unsignedinteger) -> np.unsignedinteger: ...
+def _mix(x: np.ndarray | np.unsignedinteger) -> np.ndarray | np.unsignedinteger:
     x = x ^ (x >> _S30)  # a new array: the rest works in place (fewer temporaries on the hot path)
     x *= _M1
     x ^= x >> _S27
@@ -47,10 +53,6 @@ def uniform(h: np.ndarray, salt: int = 0) -> np.ndarray:
 def u(*keys: int) -> float:
     """Scalar convenience: a float in [0, 1) from integer keys."""
     return float(uniform(hash_keys(*keys)))
-
-
-def pick(options: list | tuple, *keys: int):
-    return options[int(u(*keys) * len(options))]
 
 
 def string_key(text: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,8 +12,12 @@ from osipi_connector.plan import WorkUnit
 
 
 def enabled(performance: PerformanceConfig, sink: Any) -> bool:
-    """`performance.distributed`: true/false as set; auto = on with a Spark sink, except on serverless, whose
-    Python workers may not open connections to the internet or a plant network."""
+    """`performance.distributed`: true/false as set; auto = on with a Spark sink on a classic session only.
+
+    Databricks documents that serverless compute supports only Spark Connect APIs and that its UDFs cannot
+    reach the internet, so a Spark Connect session (serverless, Databricks Connect) keeps the driver's thread
+    pool; this replaces an undocumented IS_SERVERLESS environment variable. Elsewhere (e.g. a standard access
+    cluster whose executors cannot reach PI) set `distributed: false`."""
     spark = getattr(sink, "engine", None) == "spark"
     if performance.distributed is True and not spark:
         raise ConfigError(
@@ -22,8 +25,12 @@ def enabled(performance: PerformanceConfig, sink: Any) -> bool:
         )
     if performance.distributed != "auto":
         return bool(performance.distributed)
-    serverless = os.environ.get("IS_SERVERLESS", "").lower() == "true"
-    return spark and not serverless
+    return spark and not spark_connect(sink.spark)
+
+
+def spark_connect(session: Any) -> bool:
+    """True for a Spark Connect session (serverless, standard access mode, Databricks Connect)."""
+    return type(session).__module__.startswith("pyspark.sql.connect.")
 
 
 def fetch_and_merge(run: Any, units: Sequence[WorkUnit]) -> FetchResult:

@@ -6,10 +6,12 @@ How: a Python Data Source made for one run (`units_dataframe`) has one partition
 engines read the same rows. A unit never fails its Spark task over a PI error: beside its data rows it emits
 one OUTCOME row per tag (`_tag_rows` rows read, `_requests`, `_error` = why the tag failed, else null).
 
-Why materialise: the DataFrame is checkpointed once on the executors (`localCheckpoint`), so the outcomes the
-driver collects (one small row per tag and unit) describe exactly the rows the MERGE reads. Without it the
-MERGE and the outcome query would each fetch from PI, and a tag that failed in one fetch only could get its
-watermark advanced over rows that never landed.
+Why materialise: the fetched rows are written once to a staging Delta table (`<catalog>.<checkpoint
+schema>.pi_fetch_<id>`, dropped after the MERGE), so the outcomes the driver collects (one small row per tag
+and unit) describe exactly the rows the MERGE reads. Without it the MERGE and the outcome query would each
+fetch from PI, and a tag that failed in one fetch only could get its watermark advanced over rows that never
+landed. A table, not `localCheckpoint`: that keeps the rows in executor caches, which Databricks calls
+unreliable when autoscaling removes executors (the job would then fail instead of finishing).
 
 Secrets: the run's job (client settings, credentials as pydantic `SecretStr`, the units) is a class attribute
 of a Data Source class built for this run; cloudpickle ships that class by value to the Python workers, so
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,7 +33,8 @@ from pyspark.sql.datasource import DataSource, DataSourceReader
 from pyspark.sql.types import StructType
 
 from osipi_connector.extract.timeseries import FetchResult, fetch_recorded
-from osipi_connector.lake.schemas import TIMESERIES
+from osipi_connector.lake import spark_sql
+from osipi_connector.lake.schemas import TIMESERIES, WATERMARKS
 from osipi_connector.lake.spark_schema import spark_schema
 from osipi_connector.piwebapi.client import PIWebAPIClient
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials
@@ -159,25 +163,37 @@ class Extracted:
         return sum(self.rows.values())
 
 
-def extract(spark: Any, job: UnitsJob) -> Extracted:
-    """Fetch every unit on the executors ONCE (checkpointed there), then collect only the outcome rows."""
-    fetched = units_dataframe(spark, job).localCheckpoint(eager=True)
-    result = Extracted(fetched.where("_tag_rows IS NULL").select(*TIMESERIES.schema.names))
-    outcomes = fetched.where("_tag_rows IS NOT NULL").select("tag_webid", *OUTCOMES.names)
-    for webid, rows, requests, error in outcomes.collect():
-        result.rows[webid] = result.rows.get(webid, 0) + rows
-        result.requests += requests
-        if error is not None:
-            result.failed.setdefault(webid, error)
-    return result
+@contextmanager
+def extract(spark: Any, job: UnitsJob, staging: str) -> Iterator[Extracted]:
+    """Fetch every unit on the executors ONCE into the new Delta table `staging` (a quoted three-part name),
+    then collect only the outcome rows; `data` reads the staged rows. The table is dropped on exit."""
+    try:
+        units_dataframe(spark, job).write.format("delta").saveAsTable(staging)
+        fetched = spark.table(staging)
+        result = Extracted(fetched.where("_tag_rows IS NULL").select(*TIMESERIES.schema.names))
+        outcomes = fetched.where("_tag_rows IS NOT NULL").select("tag_webid", *OUTCOMES.names)
+        for webid, rows, requests, error in outcomes.collect():
+            result.rows[webid] = result.rows.get(webid, 0) + rows
+            result.requests += requests
+            if error is not None:
+                result.failed.setdefault(webid, error)
+        yield result
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {staging}")
+
+
+def staging_table(location: Any) -> str:
+    """A fresh table name in the checkpoint schema, where one run's fetch is staged."""
+    return spark_sql.scratch_table(location, f"pi_fetch_{uuid.uuid4().hex[:16]}")
 
 
 def fetch_and_merge(sink: Any, job: UnitsJob) -> FetchResult:
     """The runner's timeseries units on Spark: rows MERGEd from the executors' DataFrame, outcomes returned in
     the shape of the local path's `FetchResult` (its table empty: the rows are already in Delta)."""
-    extracted = extract(sink.spark, job)
-    if extracted.row_count:
-        sink.merge_dataframe(TIMESERIES, extracted.data, {"partition_date": job.partition_dates()})
+    sink.spark.sql(spark_sql.create_schema_sql(WATERMARKS, sink.location))
+    with extract(sink.spark, job, staging_table(sink.location)) as extracted:
+        if extracted.row_count:
+            sink.merge_dataframe(TIMESERIES, extracted.data, {"partition_date": job.partition_dates()})
     log.info(
         "distributed fetch: %d units, %d rows, %d tags failed",
         len(job.units),

@@ -205,6 +205,24 @@ async def test_broker_restart_resumes_without_restarting_the_source(broker, publ
     assert source.health.reconnects >= 1
 
 
+async def test_readings_without_a_timestamp_get_distinct_record_ids(broker, publisher):
+    """A burst of one topic without source timestamps, read from the socket at once, still gives every
+    reading its own record_id (else downstream de-duplication by record_id would drop distinct values; found
+    by the container test, tests/deploy/test_image.py) and its own, strictly increasing edge_ts."""
+    collector = Collector()
+    source = MqttSource(config(broker.url, [{"topic": "probe", "format": "raw"}, {"topic": "t"}]), collector)
+    async with running(source):
+        await wait_subscribed(source, publisher, collector, "probe")
+        for i in range(300):
+            publisher.client.publish("t", str(i).encode(), qos=0)  # no wait: the broker sends them in bursts
+        await collector.wait_for(lambda recs: len(recs) >= 300)
+    readings = [record.finalize() for record in collector.records if record.tag_id.startswith("t")]
+    assert sorted(r.value_long for r in readings) == list(range(300))
+    assert len({r.record_id for r in readings}) == 300
+    stamps = [r.edge_ts for r in readings]
+    assert stamps == sorted(set(stamps))  # strictly increasing: one source never stamps two readings alike
+
+
 def persistent(url: str, version: str = "5") -> MqttConfig:
     return config(
         url,

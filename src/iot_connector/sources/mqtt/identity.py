@@ -150,7 +150,7 @@ class Arrivals:
     def _recent_entries(self) -> array:
         words = array("Q")
         for key, value in self._recent.items():
-            epoch, n = value if type(value) is tuple else (self.epoch, value)
+            epoch, n = value if isinstance(value, tuple) else (self.epoch, value)
             words.extend((epoch, n, key))
         return words
 

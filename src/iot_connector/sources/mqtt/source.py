@@ -75,6 +75,13 @@ class MqttSource(Source):
         self.sparkplug = SparkplugDecoder(config.name, config.url)
         self.arrivals: Arrivals | None = None  # created at run: `state_dir` is set after construction
         self._connected_once = False
+        self._last_stamp = 0
+
+    def _stamp(self) -> int:
+        """The next message's edge_ts, strictly increasing: a burst read at once does not share one stamp, so
+        edge_ts orders the readings of a source (record_id no longer depends on it: see identity.py)."""
+        self._last_stamp = max(now_us(), self._last_stamp + 1)
+        return self._last_stamp
 
     # --- paho callbacks (run inside loop_read on the event loop) ----------------------------------------
     def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason, _props) -> None:
@@ -96,7 +103,7 @@ class MqttSource(Source):
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         """Packets paho parses itself (QoS 2, MQTT 5 PUBLISH with properties)."""
         publish = Publish(message.topic, message.payload, message.qos, message.mid, message.retain, message.dup)
-        self._pending.append((publish, now_us()))
+        self._pending.append((publish, self._stamp()))
 
     # --- one connection ----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -303,8 +310,7 @@ class _Connection:
         while True:
             more = take_publishes(buffer, self.v5, out, source._topics)
             if out:
-                edge_ts = now_us()
-                source._pending.extend([(p, edge_ts) for p in out])
+                source._pending.extend([(p, source._stamp()) for p in out])
                 out.clear()
                 source._wakeup.set()
             if not more or self.lost:

@@ -141,7 +141,13 @@ def register(sim: Simulator) -> None:
         query = parse_query(sim, request, element)
         now = sim.now_ticks()
         slots = model.search(query, now)
-        return items_body(request, slots, lambda k: frame_json(request, model.frame(k, now)))
+
+        def item(slot: int) -> dict:
+            frame = model.frame(slot, now)
+            assert frame is not None, "search() lists frames that exist as of now"
+            return frame_json(request, frame)
+
+        return items_body(request, slots, item)
 
     def fields(request: Request, body: dict) -> dict:
         return select_fields(body, request.arg("selectedFields"))

@@ -54,7 +54,7 @@ def request_grid(sim: Simulator, request: Request) -> np.ndarray:
 
 
 def register(sim: Simulator) -> None:
-    ctl = sim.streams  # registered by the streams controller
+    ctl = sim.streams
 
     def body(request: Request, stream: Stream, times: np.ndarray) -> Any:
         items = {"Links": {}, "Items": values_at(sim, request, stream, times), "UnitsAbbreviation": stream.units}

@@ -9,6 +9,7 @@ pattern would otherwise take "search" for a WebID.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from osipi_connector.simulator.http import ApiError, Request, paginate, select_fields
@@ -23,7 +24,7 @@ MAX_PAGE = 1000
 def register(sim: Simulator) -> None:
     points = sim.points
 
-    def attribute_reader(index: int):
+    def attribute_reader(index: int) -> Callable[[str], object]:
         table: dict[str, object] = {}
 
         def read(name: str) -> object:

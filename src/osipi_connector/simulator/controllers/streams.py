@@ -165,8 +165,7 @@ class StreamController:
 
 def register(sim: Simulator) -> None:
     router = sim.router
-    ctl = StreamController(sim)
-    sim.streams = ctl
+    ctl = sim.streams
 
     @router.route("GET", "/streams/{web_id}/recorded")
     def recorded(request: Request, web_id: str) -> Any:

@@ -101,7 +101,7 @@ def streamset_summary_items(sim: Simulator, spec: SummaryRequest, stream: Stream
 
 
 def register(sim: Simulator) -> None:
-    ctl = sim.streams  # registered by the streams controller
+    ctl = sim.streams
 
     @sim.router.route("GET", "/streams/{web_id}/summary")
     def get_summary(request: Request, web_id: str) -> Any:
