@@ -277,6 +277,8 @@ def _maintain(args: argparse.Namespace) -> int:
             f"{result.table}: compacted {compact.get('numFilesRemoved', 0)} -> {compact.get('numFilesAdded', 0)} "
             f"files{zorder}, vacuumed {result.vacuum.get('files_deleted', 0)} files, {result.seconds:.2f}s"
         )
+        if result.conflict_retries:
+            print(f"  {result.conflict_retries} step(s) re-run after a concurrent run's commit (see the log)")
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
@@ -309,6 +311,8 @@ def _run(args: argparse.Namespace) -> int:
             return _fail(f"run failed: {type(exc).__name__}: {exc}")
     rows = ", ".join(f"{table} {count:,}" for table, count in result.rows.items()) or "no rows"
     print(f"run {result.run_id} ({result.mode}): {result.status} in {result.duration_seconds:.1f}s — {rows}")
+    if result.conflict_retries:
+        print(f"  {result.conflict_retries} commit(s) re-run after a concurrent writer won the race (see the log)")
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     return result.exit_code

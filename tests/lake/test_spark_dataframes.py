@@ -190,8 +190,9 @@ def test_generated_statements_parse_with_sparks_own_sql_parser(spark):
     assert {name: parser.parsePlan(sql).nodeName() for name, sql in statements.items()} == {n: n for n in statements}
     merge_plan = parser.parsePlan(spark_sql.merge_sql(WATERMARKS, location, "v")).toString()
     assert merge_plan.startswith(
-        "'MergeIntoTable (('t.dataset = 's.dataset) AND ('t.item_id = 's.item_id)), [updatestaraction(Some("
+        "'MergeIntoTable (('t.dataset = 's.dataset) AND ('t.item_id = 's.item_id)), [updateaction(Some("
     )
+    assert "'greatest('t.high_watermark, 's.high_watermark)" in merge_plan  # a mark never moves back
     assert "NOT ('t.high_watermark <=> 's.high_watermark)" in merge_plan  # the change test is null-safe
     assert "[insertstaraction(None)]" in merge_plan
     assert "'UnresolvedRelation [main, checkpoints, pi_watermarks]" in merge_plan

@@ -55,8 +55,8 @@ def test_create_table_with_lists_column_comments_and_escaping():
     sql = spark_sql.create_table_sql(spec, Location(catalog="dev-cat", checkpoint_schema="ck"))
     assert sql.startswith("CREATE TABLE IF NOT EXISTS `dev-cat`.`ck`.`pi_run_metrics` (\n  `run_id` STRING NOT NULL,\n")
     assert (
-        "  `errors` ARRAY<STRING> COMMENT 'what failed\\\\why'\n)\nUSING DELTA\nCOMMENT 'It\\'s one row per run'\n"
-        in sql
+        "  `errors` ARRAY<STRING> COMMENT 'what failed\\\\why',\n  `conflict_retries` BIGINT\n)\nUSING DELTA\n"
+        "COMMENT 'It\\'s one row per run'\n" in sql
     )
     assert "PARTITIONED BY" not in sql
 
@@ -99,6 +99,21 @@ def test_merge_watermarks_on_dataset_and_item():
     assert "(t.`high_watermark` IS DISTINCT FROM s.`high_watermark`)" in sql
     assert "(t.`updated_at` IS DISTINCT FROM s.`updated_at`)" in sql
     assert sql.splitlines()[-1] == "WHEN NOT MATCHED THEN INSERT *"
+
+
+def test_merge_watermarks_names_its_dataset_partition_and_never_moves_a_mark_back():
+    """The partition literal lets Delta see that the timeseries and event_frames tasks touch disjoint files;
+    greatest/least keep a backfill that read an older mark from moving it backwards."""
+    sql = spark_sql.merge_sql(WATERMARKS, PROD, "v", {"dataset": ["timeseries"]})
+    assert (
+        sql.splitlines()[2]
+        == "ON t.`dataset` IN ('timeseries') AND t.`dataset` = s.`dataset` AND t.`item_id` = s.`item_id`"
+    )
+    update = sql.splitlines()[3].split(" THEN UPDATE SET ")[1]
+    assert "`low_watermark` = least(t.`low_watermark`, s.`low_watermark`)" in update
+    assert "`high_watermark` = greatest(t.`high_watermark`, s.`high_watermark`)" in update
+    assert "`last_status` = s.`last_status`" in update
+    assert update.count(" = ") == len(WATERMARKS.schema)
 
 
 def test_insert_names_every_column():

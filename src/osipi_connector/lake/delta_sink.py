@@ -173,7 +173,11 @@ class DeltaSink:
             target_alias=merge_conditions.TARGET,
             writer_properties=writer_properties(spec),
         )
-        merger = merger.when_matched_update_all(predicate=merge_conditions.changed_condition(spec))
+        changed, assignments = merge_conditions.changed_condition(spec), merge_conditions.update_assignments(spec)
+        if assignments is None:
+            merger = merger.when_matched_update_all(predicate=changed)
+        else:
+            merger = merger.when_matched_update(updates=assignments, predicate=changed)
         return new.num_rows, merger.when_not_matched_insert_all().execute()
 
     def append(self, spec: TableSpec, data: pa.Table) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from osipi_connector.lake.conflict_retry import ConflictRetry
 from osipi_connector.lake.schemas import ALL_TABLES, TableSpec
 from osipi_connector.lake.sink import Sink
 
@@ -27,12 +28,17 @@ class TableMaintenance:
     vacuum: dict = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
+    conflict_retries: int = 0  # OPTIMIZE re-run after a concurrent run's commit touched the same files
 
 
 def maintain(sink: Sink, specs: Iterable[TableSpec] = ALL_TABLES, retain_hours: int = 168) -> list[TableMaintenance]:
-    """Optimize (+ Z-order where the spec says) and vacuum each table; one table's failure does not stop the rest."""
+    """Optimize (+ Z-order where the spec says) and vacuum each table; one table's failure does not stop the rest.
+
+    Safe beside a run: a step that loses a commit race to the run's MERGE is re-run (lake/conflict_retry.py)."""
+    sink = ConflictRetry(sink)
     results = []
     for spec in specs:
+        retried = len(sink.retries)
         result = TableMaintenance(table=sink.table_name(spec))
         started = time.perf_counter()
         try:
@@ -42,5 +48,6 @@ def maintain(sink: Sink, specs: Iterable[TableSpec] = ALL_TABLES, retain_hours: 
             log.exception("maintenance of %s failed", spec.name)
             result.error = f"{type(exc).__name__}: {exc}"
         result.seconds = round(time.perf_counter() - started, 3)
+        result.conflict_retries = len(sink.retries) - retried
         results.append(result)
     return results

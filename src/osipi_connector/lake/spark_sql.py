@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from osipi_connector.lake.merge_conditions import SOURCE, TARGET, changed_condition, merge_condition
+from osipi_connector.lake.merge_conditions import (
+    SOURCE,
+    TARGET,
+    changed_condition,
+    merge_condition,
+    update_assignments,
+)
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location
 
@@ -63,9 +69,13 @@ def merge_sql(
 ) -> str:
     """MERGE by the spec's keys; `partition_values` (the batch's distinct partition values) prune the target."""
     when_changed = changed_condition(spec, q="`")
-    matched = (
-        f"WHEN MATCHED AND ({when_changed}) THEN UPDATE SET *" if when_changed else "WHEN MATCHED THEN UPDATE SET *"
+    assignments = update_assignments(spec, q="`")
+    update = (
+        "UPDATE SET *"
+        if assignments is None
+        else "UPDATE SET " + ", ".join(f"{ident(column)} = {expression}" for column, expression in assignments.items())
     )
+    matched = f"WHEN MATCHED AND ({when_changed}) THEN {update}" if when_changed else f"WHEN MATCHED THEN {update}"
     return "\n".join(
         [
             f"MERGE INTO {full_name(spec, location)} AS {TARGET}",
