@@ -22,8 +22,8 @@ import pyarrow as pa
 
 from osipi_connector import watermarks
 from osipi_connector.config import DATASETS, ConfigError, ConnectorConfig, resolve_time
-from osipi_connector.lake.conflict_retry import ConflictRetry, Retry
 from osipi_connector.extract.timeseries import FetchResult, fetch_recorded
+from osipi_connector.lake.conflict_retry import ConflictRetry, Retry
 from osipi_connector.lake.schemas import (
     ASSET_HIERARCHY,
     ELEMENT_ATTRIBUTES,

@@ -78,6 +78,14 @@ def marks(sink, dataset="timeseries") -> dict[str, tuple]:
     }
 
 
+def assert_every_value_once(sink, url: str, tags: dict[str, str], start) -> None:
+    """The table holds what the simulator serves for the tags in [start, END]: nothing lost, nothing twice."""
+    served = served_rows(url, list(tags.values()), format_datetime(start), format_datetime(END))
+    got = table_rows(sink)
+    assert len(got) == len(served)
+    assert set(got) == served
+
+
 def retried(*results) -> set[tuple[str, str]]:
     """(operation, table) of every commit the runs had to re-run."""
     return {(r.operation, r.table) for result in results for r in result.retries}
@@ -98,16 +106,14 @@ def test_parallel_hourly_tasks_share_the_watermarks_without_conflicts(spark, sim
     assert all(s.cued == list(cues) for s in sinks)  # both met at every barrier: the commits really raced
 
     check = SparkSink(spark, location)
-    served = served_rows(simulator.url, list(tags.values()), format_datetime(start), format_datetime(END))
-    got = table_rows(check)
-    assert len(got) == len(served) and set(got) == served
+    assert_every_value_once(check, simulator.url, tags, start)
     with make_client(simulator.url) as client:
         frames_served = fetch_event_frames(
             client, af_database=AF_DATABASE, start=start, end=END, run_id="x", ingested_at=END
         )
     stored = check.read(EVENT_FRAMES, columns=["event_frame_id"])["event_frame_id"].to_pylist()
     assert sorted(stored) == sorted(frames_served["event_frame_id"].to_pylist())
-    assert marks(check) == {w: (start, END, "ok") for w in tags.values()}
+    assert marks(check) == dict.fromkeys(tags.values(), (start, END, "ok"))
     assert marks(check, "event_frames") == {AF_DATABASE: (start, END, "ok")}
 
     metrics = {m["run_id"]: m for m in check.read(RUN_METRICS).to_pylist()}
@@ -154,10 +160,8 @@ def test_a_backfill_beside_the_hourly_run_loses_nothing_and_never_moves_a_mark_b
     print("retried:", retried(hourly, backfill))
 
     check = SparkSink(spark, location)
-    served = served_rows(simulator.url, list(tags.values()), format_datetime(backfill_start), format_datetime(END))
-    got = table_rows(check)
-    assert len(got) == len(served) and set(got) == served  # every value once: nothing lost, nothing twice
-    assert marks(check) == {w: (backfill_start, END, "ok") for w in tags.values()}
+    assert_every_value_once(check, simulator.url, tags, backfill_start)
+    assert marks(check) == dict.fromkeys(tags.values(), (backfill_start, END, "ok"))
     metrics = {m["run_id"]: m["conflict_retries"] for m in check.read(RUN_METRICS).to_pylist()}
     assert metrics[hourly.run_id] + metrics[backfill.run_id] >= 1
 
@@ -183,7 +187,5 @@ def test_maintenance_beside_a_run(spark, simulator, tags, location) -> None:
 
     check = SparkSink(spark, location)
     read_from = END - timedelta(hours=3)  # the second run re-read its lookback (2 h) before its start mark
-    served = served_rows(simulator.url, list(tags.values()), format_datetime(read_from), format_datetime(END))
-    got = table_rows(check)
-    assert len(got) == len(served) and set(got) == served
-    assert marks(check) == {w: (read_from, END, "ok") for w in tags.values()}
+    assert_every_value_once(check, simulator.url, tags, read_from)
+    assert marks(check) == dict.fromkeys(tags.values(), (read_from, END, "ok"))
