@@ -5,15 +5,18 @@ PY     := $(VENV)/bin/python
 BASE_STAMP := $(VENV)/.installed-base
 TEST_STAMP := $(VENV)/.installed-test
 JARS_STAMP := build/spark-jars/.fetched
+CLI_STAMP  := build/bin/.databricks-cli
 
 .PHONY: setup setup-test demo test test-fast lint format simulate bench screenshots clean
 
 # `make demo` needs only the base package (no compiler, no system library): its pinned dependencies.
 # `make test` adds the Debian packages the tests start (tools/system-deps.sh), every extra at the versions
-# in requirements.txt, and the Delta Lake jars for local Spark (tools/spark-jars.sh, Maven).
+# in requirements.txt, the Delta Lake jars for local Spark (tools/spark-jars.sh, Maven) and the official
+# Databricks CLI that validates the bundle (tools/databricks-cli.sh, built from its Go module).
 setup: $(BASE_STAMP)
 
 $(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed, $(PYTHON) is " + sys.version.split()[0] + ": run make PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
@@ -22,7 +25,7 @@ $(BASE_STAMP): requirements.txt setup.py pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet --constraint requirements.txt --no-build-isolation -e .
 	touch $(BASE_STAMP)
 
-setup-test: $(TEST_STAMP) $(JARS_STAMP)
+setup-test: $(TEST_STAMP) $(JARS_STAMP) $(CLI_STAMP)
 
 $(TEST_STAMP): requirements.txt setup.py pyproject.toml tools/system-deps.sh $(BASE_STAMP)
 	bash tools/system-deps.sh
@@ -33,6 +36,10 @@ $(TEST_STAMP): requirements.txt setup.py pyproject.toml tools/system-deps.sh $(B
 $(JARS_STAMP): tools/spark-jars/pom.xml tools/spark-jars.sh
 	bash tools/spark-jars.sh
 	touch $(JARS_STAMP)
+
+$(CLI_STAMP): tools/databricks-cli.sh
+	bash tools/databricks-cli.sh
+	touch $(CLI_STAMP)
 
 demo: setup
 	$(PY) -m osipi_connector.demo

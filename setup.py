@@ -8,20 +8,24 @@ from pathlib import Path
 
 from setuptools import find_namespace_packages, setup
 
+# Floors are the versions `make test` runs (requirements.txt), at major.minor: nothing older is tested, and
+# tests/test_dependencies.py fails when a pin moves past a floor's minor. Upper bounds only where a release is
+# known to break us: Spark must match the jobs' runtime (DBR 17.3 LTS = Spark 4.0), pandas 3 breaks
+# pyspark.pandas, and asyncua / paho-mqtt are entered through private hooks (compat/, checked by test_compat.py).
 BASE = [
-    "requests>=2.31",
-    "urllib3>=2",
-    "pydantic>=2.6",
-    "PyYAML>=6",
-    "numpy>=1.26",
-    "orjson>=3.10",
-    "pyarrow>=14",
-    "deltalake>=1.0",
+    "requests>=2.34",
+    "urllib3>=2.8",
+    "pydantic>=2.14",
+    "PyYAML>=6.0",
+    "numpy>=2.4",
+    "orjson>=3.13",
+    "pyarrow>=26.0",  # deltalake 1.6 fails with pyarrow 15 (it declares >=21 for its pyarrow path)
+    "deltalake>=1.6",
     # The PI Web API simulator ships with the package (demo source, test fixture, load generator).
-    "uvicorn>=0.30",
-    "httptools>=0.6",
-    "jsonpath-ng>=1.16.0",
-    "tqdm>=4.66",  # progress bar of `osipi-connector run` on a terminal  # JSONPath of /batch Parameters (pure Python, no dependencies)
+    "uvicorn>=0.54",
+    "httptools>=0.9",
+    "jsonpath-ng>=1.16",  # JSONPath of /batch Parameters (pure Python, no dependencies)
+    "tqdm>=4.70",  # progress bar of `osipi-connector run` on a terminal
 ]
 
 setup(
@@ -30,7 +34,7 @@ setup(
     description="PI Web API -> Delta Lake connector and OPC-UA/MQTT/Modbus edge agent for Databricks",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # numpy, pyarrow, jsonpath-ng and fastapi at the tested versions need 3.11
     package_dir={"": "src"},
     # namespace discovery also lists asset folders (web/static) as packages, so their files ship as package data
     packages=find_namespace_packages("src", include=["osipi_connector*", "iot_connector*"]),
@@ -43,33 +47,35 @@ setup(
     },
     install_requires=BASE,
     extras_require={
-        "kerberos": ["requests-kerberos>=0.15"],
-        "spark": ["pyspark>=4.0", "pandas<3", "chispa>=0.10"],
-        "databricks": ["databricks-sdk>=0.30"],
+        # gssapi (also imported by the simulator's acceptor) builds from source: Debian/Ubuntu need libkrb5-dev
+        "kerberos": ["requests-kerberos>=0.15", "gssapi>=1.12"],
+        "spark": ["pyspark>=4.0,<4.1", "delta-spark==4.0.*", "pandas>=2.3,<3", "chispa>=0.12"],
+        "databricks": ["databricks-sdk>=0.156"],
         "edge": [
-            "asyncua>=1.1",
-            "paho-mqtt>=2.0",
-            "pymodbus>=3.6",
+            "asyncua>=2.1,<3",  # 2.x subscription API; private hooks in iot_connector/compat/asyncua.py
+            "paho-mqtt>=2.2,<3",  # fast path measured on 2.2; private hook in iot_connector/compat/paho.py
+            "pymodbus>=3.16,<4",
             "pyserial>=3.5",
-            "databricks-zerobus-ingest-sdk>=1.0",
-            "protobuf>=5",
-            "prometheus-client>=0.20",
-            "cryptography>=42",
-            "fastapi>=0.110",
+            "databricks-zerobus-ingest-sdk>=1.10",
+            "protobuf>=6.33",
+            "prometheus-client>=0.26",
+            "cryptography>=50.0",
+            "fastapi>=0.165",
             # optional tracing (tracing.enabled): spans exported over OTLP/gRPC
-            "opentelemetry-sdk>=1.20",
-            "opentelemetry-exporter-otlp-proto-grpc>=1.20",
+            "opentelemetry-sdk>=1.45",
+            "opentelemetry-exporter-otlp-proto-grpc>=1.45",
         ],
         "dev": [
-            "pytest>=8",
-            "pytest-timeout>=2.3",
-            "pytest-asyncio>=0.23",
-            "ruff>=0.5",
-            "grpcio-tools>=1.60",
-            "playwright>=1.40",
-            "databricks-bundles>=0.260",
-            "jsonschema>=4",
-            "tagreader>=5",
+            "pytest>=9.2",
+            "pytest-timeout>=2.4",
+            "pytest-asyncio>=1.5",
+            "ruff>=0.17",
+            "grpcio-tools>=1.81",
+            "playwright>=1.65",
+            "databricks-bundles>=1.22",
+            "jsonschema>=4.26",
+            "tagreader>=6.3",
+            "build>=1.6",  # tests/test_dependencies.py reads the package metadata the way pip does
         ],
     },
     entry_points={

@@ -92,7 +92,10 @@ def _tools() -> dict[str, str]:
     found = {name: shutil.which(name, path=path) for name in TOOLS}
     missing = [name for name, where in found.items() if where is None]
     if missing:
-        pytest.skip(f"no Kerberos KDC tools ({', '.join(missing)}): apt-get install {PACKAGES}")
+        pytest.fail(
+            f"no Kerberos KDC tools ({', '.join(missing)}): run `bash tools/system-deps.sh` (apt-get install {PACKAGES})",
+            pytrace=False,
+        )
     return {name: where for name, where in found.items() if where}
 
 

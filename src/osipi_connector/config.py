@@ -100,6 +100,9 @@ class ExtractionConfig(_Strict):
     af_database: str | None = None  # \\server\database path or WebID
     include_af: bool = True
     include_event_frames: bool = True
+    # Whose clock ends a window: the PI data server's (ServerTime) so a skewed job clock cannot skip or
+    # re-read data, or this machine's, only by choice (a server that does not report its time).
+    clock: Literal["server", "local"] = "server"
 
     @field_validator("lookback", mode="before")
     @classmethod

@@ -207,7 +207,7 @@ class _Run:
         clock = time.monotonic()
         ext = self.config.extraction
         try:
-            now = server_now(client)
+            now = server_now(client) if ext.clock == "server" else _now()
             self.end = resolve_time(end if end is not None else (ext.end_date or now), now)
             self.start = resolve_time(start if start is not None else ext.start_date, now)
             if self.start >= self.end:
@@ -450,15 +450,19 @@ def _now() -> datetime:
 
 
 def server_now(client: Any) -> datetime:
-    """The PI server's clock (data server `ServerTime`), so a skewed job clock cannot skip or re-read data;
-    the local clock when the server does not say."""
-    try:
-        servers = client.get_json("dataservers", {"selectedFields": "Items.ServerTime"}).get("Items") or []
-        if servers and servers[0].get("ServerTime"):
-            return parse_iso(servers[0]["ServerTime"])
-    except Exception as exc:  # an older server or a restricted account: fall back, say so
-        log.warning("PI server time unavailable (%s); using the local clock", exc)
-    return _now()
+    """The PI server's clock (data server `ServerTime`), so a skewed job clock cannot skip or re-read data.
+
+    No quiet fallback to the local clock: windows ended by another clock can skip data the server has not
+    stamped yet. A server that does not report its time is an error naming the opt-in (`clock: local`)."""
+    servers = client.get_json("dataservers", {"selectedFields": "Items.ServerTime"}).get("Items") or []
+    stamp = servers[0].get("ServerTime") if servers else None
+    if not stamp:
+        raise ConfigError(
+            "the PI Web API did not report the data server's ServerTime (GET dataservers), which ends each "
+            "extraction window. Set extraction.clock: local to use this machine's clock instead (keep it "
+            "NTP-synchronised with the PI server), or grant the account read access to the data server."
+        )
+    return parse_iso(stamp)
 
 
 _server_now = server_now  # the name spark/datasource.py imports

@@ -1,7 +1,7 @@
 """Reading the bundle the way the Databricks CLI does, offline: YAML files, jobs, tasks, `${...}` references.
 
-The real `databricks bundle validate` needs a workspace (it authenticates first), so the tests rebuild the
-checks it makes from the files themselves; shared/reference/bundle.md §2 lists what that covers.
+test_cli_validate.py runs the real `databricks bundle validate` against a stub workspace; these file-level
+checks add what the CLI leaves to the workspace (shared/reference/bundle.md §2 lists what they cover).
 """
 
 from __future__ import annotations

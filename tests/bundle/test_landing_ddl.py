@@ -57,8 +57,9 @@ def test_identifiers_are_quoted() -> None:
 
 def test_column_order_and_types_match_the_protobuf_descriptor() -> None:
     """ZeroBus maps a column to the protobuf field with the same position: the DDL and the message must agree."""
-    model_proto = pytest.importorskip("iot_connector.model_proto", reason="edge protobuf module not landed yet")
     from google.protobuf import descriptor_pb2
+
+    from iot_connector import model_proto
 
     f = descriptor_pb2.FieldDescriptorProto
     proto_types = {

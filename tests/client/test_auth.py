@@ -165,7 +165,8 @@ def kerberos_client(url: str = "http://127.0.0.1:9/piwebapi", **settings) -> PIW
 
 
 def test_kerberos_options_reach_http_kerberos_auth():
-    requests_kerberos = pytest.importorskip("requests_kerberos")
+    import requests_kerberos
+
     with kerberos_client(kerberos_mutual_authentication="required", kerberos_hostname_override="pi.corp.example") as c:
         auth = c.session.auth
         assert isinstance(auth, ThreadLocalAuth)
@@ -189,7 +190,6 @@ def test_kerberos_options_reach_http_kerberos_auth():
 
 
 def test_kerberos_against_a_server_that_offers_only_basic():
-    pytest.importorskip("requests_kerberos")
     with (
         serving(auth="basic") as (running, _),
         kerberos_client(running.url) as client,

@@ -21,7 +21,6 @@ from tests.client.conftest import FAST_RETRY, serving
 from tests.kerberos import USER, Realm, kdc, kerberos_simulator  # noqa: F401 (kdc is a fixture)
 
 pytestmark = pytest.mark.integration
-pytest.importorskip("gssapi", reason="the Kerberos tests need gssapi: pip install 'osipi-connector[kerberos]'")
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,9 @@ def test_every_commented_key_in_the_full_sample_is_valid(tmp_path: Path) -> None
     path.write_text(uncommented.replace("/dbfs/FileStore/certs/corp-ca.pem", str(ca)))
     config = load_config(path)
     assert config.pi_web_api.secrets_scope == "pi-connector"
-    assert config.extraction.name_filter == "FIC*"
+    assert config.extraction.name_filter == "*"
+    assert config.extraction.af_database == r"\\PIAF01\Plant"
+    assert config.extraction.clock == "server"
     assert config.performance.max_window == timedelta(days=1)
 
 

@@ -23,7 +23,6 @@ from tests.extract.test_cli import CLI, RETRY_ONCE, write_config
 from tests.kerberos import USER, Realm, kdc, kerberos_simulator  # noqa: F401 (kdc is a fixture)
 
 pytestmark = pytest.mark.integration
-pytest.importorskip("gssapi", reason="the Kerberos tests need gssapi: pip install 'osipi-connector[kerberos]'")
 
 SEED, TAGS = 7, 20  # the config's name filter *00001?.PV matches 10 of 20 tags
 WINDOW = ("2025-03-01T10:00:00Z", "2025-03-01T12:00:00Z")  # write_config's start_date / end_date

@@ -59,6 +59,7 @@ class SecretBox:
     def __init__(self, key_file: Path):
         self.key_file = Path(key_file)
         self._fernet: MultiFernet | None = None
+        self._fernets: list[Fernet] = []  # the keys inside _fernet (MultiFernet keeps its list private)
 
     def _keys(self, create: bool) -> MultiFernet:
         if self._fernet is None:
@@ -84,7 +85,7 @@ class SecretBox:
             pending = self.key_file.with_name(self.key_file.name + ".new")
             if pending.exists():  # an interrupted rotation
                 keys.append(Fernet(pending.read_bytes().strip()))
-            self._fernet = MultiFernet(keys)
+            self._fernets, self._fernet = keys, MultiFernet(keys)
         return self._fernet
 
     def encrypt(self, value: str) -> str:
@@ -125,11 +126,11 @@ class SecretBox:
 
     def rotate(self, files: list[Path]) -> int:
         """Re-encrypt every `enc:` token in `files` with a fresh key (text replaced in place, comments kept)."""
-        old = self._keys(create=False)
+        self._keys(create=False)
         new_key = Fernet.generate_key()
         pending = self.key_file.with_name(self.key_file.name + ".new")
         _write_private(pending, new_key)
-        rotated = MultiFernet([Fernet(new_key), *old._fernets])
+        rotated = MultiFernet([Fernet(new_key), *self._fernets])
         count = 0
         for path in files:
             if not path.exists():

@@ -192,14 +192,26 @@ def _json(response: requests.Response) -> dict[str, Any]:
     return data
 
 
+# What to install for Kerberos, said the same way by the client and the simulator: `make demo` and the base
+# package need no compiler, so requests-kerberos is the [kerberos] extra, and its gssapi builds from source.
+KERBEROS_INSTALL = (
+    "on Debian/Ubuntu first `sudo apt-get install libkrb5-dev` (gssapi builds from source against it; "
+    "RHEL: krb5-devel), then `pip install 'osipi-connector[kerberos]'`"
+)
+
+
 def kerberos_auth(settings: ClientSettings) -> AuthBase:
     """HTTPKerberosAuth with the configured mutual authentication and hostname override (per thread)."""
     try:
         import requests_kerberos
-    except (ImportError, OSError):  # not installed, or the system's Kerberos libraries are missing
+    except ImportError:
         raise PIWebAPIError(
-            "pi_web_api.auth_type is kerberos but requests-kerberos is not installed: "
-            "pip install 'osipi-connector[kerberos]' (it needs the system's Kerberos libraries, e.g. libkrb5)."
+            f"pi_web_api.auth_type is kerberos but requests-kerberos is not installed: {KERBEROS_INSTALL}."
+        ) from None
+    except OSError as exc:  # installed, but the system's Kerberos libraries cannot be loaded
+        raise PIWebAPIError(
+            f"pi_web_api.auth_type is kerberos but requests-kerberos cannot load the system's Kerberos "
+            f"libraries ({exc}): {KERBEROS_INSTALL}."
         ) from None
     from osipi_connector.piwebapi.kerberos import ExplainedKerberosAuth
 

@@ -4,6 +4,9 @@ Out of the box, a Kerberos failure on the client side (no ticket, unknown servic
 as a traceback by requests-kerberos and then surfaces as a bare 401 "check the password", and a server
 that does not prove its identity raises MutualAuthenticationError. Both become one PIWebAPIError naming
 Kerberos, the GSS reason and the fix (kinit / keytab / kerberos_hostname_override / mutual setting).
+This module is the one place that hooks into requests-kerberos (checked with requests-kerberos 0.15.0): it
+overrides `generate_request_header` and `handle_other`, undocumented methods; tests/client/test_compat.py
+checks they are still there and still called.
 """
 
 from __future__ import annotations

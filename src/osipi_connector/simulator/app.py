@@ -11,6 +11,7 @@ import copy
 import logging
 from typing import Any
 
+from osipi_connector.compat.uvicorn import close_connection
 from osipi_connector.simulator.auth import DISCOVERY_PATH, TOKEN_PATH, Authenticator
 from osipi_connector.simulator.core import Simulator
 from osipi_connector.simulator.faults import FaultInjector, RateLimiter
@@ -50,7 +51,8 @@ class SimulatorApp:
         fault = self.faults.draw()
         if fault.delay_s:
             await asyncio.sleep(fault.delay_s)
-        if fault.drop and _close_connection(send):
+        if fault.drop:
+            close_connection(send)
             return
         if fault.status:
             response = Response(fault.status, {"Errors": [f"Simulated server error {fault.status}."]})
@@ -117,7 +119,7 @@ class SimulatorApp:
             headers.append((b"content-length", str(len(payload)).encode()))
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True})
-            _close_connection(send)
+            close_connection(send)
             return
         second = next(pieces, None)
         if second is None:  # a body in one piece: send it with its length
@@ -132,13 +134,3 @@ class SimulatorApp:
         for piece in pieces:
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
-
-
-def _close_connection(send: Any) -> bool:
-    """Close the client's socket mid-request (a dropped connection); uvicorn keeps the transport on
-    the object whose bound method `send` is. Returns False when the server does not expose it."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if transport is None:
-        return False
-    transport.close()
-    return True

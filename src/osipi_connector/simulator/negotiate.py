@@ -12,6 +12,8 @@ import binascii
 import logging
 from typing import Any
 
+from osipi_connector.piwebapi.auth import KERBEROS_INSTALL
+
 log = logging.getLogger("osipi_connector.simulator")
 
 
@@ -29,10 +31,9 @@ class NegotiateAcceptor:
     def __init__(self) -> None:
         try:
             import gssapi
-        except (ImportError, OSError):  # not installed, or the system's Kerberos libraries are missing
+        except (ImportError, OSError) as exc:  # not installed, or the system's Kerberos libraries are missing
             raise KerberosSetupError(
-                "--auth kerberos needs the gssapi package: pip install 'osipi-connector[kerberos]' "
-                "(it needs the system's Kerberos libraries, e.g. libkrb5)."
+                f"--auth kerberos needs the gssapi package ({type(exc).__name__}: {exc}): {KERBEROS_INSTALL}."
             ) from None
         self._gssapi = gssapi
         try:

@@ -225,7 +225,9 @@ async def test_test_connection_reports_what_it_read():
 @pytest.fixture
 def pty_pair(tmp_path: Path):
     if not shutil.which("socat"):
-        pytest.skip("socat is not installed")
+        pytest.fail(
+            "socat is not installed: run `bash tools/system-deps.sh` (it apt-get installs socat)", pytrace=False
+        )
     server_tty, client_tty = tmp_path / "ttySRV", tmp_path / "ttyCLI"
     proc = subprocess.Popen(
         ["socat", "-d", "-d", f"pty,raw,echo=0,link={server_tty}", f"pty,raw,echo=0,link={client_tty}"],

@@ -9,8 +9,8 @@ import asyncio
 import pytest
 from asyncua import Client, ua
 
+from iot_connector.compat.asyncua import DataChangeBatch, whole_notifications
 from iot_connector.sources.opcua import OpcuaSource
-from iot_connector.sources.opcua.source import DataChangeBatch, whole_notifications
 from tests.edge.sources.helpers import Collector, running
 from tests.edge.sources.opcua_server import node_id
 from tests.edge.sources.opcua_server import source_config as config

@@ -9,9 +9,10 @@ batch go out in one write. Everything else (CONNECT/CONNACK, SUBSCRIBE, keepaliv
 with properties, TLS, DISCONNECT) stays paho's: such packets are handed to `loop_read()` one whole packet
 at a time, so paho never holds a partial packet and its state machine is unchanged.
 
-The one private hook is `Client._create_socket` (overridden in `BatchedClient`) to wrap paho's socket in
-`PacketBuffer`; paho treats it as any `SocketLike` (as it does its own TLS and websocket wrappers). It is
-tested against real mosquitto (plain, TLS, MQTT 3.1.1 and 5, QoS 0/1/2, broker restart, redelivery).
+paho's socket is wrapped in `PacketBuffer` through the one private hook, paho's `Client._create_socket`,
+which lives in iot_connector/compat/paho.py; paho treats the buffer as any `SocketLike` (as it does its own
+TLS and websocket wrappers). It is tested against real mosquitto (plain, TLS, MQTT 3.1.1 and 5, QoS 0/1/2,
+broker restart, redelivery).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import ssl
 from typing import Any, NamedTuple
 
-import paho.mqtt.client as mqtt
+from iot_connector.compat.paho import WrappedSocketClient
 
 _READ_CHUNK = 262144
 _PUBLISH = 0x30
@@ -112,11 +113,11 @@ class PacketBuffer:
         return True
 
 
-class BatchedClient(mqtt.Client):
+class BatchedClient(WrappedSocketClient):
     """paho Client whose socket is a PacketBuffer (see the module docstring for why)."""
 
-    def _create_socket(self) -> Any:
-        self.buffer = PacketBuffer(super()._create_socket())
+    def wrap(self, sock: Any) -> PacketBuffer:
+        self.buffer = PacketBuffer(sock)
         return self.buffer
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 
 from asyncua import Client, ua
 from asyncua.crypto import security_policies
-from asyncua.crypto.truststore import TrustStore
-from asyncua.crypto.uacrypto import load_certificate
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 
+from iot_connector.compat.asyncua import TrustList
 from iot_connector.sources.opcua.certificates import generate_certificate
 from iot_connector.sources.opcua.config import OpcuaConfig
 
@@ -29,15 +28,6 @@ _SERVER_CHECKS = (
     | CertificateValidatorOptions.REVOKED
     | CertificateValidatorOptions.PEER_SERVER
 )
-
-
-class TrustList(TrustStore):
-    """asyncua's TrustStore reads folders only; this also takes single certificate files."""
-
-    async def _load_trust_location(self, location: Path):
-        if location.is_file():
-            return [await load_certificate(location)]
-        return await super()._load_trust_location(location)
 
 
 async def trust_validator(paths: list[str]) -> CertificateValidator:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import OverflowPolicy, StatusChangeEvent, Subscription
 
+from iot_connector.compat.asyncua import DataChangeBatch, monitored_item_request, whole_notifications
 from iot_connector.model import Record
 from iot_connector.sources.base import Emit, Source
 from iot_connector.sources.opcua.config import BrowseConfig, OpcuaConfig
@@ -28,33 +28,6 @@ log = logging.getLogger(__name__)
 
 _DEADBAND = {"none": ua.DeadbandType.None_, "absolute": ua.DeadbandType.Absolute, "percent": ua.DeadbandType.Percent}
 _CONNECT_ERRORS = (OSError, asyncio.TimeoutError, ua.UaError, ConnectionError, ValueError)
-
-
-@dataclass(slots=True)
-class DataChangeBatch:
-    """The items of one DataChangeNotification, queued as one event (see `whole_notifications`)."""
-
-    items: list[ua.MonitoredItemNotification]
-    replayed: bool
-
-
-def whole_notifications(sub: Subscription) -> None:
-    """Make `sub`'s iterator yield one DataChangeBatch per DataChangeNotification instead of one event per item.
-
-    WHY: asyncua 2.1 explodes every notification into a DataChangeNotif + DataChangeEvent per monitored item
-    and puts each through an asyncio.Queue; at 20,000 values/s that was about a fifth of the agent's CPU (the
-    rest is asyncua's binary decoding). asyncua has no public whole-notification hook in iterator mode, so
-    the one private method `_explode_datachange` is replaced on this instance only. Its caller
-    (`_explode_notifications`) also serves Republish after a reconnect, so replayed values keep their flag.
-    Tests against a real asyncua server: tests/edge/sources/test_opcua_batches.py (the hook still receives
-    asyncua's publish results with the replayed flag; bursts complete and in order) and test_opcua.py.
-    """
-
-    def explode(datachange: ua.DataChangeNotification) -> Iterator[DataChangeBatch]:
-        if datachange.MonitoredItems:
-            yield DataChangeBatch(datachange.MonitoredItems, sub._replaying)
-
-    sub._explode_datachange = explode  # type: ignore[method-assign,assignment]
 
 
 class NamespacesMoved(Exception):
@@ -163,8 +136,8 @@ class OpcuaSource(Source):
                     DeadbandType=_DEADBAND[m.deadband_type],
                     DeadbandValue=m.deadband_value or 0.0,
                 )
-            # asyncua's own request builder keeps its client-handle bookkeeping (needed by restore()).
-            request = sub._make_monitored_item_request(
+            request = monitored_item_request(
+                sub,
                 client.get_node(tag.node_id),
                 ua.AttributeIds.Value,
                 mfilter,
