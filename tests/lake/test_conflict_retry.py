@@ -100,10 +100,9 @@ def test_any_other_error_is_not_retried(tmp_path, error) -> None:
 def test_conflict_names(tmp_path) -> None:
     conflict = real_commit_conflict(tmp_path)
     assert conflict_name(conflict) == "CommitFailedError"
-    try:
-        raise RuntimeError("merge failed") from conflict
-    except RuntimeError as wrapped:
-        assert conflict_name(wrapped) == "CommitFailedError"  # found in the cause chain
+    wrapped = RuntimeError("merge failed")
+    wrapped.__cause__ = conflict
+    assert conflict_name(wrapped) == "CommitFailedError"  # found in the cause chain
     assert conflict_name(ValueError("[DELTA_CONCURRENT_APPEND] but not from Spark")) is None
 
 

@@ -3,9 +3,9 @@
 Tables live at `<root>/<catalog>/<schema>/<table>`, the same three names as on Databricks, so a local run and a
 Unity Catalog run differ only in the Sink object. Meant for one writer process: threads of that process take
 turns per table (a lock), and delta-rs commits atomically on a local file system, so another process
-writing at the same moment causes a commit conflict, never a corrupt table; a MERGE that loses such a race is
-re-run on the new version (it is idempotent), up to MERGE_ATTEMPTS times. Several connectors writing the
-same tables continuously need Databricks.
+writing at the same moment causes a commit conflict (`CommitFailedError`), never a corrupt table; the runner's
+ConflictRetry (lake/conflict_retry.py) re-runs the losing write on the new version and counts it. Several
+connectors writing the same tables continuously need Databricks.
 
 `merge` appends the rows that provably have no match (lake/new_rows.py: outside every file's key statistics)
 and MERGEs only the rest: a first load costs a Parquet write, not a join. The proof holds for the version read
@@ -22,7 +22,6 @@ what `new_rows` and MERGE pruning read). Together ~10 % less CPU per row than de
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import TableNotFoundError
 
 from osipi_connector.lake import merge_conditions
 from osipi_connector.lake.new_rows import split_new_rows
@@ -47,7 +46,6 @@ from osipi_connector.lake.validate import (
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
-MERGE_ATTEMPTS = 5
 _LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -127,16 +125,8 @@ class DeltaSink:
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
         self.ensure(spec)
-        with _table_lock(self.path(spec)):
-            for attempt in range(1, MERGE_ATTEMPTS + 1):
-                try:
-                    appended, metrics = self._write_once(spec, source, partitions)
-                    break
-                except CommitFailedError:
-                    if attempt == MERGE_ATTEMPTS:
-                        raise
-                    log.warning("MERGE into %s lost a commit race (attempt %d): re-running it", spec.name, attempt)
-                    time.sleep(random.uniform(0, 0.1 * attempt))  # de-synchronise the competing writers
+        with _table_lock(self.path(spec)):  # a commit race with another process: ConflictRetry re-runs it
+            appended, metrics = self._write_once(spec, source, partitions)
         return WriteResult(
             inserted=appended + metrics.get("num_target_rows_inserted", 0),
             updated=metrics.get("num_target_rows_updated", 0),
