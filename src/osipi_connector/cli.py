@@ -170,6 +170,31 @@ def _add_maintain(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_maintain)
 
 
+def _add_upgrade(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "upgrade-tables",
+        help="bring checkpoint tables of an earlier version to this version's layout",
+        description="Partition pi_watermarks by dataset and add pi_run_metrics.conflict_retries where an earlier "
+        "version created them without (docs/deployment.md). Safe to repeat; run it while no job writes.",
+    )
+    _add_config_options(p)
+    p.set_defaults(func=_upgrade)
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from osipi_connector.config import ConfigError
+    from osipi_connector.lake.upgrade import upgrade
+    from osipi_connector.runner import default_sink
+
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    changes = upgrade(default_sink(config))
+    print("\n".join(changes) if changes else "tables are up to date")
+    return EXIT_OK
+
+
 def _time_text(text: str) -> str:
     """Checked now, resolved by the run against the PI server's clock (relative times such as *-1d)."""
     from datetime import datetime, timezone
@@ -358,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_sql(sub)
     _add_maintain(sub)
+    _add_upgrade(sub)
     _add_simulate(sub)
     return parser
 
