@@ -53,5 +53,7 @@ def delta_session(scratch: Path):
         .config("spark.default.parallelism", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.databricks.delta.snapshotPartitions", "2")  # test tables' logs are tiny: not 50 tasks
+        # VACUUM lists the table with this many tasks (default 10,000: minutes per VACUUM on two cores)
+        .config("spark.sql.sources.parallelPartitionDiscovery.parallelism", "2")
         .getOrCreate()
     )

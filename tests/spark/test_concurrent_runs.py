@@ -174,17 +174,6 @@ def test_maintenance_beside_a_run(spark, simulator, tags, location) -> None:
     for end in (END - timedelta(hours=1), END - timedelta(minutes=30)):  # two runs: small files to compact
         assert run(simulator.url, tags, sink, start=first, end=end).status == "success"
     together_at = barrier()
-    import threading as _t
-    import time as _time
-    def _watch():
-        st = spark.sparkContext.statusTracker()
-        while True:
-            for sid in st.getActiveStageIds():
-                info = st.getStageInfo(sid)
-                if info and info.numTasks > 50:
-                    print("BIG STAGE", sid, info.name, info.numTasks, flush=True)
-            _time.sleep(5)
-    _t.Thread(target=_watch, daemon=True).start()
     run_sink = Choreographed(SparkSink(spark, location), before={("merge", TIMESERIES.name): together_at})
     care_sink = Choreographed(SparkSink(spark, location), before={("optimize", TIMESERIES.name): together_at})
     hourly, care = together(
