@@ -106,6 +106,29 @@ def test_conflict_names(tmp_path) -> None:
     assert conflict_name(ValueError("[DELTA_CONCURRENT_APPEND] but not from Spark")) is None
 
 
+@pytest.mark.parametrize(
+    ("condition", "message", "expected"),
+    [
+        (
+            "DELTA_CONCURRENT_APPEND.WITH_PARTITION_HINT",
+            "[DELTA_CONCURRENT_APPEND.WITH_PARTITION_HINT] Files were added",
+            "DELTA_CONCURRENT_APPEND",
+        ),
+        (
+            None,
+            "[DELTA_PROTOCOL_CHANGED] The protocol version of the Delta table has been changed",
+            "DELTA_PROTOCOL_CHANGED",
+        ),
+        ("TABLE_OR_VIEW_NOT_FOUND", "[TABLE_OR_VIEW_NOT_FOUND] The table cannot be found", None),
+    ],
+)
+def test_spark_connect_errors_by_their_error_class(condition, message, expected) -> None:
+    """Spark Connect / Databricks Connect raise PySpark exceptions that carry Delta's error class, not a Java one."""
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+
+    assert conflict_name(SparkConnectGrpcException(message, errorClass=condition)) == expected
+
+
 def test_spark_analysis_errors_are_not_conflicts(spark) -> None:
     from pyspark.errors import AnalysisException
 

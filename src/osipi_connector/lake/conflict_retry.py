@@ -41,7 +41,8 @@ ATTEMPTS = 5
 BASE_DELAY = 0.5
 """Seconds before the first retry; doubled per retry, each wait jittered x0.5-1.5 so writers fall apart."""
 
-_CONFLICT_CLASS = re.compile(r"DELTA_(CONCURRENT_\w+|PROTOCOL_CHANGED|METADATA_CHANGED)")
+_CONFLICT_CLASS = re.compile(r"DELTA_(?:CONCURRENT_\w+|PROTOCOL_CHANGED|METADATA_CHANGED)")
+"""Error classes of Delta's concurrent-modification errors, optionally with a sub-class (`.WITH_PARTITION_HINT`)."""
 _CONFLICT_JAVA = re.compile(
     r"^(io\.delta\.exceptions|com\.databricks\.sql\.transaction\.tahoe)\."
     r"(Concurrent\w+|ProtocolChanged|MetadataChanged)Exception$"
@@ -83,17 +84,17 @@ def _one_conflict_name(exc: BaseException) -> str | None:
         if _CONFLICT_JAVA.match(java_class):
             return java_class.rsplit(".", 1)[1]
         return None
-    for getter in ("getCondition", "getErrorClass"):  # pyspark.errors.PySparkException (Spark Connect)
-        condition = getattr(exc, getter, None)
-        if callable(condition):
-            try:
-                value = condition()
-            except Exception:
-                value = None
-            if isinstance(value, str) and _CONFLICT_CLASS.fullmatch(value):
-                return value
+    # pyspark.errors.PySparkException (Spark Connect): getCondition since 4.0, getErrorClass before
+    condition = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    if callable(condition):
+        try:
+            value = (condition() or "").split(".")[0]  # DELTA_CONCURRENT_APPEND.WITH_PARTITION_HINT
+        except Exception:
+            value = ""
+        if _CONFLICT_CLASS.fullmatch(value):
+            return value
     if type(exc).__module__.startswith("pyspark"):
-        match = re.search(r"\[(" + _CONFLICT_CLASS.pattern + r")\]", str(exc))
+        match = re.search(r"\[(" + _CONFLICT_CLASS.pattern + r")(?:\.\w+)?\]", str(exc))
         if match:
             return match.group(1)
     return None
