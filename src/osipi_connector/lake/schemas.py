@@ -226,8 +226,8 @@ RUN_METRICS = TableSpec(
         ("requests", pa.int64(), True),
         ("status", pa.string(), False),  # success | partial | failed
         ("errors", STRINGS, True),  # one line per failed tag/dataset: what failed and why
-        # Delta commits re-run after losing to a concurrent writer (lake/conflict_retry.py); last, so an older
-        # table takes it with ALTER TABLE ... ADD COLUMNS (docs/deployment.md)
+        # the run's Delta commits re-run after losing to a concurrent writer (lake/conflict_retry.py), up to
+        # this row's own append; last, so an older table takes it with ALTER TABLE ... ADD COLUMNS
         ("conflict_retries", pa.int64(), True),
     ),
     keys=("run_id",),
