@@ -10,6 +10,7 @@ successful, and which commits had to be retried (lake/conflict_retry.py).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from datetime import timedelta
@@ -19,11 +20,13 @@ import requests
 
 from osipi_connector import PILakeflowConnector
 from osipi_connector.extract.event_frames import fetch_event_frames
+from osipi_connector.lake.conflict_retry import ConflictRetry
 from osipi_connector.lake.maintenance import maintain
 from osipi_connector.lake.schemas import EVENT_FRAMES, RUN_METRICS, TIMESERIES, WATERMARKS
 from osipi_connector.lake.sink import Location
 from osipi_connector.lake.spark_sink import SparkSink
 from osipi_connector.piwebapi.pitime import format_datetime
+from osipi_connector.watermarks import rows as watermark_rows
 from tests.concurrency import Choreographed, barrier, together
 from tests.conftest import FIXED_NOW
 from tests.extract.conftest import make_client, served_rows, table_rows
@@ -123,6 +126,9 @@ def test_parallel_hourly_tasks_share_the_watermarks_without_conflicts(spark, sim
         assert metrics[result.run_id]["conflict_retries"] == len(before_row)
     # The watermark MERGEs met at the barrier and neither had to be re-run: disjoint dataset partitions.
     assert ("merge", WATERMARKS.name) not in retried(series, frames)
+    # Both created pi_watermarks (their first read) and pi_run_metrics at once: Delta lets one CREATE win
+    # (ProtocolChangedException for the other, which re-runs and finds the table).
+    assert retried(series, frames) & {("read", WATERMARKS.name), ("append", RUN_METRICS.name)}
     print("retried:", [(r.operation, r.table, r.conflict) for r in series.retries + frames.retries])
 
 
@@ -195,3 +201,30 @@ def test_maintenance_beside_a_run(spark, simulator, tags, location) -> None:
     read_from = END - timedelta(hours=3)  # the second run re-read its lookback (2 h) before its start mark
     assert_every_value_once(check, simulator.url, tags, read_from)
     assert marks(check) == dict.fromkeys(tags.values(), (read_from, END, "ok"))
+
+
+@pytest.mark.parametrize(("partitioned", "conflicts"), [(True, 0), (False, 1)])
+def test_watermark_merges_of_two_datasets_conflict_only_without_the_dataset_partitions(
+    spark, location, partitioned, conflicts
+) -> None:
+    """Why pi_watermarks is partitioned: the same two simultaneous MERGEs (one dataset each) commit side by
+    side into the partitioned table and collide in an unpartitioned one."""
+    spec = WATERMARKS if partitioned else dataclasses.replace(WATERMARKS, partition_by=())
+    SparkSink(spark, location).ensure(spec)
+    gate = barrier()
+    sinks = [
+        ConflictRetry(Choreographed(SparkSink(spark, location), before={("merge", spec.name): gate})) for _ in "ab"
+    ]
+
+    def write(sink, dataset):
+        mark = {"item_id": "X", "low": first_mark, "high": END, "status": "ok"}
+        sink.merge(spec, watermark_rows([mark], run_id=dataset, updated_at=END, dataset=dataset))
+
+    first_mark = END - timedelta(hours=1)
+    together(lambda: write(sinks[0], "timeseries"), lambda: write(sinks[1], "event_frames"))
+    assert sum(len(s.retries) for s in sinks) == conflicts
+    assert (
+        set(marks(SparkSink(spark, location), "timeseries"))
+        == set(marks(SparkSink(spark, location), "event_frames"))
+        == {"X"}
+    )
