@@ -15,7 +15,7 @@ from typing import Any
 from osipi_connector.lake.schemas import TableSpec
 
 Cue = Callable[[], Any]
-WAIT = 300  # seconds: a cue that is never met fails the test instead of hanging it
+WAIT = 240  # seconds: a cue never met fails the test (before pytest-timeout's 300 s) instead of hanging it
 
 
 def barrier(parties: int = 2) -> Cue:

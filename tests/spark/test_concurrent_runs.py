@@ -27,7 +27,7 @@ from osipi_connector.lake.sink import Location
 from osipi_connector.lake.spark_sink import SparkSink
 from osipi_connector.piwebapi.pitime import format_datetime
 from osipi_connector.watermarks import rows as watermark_rows
-from tests.concurrency import Choreographed, barrier, together
+from tests.concurrency import WAIT, Choreographed, barrier, together
 from tests.conftest import FIXED_NOW
 from tests.extract.conftest import make_client, served_rows, table_rows
 
@@ -154,7 +154,7 @@ def test_a_backfill_beside_the_hourly_run_loses_nothing_and_never_moves_a_mark_b
         before={
             ("read", WATERMARKS.name): read,
             ("merge", TIMESERIES.name): merge,
-            ("merge", WATERMARKS.name): lambda: marked.wait(300) or pytest.fail("the hourly run never wrote marks"),
+            ("merge", WATERMARKS.name): lambda: marked.wait(WAIT) or pytest.fail("the hourly run never wrote marks"),
         },
     )
     backfill_start = END - timedelta(hours=3)  # = the hourly run's start (high - 2 h lookback): same new keys
