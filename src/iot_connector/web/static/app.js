@@ -45,12 +45,13 @@ async function login(event) {
 async function enter(session) {
   state.csrf = session.csrf;
   $("#user-name").textContent = session.user;
-  $("#login-view").hidden = true; $("#app-view").hidden = false;
   state.schemas = await api("GET", "/api/schemas");
   const types = $("#new-source-type");
   types.innerHTML = "";
   for (const name of Object.keys(state.schemas.sources)) types.add(new Option(name, name));
   await reload();
+  // Shown only once the forms hold the stored config: an edit made earlier would be overwritten by reload().
+  $("#login-view").hidden = true; $("#app-view").hidden = false;
   showTab(location.hash.slice(1) || "zerobus");
 }
 
