@@ -69,6 +69,7 @@ setup(
             "pytest>=9.2",
             "pytest-timeout>=2.4",
             "pytest-asyncio>=1.5",
+            "hypothesis>=6.170",
             "ruff>=0.17",
             "mypy>=2.4",  # `make test` type-checks src/ ([tool.mypy] in pyproject.toml)
             "grpcio-tools>=1.81",

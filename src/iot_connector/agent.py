@@ -19,9 +19,10 @@ import orjson
 from iot_connector.config.models import AgentConfig, DeltaSinkSettings
 from iot_connector.metrics import Metrics
 from iot_connector.pipeline import Pipeline, make_buffer
+from iot_connector.pipeline.deadletters import DeadLetters
 from iot_connector.pipeline.tracing import make_tracer
 from iot_connector.sinks.base import Sink
-from iot_connector.sources.base import Source, registered
+from iot_connector.sources.base import Source, SourceConfig, registered
 
 log = logging.getLogger(__name__)
 SOURCE_RESTART_S = 5.0
@@ -72,15 +73,23 @@ class Agent:
         self.config_dir = Path(config_dir)
         self.metrics = metrics or Metrics()
         self.sink = build_sink(config, self.config_dir)
-        buffer = make_buffer(config.pipeline, self.config_dir / (config.pipeline.spool.directory or "spool"))
-        self.pipeline = Pipeline(config.pipeline, self.sink, buffer, self.metrics, tracer=make_tracer(config.tracing))
-        known = registered()
+        self.spool_dir = spool_dir = self.config_dir / (config.pipeline.spool.directory or "spool")
+        buffer = make_buffer(config.pipeline, spool_dir)
+        max_dead = config.pipeline.dead_letters_max_bytes
+        self.pipeline = Pipeline(
+            config.pipeline,
+            self.sink,
+            buffer,
+            self.metrics,
+            tracer=make_tracer(config.tracing),
+            dead_letters=DeadLetters(spool_dir, max_dead) if max_dead else None,
+        )
         self.sources: list[Source] = []
         for cfg in config.sources:
             if not cfg.enabled:
                 continue
             try:
-                self.sources.append(known[cfg.type][1](cfg, self.pipeline.emit))
+                self.sources.append(self.create_source(cfg))
             except Exception as exc:  # one bad connection must not keep the others from starting
                 self.metrics.connection_status.labels(source=cfg.name).set(0)
                 log.error(
@@ -88,6 +97,14 @@ class Agent:
                 )
         self.metrics_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    def create_source(self, cfg: SourceConfig) -> Source:
+        """A source wired to this agent's pipeline: records to `emit`, rejected messages to `reject`, its
+        state (MQTT arrival numbers behind record_id) beside the spool."""
+        source = registered()[cfg.type][1](cfg, self.pipeline.emit)
+        source.on_reject = self.pipeline.reject
+        source.state_dir = self.spool_dir / "sources"
+        return source
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down in order."""
@@ -127,13 +144,19 @@ class Agent:
                     "last_error": s.health.last_error,
                     "records_read": s.health.records_read,
                     "reconnects": s.health.reconnects,
+                    "rejected": s.health.rejected,
                 }
                 for s in self.sources
             },
             "queue_depth": pipe.buffer.depth,
             "spool_bytes": pipe.buffer.size_bytes,
             "dropped": pipe.dropped,
-            "sink": {"type": self.sink.name, "last_error": pipe.last_error, "breaker": pipe.breaker.state},
+            "sink": {
+                "type": self.sink.name,
+                "up": pipe.sink_up,
+                "last_error": pipe.last_error,
+                "breaker": pipe.breaker.state,
+            },
         }
 
     async def _supervise(self, source: Source) -> None:

@@ -20,7 +20,10 @@ class Metrics:
             "iot_records_written", "Records acknowledged by the sink", ["protocol"], registry=r
         )
         self.records_failed = Counter(
-            "iot_records_failed", "Records in failed sink writes (retried) or rejected", ["error_type"], registry=r
+            "iot_records_failed",
+            "Records in failed sink writes (retried), refused records and rejected messages (malformed_payload)",
+            ["error_type", "source"],
+            registry=r,
         )
         self.records_dropped = Counter(
             "iot_records_dropped", "Records dropped by the drop policy when full", ["policy"], registry=r
@@ -36,7 +39,11 @@ class Metrics:
         self.connection_status = Gauge(
             "iot_connection_status", "1 when the source is connected, else 0", ["source"], registry=r
         )
-        self.sink_up = Gauge("iot_sink_up", "1 when the last sink write succeeded, else 0", registry=r)
+        self.sink_up = Gauge(
+            "iot_sink_up",
+            "1 when the last sink write succeeded and no acknowledgement is overdue (pipeline.sink_ack_timeout_s)",
+            registry=r,
+        )
         self.breaker_open = Gauge("iot_circuit_breaker_open", "1 while the sink circuit breaker is open", registry=r)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:

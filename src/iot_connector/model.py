@@ -7,6 +7,8 @@ ZeroBus and the Delta/DDL columns are derived from RECORD_FIELDS, never restated
 from __future__ import annotations
 
 import hashlib
+import itertools
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -14,6 +16,11 @@ from typing import Literal
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
+# Readings with neither a source timestamp nor a sequence have nothing of their own that tells two apart:
+# they get a number unique to this process (random part + counter) instead of the edge time, which two
+# readings of one socket read or one notification share.
+_RUN = secrets.token_hex(8)
+_UNIQUE = itertools.count()
 Quality = Literal["GOOD", "UNCERTAIN", "BAD"]
 
 
@@ -72,10 +79,15 @@ class Record:
         return True
 
     def finalize(self) -> Record:
-        """Set record_id = hash(source, tag, timestamp, seq): the same reading re-sent gets the same id."""
+        """Set record_id (unless the source did, as MQTT does from the broker's message identity): hash(source,
+        tag, source_ts, seq), so the same reading re-read gets the same id; without either, unique per reading.
+        The id travels with the record through the spool, so a re-send from there keeps it."""
         if not self.record_id:
-            ts = self.source_ts if self.source_ts is not None else self.edge_ts
-            key = f"{self.source_id}\x1f{self.tag_id}\x1f{ts}\x1f{self.seq if self.seq is not None else ''}"
+            if self.source_ts is None and self.seq is None:
+                key = f"{self.source_id}\x1f{self.tag_id}\x1f{_RUN}\x1f{next(_UNIQUE)}"
+            else:
+                seq = self.seq if self.seq is not None else ""
+                key = f"{self.source_id}\x1f{self.tag_id}\x1f{self.source_ts}\x1f{seq}"
             self.record_id = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
         return self
 

@@ -123,7 +123,7 @@ def encode_cores(records: Sequence[Record]) -> list[bytes]:
     """`encode_core` of each record, in one loop (the spool's hot path)."""
     try:
         return encode_many(records)
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
         bad = next((r for r in records if r.wire is None), records[0])
         raise ValueError(
             f"record of tag {bad.tag_id!r} from source {bad.source_id!r} cannot be encoded: {exc}"

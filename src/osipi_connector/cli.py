@@ -178,6 +178,31 @@ def _add_maintain(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_maintain)
 
 
+def _add_upgrade(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "upgrade-tables",
+        help="bring checkpoint tables of an earlier version to this version's layout",
+        description="Partition pi_watermarks by dataset and add pi_run_metrics.conflict_retries where an earlier "
+        "version created them without (docs/deployment.md). Safe to repeat; run it while no job writes.",
+    )
+    _add_config_options(p)
+    p.set_defaults(func=_upgrade)
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from osipi_connector.config import ConfigError
+    from osipi_connector.lake.upgrade import upgrade
+    from osipi_connector.runner import default_sink
+
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    changes = upgrade(default_sink(config))
+    print("\n".join(changes) if changes else "tables are up to date")
+    return EXIT_OK
+
+
 def _time_text(text: str) -> str:
     """Checked now, resolved by the run against the PI server's clock (relative times such as *-1d)."""
     from datetime import datetime, timezone
@@ -279,6 +304,8 @@ def _maintain(args: argparse.Namespace) -> int:
     for result in maintain(sink, specs, retain_hours=args.retain_hours):
         failed += result.error is not None
         print(result.summary())
+        if result.conflict_retries:
+            print(f"  {result.conflict_retries} step(s) re-run after a concurrent run's commit (see the log)")
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
@@ -311,6 +338,8 @@ def _run(args: argparse.Namespace) -> int:
             return _fail(f"run failed: {type(exc).__name__}: {exc}")
     rows = ", ".join(f"{table} {count:,}" for table, count in result.rows.items()) or "no rows"
     print(f"run {result.run_id} ({result.mode}): {result.status} in {result.duration_seconds:.1f}s — {rows}")
+    if result.conflict_retries:
+        print(f"  {result.conflict_retries} commit(s) re-run after a concurrent writer won the race (see the log)")
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     return result.exit_code
@@ -356,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_sql(sub)
     _add_maintain(sub)
+    _add_upgrade(sub)
     _add_simulate(sub)
     return parser
 

@@ -23,6 +23,7 @@ from osipi_connector.config import DATASETS, ConfigError, ConnectorConfig, resol
 from osipi_connector.executor import FetchJob
 from osipi_connector.extract.clock import server_now
 from osipi_connector.extract.timeseries import FetchResult
+from osipi_connector.lake.conflict_retry import ConflictRetry, Retry
 from osipi_connector.lake.schemas import (
     ASSET_HIERARCHY,
     ELEMENT_ATTRIBUTES,
@@ -68,6 +69,11 @@ class RunResult:
     window_end: datetime | None = None
     tags_requested: int = 0
     tags_failed: int = 0
+    retries: list[Retry] = field(default_factory=list)  # commits re-run after a concurrent writer won the race
+
+    @property
+    def conflict_retries(self) -> int:
+        return len(self.retries)
 
     @property
     def exit_code(self) -> int:
@@ -165,7 +171,9 @@ class _Run:
     def __init__(self, connector: PILakeflowConnector, mode: str, datasets: list[str]) -> None:
         self.connector = connector
         self.config = connector.config
-        self.sink = connector.sink
+        # Every write re-runs when a concurrent writer (the other hourly task, a backfill, OPTIMIZE) won the
+        # commit; the retries are counted in the result and the run-metrics row.
+        self.sink = ConflictRetry(connector.sink)
         self.mode = mode
         self.datasets = datasets
         self.run_id = uuid.uuid4().hex
@@ -348,12 +356,14 @@ class _Run:
             "requests": self.requests,
             "status": result.status,
             "errors": result.errors,
+            "conflict_retries": len(self.sink.retries),
         }
         try:
             self.sink.append(RUN_METRICS, pa.Table.from_pylist([row], schema=RUN_METRICS.schema))
         except Exception as exc:  # the metrics row must never hide the run's own outcome
             log.error("could not write the run-metrics row: %s", exc)
             result.errors.append(f"run_metrics: {type(exc).__name__}: {exc}")
+        result.retries = list(self.sink.retries)
 
 
 class _TimeseriesState:

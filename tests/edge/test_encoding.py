@@ -126,7 +126,7 @@ async def test_an_unencodable_record_is_refused_alone_and_counted(tmp_path: Path
         await __import__("asyncio").sleep(0.01)
     await pipe.stop()
     assert [r.seq for r in sink.records] == [0, 1, 2, 4, 5, 7, 8, 9]
-    assert pipe.metrics.records_failed.labels(error_type="invalid_record")._value.get() == 2
+    assert pipe.metrics.records_failed.labels(error_type="invalid_record", source="plc1")._value.get() == 2
 
 
 def test_delta_columns_equal_a_row_by_row_table() -> None:

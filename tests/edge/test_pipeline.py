@@ -68,7 +68,7 @@ async def test_sink_outage_spools_then_drains_in_order(tmp_path: Path) -> None:
     await _until(lambda: len(sink.records) == 1000)
     await pipe.stop()
     assert seqs(sink.records) == list(range(1000))
-    assert pipe.metrics.records_failed.labels(error_type="test_outage")._value.get() >= 8 * 50
+    assert pipe.metrics.records_failed.labels(error_type="test_outage", source="plc1")._value.get() >= 8 * 50
     assert sink.attempts >= 8 + 1000 // 50
 
 
@@ -235,7 +235,7 @@ async def test_batches_in_flight_and_a_lost_ack_resends_in_order(tmp_path: Path)
     sent = [seq for batch in sink.submitted for seq in seqs(batch)]
     assert list(dict.fromkeys(sent)) == list(range(400))  # the sink saw log order, re-sends only repeat
     assert sorted(set(seqs(sink.records))) == list(range(400))
-    assert pipe.metrics.records_failed.labels(error_type="test_ack_lost")._value.get() == 20
+    assert pipe.metrics.records_failed.labels(error_type="test_ack_lost", source="plc1")._value.get() == 20
 
 
 async def test_partial_batches_are_not_held_behind_a_slow_ack(tmp_path: Path) -> None:

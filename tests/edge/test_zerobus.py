@@ -105,7 +105,9 @@ async def test_outage_spools_then_drains_in_order(tmp_path: Path, double: Zerobu
     double.down = True
     for i in range(200, 1000, 100):
         await pipe.emit(make_records(100, i))  # accepted into the spool while ZeroBus is down
-    await _until(lambda: pipe.metrics.records_failed.labels(error_type="zerobus_unavailable")._value.get() > 0)
+    await _until(
+        lambda: pipe.metrics.records_failed.labels(error_type="zerobus_unavailable", source="plc1")._value.get() > 0
+    )
     assert pipe.buffer.depth > 0
     creates = double.creates
     double.down = False
@@ -124,7 +126,9 @@ async def test_non_retriable_error_is_reported_and_records_kept(tmp_path: Path, 
     pipe = _pipeline(tmp_path, ZerobusSink(sink_settings(double), agent_id="edge-1"))
     await pipe.start()
     await pipe.emit(make_records(50))
-    await _until(lambda: pipe.metrics.records_failed.labels(error_type="zerobus_non_retriable")._value.get() > 0)
+    await _until(
+        lambda: pipe.metrics.records_failed.labels(error_type="zerobus_non_retriable", source="plc1")._value.get() > 0
+    )
     assert "main.edge.iot_records" in (pipe.last_error or "")
     assert pipe.buffer.depth == 50
     double.reject_create = None  # the table was created: delivery resumes by itself

@@ -13,6 +13,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from osipi_connector.lake import merge_conditions
+from osipi_connector.lake.conflict_retry import ConflictRetry
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.schemas import ALL_TABLES, EVENT_FRAMES, RUN_METRICS, TAGS, TIMESERIES, WATERMARKS
 from osipi_connector.lake.sink import Location, WriteResult
@@ -258,7 +259,7 @@ def test_location_names_that_are_not_folder_names_are_refused(tmp_path, bad):
 
 
 def test_stale_concurrent_merge_fails_cleanly_instead_of_corrupting(sink):
-    """What delta-rs does when two writers race (the reason for the retry in DeltaSink.merge)."""
+    """What delta-rs does when two writers race (the reason for lake/conflict_retry.py)."""
     sink.merge(TIMESERIES, rows.timeseries(tags=2, days=1, per_day=3))
     first, second = DeltaTable(sink.path(TIMESERIES)), DeltaTable(sink.path(TIMESERIES))  # same version
     condition = merge_conditions.merge_condition(TIMESERIES)
@@ -290,8 +291,8 @@ def test_concurrent_merges_from_two_threads_all_land(sink):
 
 
 def _merge_batches(root: str, seqs: list[int]) -> list[WriteResult]:
-    """Runs in another process: merge one batch per value_seq."""
-    sink = DeltaSink(root)
+    """Runs in another process: merge one batch per value_seq, re-running a write that lost a commit race."""
+    sink = ConflictRetry(DeltaSink(root))
     return [sink.merge(TIMESERIES, rows.timeseries(tags=4, days=1, per_day=2, seq=seq)) for seq in seqs]
 
 

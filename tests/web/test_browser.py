@@ -194,6 +194,10 @@ def test_records_flow_on_the_monitoring_tab(page: Page, gui: Gui, peers):
             time.sleep(0.3)
         assert int(mqtt_row.locator(".read").inner_text()) >= 20
         expect(page.locator("#stat-written")).not_to_have_text("0")
+        publisher.publish("plant/oven0/temperature", b'{"v": 1, "ts": 1e308')  # not JSON: rejected alone
+        expect(mqtt_row.locator(".rejected")).to_have_text("1")
+        expect(page.locator("#stat-failed")).to_have_text("1")
+        expect(page.locator("#stat-sink")).to_contain_text(" up, breaker closed")
         page.wait_for_timeout(2500)  # a few polls so the throughput graph has a line
         shot(page, "monitoring")
     finally:

@@ -57,6 +57,12 @@ class PipelineSettings(_Strict):
     batch_max_wait_ms: float = Field(200.0, ge=0)
     max_inflight_batches: int = Field(4, ge=1, description="batches sent before the oldest is acknowledged")
     drain_timeout_s: float = Field(10.0, ge=0, description="on stop: time left to send what is queued")
+    sink_ack_timeout_s: float = Field(
+        30.0, gt=0, description="a batch unacknowledged this long marks the sink down (iot_sink_up 0): a hung sink"
+    )
+    dead_letters_max_bytes: int = Field(
+        10 << 20, ge=0, description="cap of the rejected-message file in the spool folder (0: no file, count only)"
+    )
     spool: SpoolSettings = SpoolSettings()
     breaker: BreakerSettings = BreakerSettings()
     retry: RetrySettings = RetrySettings()

@@ -23,7 +23,7 @@ class PutResult:
     accepted: int
     dropped_newest: int = 0
     dropped_oldest: int = 0
-    invalid: list[str] | None = None  # why records were refused as unencodable (not counted in `accepted`)
+    invalid: list[tuple[str, str]] | None = None  # (source, why) of records refused as unencodable
 
 
 class Buffer(abc.ABC):
@@ -100,7 +100,10 @@ class MemoryBuffer(Buffer):
         return len(self._queue) + self._inflight
 
     async def put(self, records: Sequence[Record]) -> PutResult:
-        result = PutResult(accepted=0)
+        """Records that fit no column are refused here, as by the spool: in the queue they would fail every
+        sink write and block everything behind them. The encoding is kept on the record (ZeroBus sends it)."""
+        records, _, invalid = _encoded(records)
+        result = PutResult(accepted=0, invalid=invalid)
         for record in records:
             while self.depth >= self.max_records:
                 if self.drop_policy == "block":
@@ -158,11 +161,7 @@ class SpoolBuffer(Buffer):
         await self.spool.close()
 
     async def put(self, records: Sequence[Record]) -> PutResult:
-        invalid = None
-        try:
-            payloads = self.spool.encode(records)
-        except ValueError:  # a value that fits no column: refuse that record only, keep the others
-            records, payloads, invalid = _encodable(records)
+        records, payloads, invalid = _encoded(records)
         need = self.spool.frames_size(payloads)
         result = PutResult(accepted=len(records), invalid=invalid)
         if need > self.spool.max_bytes:
@@ -192,16 +191,20 @@ class SpoolBuffer(Buffer):
         self._freed()
 
 
-def _encodable(records: Sequence[Record]) -> tuple[list[Record], list[bytes], list[str]]:
-    """The records that encode, their payloads, and the errors of those that do not."""
+def _encoded(records: Sequence[Record]) -> tuple[Sequence[Record], list[bytes], list[tuple[str, str]] | None]:
+    """The records that encode, their spool payloads, and (source, error) of those that do not (or None)."""
+    try:
+        return records, Spool.encode(records), None
+    except ValueError:  # a value that fits no column: refuse that record only, keep the others
+        pass
     kept: list[Record] = []
     payloads: list[bytes] = []
-    errors: list[str] = []
+    errors: list[tuple[str, str]] = []
     for record in records:
         try:
             payloads.append(Spool.encode([record])[0])
         except ValueError as exc:
-            errors.append(str(exc))
+            errors.append((str(record.source_id), str(exc)))
         else:
             kept.append(record)
     return kept, payloads, errors

@@ -25,6 +25,7 @@ from iot_connector.metrics import Metrics
 from iot_connector.model import Record, now_us
 from iot_connector.pipeline.breaker import Backoff, CircuitBreaker
 from iot_connector.pipeline.buffers import Buffer, MemoryBuffer, PutResult, SpoolBuffer
+from iot_connector.pipeline.deadletters import DeadLetters
 from iot_connector.pipeline.spool import Spool, SpoolWriteError
 from iot_connector.pipeline.tracing import span, span_until
 from iot_connector.sinks.base import Sink, SinkError
@@ -95,6 +96,7 @@ class Pipeline:
         metrics: Metrics | None = None,
         on_delivered: Delivered | None = None,
         tracer: Any | None = None,
+        dead_letters: DeadLetters | None = None,
     ):
         self.settings = settings
         self.sink = sink
@@ -102,6 +104,7 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.on_delivered = on_delivered
         self.tracer = tracer  # an OpenTelemetry tracer (pipeline.tracing.make_tracer) or None: no spans
+        self.dead_letters = dead_letters
         self.breaker = CircuitBreaker(settings.breaker.failure_threshold, settings.breaker.reset_timeout_s)
         r = settings.retry
         self.backoff = Backoff(r.initial_backoff_s, r.max_backoff_s, r.multiplier, r.jitter)
@@ -111,12 +114,45 @@ class Pipeline:
         self._stopping = asyncio.Event()
         self._draining = False
         self._sender: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        # Batches sent and not yet acknowledged, oldest first: (records, spool token, ack, perf_counter when sent)
+        self._inflight: deque[tuple[list[Record], object, asyncio.Future[None], float]] = deque()
+        self._delivering_since: float | None = None  # a retried batch (`_deliver`) waiting for its ack
+        self.ack_overdue = False
+        self.sink_up = False  # as iot_sink_up: the last write acknowledged and no acknowledgement overdue
+
+    def _set_sink_up(self, up: bool) -> None:
+        self.sink_up = up
+        self.metrics.sink_up.set(1 if up else 0)
 
     async def start(self) -> None:
         _fewer_gc_passes()
         await self.buffer.open()
         self._update_gauges()
         self._sender = asyncio.create_task(self._send_loop(), name="pipeline-sender")
+        self._watchdog = asyncio.create_task(self._watch_acks(), name="pipeline-ack-watchdog")
+
+    def reject(self, source: str, where: str, reason: str, payload: bytes | None) -> None:
+        """A source's `on_reject`: a message that could not become records is counted and kept as a dead letter."""
+        self.metrics.records_failed.labels(error_type="malformed_payload", source=source).inc()
+        if self.dead_letters is not None:
+            self.dead_letters.write(source, where, reason, payload)
+
+    async def _watch_acks(self) -> None:
+        """Sink health beyond refused connections: a batch unacknowledged for `sink_ack_timeout_s` (a hung
+        service that keeps the connection open) sets iot_sink_up 0 until the next acknowledgement."""
+        timeout = self.settings.sink_ack_timeout_s
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            since = self._inflight[0][3] if self._inflight else self._delivering_since
+            if since is not None and time.perf_counter() - since > timeout and not self.ack_overdue:
+                self.ack_overdue = True
+                self._set_sink_up(False)
+                waited = time.perf_counter() - since
+                self.last_error = (
+                    f"no acknowledgement from the sink for {waited:.0f} s (sink_ack_timeout_s {timeout:g})"
+                )
+                log.error("sink %s: %s", self.sink.name, self.last_error)
 
     async def emit(self, records: Sequence[Record]) -> None:
         """The sources' Emit callback: accepted (durably with the spool) when it returns; may block (backpressure)."""
@@ -129,12 +165,13 @@ class Pipeline:
             with span(self.tracer, "iot.emit", source=records[0].source_id, records=len(records)):
                 result = await self.buffer.put(records)
         except SpoolWriteError as exc:  # disk full / I/O error: refuse these records, keep the agent up
-            self.metrics.records_failed.labels(error_type="spool_write").inc(len(records))
+            self._count_failed("spool_write", records)
             log.error("%s; %d records refused", exc, len(records))
             result = PutResult(accepted=0, dropped_newest=len(records))
         if result.invalid:
-            self.metrics.records_failed.labels(error_type="invalid_record").inc(len(result.invalid))
-            log.error("%d records refused: %s", len(result.invalid), result.invalid[0])
+            for source, n in Tally(source for source, _ in result.invalid).items():
+                self.metrics.records_failed.labels(error_type="invalid_record", source=source).inc(n)
+            log.error("%d records refused: %s", len(result.invalid), result.invalid[0][1])
         if result.dropped_newest or result.dropped_oldest:
             self.dropped += result.dropped_newest + result.dropped_oldest
             if result.dropped_newest:
@@ -148,6 +185,10 @@ class Pipeline:
                 self.settings.drop_policy,
             )
         self._update_gauges()
+
+    def _count_failed(self, error_type: str, records: Sequence[Record]) -> None:
+        for source, n in Tally(map(_SOURCE_ID, records)).items():
+            self.metrics.records_failed.labels(error_type=error_type, source=source).inc(n)
 
     def _update_gauges(self) -> None:
         self.metrics.queue_depth.set(self.buffer.depth)
@@ -188,7 +229,7 @@ class Pipeline:
         A failed ack (or submit) sends everything that was in flight again, one batch at a time, in order,
         with retries; so the sink sees the log order even across failures (plus at-least-once re-sends).
         """
-        inflight: deque[tuple[list[Record], object, asyncio.Future[None], float]] = deque()
+        inflight = self._inflight
         while True:
             failed: BaseException | None = None
             while len(inflight) < self.settings.max_inflight_batches:
@@ -229,7 +270,7 @@ class Pipeline:
                 self._succeeded(records, time.perf_counter() - started, attempt=0)
                 self._committed(records, token)
                 continue
-            self._failed(_as_sink_error(failed), len(records), 0)
+            self._failed(_as_sink_error(failed), records, 0)
             redo = [(r, t) for r, t, _, _ in inflight]
             for _, _, other, _ in inflight:
                 _discard(other)
@@ -265,7 +306,8 @@ class Pipeline:
         self.metrics.batch_latency.observe(seconds)
         for protocol, n in Tally(map(_PROTOCOL, records)).items():
             self.metrics.records_written.labels(protocol=protocol).inc(n)
-        self.metrics.sink_up.set(1)
+        self._set_sink_up(True)
+        self.ack_overdue = False
         self.breaker.record_success()
         self.metrics.breaker_open.set(0)
         if self.last_error:
@@ -280,21 +322,23 @@ class Pipeline:
             self.metrics.breaker_open.set(1 if self.breaker.state == "open" else 0)
             if delay > 0 and await self._wait_or_stop(asyncio.sleep(delay)) is False:
                 return False
-            started = time.perf_counter()
+            started = self._delivering_since = time.perf_counter()
             try:
                 await (await self._submit(records))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._failed(_as_sink_error(exc), len(records), attempt)
+                self._failed(_as_sink_error(exc), records, attempt)
                 attempt += 1
                 continue
+            finally:
+                self._delivering_since = None
             self._succeeded(records, time.perf_counter() - started, attempt)
             return True
 
-    def _failed(self, error: SinkError, n: int, attempt: int) -> None:
-        self.metrics.records_failed.labels(error_type=error.error_type).inc(n)
-        self.metrics.sink_up.set(0)
+    def _failed(self, error: SinkError, records: Sequence[Record], attempt: int) -> None:
+        self._count_failed(error.error_type, records)
+        self._set_sink_up(False)
         self.breaker.record_failure()
         message = str(error)
         if not error.retriable:
@@ -316,6 +360,10 @@ class Pipeline:
     async def stop(self, drain_timeout_s: float | None = None) -> None:
         """Stop after sending what is queued, for at most `drain_timeout_s`; the rest stays in the spool."""
         timeout = self.settings.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
+        if self._watchdog:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         if self._sender:
             self._draining = True  # no more waiting for full batches
             if not self.buffer.durable and self.buffer.depth and timeout > 0:
@@ -329,6 +377,8 @@ class Pipeline:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._sender
         await self.buffer.close()
+        if self.dead_letters is not None:
+            self.dead_letters.close()
         if self._sink_open:
             with contextlib.suppress(Exception):
                 await self.sink.close()

@@ -10,8 +10,10 @@ import abc
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +24,10 @@ log = logging.getLogger(__name__)
 # Hands records to the pipeline. Returns once they are accepted (in memory or durable in the spool), so a
 # source that acknowledges upstream (MQTT QoS 1/2) acks only after this returns. May block: backpressure.
 Emit = Callable[[Sequence[Record]], Awaitable[None]]
+# Told about one message/reading that cannot become records: (source name, where, reason, payload or None).
+# The agent wires it to the pipeline (iot_records_failed_total{error_type="malformed_payload"}, dead letters).
+Reject = Callable[[str, str, str, bytes | None], None]
+REJECT_LOG_INTERVAL_S = 1.0  # a flood of bad messages logs one line a second per source, not one per message
 
 
 class SourceConfig(BaseModel):
@@ -41,6 +47,7 @@ class SourceHealth:
     last_record_at_us: int | None = None
     records_read: int = 0
     reconnects: int = 0
+    rejected: int = 0  # messages/readings that could not become records (counted, logged, acknowledged)
     details: dict[str, str] = field(default_factory=dict)
 
 
@@ -55,6 +62,27 @@ class Source(abc.ABC):
         self.emit = emit
         self.health = SourceHealth()
         self._stopped = asyncio.Event()
+        self.on_reject: Reject | None = None
+        self.state_dir: Path | None = None  # where a source may keep small state across restarts (agent sets it)
+        self._reject_logged_at = 0.0
+        self._reject_unlogged = 0
+
+    def reject(self, where: str, reason: str, payload: bytes | None = None) -> None:
+        """One message or reading that cannot become records (bad JSON, overflowing timestamp, short register
+        read...): counted, logged and handed to `on_reject`; the caller acknowledges it like a delivered one
+        and goes on, so it never blocks what follows (a redelivery could not fix it)."""
+        self.health.rejected += 1
+        self.health.details["rejected"] = str(self.health.rejected)
+        self.health.last_error = f"rejected {where}: {reason}"
+        now = time.monotonic()
+        if now - self._reject_logged_at >= REJECT_LOG_INTERVAL_S:
+            more = f" (and {self._reject_unlogged} more since the last line)" if self._reject_unlogged else ""
+            log.warning("%s source %s: rejected %s: %s%s", self.protocol, self.config.name, where, reason, more)
+            self._reject_logged_at, self._reject_unlogged = now, 0
+        else:
+            self._reject_unlogged += 1
+        if self.on_reject is not None:
+            self.on_reject(self.config.name, where, reason, payload)
 
     def _lost(self, exc: BaseException, delay: float, *, expected: bool = True) -> None:
         """Note why the connection ended in `health` and the log; an unexpected error (e.g. emit refused)

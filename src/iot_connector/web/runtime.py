@@ -135,6 +135,13 @@ def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) ->
     return sum(value for _labels, value in samples.get(name, []))
 
 
+def _by_label(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, label: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for labels, value in samples.get(name, []):
+        out[labels[label]] = out.get(labels[label], 0) + value
+    return out
+
+
 AUDIT_FILE = "audit.log"
 RENEWAL_CHECK_S = 24 * 3600.0
 
@@ -285,7 +292,7 @@ class Runtime:
         agent = self.agent
         assert agent is not None
         try:
-            source = registered()[cfg.type][1](cfg, agent.pipeline.emit)
+            source = agent.create_source(cfg)
         except Exception as exc:
             log.error("source %s (%s) cannot be created: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc)
             return
@@ -307,7 +314,14 @@ class Runtime:
         agent_status: dict[str, Any] = self.agent.status() if self.agent is not None else {"sources": {}}
         configured = self.config.sources if self.config is not None else []
         sources = {
-            s.name: {"type": s.type, "enabled": s.enabled, "connected": False, "records_read": 0, "last_error": None}
+            s.name: {
+                "type": s.type,
+                "enabled": s.enabled,
+                "connected": False,
+                "records_read": 0,
+                "rejected": 0,
+                "last_error": None,
+            }
             | agent_status["sources"].get(s.name, {})
             for s in configured
         }
@@ -326,6 +340,7 @@ class Runtime:
             "records_read": _total(samples, "iot_records_read_total"),
             "records_written": _total(samples, "iot_records_written_total"),
             "records_failed": _total(samples, "iot_records_failed_total"),
+            "records_failed_by_type": _by_label(samples, "iot_records_failed_total", "error_type"),
             "records_dropped": _total(samples, "iot_records_dropped_total"),
             "latency_buckets": buckets,
             "latency_count": _total(samples, "iot_batch_latency_seconds_count"),

@@ -1,16 +1,15 @@
 """The local sink: Delta tables on disk written with delta-rs (`deltalake`), no JVM, no cluster.
 
 Tables live at `<root>/<catalog>/<schema>/<table>`, the same three names as on Databricks, so a local run and a
-Unity Catalog run differ only in the Sink object. Meant for one writer process: threads of that process take
-turns per table (a lock), and delta-rs commits atomically on a local file system, so another process
-writing at the same moment causes a commit conflict, never a corrupt table; a MERGE that loses such a race is
-re-run on the new version (it is idempotent), up to MERGE_ATTEMPTS times. Several connectors writing the
-same tables continuously need Databricks.
+Unity Catalog run differ only in the Sink object. Writers of one table take turns — threads of a process
+under a lock, processes under an flock on `<table>/_osipi_writer.lock` (a local or POSIX-locking file system) —
+so a backfill beside an incremental run, or two datasets' runs, neither conflict nor double-append. OPTIMIZE
+and VACUUM do not wait for the lock: a commit that loses to them fails cleanly (`CommitFailedError`, never a
+corrupt table) and the runner's ConflictRetry (lake/conflict_retry.py) re-runs it and counts it.
 
 `merge` appends the rows that provably have no match (lake/new_rows.py: outside every file's key statistics)
 and MERGEs only the rest: a first load costs a Parquet write, not a join. The proof holds for the version read
-under the lock; a second PROCESS appending the same new keys at the same moment is not seen (appends do not
-conflict), so construct the sink with `append_new_rows=False` if several processes share a table.
+under the lock, which every writer of the table holds; `append_new_rows=False` sends every row through MERGE.
 
 Every write (append, MERGE, optimize) uses `writer_properties(spec)`: standard Parquet that Spark and
 Databricks read, ZSTD level 1 (files ~30 % smaller than delta-rs' default Snappy), no dictionary for columns
@@ -21,23 +20,25 @@ what `new_rows` and MERGE pruning read). Together ~10 % less CPU per row than de
 
 from __future__ import annotations
 
+import fcntl
 import logging
-import random
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import TableNotFoundError
 
 from osipi_connector.lake import merge_conditions
 from osipi_connector.lake.new_rows import split_new_rows
 from osipi_connector.lake.schemas import TableSpec
-from osipi_connector.lake.sink import Location, WriteResult
+from osipi_connector.lake.sink import Location, Sink, WriteResult
 from osipi_connector.lake.validate import (
     SchemaMismatchError,
     column_differences,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
-MERGE_ATTEMPTS = 5
 _LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -71,10 +71,23 @@ def writer_properties(spec: TableSpec) -> WriterProperties:
     return WriterProperties(compression="ZSTD", compression_level=1, column_properties=columns)
 
 
-def _table_lock(path: Path) -> threading.Lock:
-    """One lock per table in this process: threads of one run take turns instead of racing commits."""
+WRITER_LOCK = "_osipi_writer.lock"
+"""In the table folder; Delta readers and VACUUM skip names starting with '_'."""
+
+
+@contextmanager
+def _table_lock(path: Path) -> Iterator[None]:
+    """Writers of one table take turns: threads of this process (a lock) and other processes (an exclusive
+    flock on WRITER_LOCK). The append of new rows is a blind commit that a concurrent append of the same new
+    keys would not conflict with; taking turns makes the second writer see the first one's files."""
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault(path.resolve(), threading.Lock())
+        lock = _LOCKS.setdefault(path.resolve(), threading.Lock())
+    with lock, open(path / WRITER_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class DeltaSink:
@@ -132,16 +145,8 @@ class DeltaSink:
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
         self.ensure(spec)
-        with _table_lock(self.path(spec)):
-            for attempt in range(1, MERGE_ATTEMPTS + 1):
-                try:
-                    appended, metrics = self._write_once(spec, source, partitions)
-                    break
-                except CommitFailedError:
-                    if attempt == MERGE_ATTEMPTS:
-                        raise
-                    log.warning("MERGE into %s lost a commit race (attempt %d): re-running it", spec.name, attempt)
-                    time.sleep(random.uniform(0, 0.1 * attempt))  # de-synchronise the competing writers
+        with _table_lock(self.path(spec)):  # a conflict with a writer that does not lock: ConflictRetry re-runs it
+            appended, metrics = self._write_once(spec, source, partitions)
         return WriteResult(
             inserted=appended + metrics.get("num_target_rows_inserted", 0),
             updated=metrics.get("num_target_rows_updated", 0),
@@ -178,7 +183,11 @@ class DeltaSink:
             target_alias=merge_conditions.TARGET,
             writer_properties=writer_properties(spec),
         )
-        merger = merger.when_matched_update_all(predicate=merge_conditions.changed_condition(spec))
+        changed, assignments = merge_conditions.changed_condition(spec), merge_conditions.update_assignments(spec)
+        if assignments is None:
+            merger = merger.when_matched_update_all(predicate=changed)
+        else:
+            merger = merger.when_matched_update(updates=assignments, predicate=changed)
         return new.num_rows, merger.when_not_matched_insert_all().execute()
 
     def append(self, spec: TableSpec, data: pa.Table) -> None:
@@ -218,8 +227,9 @@ class DeltaSink:
         deleted = table.vacuum(retention_hours=retain_hours, dry_run=False, enforce_retention_duration=False)
         return {"files_deleted": len(deleted), "retain_hours": retain_hours}
 
-    def executor(self, config: ConnectorConfig) -> UnitExecutor:
-        """No Spark here: the units run on this process's thread pool (`performance.workers`)."""
+    def executor(self, config: ConnectorConfig, writer: Sink | None = None) -> UnitExecutor:
+        """No Spark here: the units run on this process's thread pool (`performance.workers`); the runner
+        writes their rows, so `writer` is not needed."""
         from osipi_connector.executor import thread_pool
 
         return thread_pool(config.performance)

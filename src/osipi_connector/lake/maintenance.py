@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from osipi_connector.lake.conflict_retry import ConflictRetry
 from osipi_connector.lake.schemas import ALL_TABLES, TableSpec
 from osipi_connector.lake.sink import Optimized, Sink, Vacuumed
 
@@ -28,6 +29,7 @@ class TableMaintenance:
     skipped: str | None = None  # why nothing was done (the table does not exist)
     seconds: float = 0.0
     error: str | None = None
+    conflict_retries: int = 0  # OPTIMIZE re-run after a concurrent run's commit touched the same files
 
     def summary(self) -> str:
         """One line for the terminal or a job log."""
@@ -62,9 +64,13 @@ def vacuumed(metrics: Vacuumed | dict) -> Vacuumed:
 
 
 def maintain(sink: Sink, specs: Iterable[TableSpec] = ALL_TABLES, retain_hours: int = 168) -> list[TableMaintenance]:
-    """Optimize (+ Z-order where the spec says) and vacuum each table; one table's failure does not stop the rest."""
+    """Optimize (+ Z-order where the spec says) and vacuum each table; one table's failure does not stop the rest.
+
+    Safe beside a run: a step that loses a commit race to the run's MERGE is re-run (lake/conflict_retry.py)."""
+    sink = ConflictRetry(sink)
     results = []
     for spec in specs:
+        retried = len(sink.retries)
         result = TableMaintenance(table=sink.table_name(spec))
         started = time.perf_counter()
         try:
@@ -78,5 +84,6 @@ def maintain(sink: Sink, specs: Iterable[TableSpec] = ALL_TABLES, retain_hours: 
             log.exception("maintenance of %s failed", spec.name)
             result.error = f"{type(exc).__name__}: {exc}"
         result.seconds = round(time.perf_counter() - started, 3)
+        result.conflict_retries = len(sink.retries) - retried
         results.append(result)
     return results

@@ -67,3 +67,18 @@ def changed_condition(spec: TableSpec, q: str = '"') -> str | None:
     if not compared:
         return None
     return " OR ".join(f"({TARGET}.{quote(c, q)} IS DISTINCT FROM {SOURCE}.{quote(c, q)})" for c in compared)
+
+
+def update_assignments(spec: TableSpec, q: str = '"') -> dict[str, str] | None:
+    """WHEN MATCHED THEN UPDATE SET {column: expression} (column names unquoted): the source's value, except
+    `spec.monotonic` columns, which keep the greater (or lesser) of old and new; None (UPDATE SET *) without.
+
+    Both engines' greatest/least skip NULLs, so a NULL on either side keeps the other value."""
+    if not spec.monotonic:
+        return None
+    out = {}
+    for column in spec.schema.names:
+        target, source = f"{TARGET}.{quote(column, q)}", f"{SOURCE}.{quote(column, q)}"
+        how = spec.monotonic.get(column)
+        out[column] = f"{how}({target}, {source})" if how else source
+    return out

@@ -34,6 +34,9 @@ class TableSpec:
     stats_columns: tuple[str, ...] = ()
     # plain_columns: values that rarely repeat (measurements, timestamps), written without a dictionary.
     plain_columns: tuple[str, ...] = ()
+    # monotonic: columns a matched MERGE sets to greatest(old, new) or least(old, new) instead of the new value,
+    # so a writer that read an older row (a backfill beside the hourly run) can never move them backwards.
+    monotonic: dict[str, Literal["greatest", "least"]] = field(default_factory=dict)
 
 
 def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
@@ -193,6 +196,10 @@ WATERMARKS = TableSpec(
         ("updated_at", TS, False),
     ),
     keys=("dataset", "item_id"),
+    # One partition per dataset: the parallel timeseries and event_frames tasks MERGE disjoint files, so
+    # Delta's conflict detection (which compares partitions) never makes one of them retry.
+    partition_by=("dataset",),
+    monotonic={"low_watermark": "least", "high_watermark": "greatest"},
     comment="Per-tag / per-dataset progress; advanced only after the data it covers is committed.",
 )
 
@@ -219,6 +226,9 @@ RUN_METRICS = TableSpec(
         ("requests", pa.int64(), True),
         ("status", pa.string(), False),  # success | partial | failed
         ("errors", STRINGS, True),  # one line per failed tag/dataset: what failed and why
+        # the run's Delta commits re-run after losing to a concurrent writer (lake/conflict_retry.py), up to
+        # this row's own append; last, so an older table takes it with ALTER TABLE ... ADD COLUMNS
+        ("conflict_retries", pa.int64(), True),
     ),
     keys=("run_id",),
     comment="One row per connector run, for monitoring and alerting.",

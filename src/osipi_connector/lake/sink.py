@@ -86,7 +86,9 @@ class Sink(Protocol):
         """Remove files no longer referenced and older than `retain_hours` (DeltaSink: a dict, as above)."""
         ...
 
-    def executor(self, config: ConnectorConfig) -> UnitExecutor:
+    def executor(self, config: ConnectorConfig, writer: Sink | None = None) -> UnitExecutor:
         """Where a run writing to this sink fetches its timeseries units (executor.py): the engine is chosen
-        once, with the sink, so the runner never asks which one it has."""
+        once, with the sink, so the runner never asks which one it has. An executor that writes rows itself
+        writes through `writer` (a wrapper such as lake/conflict_retry.ConflictRetry passes itself), else
+        through this sink."""
         ...

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 
 from osipi_connector.lake import spark_sql
 from osipi_connector.lake.schemas import TableSpec
-from osipi_connector.lake.sink import Location, Optimized, Vacuumed, WriteResult
+from osipi_connector.lake.sink import Location, Optimized, Sink, Vacuumed, WriteResult
 from osipi_connector.lake.spark_arrow import to_arrow, to_dataframe
 from osipi_connector.lake.spark_schema import spark_schema
 from osipi_connector.lake.validate import (
@@ -158,12 +158,13 @@ class SparkSink:
     def _version(self, spec: TableSpec) -> int:
         return int(self.spark.sql(spark_sql.history_sql(spec, self.location, limit=1)).collect()[0]["version"])
 
-    def executor(self, config: ConnectorConfig) -> UnitExecutor:
-        """Spark's executors fetch the units and this sink MERGEs their rows as a DataFrame (`merge_dataframe`),
-        unless `performance.distributed` says otherwise (spark/dispatch.py)."""
+    def executor(self, config: ConnectorConfig, writer: Sink | None = None) -> UnitExecutor:
+        """Spark's executors fetch the units and `writer` (default: this sink) MERGEs their rows as a DataFrame
+        (`merge_dataframe`), unless `performance.distributed` says otherwise (spark/dispatch.py)."""
         from osipi_connector.spark import dispatch
 
-        return dispatch.executor(self, config)
+        # a writer other than this sink wraps it (ConflictRetry), so it has the Spark attributes too
+        return dispatch.executor(self if writer is None else cast("dispatch.SparkWriter", writer), config)
 
     def _view(self, spec: TableSpec, source: pa.Table) -> _TempView:
         return _TempView(self.spark, _view_name(spec), self.dataframe(spec, source))

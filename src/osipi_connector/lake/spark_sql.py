@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from osipi_connector.lake.merge_conditions import SOURCE, TARGET, changed_condition, merge_condition
+from osipi_connector.lake.merge_conditions import (
+    SOURCE,
+    TARGET,
+    changed_condition,
+    merge_condition,
+    update_assignments,
+)
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location
 
@@ -74,9 +80,13 @@ def merge_sql(
     on = merge_condition(spec, partition_values, q="`")
     when_changed = changed_condition(spec, q="`")
     unchanged = f" AND NOT ({when_changed})" if when_changed else ""
-    matched = (
-        f"WHEN MATCHED AND ({when_changed}) THEN UPDATE SET *" if when_changed else "WHEN MATCHED THEN UPDATE SET *"
+    assignments = update_assignments(spec, q="`")
+    update = (
+        "UPDATE SET *"
+        if assignments is None
+        else "UPDATE SET " + ", ".join(f"{ident(column)} = {expression}" for column, expression in assignments.items())
     )
+    matched = f"WHEN MATCHED AND ({when_changed}) THEN {update}" if when_changed else f"WHEN MATCHED THEN {update}"
     target = full_name(spec, location)
     return "\n".join(
         [

@@ -4,16 +4,33 @@ Imports no pyspark itself (distributed.py does, on first use)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from osipi_connector.config import ConfigError, ConnectorConfig, PerformanceConfig
 from osipi_connector.executor import Fetched, FetchJob, ThreadPoolUnits, UnitExecutor
+from osipi_connector.lake.sink import Location, Sink, WriteResult
 from osipi_connector.piwebapi.client import PIClient
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials
 from osipi_connector.plan import WorkUnit
 
 if TYPE_CHECKING:
-    from osipi_connector.lake.spark_sink import SparkSink
+    from collections.abc import Iterable
+
+    from pyspark.sql import DataFrame, SparkSession
+
+    from osipi_connector.lake.schemas import TableSpec
+
+
+class SparkWriter(Sink, Protocol):
+    """A SparkSink, or a wrapper of one (lake/conflict_retry.ConflictRetry): what the distributed fetch writes
+    its rows through."""
+
+    spark: SparkSession
+    location: Location
+
+    def merge_dataframe(
+        self, spec: TableSpec, df: DataFrame, partition_values: dict[str, Iterable[object]] | None = None
+    ) -> WriteResult: ...
 
 
 def enabled(performance: PerformanceConfig, sink: Any) -> bool:
@@ -38,7 +55,7 @@ def spark_connect(session: Any) -> bool:
     return type(session).__module__.startswith("pyspark.sql.connect.")
 
 
-def executor(sink: SparkSink, config: ConnectorConfig) -> UnitExecutor:
+def executor(sink: SparkWriter, config: ConnectorConfig) -> UnitExecutor:
     """Where `sink`'s runs fetch their timeseries units (`performance.distributed`, see `enabled`)."""
     if not enabled(config.performance, sink):
         return ThreadPoolUnits(config.performance.workers)
@@ -52,7 +69,7 @@ class SparkUnits:
     one `Fetched` for all units, its table empty and `committed` the rows merged; the runner then writes the
     watermarks as for the thread pool."""
 
-    def __init__(self, sink: SparkSink, settings: ClientSettings, credentials: Credentials) -> None:
+    def __init__(self, sink: SparkWriter, settings: ClientSettings, credentials: Credentials) -> None:
         self.sink, self.settings, self.credentials = sink, settings, credentials
 
     def fetch(self, units: Sequence[WorkUnit], job: FetchJob, client: PIClient) -> Iterator[Fetched]:

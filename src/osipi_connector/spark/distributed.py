@@ -44,7 +44,7 @@ from osipi_connector.spark.datasource import UnitPartition
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from osipi_connector.lake.spark_sink import SparkSink
+    from osipi_connector.spark.dispatch import SparkWriter
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def staging_table(location: Any) -> str:
     return spark_sql.scratch_table(location, f"pi_fetch_{uuid.uuid4().hex[:16]}")
 
 
-def fetch_and_merge(sink: SparkSink, job: UnitsJob) -> FetchResult:
+def fetch_and_merge(sink: SparkWriter, job: UnitsJob) -> FetchResult:
     """The runner's timeseries units on Spark: rows MERGEd from the executors' DataFrame, outcomes returned in
     the shape of the local path's `FetchResult` (its table empty: the rows are already in Delta)."""
     sink.spark.sql(spark_sql.create_schema_sql(WATERMARKS, sink.location))

@@ -309,3 +309,47 @@ def test_sample_config_loads():
     sample = Path(__file__).parents[3] / "src/iot_connector/sources/modbus/sample.yaml"
     cfg = ModbusConfig.model_validate(yaml.safe_load(sample.read_text()))
     assert cfg.registers[0].order_code == "CDAB"
+
+
+def answer_short(server: ModbusTcpServer) -> None:
+    """Make the server a broken device: it answers one register fewer than asked (the PDU stays well formed)."""
+    read = server.context.async_getValues
+
+    async def short(device_id, func_code, address, count=1):
+        values = await read(device_id, func_code, address, count)
+        return values[:-1] if isinstance(values, list) else values
+
+    server.context.async_getValues = short  # type: ignore[method-assign]
+
+
+async def test_a_short_answer_loses_only_the_tag_it_does_not_cover_and_polling_goes_on():
+    port = free_port()
+    device = ModbusDeviceContext(hr=ModbusSequentialDataBlock(1, [7, 0x4049, 0x0FDB, 5]))
+    server = ModbusTcpServer(ModbusServerContext(devices={1: device}, single=False), address=("127.0.0.1", port))
+    answer_short(server)
+    tags = [
+        {"name": "a", "address": 0, "data_type": "uint16"},
+        {"name": "pi", "address": 1, "data_type": "float32"},
+        {"name": "last", "address": 3, "data_type": "int16"},  # its register is the one never answered
+    ]
+    collector = Collector()
+    source = ModbusSource(
+        ModbusConfig(name="plc", url=f"modbus+tcp://127.0.0.1:{port}", poll_interval_s=0.05, registers=tags), collector
+    )
+    rejected: list[tuple] = []
+    source.on_reject = lambda *args: rejected.append(args)
+    task = asyncio.create_task(server.serve_forever())
+    try:
+        await asyncio.sleep(0.1)
+        async with running(source):
+            await collector.wait_for(lambda recs: sum(r.tag_path == "a" for r in recs) >= 3)  # three polls
+    finally:
+        await server.shutdown()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert {r.tag_path for r in collector.records} == {"a", "pi"}
+    assert collector.by_tag()["pi"].value_double == pytest.approx(3.1415927)
+    assert len(rejected) >= 3
+    assert rejected[0][:2] == ("plc", "register hr:3:int16:AB")
+    assert source.health.reconnects == 0  # the connection was never dropped for it

@@ -93,6 +93,8 @@ async def test_malformed_payloads_are_counted_and_never_stop_the_source(broker, 
     ]
     collector = Collector()
     source = MqttSource(config(broker.url, topics), collector)
+    rejected: list[tuple[str, str, str, bytes | None]] = []
+    source.on_reject = lambda *args: rejected.append(args)
     async with running(source):
         await wait_subscribed(source, publisher, collector, "probe")
         for payload in (b"{not json", b'{"x": 1}', b'{"v": 1}', b'{"v": 1, "t": "yesterday"}', b"[1,2"):
@@ -101,12 +103,15 @@ async def test_malformed_payloads_are_counted_and_never_stop_the_source(broker, 
         publisher.publish("spBv1.0/g/NOPE", b"")
         publisher.publish("j/good", b'{"v": 5, "t": 1700000000}')
         await collector.wait_for(lambda recs: any(r.tag_id == "j/good#v" for r in recs))
-    assert source.malformed == 7
-    assert source.health.details["malformed"] == "7"
+    assert source.health.rejected == 7
+    assert source.health.details["rejected"] == "7"
     good = next(r for r in collector.records if r.tag_id == "j/good#v")
     assert (good.value_long, good.source_ts) == (5, 1700000000 * 1_000_000)
-    assert "malformed payload on j/bad: no value at path 'v'" in caplog.text
-    assert "timestamp 'yesterday' is not an ISO 8601 time" in caplog.text
+    reasons = {(where, reason) for _, where, reason, _ in rejected}
+    assert ("topic j/bad", "no value at path 'v'") in reasons
+    assert ("topic j/bad", "timestamp 'yesterday' is not an ISO 8601 time") in reasons
+    assert rejected[0][::3] == ("mq", b"{not json")  # source and payload, for the dead letters
+    assert "mqtt source mq: rejected topic j/bad: not JSON" in caplog.text  # the first one is logged at once
     assert "spBv1.0/g/NOPE" in (source.health.last_error or "")
 
 
@@ -201,9 +206,9 @@ async def test_broker_restart_resumes_without_restarting_the_source(broker, publ
 
 
 async def test_readings_without_a_timestamp_get_distinct_record_ids(broker, publisher):
-    """Without a source timestamp a reading is identified by its edge time: a burst of one topic, read from
-    the socket at once, must still give every reading its own record_id, or downstream de-duplication by
-    record_id would drop distinct values (found by the container test, tests/deploy/test_image.py)."""
+    """A burst of one topic without source timestamps, read from the socket at once, still gives every
+    reading its own record_id (else downstream de-duplication by record_id would drop distinct values; found
+    by the container test, tests/deploy/test_image.py) and its own, strictly increasing edge_ts."""
     collector = Collector()
     source = MqttSource(config(broker.url, [{"topic": "probe", "format": "raw"}, {"topic": "t"}]), collector)
     async with running(source):

@@ -27,12 +27,13 @@ def tag_id(reg: RegisterMap) -> str:
 class TagRecords:
     """Builds the Records of one register map entry; `read(data, i, edge_ts)` takes its words at `data[i:]`."""
 
-    __slots__ = ("_decode", "_exact", "_fixed", "_offset", "_scale", "_signed", "_swap", "read", "words")
+    __slots__ = ("_decode", "_exact", "_fixed", "_offset", "_scale", "_signed", "_swap", "read", "tag_id", "words")
 
     def __init__(self, source_id: str, endpoint: str, unit_id: str, reg: RegisterMap):
         attributes = {"unit_id": unit_id, "register_type": reg.table, "address": str(reg.address)}
         # Record's positional fields up to quality, and after edge_ts: (seq, tag_path, unit, attributes)
-        self._fixed = (source_id, "modbus", endpoint, tag_id(reg), reg.data_type, reg.name, reg.unit, attributes)
+        self.tag_id = tag_id(reg)
+        self._fixed = (source_id, "modbus", endpoint, self.tag_id, reg.data_type, reg.name, reg.unit, attributes)
         self._scale, self._offset = reg.scale, reg.offset
         self._exact = reg.data_type in _INT_TYPES and reg.scale == 1 and reg.offset == 0
         self._signed, self._swap = reg.data_type == "int16", reg.byte_order == "little"
@@ -59,6 +60,8 @@ class TagRecords:
 
     def _word(self, data: Sequence, i: int, edge_ts: int) -> Record:
         w = data[i]
+        if not 0 <= w <= 0xFFFF:  # a register is 16 bits; anything else is a broken response, not a value
+            raise ValueError(f"register word {w!r} is not 16 bits")
         raw = f"{w:04x}"
         if self._swap:
             w = ((w & 0xFF) << 8) | (w >> 8)
@@ -91,6 +94,19 @@ class BlockRecords:
 
     def read(self, data: Sequence, edge_ts: int) -> list[Record]:
         return [tag.read(data, i, edge_ts) for tag, i in self.tags]
+
+    def read_each(self, data: Sequence, edge_ts: int) -> tuple[list[Record], list[tuple[str, str]]]:
+        """`read` tag by tag, for a response `read` could not decode (too short, a word beyond 16 bits...):
+        the records of the tags that decode, and (tag id, reason) of each that does not."""
+        records: list[Record] = []
+        failed: list[tuple[str, str]] = []
+        for tag, i in self.tags:
+            try:
+                records.append(tag.read(data, i, edge_ts))
+            except Exception as exc:  # only this tag's reading is lost, and said so
+                words = repr(list(data[i : i + tag.words]))[:200]
+                failed.append((tag.tag_id, f"{type(exc).__name__}: {exc}; words at offset {i}: {words}"))
+        return records, failed
 
     def bad(self, code: int, edge_ts: int) -> list[Record]:
         return [tag.bad(code, edge_ts) for tag, _ in self.tags]

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from pymodbus import FramerType, ModbusException
@@ -139,8 +140,18 @@ class ModbusSource(Source):
             code = getattr(response, "exception_code", 0)
             self.health.last_error = f"{block.table} {block.address}+{block.count}: Modbus exception {code}"
             return self._builders[index].bad(code, edge_ts)
-        data = response.bits if block.table in BIT_TABLES else response.registers
-        return self._builders[index].read(data, edge_ts)
+        return self.decode_block(index, response.bits if block.table in BIT_TABLES else response.registers, edge_ts)
+
+    def decode_block(self, index: int, data: Sequence, edge_ts: int) -> list[Record]:
+        """Records of block `index` from the words (or bits) a device answered: all of them when they fit the
+        map, else tag by tag, each tag that does not fit (too short, a word beyond 16 bits) rejected alone."""
+        try:
+            return self._builders[index].read(data, edge_ts)
+        except Exception:
+            records, failed = self._builders[index].read_each(data, edge_ts)
+            for tag, reason in failed:
+                self.reject(f"register {tag}", reason)
+            return records
 
     async def _read(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock):
         reader = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -55,17 +56,38 @@ def _getter(path: str | None) -> Callable[[Any], Any]:
     return get
 
 
+# Timestamps a Record can hold and a datetime can show: years 1 to 9999, in microseconds.
+_MIN_US, _MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999
+
+
 def _timestamp_us(value: Any, unit: str) -> int:
+    """Epoch microseconds; MalformedPayload for anything else, including NaN/inf and times past year 9999."""
     if type(value) is int and unit != "iso":  # the common case first
-        return value * _UNIT_US[unit] if unit != "ns" else value // 1000
-    if unit == "iso" or isinstance(value, str):
+        us = value * _UNIT_US[unit] if unit != "ns" else value // 1000
+    elif unit == "iso" or isinstance(value, str):
         try:
-            return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() * 1_000_000)
-        except ValueError as exc:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            us = int(parsed.timestamp() * 1_000_000)
+        except (ValueError, OverflowError) as exc:
             raise MalformedPayload(f"timestamp {value!r} is not an ISO 8601 time") from exc
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value * _UNIT_US[unit])
-    raise MalformedPayload(f"timestamp {value!r} is not a number or ISO 8601 string")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        scaled = value * _UNIT_US[unit]
+        if not math.isfinite(scaled):
+            raise MalformedPayload(f"timestamp {value!r} ({unit}) is not a finite number of microseconds")
+        us = int(scaled)
+    else:
+        raise MalformedPayload(f"timestamp {value!r} is not a number or ISO 8601 string")
+    if not _MIN_US <= us <= _MAX_US:  # the message only when needed: this runs for every message
+        raise MalformedPayload(f"timestamp {value!r} ({unit}) is outside the years 1 to 9999")
+    return us
+
+
+def checked_us(us: int, what: str, *args: object) -> int:
+    """`us` if a Record (and a datetime) can hold it, else MalformedPayload naming `what % args` (formatted
+    only then: this runs for every value)."""
+    if not _MIN_US <= us <= _MAX_US:
+        raise MalformedPayload(f"{what % args} is outside the years 1 to 9999")
+    return us
 
 
 def _quality(value: Any) -> tuple[Quality, int | None]:

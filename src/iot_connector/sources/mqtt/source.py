@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 from iot_connector.model import Record, now_us
 from iot_connector.sources.base import Emit, Source
 from iot_connector.sources.mqtt.config import MqttConfig, TopicConfig
+from iot_connector.sources.mqtt.identity import Arrivals, record_ids
 from iot_connector.sources.mqtt.payloads import JsonMapper, MalformedPayload, raw_records
 from iot_connector.sources.mqtt.sparkplug import SparkplugDecoder, rebirth_request
 from iot_connector.sources.mqtt.wire import BatchedClient, PacketBuffer, Publish, pubacks, take_publishes
@@ -72,14 +73,13 @@ class MqttSource(Source):
         self._routes: dict[str, tuple[TopicConfig, JsonMapper | None] | None] = {}
         self._mappers = {id(t): JsonMapper(t) for t in config.topics if t.format == "json"}
         self.sparkplug = SparkplugDecoder(config.name, config.url)
-        self.malformed = 0
+        self.arrivals: Arrivals | None = None  # created at run: `state_dir` is set after construction
         self._connected_once = False
         self._last_stamp = 0
 
     def _stamp(self) -> int:
-        """The next message's edge_ts, strictly increasing: a reading without its own timestamp is told apart
-        by it in record_id, so a burst read at once must not share one stamp (downstream de-duplication
-        by record_id would drop distinct values)."""
+        """The next message's edge_ts, strictly increasing: a burst read at once does not share one stamp, so
+        edge_ts orders the readings of a source (record_id no longer depends on it: see identity.py)."""
         self._last_stamp = max(now_us(), self._last_stamp + 1)
         return self._last_stamp
 
@@ -102,11 +102,15 @@ class MqttSource(Source):
 
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         """Packets paho parses itself (QoS 2, MQTT 5 PUBLISH with properties)."""
-        publish = Publish(message.topic, message.payload, message.qos, message.mid, message.retain)
+        publish = Publish(message.topic, message.payload, message.qos, message.mid, message.retain, message.dup)
         self._pending.append((publish, self._stamp()))
 
     # --- one connection ----------------------------------------------------------------------------------
     async def run(self) -> None:
+        if self.arrivals is None:
+            # Redeliveries can only be of messages not yet acknowledged: a few batches at most.
+            window = 4 * self.config.batch_size + 1000
+            self.arrivals = Arrivals(self.config.name, self.state_dir, window, redeliveries=not self.config.clean_start)
         delay = self.config.reconnect_min_delay_s
         while not self._stopped.is_set():
             connection = _Connection(self, asyncio.get_running_loop())
@@ -132,6 +136,8 @@ class MqttSource(Source):
                 n = min(len(self._pending), self.config.batch_size)
                 batch = [self._pending.popleft() for _ in range(n)]
                 records = self._to_records(connection.client, batch)
+                assert self.arrivals is not None
+                self.arrivals.write()  # the numbers are on disk before the records can be
                 if records:
                     await self.emit(records)
                     self.health.records_read += len(records)
@@ -153,16 +159,22 @@ class MqttSource(Source):
         return self._routes[topic]
 
     def _to_records(self, client: mqtt.Client, batch: list[tuple[Publish, int]]) -> list[Record]:
+        """Records of every message; one that cannot become records (any exception, not only the ones the
+        decoders expect) is rejected alone and still acknowledged, so it can never block what follows."""
         records: list[Record] = []
+        arrivals = self.arrivals
+        assert arrivals is not None
         for message, edge_ts in batch:
-            topic = message.topic
             try:
-                records.extend(self._convert(client, topic, message, edge_ts))
+                converted = self._convert(client, message.topic, message, edge_ts)
+                base = arrivals.number(message.mid, message.dup, message.qos, message.topic, message.payload)
+                for record, rid in zip(converted, record_ids(base, len(converted))):
+                    record.record_id = rid
+                records.extend(converted)
             except MalformedPayload as exc:
-                self.malformed += 1
-                self.health.details["malformed"] = str(self.malformed)
-                self.health.last_error = f"malformed payload on {topic}: {exc}"
-                log.warning("mqtt source %s: malformed payload on %s: %s", self.config.name, topic, exc)
+                self.reject(f"topic {message.topic}", str(exc), message.payload)
+            except Exception as exc:  # a decoder bug or a value no one foresaw: still only this message
+                self.reject(f"topic {message.topic}", f"{type(exc).__name__}: {exc}", message.payload)
         return records
 
     def _convert(self, client: mqtt.Client, topic: str, message: Publish, edge_ts: int) -> list[Record]:
@@ -174,6 +186,8 @@ class MqttSource(Source):
             result = self.sparkplug.decode(topic, message.payload, edge_ts)
             if result.rebirth_topic and self.config.request_rebirth:
                 client.publish(result.rebirth_topic, rebirth_request(), qos=0)
+            for reason in result.unsupported:  # the message's other metrics still become records
+                self.reject(f"topic {topic}", f"metric {reason}", message.payload)
             return result.records
         base = Record(
             source_id=self.config.name,

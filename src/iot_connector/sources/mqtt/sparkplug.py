@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 
 from iot_connector.model import Record
-from iot_connector.sources.mqtt.payloads import MalformedPayload, set_value
+from iot_connector.sources.mqtt.payloads import MalformedPayload, checked_us, set_value
 from iot_connector.sources.mqtt.sparkplug_pb import DATATYPES, Payload
 
 _MESSAGE_TYPES = {"NBIRTH", "NDEATH", "DBIRTH", "DDEATH", "NDATA", "DDATA", "NCMD", "DCMD"}
@@ -37,6 +37,7 @@ _ONEOF_TYPE = {
 class SparkplugResult:
     records: list[Record]
     rebirth_topic: str | None = None  # NCMD topic to ask the edge node for a rebirth
+    unsupported: list[str] = field(default_factory=list)  # metrics left out: "<tag>: <why>", to be rejected
 
 
 @dataclass
@@ -75,7 +76,10 @@ def metric_value(metric, datatype: int) -> object:
     if datatype == 11:
         return metric.boolean_value
     if datatype in _STRING_TYPES:
-        return metric.string_value
+        value = metric.string_value
+        if not isinstance(value, str):  # protobuf hands out invalid UTF-8 of a proto2 string as bytes
+            raise MalformedPayload(f"metric {metric.name!r}: string value is not UTF-8")
+        return value
     if datatype in (17, 18):
         return base64.b64encode(metric.bytes_value).decode()
     raise KeyError(datatype)
@@ -103,6 +107,9 @@ class SparkplugDecoder:
             message = Payload.FromString(payload)
         except DecodeError as exc:
             raise MalformedPayload(f"not a Sparkplug B payload: {exc}") from exc
+        for metric in message.metrics:  # before any alias table changes: a rejected message changes nothing
+            if not isinstance(metric.name, str):  # protobuf hands out invalid UTF-8 of a proto2 string as bytes
+                raise MalformedPayload(f"metric name {metric.name!r} is not UTF-8")
         key = (group, node, device)
         if kind in ("NBIRTH", "NDEATH"):  # a node (re)birth or death invalidates its devices' tables too
             for known in [k for k in self.state.aliases if k[:2] == (group, node)]:
@@ -129,9 +136,10 @@ class SparkplugDecoder:
         attributes = {"spb_group_id": group, "spb_edge_node_id": node, "spb_message_type": kind}
         if device:
             attributes["spb_device_id"] = device
-        server_ts = message.timestamp * 1000 if message.HasField("timestamp") else None
+        server_ts = checked_us(message.timestamp * 1000, "payload timestamp") if message.HasField("timestamp") else None
         seq = message.seq if message.HasField("seq") else None
         records: list[Record] = []
+        unsupported: list[str] = []
         unknown = False
         for metric in message.metrics:
             name, datatype, unresolved = metric.name, metric.datatype, False
@@ -150,7 +158,9 @@ class SparkplugDecoder:
                 tag_id=prefix + name,
                 tag_path=prefix + name,
                 data_type=DATATYPES.get(datatype, str(datatype)),
-                source_ts=metric.timestamp * 1000 if metric.HasField("timestamp") else None,
+                source_ts=checked_us(metric.timestamp * 1000, "metric %s timestamp", name)
+                if metric.HasField("timestamp")
+                else None,
                 server_ts=server_ts,
                 edge_ts=edge_ts,
                 seq=seq,
@@ -163,12 +173,13 @@ class SparkplugDecoder:
                     set_value(rec, metric_value(metric, datatype))
                 except KeyError:
                     self.state.unsupported_metrics += 1
+                    unsupported.append(f"{prefix}{name}: datatype {datatype} ({rec.data_type}) is not decoded")
                     continue
             if unresolved:
                 rec.quality = "UNCERTAIN"
             records.append(rec)
         rebirth = f"spBv1.0/{group}/NCMD/{node}" if unknown else None
-        return SparkplugResult(records, rebirth)
+        return SparkplugResult(records, rebirth, unsupported)
 
 
 def rebirth_request() -> bytes:

@@ -34,6 +34,7 @@ class Publish(NamedTuple):
     qos: int
     mid: int
     retain: bool
+    dup: bool = False  # a redelivery: the broker sent it before (see identity.py)
 
 
 class PacketBuffer:
@@ -164,7 +165,7 @@ def take_publishes(buffer: PacketBuffer, v5: bool, out: list[Publish], topics: d
                     if len(topics) >= 100_000:  # bounded: topics with ids in them must not grow memory
                         topics.clear()
                     topic = topics[name] = name.decode("utf-8", "replace")
-                append(Publish(topic, buf[j + v5 : end], qos, mid, bool(header & 1)))
+                append(Publish(topic, buf[j + v5 : end], qos, mid, bool(header & 1), bool(header & 8)))
                 pos = end
                 continue
         buffer.pos, buffer.limit = pos, end

@@ -171,11 +171,14 @@ class OpcuaSource(Source):
                     self._push(rec)
         async for event in sub:
             if type(event) is DataChangeBatch:
-                records = [
-                    record_from(self._base(tag), item.Value)
-                    for item in event.items
-                    if (tag := by_handle.get(item.ClientHandle)) is not None
-                ]
+                try:
+                    records = [
+                        record_from(self._base(tag), item.Value)
+                        for item in event.items
+                        if (tag := by_handle.get(item.ClientHandle)) is not None
+                    ]
+                except Exception:  # a value no conversion foresaw: lose only that item, and say so
+                    records = self._records_each([(by_handle.get(i.ClientHandle), i.Value) for i in event.items])
                 if event.replayed:
                     for rec in records:
                         rec.attributes["replayed"] = "true"
@@ -185,6 +188,18 @@ class OpcuaSource(Source):
             if not self._room.is_set():
                 await self._room.wait()
 
+    def _records_each(self, values: list[tuple[Tag | None, ua.DataValue]]) -> list[Record]:
+        """Records of (tag, DataValue) pairs one at a time: one that does not convert is rejected alone."""
+        records = []
+        for tag, dv in values:
+            if tag is None:
+                continue
+            try:
+                records.append(record_from(self._base(tag), dv))
+            except Exception as exc:
+                self.reject(f"node {tag.tag_id}", f"{type(exc).__name__}: {exc}; value {dv!r:.200}")
+        return records
+
     async def _poll(self, client: Client, tags: list[Tag]) -> None:
         loop = asyncio.get_running_loop()
         size = self.config.monitored_items_batch_size
@@ -193,8 +208,7 @@ class OpcuaSource(Source):
             for start in range(0, len(tags), size):
                 chunk = tags[start : start + size]
                 values = await client.read_attributes([client.get_node(t.node_id) for t in chunk])
-                for tag, dv in zip(chunk, values):
-                    self._push(record_from(self._base(tag), dv))
+                self._push_many(self._records_each(list(zip(chunk, values))))
             await self._room.wait()
             next_at = max(next_at + self.config.poll_interval_s, loop.time())
             await asyncio.sleep(next_at - loop.time())

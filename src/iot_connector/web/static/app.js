@@ -45,12 +45,13 @@ async function login(event) {
 async function enter(session) {
   state.csrf = session.csrf;
   $("#user-name").textContent = session.user;
-  $("#login-view").hidden = true; $("#app-view").hidden = false;
   state.schemas = await api("GET", "/api/schemas");
   const types = $("#new-source-type");
   types.innerHTML = "";
   for (const name of Object.keys(state.schemas.sources)) types.add(new Option(name, name));
   await reload();
+  // Shown only once the forms hold the stored config: an edit made earlier would be overwritten by reload().
+  $("#login-view").hidden = true; $("#app-view").hidden = false;
   showTab(location.hash.slice(1) || "zerobus");
 }
 
@@ -182,7 +183,11 @@ async function poll() {
   $("#stat-read").textContent = status.records_read; $("#stat-written").textContent = status.records_written;
   $("#stat-queue").textContent = status.queue_depth; $("#stat-failed").textContent = status.records_failed;
   $("#stat-dropped").textContent = status.records_dropped;
-  $("#stat-sink").textContent = status.sink ? `${status.sink.type}, breaker ${status.sink.breaker}` : "stopped";
+  $("#stat-failed").title = Object.entries(status.records_failed_by_type || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
+  const sink = status.sink;
+  $("#stat-sink").textContent = sink ? `${sink.type} ${sink.up ? "up" : "DOWN"}, breaker ${sink.breaker}` : "stopped";
+  $("#stat-sink").title = (sink && sink.last_error) || "";
+  $("#stat-sink").className = sink && !sink.up ? "bad" : "";
   $("#agent-state").textContent = status.running ? "agent running" : "agent stopped";
   $("#config-error").hidden = !status.config_error; $("#config-error").textContent = status.config_error || "";
   const body = $("#monitor-table tbody"); body.innerHTML = "";
@@ -190,9 +195,10 @@ async function poll() {
     const row = body.insertRow();
     row.dataset.source = name;
     const cls = !s.enabled ? "off" : s.connected ? "up" : "down";
-    row.innerHTML = `<td><span class="dot ${cls}" title="${cls === "up" ? "connected" : "not connected"}"></span> ${cls === "up" ? "connected" : "down"}</td><td></td><td></td><td class="read"></td><td></td><td></td>`;
+    row.innerHTML = `<td><span class="dot ${cls}" title="${cls === "up" ? "connected" : "not connected"}"></span> ${cls === "up" ? "connected" : "down"}</td><td></td><td></td><td class="read"></td><td class="rejected"></td><td></td><td></td>`;
     row.cells[1].textContent = name; row.cells[2].textContent = s.type; row.cells[3].textContent = s.records_read;
-    row.cells[4].textContent = s.reconnects || 0; row.cells[5].textContent = s.last_error || "";
+    row.cells[4].textContent = s.rejected || 0;
+    row.cells[5].textContent = s.reconnects || 0; row.cells[6].textContent = s.last_error || "";
     const listed = document.querySelector(`#source-table tr[data-source="${CSS.escape(name)}"] .dot`);
     if (listed) listed.className = `dot ${cls}`;
   }
