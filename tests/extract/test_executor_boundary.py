@@ -12,6 +12,7 @@ import pytest
 
 from osipi_connector.config import ConfigError, ConnectorConfig
 from osipi_connector.executor import ThreadPoolUnits
+from osipi_connector.lake.conflict_retry import ConflictRetry
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.spark_sink import SparkSink
 from osipi_connector.spark.dispatch import SparkUnits
@@ -68,3 +69,12 @@ def test_the_sink_chooses_the_executor(tmp_path) -> None:
     assert isinstance(on_spark.executor(config(False)), ThreadPoolUnits)
     with pytest.raises(ConfigError, match=r"performance\.distributed: true needs the Spark sink"):
         DeltaSink(tmp_path).executor(config(True))
+
+
+def test_a_wrapped_sink_s_executor_writes_through_the_wrapper(tmp_path) -> None:
+    """The runner wraps its sink in ConflictRetry: the executors' MERGE must go through it to be retried."""
+    wrapped = ConflictRetry(SparkSink(spark=None))
+    units = wrapped.executor(config("auto"))
+    assert isinstance(units, SparkUnits)
+    assert units.sink is wrapped
+    assert isinstance(ConflictRetry(DeltaSink(tmp_path)).executor(config("auto")), ThreadPoolUnits)
