@@ -26,6 +26,7 @@ import random
 import re
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,6 +35,7 @@ from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_delt
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from osipi_connector.lake import merge_conditions
+from osipi_connector.lake.changed_rows import comparable, split_changes
 from osipi_connector.lake.new_rows import split_new_rows
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, WriteResult
@@ -120,17 +122,19 @@ class DeltaSink:
             return
         _check_existing(spec, table)
 
-    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+    def merge(self, spec: TableSpec, data: pa.Table, reread_from: datetime | None = None) -> WriteResult:
         """Upsert by the spec's keys. Rows whose keys lie outside every existing file's statistics are appended
-        (they cannot match; see `new_rows`), the rest are MERGEd: both commits are idempotent on a re-run."""
-        source, partitions = merge_source(spec, data)
+        (they cannot match; see `new_rows`), the rest are MERGEd: every commit is idempotent on a re-run.
+        Appended rows at or after `reread_from` (the next run's lookback) go into files of their own, so the
+        next run's MERGE reads and rewrites those small files, not the rest of the day."""
+        source, _ = merge_source(spec, data)
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
         self.ensure(spec)
         with _table_lock(self.path(spec)):
             for attempt in range(1, MERGE_ATTEMPTS + 1):
                 try:
-                    appended, metrics = self._write_once(spec, source, partitions)
+                    appended, metrics = self._write_once(spec, source, reread_from)
                     break
                 except CommitFailedError:
                     if attempt == MERGE_ATTEMPTS:
@@ -142,7 +146,7 @@ class DeltaSink:
             updated=metrics.get("num_target_rows_updated", 0),
         )
 
-    def _write_once(self, spec: TableSpec, source: pa.Table, partitions: dict[str, list]) -> tuple[int, dict]:
+    def _write_once(self, spec: TableSpec, source: pa.Table, reread_from: datetime | None) -> tuple[int, dict]:
         """(rows appended, MERGE metrics) against the table's current version."""
         clock = time.perf_counter()
         table = DeltaTable(self.path(spec))
@@ -150,25 +154,37 @@ class DeltaSink:
             new, maybe = split_new_rows(table, spec, source)
         else:
             new, maybe = source.slice(0, 0), source
+        overlap = maybe.num_rows
+        if maybe.num_rows and comparable(spec):
+            # rows already in the table as they are are dropped: only new and changed rows are written
+            fresh, maybe = split_changes(table, spec, maybe)
+            if self.append_new_rows:
+                new = pa.concat_tables([new, fresh]) if fresh.num_rows else new
+            else:
+                maybe = pa.concat_tables([fresh, maybe]) if fresh.num_rows else maybe
         split = time.perf_counter()
-        if new.num_rows:
-            write_deltalake(table, new, mode="append", writer_properties=writer_properties(spec))
+        for part in _reread_apart(spec, new, reread_from):
+            write_deltalake(self.path(spec), part, mode="append", writer_properties=writer_properties(spec))
         log.debug(
-            "%s: %d rows to append (split %.2f s, append %.2f s), %d to MERGE",
+            "%s: %d rows appended, %d inside existing files' statistics of which %d to MERGE (split %.2f s, "
+            "append %.2f s)",
             spec.name,
             new.num_rows,
+            overlap,
+            maybe.num_rows,
             split - clock,
             time.perf_counter() - split,
-            maybe.num_rows,
         )
         if not maybe.num_rows:
             return new.num_rows, {}
         if new.num_rows:
             table = DeltaTable(self.path(spec))
-            partitions = {c: pc.unique(maybe[c]).to_pylist() for c in spec.partition_by}
+        partitions = {c: pc.unique(maybe[c]).to_pylist() for c in spec.partition_by}
+        # the ON clause's literal key ranges let delta-rs skip every file outside the batch's box (it does not
+        # derive them from the source in its streamed mode): a MERGE reads the overlap's files, not the day
         merger = table.merge(
             maybe,
-            merge_conditions.merge_condition(spec, partitions),
+            merge_conditions.merge_condition(spec, partitions, key_ranges=merge_conditions.key_ranges(spec, maybe)),
             source_alias=merge_conditions.SOURCE,
             target_alias=merge_conditions.TARGET,
             writer_properties=writer_properties(spec),
@@ -212,6 +228,20 @@ class DeltaSink:
             log.warning("vacuum %s with %d h retention: older versions become unreadable", spec.name, retain_hours)
         deleted = table.vacuum(retention_hours=retain_hours, dry_run=False, enforce_retention_duration=False)
         return {"files_deleted": len(deleted), "retain_hours": retain_hours}
+
+
+def _reread_apart(spec: TableSpec, rows: pa.Table, reread_from: datetime | None) -> list[pa.Table]:
+    """`rows` as the appends to write: the rows before `reread_from` and those at or after it (the next run's
+    lookback) in separate files, so the next run's MERGE touches only the second, small part."""
+    if rows.num_rows == 0:
+        return []
+    if reread_from is None or spec.time_column is None:
+        return [rows]
+    later = pc.greater_equal(rows[spec.time_column], pa.scalar(reread_from, rows.schema.field(spec.time_column).type))
+    count = pc.sum(later).as_py() or 0
+    if count in (0, rows.num_rows):
+        return [rows]
+    return [rows.filter(pc.invert(later)), rows.filter(later)]
 
 
 def _check_existing(spec: TableSpec, table: DeltaTable) -> None:

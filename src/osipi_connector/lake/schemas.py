@@ -34,6 +34,9 @@ class TableSpec:
     stats_columns: tuple[str, ...] = ()
     # plain_columns: values that rarely repeat (measurements, timestamps), written without a dictionary.
     plain_columns: tuple[str, ...] = ()
+    # time_column: the key incremental runs window on; rows the next run re-reads (its lookback) are kept in
+    # files of their own by the local sink, so that run's MERGE rewrites only those (see `Sink.merge`).
+    time_column: str | None = None
 
 
 def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
@@ -68,6 +71,7 @@ TIMESERIES = TableSpec(
     zorder_by=("tag_webid", "timestamp"),
     stats_columns=("tag_name", "ingested_at"),
     plain_columns=("timestamp", "value"),
+    time_column="timestamp",
     comment="PI recorded values, one row per value PI stored (duplicate timestamps kept, ordered by value_seq).",
 )
 

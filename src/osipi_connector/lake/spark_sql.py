@@ -7,7 +7,7 @@ Identifiers are back-quoted (catalog names may contain '-'); literals use Spark'
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from osipi_connector.lake.merge_conditions import SOURCE, TARGET, changed_condition, merge_condition
 from osipi_connector.lake.schemas import TableSpec
@@ -59,9 +59,14 @@ def create_table_sql(spec: TableSpec, location: Location) -> str:
 
 
 def merge_sql(
-    spec: TableSpec, location: Location, source_view: str, partition_values: dict[str, Iterable[object]] | None = None
+    spec: TableSpec,
+    location: Location,
+    source_view: str,
+    partition_values: dict[str, Iterable[object]] | None = None,
+    key_ranges: Mapping[str, tuple[object, object]] | None = None,
 ) -> str:
-    """MERGE by the spec's keys; `partition_values` (the batch's distinct partition values) prune the target."""
+    """MERGE by the spec's keys; `partition_values` (the batch's distinct partition values) and `key_ranges`
+    (min/max of its keys, `merge_conditions.key_ranges`) are literal bounds that prune the target's files."""
     when_changed = changed_condition(spec, q="`")
     matched = (
         f"WHEN MATCHED AND ({when_changed}) THEN UPDATE SET *" if when_changed else "WHEN MATCHED THEN UPDATE SET *"
@@ -70,7 +75,7 @@ def merge_sql(
         [
             f"MERGE INTO {full_name(spec, location)} AS {TARGET}",
             f"USING {ident(source_view)} AS {SOURCE}",
-            f"ON {merge_condition(spec, partition_values, q='`')}",
+            f"ON {merge_condition(spec, partition_values, q='`', key_ranges=key_ranges)}",
             matched,
             "WHEN NOT MATCHED THEN INSERT *",
         ]
