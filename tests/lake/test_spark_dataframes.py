@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from osipi_connector.lake import spark_sql
+from osipi_connector.lake.merge_conditions import key_ranges, sql_literal
 from osipi_connector.lake.schemas import ALL_TABLES, EVENT_FRAMES, TIMESERIES, WATERMARKS
 from osipi_connector.lake.sink import Location
 from osipi_connector.lake.spark_arrow import arrow_native, to_arrow
@@ -180,10 +181,13 @@ def test_generated_statements_parse_with_sparks_own_sql_parser(spark):
     """CREATE/MERGE/INSERT/SELECT are plain Spark SQL grammar (OPTIMIZE/VACUUM need Delta's parser: text-tested only)."""
     parser = spark._jsparkSession.sessionState().sqlParser()
     location = Location()
+    batch = rows.timeseries(tags=2, days=1, per_day=3)
     statements = {
         "CreateNamespace": spark_sql.create_schema_sql(TIMESERIES, location),
         "CreateTable": spark_sql.create_table_sql(TIMESERIES, location),
-        "MergeIntoTable": spark_sql.merge_sql(TIMESERIES, location, "v", {"partition_date": [dt.date(2025, 3, 1)]}),
+        "MergeIntoTable": spark_sql.merge_sql(
+            TIMESERIES, location, "v", {"partition_date": [dt.date(2025, 3, 1)]}, key_ranges(TIMESERIES, batch)
+        ),
         "InsertIntoStatement": spark_sql.insert_sql(TIMESERIES, location, "v"),
         "Project": spark_sql.select_sql(TIMESERIES, location, ["tag_webid"]),
     }
@@ -195,3 +199,12 @@ def test_generated_statements_parse_with_sparks_own_sql_parser(spark):
     assert "NOT ('t.high_watermark <=> 's.high_watermark)" in merge_plan  # the change test is null-safe
     assert "[insertstaraction(None)]" in merge_plan
     assert "'UnresolvedRelation [main, checkpoints, pi_watermarks]" in merge_plan
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_the_merge_timestamp_literal_is_the_same_instant_in_any_session_time_zone(spark, zone):
+    """The key-range bounds in the MERGE ON clause are UTC instants whatever the cluster's time zone."""
+    moment = dt.datetime(2025, 3, 1, 23, 59, 59, 999500, tzinfo=rows.UTC)
+    with session_time_zone(spark, zone):
+        micros = spark.sql(f"SELECT unix_micros({sql_literal(moment)}) AS m").collect()[0]["m"]
+    assert micros == (moment - dt.datetime(1970, 1, 1, tzinfo=rows.UTC)) // dt.timedelta(microseconds=1)

@@ -89,6 +89,24 @@ def test_merge_timeseries_prunes_partitions_and_skips_unchanged_rows():
     )
 
 
+def test_merge_bounds_the_target_by_the_batch_key_ranges():
+    ranges = {
+        "tag_webid": ("W000", "W009"),
+        "timestamp": (
+            dt.datetime(2025, 3, 1, 0, 50, tzinfo=dt.timezone.utc),
+            dt.datetime(2025, 3, 1, 2, 0, 0, 500, tzinfo=dt.timezone.utc),
+        ),
+        "value_seq": (0, 2),
+    }
+    sql = spark_sql.merge_sql(TIMESERIES, PROD, "v", {"partition_date": [dt.date(2025, 3, 1)]}, ranges)
+    assert (
+        "ON t.`partition_date` IN (DATE '2025-03-01') AND t.`tag_webid` >= 'W000' AND t.`tag_webid` <= 'W009'"
+        " AND t.`timestamp` >= TIMESTAMP '2025-03-01 00:50:00.000000+00:00'"
+        " AND t.`timestamp` <= TIMESTAMP '2025-03-01 02:00:00.000500+00:00'"
+        " AND t.`value_seq` >= 0 AND t.`value_seq` <= 2 AND t.`partition_date` = s.`partition_date`"
+    ) in sql
+
+
 def test_merge_watermarks_on_dataset_and_item():
     sql = spark_sql.merge_sql(WATERMARKS, PROD, "v")
     assert sql.splitlines()[:3] == [
