@@ -7,10 +7,15 @@ writing at the same moment causes a commit conflict, never a corrupt table; a ME
 re-run on the new version (it is idempotent), up to MERGE_ATTEMPTS times. Several connectors writing the
 same tables continuously need Databricks.
 
-`merge` appends the rows that provably have no match (lake/new_rows.py: outside every file's key statistics)
-and MERGEs only the rest: a first load costs a Parquet write, not a join. The proof holds for the version read
-under the lock; a second PROCESS appending the same new keys at the same moment is not seen (appends do not
-conflict), so construct the sink with `append_new_rows=False` if several processes share a table.
+`merge` appends the rows that provably have no match (lake/new_rows.py: outside every file's key statistics),
+drops the rows the table already holds as they are and appends the new keys among the rest
+(lake/changed_rows.py: a read of only the files overlapping the batch), and MERGEs only the changed rows, with
+literal key bounds that make delta-rs skip every other file: an hourly run costs its new data, not the day's
+partition (docs/lake.md, issue 12). Appended rows at or after the caller's `reread_from` (the next run's
+lookback) go into files of their own, so the next run's MERGE rewrites only those. The proofs hold for the
+version read under the lock; a second PROCESS appending the same new keys at the same moment is not seen
+(appends do not conflict), so construct the sink with `append_new_rows=False` if several processes share a
+table (new and changed rows then go through MERGE).
 
 Every write (append, MERGE, optimize) uses `writer_properties(spec)`: standard Parquet that Spark and
 Databricks read, ZSTD level 1 (files ~30 % smaller than delta-rs' default Snappy), no dictionary for columns
