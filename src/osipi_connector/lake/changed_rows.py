@@ -9,6 +9,11 @@ docs/benchmarks.md). So the sink reads the target rows inside the source's key b
 statistics overlap it, only the keys and the compared columns — joins them with the source on the keys in
 Arrow, and drops the rows that are already there as they are. Only new and changed rows are written.
 
+Changed rows come back grouped by the file that holds their current version, for one MERGE per file: a MERGE
+writes everything it rewrites into one new file, so a MERGE touching two lookback files would fuse them, the
+next commit (whose tags overlap the fused file) would rewrite it again with the next file, and so on — at
+30,000 tags one hourly run copied 13 M rows that way instead of ~3 M.
+
 "The same" is `IS NOT DISTINCT FROM` on every column MERGE compares (`merge_conditions.compared_columns`), with
 NaN equal to NaN (SQL's `IS DISTINCT FROM` calls NaN changed, so a re-read NaN would be rewritten forever).
 """
@@ -25,6 +30,7 @@ from osipi_connector.lake.schemas import TableSpec
 
 _SOURCE_ROW = "__osipi_source_row"
 _TARGET_ROW = "__osipi_target_row"
+_FILE = "__filename"  # pyarrow.dataset's special column: the file a row was read from
 
 
 def comparable(spec: TableSpec) -> bool:
@@ -37,13 +43,14 @@ def _flat(dtype: pa.DataType) -> bool:
     return not (pa.types.is_nested(dtype) or pa.types.is_dictionary(dtype))
 
 
-def split_changes(table: DeltaTable, spec: TableSpec, source: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """(source rows whose key the target lacks, source rows whose key it holds with different data); the
-    remaining source rows are in the target as they are. `source` must have unique keys (merge_source)."""
+def split_changes(table: DeltaTable, spec: TableSpec, source: pa.Table) -> tuple[pa.Table, list[pa.Table]]:
+    """(source rows whose key the target lacks, source rows whose key it holds with different data, grouped by
+    the file holding that key); the remaining source rows are in the target as they are. `source` must have
+    unique keys (merge_source)."""
     keys, compared = list(spec.keys), merge_conditions.compared_columns(spec)
-    target = _target_rows(table, spec, source, keys + compared)
+    target = _target_rows(table, spec, source, [*keys, *compared, _FILE])
     if target.num_rows == 0:
-        return source, source.slice(0, 0)
+        return source, []
     left = source.select(keys).append_column(_SOURCE_ROW, pa.array(range(source.num_rows), pa.int64()))
     right = target.select(keys).append_column(_TARGET_ROW, pa.array(range(target.num_rows), pa.int64()))
     pairs = left.join(right, keys, join_type="left outer", use_threads=False).select([_SOURCE_ROW, _TARGET_ROW])
@@ -52,12 +59,13 @@ def split_changes(table: DeltaTable, spec: TableSpec, source: pa.Table) -> tuple
     new = source.take(pairs[_SOURCE_ROW].filter(missing))
     matched = pairs.filter(pc.invert(missing))
     if matched.num_rows == 0:
-        return new, source.slice(0, 0)
+        return new, []
     mine, theirs = source.take(matched[_SOURCE_ROW]), target.take(matched[_TARGET_ROW])
     differs = pa.repeat(pa.scalar(False), matched.num_rows)
     for column in compared:
         differs = pc.or_(differs, pc.invert(_same(mine[column], theirs[column])))
-    return new, mine.filter(differs)
+    changed, files = mine.filter(differs), theirs[_FILE].filter(differs)
+    return new, [changed.filter(pc.equal(files, name)) for name in pc.unique(files).to_pylist()]
 
 
 def _target_rows(table: DeltaTable, spec: TableSpec, source: pa.Table, columns: list[str]) -> pa.Table:

@@ -159,43 +159,50 @@ class DeltaSink:
             new, maybe = split_new_rows(table, spec, source)
         else:
             new, maybe = source.slice(0, 0), source
-        overlap = maybe.num_rows
+        overlap, merges = maybe.num_rows, [maybe] if maybe.num_rows else []
         if maybe.num_rows and comparable(spec):
-            # rows already in the table as they are are dropped: only new and changed rows are written
-            fresh, maybe = split_changes(table, spec, maybe)
+            # rows already in the table as they are are dropped: only new and changed rows are written, and the
+            # changed ones one MERGE per file they live in (a MERGE fuses the files it rewrites: changed_rows.py)
+            fresh, merges = split_changes(table, spec, maybe)
             if self.append_new_rows:
                 new = pa.concat_tables([new, fresh]) if fresh.num_rows else new
-            else:
-                maybe = pa.concat_tables([fresh, maybe]) if fresh.num_rows else maybe
+            elif fresh.num_rows:
+                merges.insert(0, fresh)
         split = time.perf_counter()
         for part in _reread_apart(spec, new, reread_from):
             write_deltalake(self.path(spec), part, mode="append", writer_properties=writer_properties(spec))
         log.debug(
-            "%s: %d rows appended, %d inside existing files' statistics of which %d to MERGE (split %.2f s, "
-            "append %.2f s)",
+            "%s: %d rows appended, %d inside existing files' statistics of which %d to MERGE in %d commit(s) "
+            "(split %.2f s, append %.2f s)",
             spec.name,
             new.num_rows,
             overlap,
-            maybe.num_rows,
+            sum(m.num_rows for m in merges),
+            len(merges),
             split - clock,
             time.perf_counter() - split,
         )
-        if not maybe.num_rows:
-            return new.num_rows, {}
-        if new.num_rows:
-            table = DeltaTable(self.path(spec))
-        partitions = {c: pc.unique(maybe[c]).to_pylist() for c in spec.partition_by}
-        # the ON clause's literal key ranges let delta-rs skip every file outside the batch's box (it does not
-        # derive them from the source in its streamed mode): a MERGE reads the overlap's files, not the day
-        merger = table.merge(
-            maybe,
-            merge_conditions.merge_condition(spec, partitions, key_ranges=merge_conditions.key_ranges(spec, maybe)),
+        totals: dict[str, int] = {}
+        for rows in merges:
+            metrics = self._merge_rows(spec, rows)
+            for key in ("num_target_rows_inserted", "num_target_rows_updated"):
+                totals[key] = totals.get(key, 0) + metrics.get(key, 0)
+        return new.num_rows, totals
+
+    def _merge_rows(self, spec: TableSpec, rows: pa.Table) -> dict:
+        """One MERGE of `rows`, its ON clause bounded by their partitions and key ranges: delta-rs skips every
+        file outside them (it derives no such bounds from the source in its streamed mode), so the MERGE reads
+        the files around these rows, not the day."""
+        partitions = {c: pc.unique(rows[c]).to_pylist() for c in spec.partition_by}
+        merger = DeltaTable(self.path(spec)).merge(
+            rows,
+            merge_conditions.merge_condition(spec, partitions, key_ranges=merge_conditions.key_ranges(spec, rows)),
             source_alias=merge_conditions.SOURCE,
             target_alias=merge_conditions.TARGET,
             writer_properties=writer_properties(spec),
         )
         merger = merger.when_matched_update_all(predicate=merge_conditions.changed_condition(spec))
-        return new.num_rows, merger.when_not_matched_insert_all().execute()
+        return merger.when_not_matched_insert_all().execute()
 
     def append(self, spec: TableSpec, data: pa.Table) -> None:
         source = conform(spec, data)
