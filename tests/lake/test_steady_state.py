@@ -225,3 +225,17 @@ def test_a_merge_never_fuses_lookback_files(tmp_path: Path) -> None:
         if a["max.timestamp"] <= rows.T0 + dt.timedelta(hours=1) and a["min.timestamp"] >= reread_from(1)
     ]
     assert sorted((a["min.tag_webid"], a["max.tag_webid"]) for a in rewritten) == [("W000", "W009"), ("W010", "W019")]
+
+
+def test_keys_without_a_safe_literal_only_lose_pruning(tmp_path: Path) -> None:
+    """A WebID with a quote has no literal both engines read: no range on it, the same rows all the same."""
+    sink = DeltaSink(tmp_path)
+    batch = hour_batch(1)
+    odd = pa.array([w.replace("W00", "W'0") for w in batch["tag_webid"].to_pylist()])
+    batch = batch.set_column(batch.schema.get_field_index("tag_webid"), "tag_webid", odd)
+    assert "tag_webid" not in merge_conditions.range_filter(merge_conditions.key_ranges(TIMESERIES, batch), '"')[0]
+    sink.merge(TIMESERIES, batch)
+    changed = batch.set_column(batch.schema.get_field_index("value"), "value", pa.array([-7.5] * batch.num_rows))
+    assert sink.merge(TIMESERIES, changed).updated == batch.num_rows
+    assert sink.merge(TIMESERIES, changed) == sink.merge(TIMESERIES, changed.slice(0, 0))
+    assert sorted(content(sink).values()) == [-7.5] * batch.num_rows
