@@ -27,7 +27,7 @@ from tests.conftest import FIXED_NOW
 from tests.extract.conftest import served_rows, table_rows
 from tests.extract.test_runner import config, content
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ~20 s: five simulated hours
 LOOKBACK = timedelta(minutes=10)
 DAY_START = FIXED_NOW
 

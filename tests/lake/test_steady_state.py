@@ -161,6 +161,7 @@ def test_nan_reread_is_not_a_change(tmp_path: Path) -> None:
     assert DeltaTable(sink.path(TIMESERIES)).version() == version
 
 
+@pytest.mark.slow  # builds a 12-hour day
 def test_what_a_lookback_merge_reads_does_not_grow_with_the_day(tmp_path: Path) -> None:
     """Memory bound, structurally: the target rows read for the diff and the rows the MERGE copies are the
     previous run's lookback files, the same after 3 hours as after 12 (a day's partition is never read)."""
