@@ -41,7 +41,7 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from osipi_connector.lake import merge_conditions
 from osipi_connector.lake.changed_rows import comparable, split_changes
-from osipi_connector.lake.new_rows import split_new_rows
+from osipi_connector.lake.new_rows import might_match
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, WriteResult
 from osipi_connector.lake.validate import (
@@ -155,27 +155,36 @@ class DeltaSink:
         """(rows appended, MERGE metrics) against the table's current version."""
         clock = time.perf_counter()
         table = DeltaTable(self.path(spec))
-        if self.append_new_rows:
-            new, maybe = split_new_rows(table, spec, source)
-        else:
-            new, maybe = source.slice(0, 0), source
+        if self.append_new_rows:  # per row: might it match (inside some file's key statistics)?
+            maybe_mask = might_match(table, spec, source)
+            if maybe_mask is None:
+                maybe_mask = pa.repeat(pa.scalar(False), source.num_rows)
+            maybe = source.filter(maybe_mask)
+        else:  # every row is a MERGE candidate
+            maybe_mask, maybe = pa.repeat(pa.scalar(True), source.num_rows), source
         overlap, merges = maybe.num_rows, [maybe] if maybe.num_rows else []
+        new_rows, new_mask = source, pc.invert(maybe_mask)
         if maybe.num_rows and comparable(spec):
             # rows already in the table as they are are dropped: only new and changed rows are written, and the
             # changed ones one MERGE per file they live in (a MERGE fuses the files it rewrites: changed_rows.py)
             fresh, merges = split_changes(table, spec, maybe)
-            if self.append_new_rows:
-                new = pa.concat_tables([new, fresh]) if fresh.num_rows else new
+            if self.append_new_rows and fresh.num_rows:  # new keys among the candidates: appended with the rest
+                new_rows = pa.concat_tables([source, fresh])  # zero-copy
+                chunks = new_mask.chunks if isinstance(new_mask, pa.ChunkedArray) else [new_mask]
+                new_mask = pa.chunked_array([*chunks, pa.repeat(pa.scalar(True), fresh.num_rows)], pa.bool_())
             elif fresh.num_rows:
                 merges.insert(0, fresh)
+        # the new rows are cut straight from the batch into the appends: one copy of a commit's rows
+        appends = _reread_apart(spec, new_rows, reread_from, new_mask) if self.append_new_rows else []
         split = time.perf_counter()
-        for part in _reread_apart(spec, new, reread_from):
+        for part in appends:
             write_deltalake(self.path(spec), part, mode="append", writer_properties=writer_properties(spec))
+        appended = sum(part.num_rows for part in appends)
         log.debug(
             "%s: %d rows appended, %d inside existing files' statistics of which %d to MERGE in %d commit(s) "
             "(split %.2f s, append %.2f s)",
             spec.name,
-            new.num_rows,
+            appended,
             overlap,
             sum(m.num_rows for m in merges),
             len(merges),
@@ -187,7 +196,7 @@ class DeltaSink:
             metrics = self._merge_rows(spec, rows)
             for key in ("num_target_rows_inserted", "num_target_rows_updated"):
                 totals[key] = totals.get(key, 0) + metrics.get(key, 0)
-        return new.num_rows, totals
+        return appended, totals
 
     def _merge_rows(self, spec: TableSpec, rows: pa.Table) -> dict:
         """One MERGE of `rows`, its ON clause bounded by their partitions and key ranges: delta-rs skips every
@@ -242,18 +251,29 @@ class DeltaSink:
         return {"files_deleted": len(deleted), "retain_hours": retain_hours}
 
 
-def _reread_apart(spec: TableSpec, rows: pa.Table, reread_from: datetime | None) -> list[pa.Table]:
-    """`rows` as the appends to write: the rows before `reread_from` and those at or after it (the next run's
-    lookback) in separate files, so the next run's MERGE touches only the second, small part."""
-    if rows.num_rows == 0:
-        return []
+def _reread_apart(
+    spec: TableSpec, rows: pa.Table, reread_from: datetime | None, chosen: pa.Array | None = None
+) -> list[pa.Table]:
+    """The `chosen` rows (all when None) as the appends to write: those before `reread_from` and those at or
+    after it (the next run's lookback) in separate files, so the next run's MERGE touches only the second,
+    small part. Empty parts are left out."""
+    if chosen is None:
+        chosen = pa.repeat(pa.scalar(True), rows.num_rows)
     if reread_from is None or spec.time_column is None:
-        return [rows]
-    later = pc.greater_equal(rows[spec.time_column], pa.scalar(reread_from, rows.schema.field(spec.time_column).type))
-    count = pc.sum(later).as_py() or 0
-    if count in (0, rows.num_rows):
-        return [rows]
-    return [rows.filter(pc.invert(later)), rows.filter(later)]
+        parts = [chosen]
+    else:
+        later = pc.greater_equal(
+            rows[spec.time_column], pa.scalar(reread_from, rows.schema.field(spec.time_column).type)
+        )
+        parts = [pc.and_(chosen, pc.invert(later)), pc.and_(chosen, later)]
+    out = []
+    for mask in parts:
+        count = pc.sum(mask).as_py() or 0
+        if count == rows.num_rows:
+            out.append(rows)  # no copy when every row goes to one file
+        elif count:
+            out.append(rows.filter(mask))
+    return out
 
 
 def _check_existing(spec: TableSpec, table: DeltaTable) -> None:
