@@ -152,7 +152,6 @@ def table_shape(root: Path, before: int) -> dict:
         "appends": sum(c["operation"] == "WRITE" for c in commits),
         "merges": len(merges),
         "merged_source_rows": total("num_source_rows"),
-        "files_scanned": total("num_target_files_scanned"),
         "files_removed": total("num_target_files_removed"),
         "rows_copied": total("num_target_rows_copied"),
     }
@@ -202,7 +201,7 @@ def main() -> None:
         )
         print(
             "run  now                   seconds      values     values/s  peak RSS   sink s  table rows  files"
-            "  appends/MERGEs  MERGEd rows  files scanned/rewritten  rows copied"
+            "  appends/MERGEs  MERGEd rows  files rewritten  rows copied"
         )
         runs = []
         for hour in range(1, args.hours + 1):
@@ -219,7 +218,7 @@ def main() -> None:
                 f"{hour:>3}  {iso(now)}  {run['seconds']:>7.1f}  {run['values']:>10,}  "
                 f"{run['values'] / run['seconds']:>11,.0f}  {run['peak_mb']:>6,.0f} MB  {run['merge_seconds']:>7.1f}  "
                 f"{run['table_rows']:>10,}  {run['table_files']:>5}  {run['appends']:>7}/{run['merges']:<6}  "
-                f"{run['merged_source_rows']:>11,}  {run['files_scanned']:>13}/{run['files_removed']:<9}  "
+                f"{run['merged_source_rows']:>11,}  {run['files_removed']:>15}  "
                 f"{run['rows_copied']:>11,}",
                 flush=True,
             )
