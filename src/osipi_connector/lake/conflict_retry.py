@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -133,8 +134,8 @@ class ConflictRetry:
     def ensure(self, spec: TableSpec) -> None:
         self._retry("ensure", spec, lambda: self.sink.ensure(spec))
 
-    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
-        return self._retry("merge", spec, lambda: self.sink.merge(spec, data))
+    def merge(self, spec: TableSpec, data: pa.Table, reread_from: datetime | None = None) -> WriteResult:
+        return self._retry("merge", spec, lambda: self.sink.merge(spec, data, reread_from=reread_from))
 
     def merge_dataframe(
         self, spec: TableSpec, df: Any, partition_values: dict[str, Iterable[object]] | None = None
