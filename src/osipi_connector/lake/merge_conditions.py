@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,15 +57,16 @@ def _column(name: str, q: str, alias: str | None) -> str:
 
 
 def partition_filter(
-    spec: TableSpec, partition_values: dict[str, Iterable[object]], q: str, alias: str | None = TARGET
+    spec: TableSpec, partition_values: Mapping[str, Iterable[Any]], q: str, alias: str | None = TARGET
 ) -> list[str]:
     """`t.<part> IN (<literals>)` per partition column: lets the engine skip partitions the batch does not touch."""
     clauses = []
     for column in spec.partition_by:
         literals = [sql_literal(v) for v in sorted(set(partition_values.get(column, ())))]
-        if not literals or None in literals:
+        texts = [text for text in literals if text is not None]
+        if not texts or len(texts) != len(literals):  # no value, or one without a safe literal: no pruning
             continue
-        clauses.append(f"{_column(column, q, alias)} IN ({', '.join(literals)})")
+        clauses.append(f"{_column(column, q, alias)} IN ({', '.join(texts)})")
     return clauses
 
 
@@ -107,7 +109,7 @@ def range_filter(
 
 
 def file_predicate(
-    spec: TableSpec, partition_values: dict[str, Iterable[object]], key_ranges: Mapping[str, tuple[object, object]]
+    spec: TableSpec, partition_values: Mapping[str, Iterable[Any]], key_ranges: Mapping[str, tuple[object, object]]
 ) -> str:
     """The same literal bounds as the ON clause, unaliased: picks the files a read of the batch's box needs."""
     clauses = partition_filter(spec, partition_values, '"', None) + range_filter(key_ranges, '"', None, True)
@@ -116,7 +118,7 @@ def file_predicate(
 
 def merge_condition(
     spec: TableSpec,
-    partition_values: dict[str, Iterable[object]] | None = None,
+    partition_values: Mapping[str, Iterable[Any]] | None = None,
     q: str = '"',
     key_ranges: Mapping[str, tuple[object, object]] | None = None,
 ) -> str:

@@ -84,7 +84,7 @@ class SparkSink:
         return self._merge_view(spec, self.dataframe(spec, source), partitions, key_ranges(spec, source))
 
     def merge_dataframe(
-        self, spec: TableSpec, df: DataFrame, partition_values: dict[str, Iterable[object]] | None = None
+        self, spec: TableSpec, df: DataFrame, partition_values: Mapping[str, Iterable[Any]] | None = None
     ) -> WriteResult:
         """MERGE from a DataFrame computed on the executors (the distributed timeseries), same SQL as `merge`.
 
@@ -105,7 +105,7 @@ class SparkSink:
         self,
         spec: TableSpec,
         df: DataFrame,
-        partition_values: dict[str, Iterable[object]] | None,
+        partition_values: Mapping[str, Iterable[Any]] | None,
         ranges: Mapping[str, tuple[object, object]] | None = None,
     ) -> WriteResult:
         self.ensure(spec)

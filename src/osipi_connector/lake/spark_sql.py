@@ -7,6 +7,7 @@ Identifiers are back-quoted (catalog names may contain '-'); literals use Spark'
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from osipi_connector.lake.merge_conditions import (
     SOURCE,
@@ -72,7 +73,7 @@ def merge_sql(
     spec: TableSpec,
     location: Location,
     source_view: str,
-    partition_values: dict[str, Iterable[object]] | None = None,
+    partition_values: Mapping[str, Iterable[Any]] | None = None,
     key_ranges: Mapping[str, tuple[object, object]] | None = None,
 ) -> str:
     """MERGE by the spec's keys; `partition_values` (the batch's distinct partition values) and `key_ranges`
