@@ -66,10 +66,10 @@ class TimedSink(DeltaSink):
 
     merge_seconds = 0.0
 
-    def merge(self, spec, data):  # same signature as DeltaSink.merge
+    def merge(self, spec, data, **hints):  # same signature as DeltaSink.merge
         started = time.perf_counter()
         try:
-            return super().merge(spec, data)
+            return super().merge(spec, data, **hints)
         finally:
             self.merge_seconds += time.perf_counter() - started
 
@@ -77,10 +77,10 @@ class TimedSink(DeltaSink):
 class DiscardTimeseries(TimedSink):
     """Writes everything but the timeseries rows: isolates fetch + parse (and their memory) from MERGE."""
 
-    def merge(self, spec, data):
+    def merge(self, spec, data, **hints):
         if spec.name == "pi_timeseries":
             return WriteResult(inserted=data.num_rows, updated=0)
-        return super().merge(spec, data)
+        return super().merge(spec, data, **hints)
 
 
 def end_to_end(url: str, tags: int, hours: float, args: argparse.Namespace, root: Path) -> dict:

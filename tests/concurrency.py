@@ -57,8 +57,8 @@ class Choreographed:
     def ensure(self, spec):
         return self._call("ensure", spec, lambda: self.sink.ensure(spec))
 
-    def merge(self, spec, data):
-        return self._call("merge", spec, lambda: self.sink.merge(spec, data))
+    def merge(self, spec, data, **hints):
+        return self._call("merge", spec, lambda: self.sink.merge(spec, data, **hints))
 
     def merge_dataframe(self, spec, df, partition_values=None):
         return self._call("merge", spec, lambda: self.sink.merge_dataframe(spec, df, partition_values))

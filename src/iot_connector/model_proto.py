@@ -163,7 +163,8 @@ def decode_core(data: bytes) -> Record:
     Raises google.protobuf.message.DecodeError for bytes that are not such a message."""
     msg = record_message_class().FromString(data)
     has = msg.HasField  # HasField + getattr per column: 2x faster than ListFields (descriptor objects)
-    values = {name: getattr(msg, name) if has(name) else None for name in _CORE_COLUMNS}
+    # Any: the message class is built at runtime (untyped); its fields are the Record columns of the same names
+    values: dict[str, Any] = {name: getattr(msg, name) if has(name) else None for name in _CORE_COLUMNS}
     missing = [name for name in _REQUIRED if values[name] is None]  # upb's parse does not check them
     if missing:
         raise DecodeError(f"{MESSAGE_NAME} lacks the required columns {missing}")

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -322,8 +323,8 @@ class _Run:
         self.result.errors.extend(f"timeseries {state.label(w)}: {e}" for w, e in sorted(state.failed.items()))
 
     # --- writing --------------------------------------------------------------------------------------
-    def _merge(self, spec: TableSpec, table: pa.Table) -> None:
-        self.sink.merge(spec, table)
+    def _merge(self, spec: TableSpec, table: pa.Table, **hints: Any) -> None:
+        self.sink.merge(spec, table, **hints)
         self.result.rows[spec.name] = self.result.rows.get(spec.name, 0) + table.num_rows
 
     def _finish(self, clock: float, failed: bool = False) -> None:
@@ -396,7 +397,10 @@ class _TimeseriesState:
 
     def flush(self) -> None:
         if self.buffer:
-            self.run._merge(TIMESERIES, pa.concat_tables(self.buffer))
+            # the next incremental run re-reads from (its high watermark = this run's end) - lookback: the sink
+            # keeps those rows in files of their own, so that run's MERGE rewrites only them (lake/delta_sink.py)
+            reread_from = self.run.end - self.run.config.extraction.lookback
+            self.run._merge(TIMESERIES, pa.concat_tables(self.buffer), reread_from=reread_from)
             self.buffer, self.buffered = [], 0
         if not self.finished:
             return

@@ -99,10 +99,10 @@ def test_every_value_lands_once_and_a_rerun_changes_nothing(simulator, names, tm
 class CrashOnWatermarks(DeltaSink):
     """A sink that dies when the watermarks are written: the data MERGE before it has committed."""
 
-    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+    def merge(self, spec: TableSpec, data: pa.Table, **hints) -> WriteResult:
         if spec.name == WATERMARKS.name:
             raise OSError("simulated crash between the data commit and the watermark commit")
-        return super().merge(spec, data)
+        return super().merge(spec, data, **hints)
 
 
 def test_a_crash_between_data_and_watermarks_is_repaired_by_the_next_run(simulator, names, tmp_path) -> None:

@@ -35,12 +35,12 @@ class CrashAfterAppends(DeltaSink):
 
     commits = 0
 
-    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+    def merge(self, spec: TableSpec, data: pa.Table, **hints) -> WriteResult:
         if spec.name == TIMESERIES.name:
             self.commits += 1
             if self.commits == 3:
                 raise OSError("simulated crash in the middle of the timeseries commits")
-        return super().merge(spec, data)
+        return super().merge(spec, data, **hints)
 
 
 def test_first_load_appends_and_a_crash_midway_is_repaired_without_duplicates(simulator, names, tmp_path) -> None:

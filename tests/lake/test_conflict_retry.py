@@ -46,11 +46,11 @@ class Flaky:
     def __getattr__(self, name: str):
         return getattr(self.sink, name)
 
-    def merge(self, spec, data):
+    def merge(self, spec, data, **hints):
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
-        return self.sink.merge(spec, data)
+        return self.sink.merge(spec, data, **hints)
 
 
 def no_sleep(seconds: float) -> None:

@@ -17,6 +17,7 @@ from chispa.schema_comparer import assert_schema_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from osipi_connector.lake.merge_conditions import sql_literal
 from osipi_connector.lake.schemas import ALL_TABLES, EVENT_FRAMES, TIMESERIES
 from osipi_connector.lake.spark_arrow import arrow_native, to_arrow
 from osipi_connector.lake.spark_schema import spark_schema
@@ -172,3 +173,12 @@ def test_bad_batch_is_refused_before_spark_sees_it(spark):
     batch = rows.timeseries(tags=1, days=1, per_day=2).drop_columns(["good"])
     with pytest.raises(SchemaMismatchError, match=r"pi_timeseries.*missing \['good'\]"):
         SparkSink(spark).dataframe(TIMESERIES, batch)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_the_merge_timestamp_literal_is_the_same_instant_in_any_session_time_zone(spark, zone):
+    """The key-range bounds in the MERGE ON clause are UTC instants whatever the cluster's time zone."""
+    moment = dt.datetime(2025, 3, 1, 23, 59, 59, 999500, tzinfo=rows.UTC)
+    with session_time_zone(spark, zone):
+        micros = spark.sql(f"SELECT unix_micros({sql_literal(moment)}) AS m").collect()[0]["m"]
+    assert micros == (moment - dt.datetime(1970, 1, 1, tzinfo=rows.UTC)) // dt.timedelta(microseconds=1)

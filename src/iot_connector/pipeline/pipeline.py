@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter as Tally
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -211,7 +211,7 @@ class Pipeline:
         records, token = self.buffer.read(self.settings.batch_max_records)
         return (records, token) if records else None
 
-    async def _wait_or_stop(self, awaitable) -> bool:
+    async def _wait_or_stop(self, awaitable: Awaitable[object]) -> bool:
         """Await `awaitable` unless stop is requested first; True when it completed."""
         task = asyncio.ensure_future(awaitable)
         stop = asyncio.ensure_future(self._stopping.wait())

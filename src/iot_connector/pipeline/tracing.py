@@ -42,13 +42,14 @@ def _sdk_provider(settings: TracingSettings) -> Any | None:
     try:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
     except ImportError:
         log.warning(
             "tracing.enabled is set but opentelemetry-sdk is not installed (pip install opentelemetry-sdk "
             "opentelemetry-exporter-otlp); running without tracing"
         )
         return None
+    exporter: SpanExporter
     if settings.exporter == "console":
         exporter = ConsoleSpanExporter()
     else:

@@ -128,6 +128,12 @@ class ZerobusSink(Sink):
         except ValueError as exc:
             raise SinkError(str(exc), error_type="zerobus_invalid_record", retriable=False) from None
         stream = self._stream
+        if stream is None:  # an earlier batch's failed ack dropped the stream while this one was encoded
+            raise SinkError(
+                f"ZeroBus stream to {self.settings.table} was closed by an earlier failure; "
+                f"{len(records)} records not sent",
+                error_type="zerobus_unavailable",
+            )
         try:
             last = None
             for group in chunks_by_size(payloads, self.settings.max_batch_bytes):
@@ -146,7 +152,8 @@ class ZerobusSink(Sink):
 
     async def _broken(self, stream: ZerobusStream, exc: BaseException, count: int) -> SinkError:
         """Forget a failed stream (the next send creates a fresh one) and describe the failure."""
-        if self._stream is stream:
+        current = self._stream is stream  # a flag, not `if ... is stream:` (mypy would narrow `stream` to Optional)
+        if current:
             self._stream = None
             with contextlib.suppress(Exception):
                 await stream.close()

@@ -63,8 +63,8 @@ def unmask(new: Any, old: Any) -> Any:
         prior = old if isinstance(old, dict) else {}
         return {k: unmask(v, prior.get(k)) for k, v in new.items()}
     if isinstance(new, list):
-        prior = old if isinstance(old, list) else []
-        return [unmask(v, prior[i] if i < len(prior) else None) for i, v in enumerate(new)]
+        prior_items = old if isinstance(old, list) else []
+        return [unmask(v, prior_items[i] if i < len(prior_items) else None) for i, v in enumerate(new)]
     return old if new == MASK else new
 
 

@@ -23,15 +23,16 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 from deltalake.exceptions import CommitFailedError
 
 from osipi_connector.lake.schemas import TableSpec
-from osipi_connector.lake.sink import Sink, WriteResult
+from osipi_connector.lake.sink import Optimized, Sink, Vacuumed, WriteResult
 
 if TYPE_CHECKING:
     from osipi_connector.config import ConnectorConfig
@@ -119,7 +120,7 @@ class ConflictRetry:
     ) -> None:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, not {attempts}")
-        self.sink = sink.sink if isinstance(sink, ConflictRetry) else sink
+        self.sink: Sink = sink.sink if isinstance(sink, ConflictRetry) else sink
         self.engine = self.sink.engine
         self.attempts = attempts
         self.base_delay = base_delay
@@ -137,14 +138,17 @@ class ConflictRetry:
     def ensure(self, spec: TableSpec) -> None:
         self._retry("ensure", spec, lambda: self.sink.ensure(spec))
 
-    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
-        return self._retry("merge", spec, lambda: self.sink.merge(spec, data))
+    def merge(self, spec: TableSpec, data: pa.Table, reread_from: datetime | None = None) -> WriteResult:
+        return self._retry("merge", spec, lambda: self.sink.merge(spec, data, reread_from=reread_from))
 
     def merge_dataframe(
-        self, spec: TableSpec, df: Any, partition_values: dict[str, Iterable[object]] | None = None
+        self, spec: TableSpec, df: Any, partition_values: Mapping[str, Iterable[Any]] | None = None
     ) -> WriteResult:
         """The Spark sink's MERGE from executors' rows: re-running it recomputes the (idempotent) source."""
-        return self._retry("merge", spec, lambda: self.sink.merge_dataframe(spec, df, partition_values))
+        merge = getattr(self.sink, "merge_dataframe", None)  # the Spark sink's alone, outside the Sink protocol
+        if merge is None:
+            raise TypeError(f"the {self.engine} sink cannot MERGE a Spark DataFrame")
+        return self._retry("merge", spec, lambda: merge(spec, df, partition_values))
 
     def append(self, spec: TableSpec, data: pa.Table) -> None:
         self._retry("append", spec, lambda: self.sink.append(spec, data))
@@ -152,10 +156,10 @@ class ConflictRetry:
     def read(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
         return self._retry("read", spec, lambda: self.sink.read(spec, columns))  # Spark's read creates the table
 
-    def optimize(self, spec: TableSpec) -> dict:
+    def optimize(self, spec: TableSpec) -> Optimized | dict:
         return self._retry("optimize", spec, lambda: self.sink.optimize(spec))
 
-    def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> dict:
+    def vacuum(self, spec: TableSpec, retain_hours: int = 168) -> Vacuumed | dict:
         return self._retry("vacuum", spec, lambda: self.sink.vacuum(spec, retain_hours=retain_hours))
 
     def executor(self, config: ConnectorConfig, writer: Sink | None = None) -> UnitExecutor:

@@ -7,9 +7,14 @@ so a backfill beside an incremental run, or two datasets' runs, neither conflict
 and VACUUM do not wait for the lock: a commit that loses to them fails cleanly (`CommitFailedError`, never a
 corrupt table) and the runner's ConflictRetry (lake/conflict_retry.py) re-runs it and counts it.
 
-`merge` appends the rows that provably have no match (lake/new_rows.py: outside every file's key statistics)
-and MERGEs only the rest: a first load costs a Parquet write, not a join. The proof holds for the version read
-under the lock, which every writer of the table holds; `append_new_rows=False` sends every row through MERGE.
+`merge` appends the rows that provably have no match (lake/new_rows.py: outside every file's key statistics),
+drops the rows the table already holds as they are and appends the new keys among the rest
+(lake/changed_rows.py: a read of only the files overlapping the batch), and MERGEs only the changed rows, with
+literal key bounds that make delta-rs skip every other file: an hourly run costs its new data, not the day's
+partition (docs/lake.md, issue 12). Appended rows at or after the caller's `reread_from` (the next run's
+lookback) go into files of their own, so the next run's MERGE rewrites only those. The proofs hold for the
+version read under the lock, which every writer of the table holds; `append_new_rows=False` sends new and
+changed rows through MERGE.
 
 Every write (append, MERGE, optimize) uses `writer_properties(spec)`: standard Parquet that Spark and
 Databricks read, ZSTD level 1 (files ~30 % smaller than delta-rs' default Snappy), no dictionary for columns
@@ -27,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +42,8 @@ from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_delt
 from deltalake.exceptions import TableNotFoundError
 
 from osipi_connector.lake import merge_conditions
-from osipi_connector.lake.new_rows import split_new_rows
+from osipi_connector.lake.changed_rows import comparable, split_changes
+from osipi_connector.lake.new_rows import might_match
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, Sink, WriteResult
 from osipi_connector.lake.validate import (
@@ -138,47 +145,77 @@ class DeltaSink:
             return
         _check_existing(spec, table)
 
-    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+    def merge(self, spec: TableSpec, data: pa.Table, reread_from: datetime | None = None) -> WriteResult:
         """Upsert by the spec's keys. Rows whose keys lie outside every existing file's statistics are appended
-        (they cannot match; see `new_rows`), the rest are MERGEd: both commits are idempotent on a re-run."""
-        source, partitions = merge_source(spec, data)
+        (they cannot match; see `new_rows`), the rest are MERGEd: every commit is idempotent on a re-run.
+        Appended rows at or after `reread_from` (the next run's lookback) go into files of their own, so the
+        next run's MERGE reads and rewrites those small files, not the rest of the day."""
+        source, _ = merge_source(spec, data)
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
         self.ensure(spec)
         with _table_lock(self.path(spec)):  # a conflict with a writer that does not lock: ConflictRetry re-runs it
-            appended, metrics = self._write_once(spec, source, partitions)
+            appended, metrics = self._write_once(spec, source, reread_from)
         return WriteResult(
             inserted=appended + metrics.get("num_target_rows_inserted", 0),
             updated=metrics.get("num_target_rows_updated", 0),
         )
 
-    def _write_once(self, spec: TableSpec, source: pa.Table, partitions: dict[str, list]) -> tuple[int, dict]:
+    def _write_once(self, spec: TableSpec, source: pa.Table, reread_from: datetime | None) -> tuple[int, dict]:
         """(rows appended, MERGE metrics) against the table's current version."""
         clock = time.perf_counter()
         table = DeltaTable(self.path(spec))
-        if self.append_new_rows:
-            new, maybe = split_new_rows(table, spec, source)
-        else:
-            new, maybe = source.slice(0, 0), source
+        if self.append_new_rows:  # per row: might it match (inside some file's key statistics)?
+            maybe_mask = might_match(table, spec, source)
+            if maybe_mask is None:
+                maybe_mask = pa.repeat(pa.scalar(False), source.num_rows)
+            maybe = source.filter(maybe_mask)
+        else:  # every row is a MERGE candidate
+            maybe_mask, maybe = pa.repeat(pa.scalar(True), source.num_rows), source
+        overlap, merges = maybe.num_rows, [maybe] if maybe.num_rows else []
+        new_rows, new_mask = source, pc.invert(maybe_mask)
+        if maybe.num_rows and comparable(spec):
+            # rows already in the table as they are are dropped: only new and changed rows are written, and the
+            # changed ones one MERGE per file they live in (a MERGE fuses the files it rewrites: changed_rows.py)
+            fresh, merges = split_changes(table, spec, maybe)
+            if self.append_new_rows and fresh.num_rows:  # new keys among the candidates: appended with the rest
+                new_rows = pa.concat_tables([source, fresh])  # zero-copy
+                chunks = new_mask.chunks if isinstance(new_mask, pa.ChunkedArray) else [new_mask]
+                new_mask = pa.chunked_array([*chunks, pa.repeat(pa.scalar(True), fresh.num_rows)], pa.bool_())
+            elif fresh.num_rows:
+                merges.insert(0, fresh)
+        # the new rows are cut straight from the batch into the appends: one copy of a commit's rows
+        appends = _reread_apart(spec, new_rows, reread_from, new_mask) if self.append_new_rows else []
         split = time.perf_counter()
-        if new.num_rows:
-            write_deltalake(table, new, mode="append", writer_properties=writer_properties(spec))
+        for part in appends:
+            write_deltalake(self.path(spec), part, mode="append", writer_properties=writer_properties(spec))
+        appended = sum(part.num_rows for part in appends)
         log.debug(
-            "%s: %d rows to append (split %.2f s, append %.2f s), %d to MERGE",
+            "%s: %d rows appended, %d inside existing files' statistics of which %d to MERGE in %d commit(s) "
+            "(split %.2f s, append %.2f s)",
             spec.name,
-            new.num_rows,
+            appended,
+            overlap,
+            sum(m.num_rows for m in merges),
+            len(merges),
             split - clock,
             time.perf_counter() - split,
-            maybe.num_rows,
         )
-        if not maybe.num_rows:
-            return new.num_rows, {}
-        if new.num_rows:
-            table = DeltaTable(self.path(spec))
-            partitions = {c: pc.unique(maybe[c]).to_pylist() for c in spec.partition_by}
-        merger = table.merge(
-            maybe,
-            merge_conditions.merge_condition(spec, partitions),
+        totals: dict[str, int] = {}
+        for rows in merges:
+            metrics = self._merge_rows(spec, rows)
+            for key in ("num_target_rows_inserted", "num_target_rows_updated"):
+                totals[key] = totals.get(key, 0) + metrics.get(key, 0)
+        return appended, totals
+
+    def _merge_rows(self, spec: TableSpec, rows: pa.Table) -> dict:
+        """One MERGE of `rows`, its ON clause bounded by their partitions and key ranges: delta-rs skips every
+        file outside them (it derives no such bounds from the source in its streamed mode), so the MERGE reads
+        the files around these rows, not the day."""
+        partitions = {c: pc.unique(rows[c]).to_pylist() for c in spec.partition_by}
+        merger = DeltaTable(self.path(spec)).merge(
+            rows,
+            merge_conditions.merge_condition(spec, partitions, key_ranges=merge_conditions.key_ranges(spec, rows)),
             source_alias=merge_conditions.SOURCE,
             target_alias=merge_conditions.TARGET,
             writer_properties=writer_properties(spec),
@@ -186,9 +223,9 @@ class DeltaSink:
         changed, assignments = merge_conditions.changed_condition(spec), merge_conditions.update_assignments(spec)
         if assignments is None:
             merger = merger.when_matched_update_all(predicate=changed)
-        else:
+        else:  # monotonic columns (watermarks): greatest/least, never backwards
             merger = merger.when_matched_update(updates=assignments, predicate=changed)
-        return new.num_rows, merger.when_not_matched_insert_all().execute()
+        return merger.when_not_matched_insert_all().execute()
 
     def append(self, spec: TableSpec, data: pa.Table) -> None:
         source = conform(spec, data)
@@ -233,6 +270,31 @@ class DeltaSink:
         from osipi_connector.executor import thread_pool
 
         return thread_pool(config.performance)
+
+
+def _reread_apart(
+    spec: TableSpec, rows: pa.Table, reread_from: datetime | None, chosen: pa.Array | None = None
+) -> list[pa.Table]:
+    """The `chosen` rows (all when None) as the appends to write: those before `reread_from` and those at or
+    after it (the next run's lookback) in separate files, so the next run's MERGE touches only the second,
+    small part. Empty parts are left out."""
+    if chosen is None:
+        chosen = pa.repeat(pa.scalar(True), rows.num_rows)
+    if reread_from is None or spec.time_column is None:
+        parts = [chosen]
+    else:
+        later = pc.greater_equal(
+            rows[spec.time_column], pa.scalar(reread_from, rows.schema.field(spec.time_column).type)
+        )
+        parts = [pc.and_(chosen, pc.invert(later)), pc.and_(chosen, later)]
+    out = []
+    for mask in parts:
+        count = pc.sum(mask).as_py() or 0
+        if count == rows.num_rows:
+            out.append(rows)  # no copy when every row goes to one file
+        elif count:
+            out.append(rows.filter(mask))
+    return out
 
 
 def _check_existing(spec: TableSpec, table: DeltaTable) -> None:

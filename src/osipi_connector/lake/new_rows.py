@@ -41,12 +41,24 @@ def _bounded(dtype: pa.DataType) -> bool:
 
 def split_new_rows(table: DeltaTable, spec: TableSpec, source: pa.Table) -> tuple[pa.Table, pa.Table]:
     """(rows that cannot match any target row, rows that might): the first can be appended, the second merged."""
-    keys = [k for k in spec.keys if _bounded(source.schema.field(k).type)]
-    if not keys or source.num_rows == 0:
+    maybe = might_match(table, spec, source)
+    if maybe is None:
+        return source, source.slice(0, 0)
+    if pc.all(maybe).as_py():
         return source.slice(0, 0), source
+    return source.filter(pc.invert(maybe)), source.filter(maybe)
+
+
+def might_match(table: DeltaTable, spec: TableSpec, source: pa.Table) -> pa.Array | None:
+    """Per source row, whether its key lies inside some file's key box (it might match); None: no row does.
+    A mask rather than two tables, so a caller cutting the new rows further copies them once."""
+    keys = [k for k in spec.keys if _bounded(source.schema.field(k).type)]
+    everything = pa.repeat(pa.scalar(True), source.num_rows)
+    if not keys or source.num_rows == 0:
+        return everything
     files = _candidate_files(pa.table(table.get_add_actions(flatten=True)), spec, source, keys)
     if files is None:
-        return source.slice(0, 0), source
+        return everything
     maybe = pa.repeat(pa.scalar(False), source.num_rows)
     for box in files:
         inside = None
@@ -55,11 +67,9 @@ def split_new_rows(table: DeltaTable, spec: TableSpec, source: pa.Table) -> tupl
             term = pc.and_(pc.greater_equal(column, low), pc.less_equal(column, high))
             inside = term if inside is None else pc.and_(inside, term)
         if inside is None:  # a file with no usable statistic may hold anything
-            return source.slice(0, 0), source
+            return everything
         maybe = pc.or_(maybe, inside)
-    if not pc.any(maybe).as_py():
-        return source, source.slice(0, 0)
-    return source.filter(pc.invert(maybe)), source.filter(maybe)
+    return maybe if pc.any(maybe).as_py() else None
 
 
 def _candidate_files(

@@ -37,6 +37,9 @@ class TableSpec:
     # monotonic: columns a matched MERGE sets to greatest(old, new) or least(old, new) instead of the new value,
     # so a writer that read an older row (a backfill beside the hourly run) can never move them backwards.
     monotonic: dict[str, Literal["greatest", "least"]] = field(default_factory=dict)
+    # time_column: the key incremental runs window on; rows the next run re-reads (its lookback) are kept in
+    # files of their own by the local sink, so that run's MERGE rewrites only those (see `Sink.merge`).
+    time_column: str | None = None
 
 
 def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
@@ -71,6 +74,7 @@ TIMESERIES = TableSpec(
     zorder_by=("tag_webid", "timestamp"),
     stats_columns=("tag_name", "ingested_at"),
     plain_columns=("timestamp", "value"),
+    time_column="timestamp",
     comment="PI recorded values, one row per value PI stored (duplicate timestamps kept, ordered by value_seq).",
 )
 

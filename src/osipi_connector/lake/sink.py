@@ -6,6 +6,7 @@ CONTRACT stub: the extractor only ever calls these methods, so a run never needs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
@@ -64,9 +65,13 @@ class Sink(Protocol):
         """Create the table with the spec's schema and partitioning if missing (idempotent)."""
         ...
 
-    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
-        """Upsert by `spec.keys` in one commit: re-writing the same rows changes nothing. `data` must have
-        `spec.schema` and no duplicate keys (the caller de-duplicates)."""
+    def merge(self, spec: TableSpec, data: pa.Table, reread_from: datetime | None = None) -> WriteResult:
+        """Upsert by `spec.keys`: re-writing the same rows changes nothing. `data` must have `spec.schema` and no
+        duplicate keys (the caller de-duplicates).
+
+        `reread_from` is a layout hint, never a promise about the data: rows whose `spec.time_column` is at or
+        after it will be read again by the next incremental run (its lookback). A sink may keep them in files
+        of their own, so that the next run's MERGE rewrites those files and not the rest of the day."""
         ...
 
     def append(self, spec: TableSpec, data: pa.Table) -> None:

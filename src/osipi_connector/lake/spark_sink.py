@@ -11,12 +11,14 @@ concurrency with conflict detection); schedule jobs with max_concurrent_runs: 1 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 
 from osipi_connector.lake import spark_sql
+from osipi_connector.lake.merge_conditions import key_ranges
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, Optimized, Sink, Vacuumed, WriteResult
 from osipi_connector.lake.spark_arrow import to_arrow, to_dataframe
@@ -75,14 +77,17 @@ class SparkSink:
         """A DataFrame with exactly the spec's Spark schema (checked against the spec first)."""
         return to_dataframe(self.spark, conform(spec, data), spark_schema(spec.schema), self.arrow_native)
 
-    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+    def merge(self, spec: TableSpec, data: pa.Table, reread_from: datetime | None = None) -> WriteResult:
+        """One MERGE whose ON clause bounds the target by the batch's partitions and key ranges (file pruning).
+        `reread_from` (a layout hint, see `Sink.merge`) is not used here: Databricks lays out the files
+        (optimizeWrite, autoCompact)."""
         source, partitions = merge_source(spec, data)
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
-        return self._merge_view(spec, self.dataframe(spec, source), partitions)
+        return self._merge_view(spec, self.dataframe(spec, source), partitions, key_ranges(spec, source))
 
     def merge_dataframe(
-        self, spec: TableSpec, df: DataFrame, partition_values: dict[str, Iterable[object]] | None = None
+        self, spec: TableSpec, df: DataFrame, partition_values: Mapping[str, Iterable[Any]] | None = None
     ) -> WriteResult:
         """MERGE from a DataFrame computed on the executors (the distributed timeseries), same SQL as `merge`.
 
@@ -100,11 +105,16 @@ class SparkSink:
         return self._merge_view(spec, df.select(*spec.schema.names), partition_values)
 
     def _merge_view(
-        self, spec: TableSpec, df: DataFrame, partition_values: dict[str, Iterable[object]] | None
+        self,
+        spec: TableSpec,
+        df: DataFrame,
+        partition_values: Mapping[str, Iterable[Any]] | None,
+        ranges: Mapping[str, tuple[object, object]] | None = None,
     ) -> WriteResult:
         self.ensure(spec)
         with _TempView(self.spark, _view_name(spec), df) as view:
-            rows = self.spark.sql(spark_sql.merge_sql(spec, self.location, view, partition_values)).collect()
+            statement = spark_sql.merge_sql(spec, self.location, view, partition_values, ranges)
+            rows = self.spark.sql(statement).collect()
         metrics = rows[0].asDict() if rows else {}
         return WriteResult(
             inserted=int(metrics.get("num_inserted_rows", 0)), updated=int(metrics.get("num_updated_rows", 0))

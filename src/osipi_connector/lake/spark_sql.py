@@ -6,7 +6,8 @@ Identifiers are back-quoted (catalog names may contain '-'); literals use Spark'
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from osipi_connector.lake.merge_conditions import (
     SOURCE,
@@ -69,15 +70,20 @@ def create_table_sql(spec: TableSpec, location: Location) -> str:
 
 
 def merge_sql(
-    spec: TableSpec, location: Location, source_view: str, partition_values: dict[str, Iterable[object]] | None = None
+    spec: TableSpec,
+    location: Location,
+    source_view: str,
+    partition_values: Mapping[str, Iterable[Any]] | None = None,
+    key_ranges: Mapping[str, tuple[object, object]] | None = None,
 ) -> str:
-    """MERGE by the spec's keys; `partition_values` (the batch's distinct partition values) prune the target.
+    """MERGE by the spec's keys; `partition_values` (the batch's distinct partition values) and `key_ranges`
+    (min/max of its keys, `merge_conditions.key_ranges`) are literal bounds that prune the target's files.
 
     The source is first cut to the rows that are new or changed: Delta rewrites every file holding a row the
     ON condition matches, even when `WHEN MATCHED AND <changed>` then updates nothing, so without the cut a
     re-run (or a backfill over landed hours) would rewrite all its partitions and conflict with concurrent
     writers for nothing."""
-    on = merge_condition(spec, partition_values, q="`")
+    on = merge_condition(spec, partition_values, q="`", key_ranges=key_ranges)
     when_changed = changed_condition(spec, q="`")
     unchanged = f" AND NOT ({when_changed})" if when_changed else ""
     assignments = update_assignments(spec, q="`")

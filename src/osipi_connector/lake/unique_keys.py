@@ -43,8 +43,9 @@ def provably_unique(table: pa.Table, keys: list[str]) -> bool:
     this check does not handle)."""
     if table.num_rows < 2:
         return True
-    codes = [_codes(table[key]) for key in keys]
-    if any(code is None for code in codes):
+    maybe = [_codes(table[key]) for key in keys]
+    codes = [code for code in maybe if code is not None]
+    if len(codes) != len(maybe):
         return False
     if _strictly_increasing(codes):
         return True

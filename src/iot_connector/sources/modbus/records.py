@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from iot_connector.model import Record
+from iot_connector.model import Quality, Record
 from iot_connector.sources.modbus.config import BIT_TABLES, RegisterMap
 from iot_connector.sources.modbus.registers import ReadBlock, decoder
 
@@ -47,7 +47,17 @@ class TagRecords:
         else:
             self.read = self._multi
 
-    def _new(self, edge_ts: int, double, long, string, bit, raw, quality="GOOD", status=None) -> Record:
+    def _new(
+        self,
+        edge_ts: int,
+        double: float | None,
+        long: int | None,
+        string: str | None,
+        bit: bool | None,
+        raw: str | None,
+        quality: Quality = "GOOD",
+        status: int | None = None,
+    ) -> Record:
         src, proto, endpoint, tag, dtype, path, unit, attributes = self._fixed
         return Record(
             src, proto, endpoint, tag, dtype, quality, double, long, string, bit, raw, status,

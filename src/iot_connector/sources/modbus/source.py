@@ -11,11 +11,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from pymodbus import FramerType, ModbusException
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.pdu import ExceptionResponse
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
 from iot_connector.model import Record, now_us
 from iot_connector.sources.base import Emit, Source
@@ -26,6 +27,14 @@ from iot_connector.sources.modbus.registers import ReadBlock, plan_reads
 log = logging.getLogger(__name__)
 
 EMIT_EVERY = 1000  # records; a poll of a large map is handed over in parts (each part waits for an fsync)
+
+
+class _ClientOptions(TypedDict):
+    """The options both pymodbus clients (TCP, serial) take alike."""
+
+    timeout: float
+    retries: int
+    reconnect_delay: float  # 0: no automatic reconnect by pymodbus, run() reconnects
 
 
 class ModbusSource(Source):
@@ -44,7 +53,7 @@ class ModbusSource(Source):
 
     def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         cfg = self.config
-        common = {"timeout": cfg.timeout_s, "retries": cfg.retries, "reconnect_delay": 0}
+        common: _ClientOptions = {"timeout": cfg.timeout_s, "retries": cfg.retries, "reconnect_delay": 0}
         if cfg.is_tcp:
             parts = urlsplit(cfg.url)
             return AsyncModbusTcpClient(parts.hostname or "", port=parts.port or 502, **common)
@@ -112,7 +121,9 @@ class ModbusSource(Source):
             if handing is not None:  # what was read is handed over before the source stops or reconnects
                 await handing
 
-    async def _hand_over(self, previous: asyncio.Future[None] | None, records: list[Record]):
+    async def _hand_over(
+        self, previous: asyncio.Future[None] | None, records: list[Record]
+    ) -> asyncio.Future[None] | None:
         """Wait for the previous emit, then start emitting `records` without waiting for it."""
         if previous is not None:
             await previous
@@ -153,7 +164,7 @@ class ModbusSource(Source):
                 self.reject(f"register {tag}", reason)
             return records
 
-    async def _read(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock):
+    async def _read(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock) -> ModbusPDU:
         reader = {
             "coil": client.read_coils,
             "discrete_input": client.read_discrete_inputs,

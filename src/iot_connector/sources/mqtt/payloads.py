@@ -15,7 +15,7 @@ from iot_connector.model import Quality, Record
 from iot_connector.sources.mqtt.config import TopicConfig
 
 _MISSING = object()
-_UNIT_US = {"s": 1_000_000, "ms": 1000, "us": 1, "ns": 0.001}
+_UNIT_US: dict[str, int] = {"s": 1_000_000, "ms": 1000, "us": 1}  # "ns" is scaled where used: ints exactly (// 1000)
 _QUALITY_WORDS: dict[str, Quality] = {"good": "GOOD", "ok": "GOOD", "bad": "BAD", "uncertain": "UNCERTAIN"}
 
 
@@ -71,7 +71,7 @@ def _timestamp_us(value: Any, unit: str) -> int:
         except (ValueError, OverflowError) as exc:
             raise MalformedPayload(f"timestamp {value!r} is not an ISO 8601 time") from exc
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        scaled = value * _UNIT_US[unit]
+        scaled = value * _UNIT_US[unit] if unit != "ns" else value * 0.001
         if not math.isfinite(scaled):
             raise MalformedPayload(f"timestamp {value!r} ({unit}) is not a finite number of microseconds")
         us = int(scaled)

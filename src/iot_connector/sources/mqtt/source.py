@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from iot_connector.model import Record, now_us
 from iot_connector.sources.base import Emit, Source
@@ -84,7 +85,14 @@ class MqttSource(Source):
         return self._last_stamp
 
     # --- paho callbacks (run inside loop_read on the event loop) ----------------------------------------
-    def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason, _props) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        _flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
         if reason.is_failure:
             self.health.connected, self.health.last_error = False, f"broker refused the connection: {reason}"
             return
@@ -93,16 +101,26 @@ class MqttSource(Source):
         self._connected_once = True
         self.health.connected, self.health.last_error = True, None
         # Subscribe on every connect: a persistent session keeps old subscriptions but never learns new ones.
-        client.subscribe([(t.topic, t.qos) for t in self.config.topics])
+        topics: list[tuple[str, int]] = [(t.topic, t.qos) for t in self.config.topics]
+        client.subscribe(topics)
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason, _props) -> None:
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
         if reason.is_failure and self.health.connected:  # keep a refusal's reason (bad password...) visible
             self.health.last_error = f"disconnected: {reason}"
         self.health.connected = False
 
-    def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         """Packets paho parses itself (QoS 2, MQTT 5 PUBLISH with properties)."""
-        publish = Publish(message.topic, message.payload, message.qos, message.mid, message.retain, message.dup)
+        # paho types payload bytes | bytearray; a received one is bytes, which bytes() returns as is (no copy)
+        payload = bytes(message.payload)
+        publish = Publish(message.topic, payload, message.qos, message.mid, message.retain, message.dup)
         self._pending.append((publish, self._stamp()))
 
     # --- one connection ----------------------------------------------------------------------------------
@@ -111,7 +129,7 @@ class MqttSource(Source):
             # Redeliveries can only be of messages not yet acknowledged: a few batches at most.
             window = 4 * self.config.batch_size + 1000
             self.arrivals = Arrivals(self.config.name, self.state_dir, window, redeliveries=not self.config.clean_start)
-        delay = self.config.reconnect_min_delay_s
+        delay: float = self.config.reconnect_min_delay_s
         while not self._stopped.is_set():
             connection = _Connection(self, asyncio.get_running_loop())
             try:
@@ -211,18 +229,26 @@ class MqttSource(Source):
     async def test_connection(self) -> str:
         """Connect once (no subscription) and report the broker's answer."""
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future = loop.create_future()
+        answer: asyncio.Future[tuple[ReasonCode, mqtt.ConnectFlags | None]] = loop.create_future()
         # Own client id and a clean, non-persistent session: a test must not touch or leave a session.
         probe = self.config.model_copy(
             update={"client_id": f"{self.config.client_id or self.config.name}-test", "clean_start": True}
         )
         client = new_client(probe, batched=False)
 
-        def on_connect(_c, _u, flags, reason, _p) -> None:
-            loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result((reason, flags)))
+        def settle(result: tuple[ReasonCode, mqtt.ConnectFlags | None]) -> None:  # first callback wins
+            if not answer.done():
+                answer.set_result(result)
 
-        def on_disconnect(_c, _u, _flags, reason, _p) -> None:
-            loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result((reason, None)))
+        def on_connect(
+            _c: mqtt.Client, _u: Any, flags: mqtt.ConnectFlags, reason: ReasonCode, _p: Properties | None
+        ) -> None:
+            loop.call_soon_threadsafe(settle, (reason, flags))
+
+        def on_disconnect(
+            _c: mqtt.Client, _u: Any, _flags: mqtt.DisconnectFlags, reason: ReasonCode, _p: Properties | None
+        ) -> None:
+            loop.call_soon_threadsafe(settle, (reason, None))
 
         client.on_connect, client.on_disconnect = on_connect, on_disconnect
         args = connect_args(probe)
@@ -282,7 +308,14 @@ class _Connection:
         if self.lost and not source._stopped.is_set():
             raise ConnectionError(self.lost)
 
-    def _on_connect(self, client: mqtt.Client, userdata, flags, reason, props) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        props: Properties | None,
+    ) -> None:
         self.source._on_connect(client, userdata, flags, reason, props)
         self.subscribed = not reason.is_failure
         if reason.is_failure:  # first reason wins: the user sees "refused", not the socket closing after it

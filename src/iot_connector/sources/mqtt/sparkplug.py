@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from typing import Any  # protobuf messages (Payload, its Metric): classes built at runtime, untyped
 
 from google.protobuf.message import DecodeError
 
@@ -58,7 +59,7 @@ def _signed(value: int, bits: int) -> int:
     return value
 
 
-def metric_value(metric, datatype: int) -> object:
+def metric_value(metric: Any, datatype: int) -> object:
     """The Python value of a metric given its (born) datatype; raises KeyError for unsupported types."""
     if datatype in _SIGNED_WIDTH:
         return _signed(metric.int_value, _SIGNED_WIDTH[datatype])
@@ -128,7 +129,7 @@ class SparkplugDecoder:
                 datatypes[metric.name] = metric.datatype
         return self._records(message, key, kind, edge_ts)
 
-    def _records(self, message, key: tuple[str, str, str], kind: str, edge_ts: int) -> SparkplugResult:
+    def _records(self, message: Any, key: tuple[str, str, str], kind: str, edge_ts: int) -> SparkplugResult:
         group, node, device = key
         prefix = f"{group}/{node}/{device}/" if device else f"{group}/{node}/"
         aliases = self.state.aliases.get(key, {})

@@ -13,7 +13,7 @@ _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "iot_connector.sparkplug_b"
 
 
-def _field(msg: descriptor_pb2.DescriptorProto, name: str, number: int, ftype: int, **extra) -> None:
+def _field(msg: descriptor_pb2.DescriptorProto, name: str, number: int, ftype: int, **extra: str | int) -> None:
     msg.field.add(name=name, number=number, type=ftype, label=extra.pop("label", _F.LABEL_OPTIONAL), **extra)
 
 

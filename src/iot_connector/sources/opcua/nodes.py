@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from asyncua import Client, ua
 
 from iot_connector.sources.opcua.config import NODE_ID, BrowseConfig, MonitoringConfig, NodeConfig, OpcuaConfig
+from iot_connector.sources.opcua.values import is_good
 
 
 @dataclass
@@ -53,7 +54,9 @@ def stable_id(node_id: ua.NodeId, namespaces: list[str]) -> str:
     return f"nsu={namespaces[node_id.NamespaceIndex]};{text.split(';', 1)[1]}"
 
 
-async def discover(client: Client, browse: BrowseConfig, namespaces: list[str], variables_only: bool = True):
+async def discover(
+    client: Client, browse: BrowseConfig, namespaces: list[str], variables_only: bool = True
+) -> list[BrowseEntry]:
     """Breadth-first browse from `browse.root` to `browse.depth`, keeping entries whose path matches."""
     found: list[BrowseEntry] = []
     frontier = [(client.get_node(resolve(browse.root, namespaces)), "")]
@@ -92,7 +95,7 @@ async def build_tags(client: Client, config: OpcuaConfig, namespaces: list[str])
     if unnamed:
         values = await client.read_attributes([client.get_node(n) for n in unnamed], ua.AttributeIds.BrowseName)
         for node_id, dv in zip(unnamed, values):
-            if dv.StatusCode.is_good() and dv.Value is not None:
+            if is_good(dv) and dv.Value is not None:
                 names[node_id] = dv.Value.Value.Name
     for node, node_id in resolved:
         tag_id = stable_id(node_id, namespaces)

@@ -16,7 +16,10 @@ from iot_connector.sources.opcua.config import OpcuaConfig
 
 log = logging.getLogger(__name__)
 
-POLICIES = {
+# Concrete classes (set_security instantiates them), not their abstract SecurityPolicy base.
+POLICIES: dict[
+    str, type[security_policies.SecurityPolicyBasic256Sha256 | security_policies.SecurityPolicyAes256Sha256RsaPss]
+] = {
     "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
     "Aes256Sha256RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
 }

@@ -22,7 +22,7 @@ from iot_connector.sources.base import Emit, Source
 from iot_connector.sources.opcua.config import BrowseConfig, OpcuaConfig
 from iot_connector.sources.opcua.nodes import Tag, build_tags, discover
 from iot_connector.sources.opcua.session import new_client
-from iot_connector.sources.opcua.values import record_from
+from iot_connector.sources.opcua.values import is_good, record_from
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ class OpcuaSource(Source):
             values = await client.read_attributes([client.get_node(t.node_id) for t in tags]) if tags else []
         finally:
             await client.disconnect()
-        good = sum(1 for dv in values if dv.StatusCode.is_good())
+        good = sum(1 for dv in values if is_good(dv))
         policy = f"{self.config.security_policy}/{self.config.security_mode}"
         return f"connected to {self.config.endpoint} ({policy}): {len(tags)} nodes, {good} read with good status"
 

@@ -34,6 +34,11 @@ def quality_of(status: int) -> Quality:
     return _SEVERITY[(status >> 30) & 0x3]
 
 
+def is_good(dv: ua.DataValue) -> bool:
+    """Whether the DataValue's status is Good; the wire omits a Good status, so a missing (None) one is Good."""
+    return dv.StatusCode is None or dv.StatusCode.is_good()
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
