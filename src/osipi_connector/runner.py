@@ -42,6 +42,7 @@ from osipi_connector.plan import Plan, Tag
 
 log = logging.getLogger(__name__)
 EVENT_FRAMES_DATASET = "event_frames"
+NEEDS_AF_DATABASE = "extraction.af_database: needed for the af / event_frames datasets — set it"
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class PILakeflowConnector:
             if unknown:
                 raise ConfigError(f"datasets: unknown {sorted(unknown)} — choose from {', '.join(DATASETS)}")
             if wanted & {"af", "event_frames"} and not ext.af_database:
-                raise ConfigError("extraction.af_database: needed for the af / event_frames datasets — set it")
+                raise ConfigError(NEEDS_AF_DATABASE)
         return [d for d in DATASETS if d in wanted]
 
     def _make_client(self) -> PIClient:
@@ -246,12 +247,18 @@ class _Run:
         self._select_tags(client, write=True)
         self.connector._report("tags", 1, 1, len(self.tags))
 
+    def _af_database(self) -> str:
+        """The AF database of the af / event_frames datasets (`PILakeflowConnector._datasets` checked it is set)."""
+        if not self.config.extraction.af_database:
+            raise ConfigError(NEEDS_AF_DATABASE)
+        return self.config.extraction.af_database
+
     def _af(self, client: PIClient) -> None:
         from osipi_connector.extract.af import fetch_af
 
         self.connector._report("af", 0, 1)
         hierarchy, attributes = fetch_af(
-            client, af_database=self.config.extraction.af_database, run_id=self.run_id, ingested_at=self.ingested_at
+            client, af_database=self._af_database(), run_id=self.run_id, ingested_at=self.ingested_at
         )
         self._merge(ASSET_HIERARCHY, hierarchy)
         self._merge(ELEMENT_ATTRIBUTES, attributes)
@@ -261,7 +268,7 @@ class _Run:
         from osipi_connector.extract.event_frames import fetch_event_frames
 
         ext = self.config.extraction
-        database = ext.af_database
+        database = self._af_database()
         mark = watermarks.load(self.sink, EVENT_FRAMES_DATASET).get(database)
         wins = watermarks.windows(
             self.mode,

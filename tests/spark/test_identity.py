@@ -137,10 +137,10 @@ def test_a_rerun_on_spark_changes_nothing(landed) -> None:
 class CrashOnWatermarks(SparkSink):
     """Dies when the watermarks are written: the data MERGE before it (from the executors) has committed."""
 
-    def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
+    def merge(self, spec: TableSpec, data: pa.Table, **hints) -> WriteResult:
         if spec.name == WATERMARKS.name:
             raise OSError("simulated crash between the data commit and the watermark commit")
-        return super().merge(spec, data)
+        return super().merge(spec, data, **hints)
 
 
 def test_a_run_killed_between_data_and_watermarks_is_repaired_by_the_next(

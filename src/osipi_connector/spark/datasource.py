@@ -75,6 +75,13 @@ class UnitPartition(InputPartition):
     windows: tuple[TagWindow, ...]
 
 
+def unit_of(partition: InputPartition) -> UnitPartition:
+    """A partition Spark hands back to `read`: one that `partitions()` listed."""
+    if not isinstance(partition, UnitPartition):
+        raise TypeError(f"{FORMAT}: expected a UnitPartition, got {type(partition).__name__}")
+    return partition
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     settings: ClientSettings
@@ -177,8 +184,9 @@ class PIWebAPIReader(DataSourceReader):
         )
         return [UnitPartition(unit.windows) for unit in plan.units]
 
-    def read(self, partition: UnitPartition) -> Iterator[pa.RecordBatch]:
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         """Runs on an executor: the unit's recorded values; a tag that fails after retries fails the task."""
+        partition = unit_of(partition)
         with self.options.client() as client:
             fetched = fetch_recorded(
                 client,

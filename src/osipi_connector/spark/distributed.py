@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
-from pyspark.sql.datasource import DataSource, DataSourceReader
+from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 from pyspark.sql.types import StructType
 
 from osipi_connector.extract.timeseries import FetchResult, fetch_recorded
@@ -39,7 +39,7 @@ from osipi_connector.lake.spark_schema import spark_schema
 from osipi_connector.piwebapi.client import PIWebAPIClient
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials
 from osipi_connector.plan import WorkUnit
-from osipi_connector.spark.datasource import UnitPartition
+from osipi_connector.spark.datasource import UnitPartition, unit_of
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -84,8 +84,9 @@ class UnitsReader(DataSourceReader):
     def partitions(self) -> list[UnitPartition]:
         return [UnitPartition(unit.windows) for unit in self.job.units]
 
-    def read(self, partition: UnitPartition) -> Iterator[pa.RecordBatch]:
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         """Runs on an executor: the unit's rows, then one outcome row per tag of the unit."""
+        partition = unit_of(partition)
         job = self.job
         try:
             with PIWebAPIClient(job.settings, job.credentials) as client:
