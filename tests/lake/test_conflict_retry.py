@@ -137,6 +137,21 @@ def test_spark_analysis_errors_are_not_conflicts(spark) -> None:
     assert conflict_name(raised.value) is None
 
 
+def test_a_create_race_seen_by_the_loser_is_a_conflict(spark, tmp_path) -> None:
+    """What the second of two simultaneous CREATE TABLE IF NOT EXISTS meets: the winner's files at the table's
+    location before the table is registered. Made here for real with a non-Delta file at that location."""
+    from pyspark.errors import AnalysisException
+
+    location = tmp_path / "half_made"
+    location.mkdir()
+    (location / "part-00000.parquet").write_bytes(b"PAR1")
+    with pytest.raises(AnalysisException) as raised:
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS spark_catalog.default.half_made (x INT) USING DELTA LOCATION '{location}'"
+        )
+    assert conflict_name(raised.value) == "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION"
+
+
 def test_wrapping_twice_keeps_one_layer(tmp_path) -> None:
     inner = DeltaSink(tmp_path)
     assert ConflictRetry(ConflictRetry(inner)).sink is inner

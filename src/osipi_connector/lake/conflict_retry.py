@@ -14,6 +14,7 @@ What a conflict looks like per engine (checked by tests/lake/test_conflict_retry
   convert them); on Databricks the same classes live in `com.databricks.sql.transaction.tahoe`.
 - Spark Connect / Databricks Connect: a PySpark exception whose error class is `DELTA_CONCURRENT_*`,
   `DELTA_PROTOCOL_CHANGED` or `DELTA_METADATA_CHANGED` (also in its message as `[DELTA_...]`).
+- A CREATE race (both sessions): `DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION` or `TABLE_OR_VIEW_ALREADY_EXISTS`.
 """
 
 from __future__ import annotations
@@ -46,8 +47,14 @@ ATTEMPTS = 5
 BASE_DELAY = 0.5
 """Seconds before the first retry; doubled per retry, each wait jittered x0.5-1.5 so writers fall apart."""
 
-_CONFLICT_CLASS = re.compile(r"DELTA_(?:CONCURRENT_\w+|PROTOCOL_CHANGED|METADATA_CHANGED)")
-"""Error classes of Delta's concurrent-modification errors, optionally with a sub-class (`.WITH_PARTITION_HINT`)."""
+_CONFLICT_CLASS = re.compile(
+    r"DELTA_(?:CONCURRENT_\w+|PROTOCOL_CHANGED|METADATA_CHANGED|CREATE_TABLE_WITH_NON_EMPTY_LOCATION)"
+    r"|TABLE_OR_VIEW_ALREADY_EXISTS"
+)
+"""Error classes of Delta's concurrent-modification errors, optionally with a sub-class (`.WITH_PARTITION_HINT`),
+and of a CREATE race in the catalog: two writers' `CREATE TABLE IF NOT EXISTS` at once, the loser finds the
+winner's table half made ("location is not empty and also not a Delta table") or just registered; re-run, the
+CREATE finds the table and does nothing."""
 _CONFLICT_JAVA = re.compile(
     r"^(io\.delta\.exceptions|com\.databricks\.sql\.transaction\.tahoe)\."
     r"(Concurrent\w+|ProtocolChanged|MetadataChanged)Exception$"
