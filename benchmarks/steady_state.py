@@ -37,6 +37,8 @@ from pathlib import Path
 
 import orjson
 
+from pi_extract import start_simulator
+
 DAY = datetime(2025, 3, 1, tzinfo=timezone.utc)
 HERE = Path(__file__).resolve()
 
@@ -50,18 +52,6 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def start_simulator(tags: int, now: datetime) -> tuple[subprocess.Popen, str]:
-    exe = Path(sys.executable).parent / "osipi-connector"
-    args = [str(exe), "simulate", "--host", "127.0.0.1", "--port", "0", "--tags", str(tags)]
-    args += ["--now", iso(now), "--rate-limit", "0"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline() if proc.stdout else ""
-    if "http" not in line:
-        proc.kill()
-        raise SystemExit(f"the simulator did not start: {line!r}")
-    return proc, line.split()[-1]
 
 
 # --- one run (child process) ---------------------------------------------------------------------------------
