@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from osipi_connector.config import ConfigError, ConnectorConfig, PerformanceConfig
-from osipi_connector.executor import Fetched, FetchJob, ThreadPoolUnits, UnitExecutor
+from osipi_connector.config import ConnectorConfig, PerformanceConfig
+from osipi_connector.executor import Fetched, FetchJob, ThreadPoolUnits, UnitExecutor, thread_pool
 from osipi_connector.lake.sink import Location, Sink, WriteResult
 from osipi_connector.piwebapi.client import PIClient
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials
@@ -41,10 +41,9 @@ def enabled(performance: PerformanceConfig, sink: Any) -> bool:
     pool; this replaces an undocumented IS_SERVERLESS environment variable. Elsewhere (e.g. a standard access
     cluster whose executors cannot reach PI) set `distributed: false`."""
     spark = getattr(sink, "engine", None) == "spark"
-    if performance.distributed is True and not spark:
-        raise ConfigError(
-            "performance.distributed: true needs the Spark sink (a Databricks job); set it to auto or false here"
-        )
+    if not spark:
+        thread_pool(performance)  # the one place that refuses `distributed: true` without Spark
+        return False
     if performance.distributed != "auto":
         return bool(performance.distributed)
     return spark and not spark_connect(sink.spark)
