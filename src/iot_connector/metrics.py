@@ -39,6 +39,18 @@ class Metrics:
         self.connection_status = Gauge(
             "iot_connection_status", "1 when the source is connected, else 0", ["source"], registry=r
         )
+        self.source_reconnects = Counter(
+            "iot_source_reconnects",
+            "Successful reconnects: sessions established again after one was lost (failed attempts not counted)",
+            ["source"],
+            registry=r,
+        )
+        self.source_attempts = Counter(
+            "iot_source_connect_attempts",
+            "Sessions tried, the first connect and every retry, successful or not (cheap TCP probes not counted)",
+            ["source"],
+            registry=r,
+        )
         self.sink_up = Gauge(
             "iot_sink_up",
             "1 when the last sink write succeeded and no acknowledgement is overdue (pipeline.sink_ack_timeout_s)",

@@ -194,7 +194,7 @@ class Runtime:
             return
         self._task = asyncio.create_task(self.agent.run(self._stop), name="agent")
         for _ in range(200):  # until `run` has started its tasks, so a live source change cannot race it
-            if self.agent._tasks or self._task.done():
+            if self.agent.started.is_set() or self._task.done():
                 break
             await asyncio.sleep(0.05)
         self._renewals = asyncio.create_task(self._renew_daily(), name="certificate-renewal")
@@ -271,34 +271,15 @@ class Runtime:
                 self._add_source(cfg)
 
     async def _remove_source(self, name: str) -> None:
-        agent = self.agent
-        assert agent is not None
-        for source in [s for s in agent.sources if s.config.name == name]:
-            try:
-                await asyncio.wait_for(source.stop(), 5)
-            except Exception as exc:
-                log.warning("source %s did not stop cleanly: %s", name, exc)
-            agent.sources.remove(source)
-        for task in [t for t in agent._tasks if t.get_name() == f"source-{name}"]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            agent._tasks.remove(task)
-        with contextlib.suppress(KeyError):
-            self.metrics.connection_status.remove(name)
-        log.info("source %s stopped and removed", name)
+        assert self.agent is not None
+        await self.agent.remove_source(name)
 
     def _add_source(self, cfg: SourceConfig) -> None:
-        agent = self.agent
-        assert agent is not None
+        assert self.agent is not None
         try:
-            source = agent.create_source(cfg)
-        except Exception as exc:
-            log.error("source %s (%s) cannot be created: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc)
-            return
-        agent.sources.append(source)
-        agent._tasks.append(asyncio.create_task(agent._supervise(source), name=f"source-{cfg.name}"))
-        log.info("source %s (%s) started", cfg.name, cfg.type)
+            self.agent.add_source(cfg)
+        except Exception as exc:  # the GUI keeps the config (the user fixes it there); the others keep flowing
+            log.error("source %s (%s) cannot be started: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc)
 
     @staticmethod
     def make_source(cfg: SourceConfig) -> Source:
