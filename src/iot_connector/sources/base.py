@@ -30,6 +30,7 @@ Emit = Callable[[Sequence[Record]], Awaitable[None]]
 # The agent wires it to the pipeline (iot_records_failed_total{error_type="malformed_payload"}, dead letters).
 Reject = Callable[[str, str, str, bytes | None], None]
 PROBE_TIMEOUT_S = 2.0  # a TCP connect to a reachable peer answers well within this
+REPEAT_LOG_INTERVAL_S = 60.0  # the same connection error is logged at WARNING once a minute, else at DEBUG
 REJECT_LOG_INTERVAL_S = 1.0  # a flood of bad messages logs one line a second per source, not one per message
 
 
@@ -107,6 +108,7 @@ class Source(abc.ABC):
         self._reject_unlogged = 0
         self._backoff = ReconnectBackoff(config.reconnect_min_delay_s, config.reconnect_max_delay_s)
         self._was_established = False
+        self._lost_error, self._lost_logged_at = "", 0.0  # the last loss logged at WARNING, and when
 
     def reject(self, where: str, reason: str, payload: bytes | None = None) -> None:
         """One message or reading that cannot become records (bad JSON, overflowing timestamp, short register
@@ -189,9 +191,13 @@ class Source(abc.ABC):
     def _lost(self, exc: BaseException, delay: float, *, expected: bool = True) -> None:
         """Note why the connection ended in `health` and the log; an unexpected error (e.g. emit refused)
         gets its traceback, since it is a bug or a bad value, not the network."""
-        self.health.last_error = f"{type(exc).__name__}: {exc}"
-        if expected:
+        self.health.last_error = error = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        if expected and error == self._lost_error and now - self._lost_logged_at < REPEAT_LOG_INTERVAL_S:
+            log.debug("%s source %s: %s; reconnecting in %.2fs", self.protocol, self.config.name, exc, delay)
+        elif expected:  # a lasting refusal (bad certificate, password) is retried every few seconds: log it less
             log.warning("%s source %s: %s; reconnecting in %.2fs", self.protocol, self.config.name, exc, delay)
+            self._lost_error, self._lost_logged_at = error, now
         else:
             log.exception("%s source %s: unexpected error; restarting in %.2fs", self.protocol, self.config.name, delay)
 

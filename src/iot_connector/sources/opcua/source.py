@@ -57,11 +57,26 @@ class OpcuaSource(Source):
         try:
             await client.connect()
             namespaces = await client.get_namespace_array()
+        except AssertionError as exc:  # asyncua 2.1 when the server answers OpenSecureChannel with an error
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+            raise self._channel_refused() from exc
         except BaseException:
             with contextlib.suppress(Exception):
                 await client.disconnect()
             raise
         return client, namespaces
+
+    def _channel_refused(self) -> ConnectionError:
+        """What a refused secure channel means, for the user: asyncua 2.1 reports it as a bare AssertionError
+        when the server's error message does not parse (node-opcua's BadSecurityChecksFailed, tested)."""
+        cfg = self.config
+        if cfg.security_policy == "None":
+            return ConnectionError(f"{cfg.endpoint} refused the secure channel")
+        return ConnectionError(
+            f"{cfg.endpoint} refused the secure channel ({cfg.security_policy}/{cfg.security_mode}); most likely "
+            f"the server does not trust the client certificate: add cert_file {cfg.cert_file} to its trusted list"
+        )
 
     async def session(self) -> None:
         client, namespaces = await self._connect()
