@@ -179,28 +179,38 @@ async def test_proxy_settings_reach_the_sdk(tmp_path: Path, double: ZerobusDoubl
 
 
 @pytest.mark.slow
-async def test_restart_under_load_data_flows_again_within_5_s(tmp_path: Path, double: ZerobusDouble) -> None:
-    """The double restarted on its ports after a 6 s outage while records keep coming; with the default
-    pipeline and sink settings, rows arrive again within 5 s of it listening again (issue 17's target)."""
+@pytest.mark.parametrize(
+    ("sink_extra", "outage_s"),
+    [({}, 6.0), ({"recovery_retries": 0}, 12.0)],
+    ids=["sdk-recovers-itself", "breaker-opens"],  # without the SDK's own retries 5 failures open the breaker
+)
+async def test_restart_under_load_data_flows_again_within_5_s(
+    tmp_path: Path, double: ZerobusDouble, sink_extra: dict, outage_s: float
+) -> None:
+    """The double restarted on its ports after an outage while records keep coming; with the default
+    pipeline settings (retry cap, breaker reset), rows arrive again within 5 s of it listening again."""
     required = {k: v for k, v in sink_settings(double).model_dump().items() if k in REQUIRED_SINK_KEYS}
     settings = PipelineSettings()
-    pipe = Pipeline(settings, ZerobusSink(ZerobusSinkSettings(**required), "edge-1"), make_buffer(settings, tmp_path))
+    sink = ZerobusSink(ZerobusSinkSettings(**required, **sink_extra), "edge-1")
+    pipe = Pipeline(settings, sink, make_buffer(settings, tmp_path))
     await pipe.start()
     loop = asyncio.get_running_loop()
     sent = 0
+    breaker_states: set[str] = set()
 
     async def load() -> None:  # 10,000 records/s into the pipeline, through the outage (the spool keeps them)
         nonlocal sent
         while True:
             await pipe.emit(make_records(100, sent))
             sent += 100
+            breaker_states.add(pipe.breaker.state)
             await asyncio.sleep(0.01)
 
     feeder = asyncio.create_task(load())
     try:
         await _until(lambda: double.count(TABLE) >= 2000)
         double.stop()
-        await asyncio.sleep(6.0)
+        await asyncio.sleep(outage_s)
         before = double.count(TABLE)
         double.start()
         back_at = loop.time()
@@ -212,3 +222,4 @@ async def test_restart_under_load_data_flows_again_within_5_s(tmp_path: Path, do
         feeder.cancel()
         await asyncio.gather(feeder, return_exceptions=True)
         await pipe.stop()
+    assert ("open" in breaker_states) == bool(sink_extra)

@@ -40,12 +40,16 @@ class SpoolSettings(_Strict):
 
 class BreakerSettings(_Strict):
     failure_threshold: int = Field(5, ge=1, description="consecutive sink failures that open the circuit")
-    reset_timeout_s: float = Field(30.0, gt=0, description="open time before one trial batch is let through")
+    reset_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="open time before one trial batch is let through (data resumes this soon after an outage)",
+    )
 
 
 class RetrySettings(_Strict):
     initial_backoff_s: float = Field(0.5, gt=0)
-    max_backoff_s: float = Field(30.0, gt=0)
+    max_backoff_s: float = Field(2.0, gt=0, description="cap of the doubling wait between retries of one batch")
     multiplier: float = Field(2.0, ge=1)
     jitter: float = Field(0.2, ge=0, le=1)
 
