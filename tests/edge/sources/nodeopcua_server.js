@@ -88,6 +88,7 @@ async function main() {
   await server.start();
   process.stdout.write(`ready ${server.getEndpointUrl()}\n`);
   const shutdown = async () => {
+    setTimeout(() => process.exit(0), 1000).unref(); // sessions still open must not hold a restart up
     await server.shutdown(0);
     process.exit(0);
   };

@@ -124,9 +124,10 @@ async def test_a_server_the_agent_does_not_trust_is_refused(server: NodeOpcuaSer
         await source.test_connection()
 
 
-async def test_server_restart_data_again_within_5_s(server: NodeOpcuaServer, pki: Path) -> None:
+@pytest.mark.parametrize("secured", [False, True], ids=["anonymous", "secured"])
+async def test_server_restart_data_again_within_5_s(server: NodeOpcuaServer, pki: Path, secured: bool) -> None:
     collector = Collector()
-    source = OpcuaSource(config(server, pki), collector)
+    source = OpcuaSource(config(server, pki if secured else None), collector)
     async with running(source):
         await collector.wait_for(lambda recs: sum(1 for r in recs if r.tag_path == COUNTER) >= 20, timeout=30)
         await asyncio.to_thread(server.stop)
