@@ -24,7 +24,7 @@ from iot_connector.sources.opcua import OpcuaConfig, OpcuaSource
 from tests.edge.sources.helpers import Collector, free_port, running
 from tests.edge.sources.mosquitto import Mosquitto
 from tests.edge.sources.opcua_server import PlantServer, node_id
-from tests.edge.sources.test_modbus import build_device, context, pty_pair, tcp_server  # noqa: F401 (fixture)
+from tests.edge.sources.test_modbus import build_device, context, tcp_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,7 +47,7 @@ async def resumed_within(collector: Collector, before: int, back_at: float, what
         await asyncio.sleep(0.01)
     took = loop.time() - back_at
     assert len(collector.records) > before, f"{what}: no data {took:.1f}s after the peer was back"
-    print(f"{what}: data again {took:.2f}s after the peer was back")
+    print(f"{what}: data again {took:.2f}s after the peer was back")  # shown with -s
     assert took < RESUME_S, f"{what}: data flowed again {took:.2f}s after the peer was back (target {RESUME_S}s)"
     return took
 
@@ -170,7 +170,7 @@ async def test_pymodbus_tcp_server_restart() -> None:
     assert source.health.reconnects == 1
 
 
-async def test_pymodbus_rtu_device_restart(pty_pair) -> None:  # noqa: F811 (the fixture)
+async def test_pymodbus_rtu_device_restart(pty_pair) -> None:
     server_tty, client_tty = pty_pair
     regs, tags, _ = build_device()
     collector = Collector()

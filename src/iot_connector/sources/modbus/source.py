@@ -76,18 +76,14 @@ class ModbusSource(Source):
         return client
 
     async def session(self) -> None:
+        # No TCP probe (Source.probe_address): a session's connect is as cheap as one, and devices that take
+        # one or two connections at a time are better not knocked on twice. A serial line has nothing to probe.
         self._client = client = await self._connect()
         try:
             await self._poll_forever(client)
         finally:
             self._client = None
             client.close()
-
-    def probe_address(self) -> tuple[str, int] | None:
-        if not self.config.is_tcp:
-            return None  # a serial line has nothing to probe: opening it says nothing about the device
-        parts = urlsplit(self.config.url)
-        return parts.hostname or "", parts.port or 502
 
     async def _poll_forever(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> None:
         """Reads overlap the previous hand-over: while the pipeline makes one part durable (an fsync of a few
