@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from iot_connector.web.runtime import MASK, LogBuffer, changes, masked, unmask
+from iot_connector.web.masking import MASK, changes, masked, unmask
+from iot_connector.web.runtime import LogBuffer
 
 
 def test_secrets_are_masked_and_restored_only_where_the_browser_sent_the_mask():
