@@ -59,10 +59,6 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
@@ -92,28 +88,27 @@ class BodyLimit:
             await _refuse(send, limit)
             return
         received = 0
-        started = False
+        refused = False
 
         async def counted() -> Message:
-            nonlocal received
+            """The app's `receive`: past the limit, answer 413 at once and tell the app the client left."""
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge
+                    refused = True
+                    await _refuse(send, limit)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def unless_refused(message: Message) -> None:
+            if not refused:  # whatever the app answers to the "disconnect" is dropped
+                await send(message)
 
-        try:
-            await self.app(scope, counted, watch)
-        except _TooLarge:
-            if started:
-                raise
-            await _refuse(send, limit)
+        await self.app(scope, counted, unless_refused)
 
 
 async def _refuse(send: Send, limit: int) -> None:

@@ -76,7 +76,11 @@ def unmask(new: Any, old: Any, where: str = "") -> Any:
                 "whole URL with the password again"
             ]
         )
-    return old if new == MASK else new
+    if new == MASK:
+        if old in (None, ""):  # e.g. a stored source's mask copied into a new one: nothing of its own to keep
+            raise ConfigError([f"{where}: nothing is stored here to keep; type the value"])
+        return old
+    return new
 
 
 def _named_list(value: Any) -> bool:
