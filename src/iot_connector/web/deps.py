@@ -4,6 +4,7 @@ session plus its CSRF token) and never check either by hand."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,16 +72,24 @@ def problems(exc: ConfigError) -> list[str]:
 
 
 async def apply(state: GuiState, mutate: Mutate, session: Session, request: Request, action: str) -> dict[str, Any]:
-    """Validate, persist and apply one config edit; audit what changed; bring the log levels along at once."""
+    """Validate, persist and apply one config edit; audit what changed. New log levels apply at once, before
+    the agent restarts (so a library asked for at DEBUG shows its reconnect), and are put back if refused."""
     from iot_connector.logs import apply_log_levels, remember_secrets
 
+    def leveled(current: dict[str, Any]) -> dict[str, Any]:
+        new = mutate(current)
+        with contextlib.suppress(ValueError, TypeError, AttributeError):  # validated just after; see finally
+            apply_log_levels(new.get("log_level", "INFO"), new.get("log_levels") or {})
+        return new
+
     try:
-        diff = await state.runtime.update(mutate)
+        diff = await state.runtime.update(leveled)
     except ConfigError as exc:
         raise HTTPException(400, problems(exc)) from None
-    config = state.runtime.config
-    if config is not None:
-        apply_log_levels(config.log_level, config.log_levels)
-        remember_secrets(config)
+    finally:
+        config = state.runtime.config
+        if config is not None:
+            apply_log_levels(config.log_level, config.log_levels)
+            remember_secrets(config)
     audit(state, session.user, request, action, diff)
     return {"ok": True, "changed": sorted(diff)}
