@@ -10,7 +10,7 @@ import pytest
 
 from iot_connector.agent import setup_logging
 from iot_connector.config import parse_config
-from iot_connector.logs import REDACTED, apply_log_levels, redact, remember_secrets
+from iot_connector.logs import REDACTED, THIRD_PARTY, apply_log_levels, redact, remember_secrets
 
 
 @pytest.mark.parametrize(
@@ -63,6 +63,7 @@ def test_stderr_lines_and_tracebacks_are_redacted_and_libraries_stay_quiet(monke
     monkeypatch.setattr("sys.stderr", stream)
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    libraries = {name: logging.getLogger(name).level for name in THIRD_PARTY}
     setup_logging("DEBUG")
     try:
         logging.getLogger("asyncua.client").debug("Sending: Password=b'lib-secret'")  # quiet: WARNING
@@ -76,6 +77,8 @@ def test_stderr_lines_and_tracebacks_are_redacted_and_libraries_stay_quiet(monke
     finally:
         apply_log_levels(logging.getLevelName(level), {})
         root.handlers[:] = handlers
+        for name, was in libraries.items():
+            logging.getLogger(name).setLevel(was)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     text = stream.getvalue()
     for secret in ("lib-secret", "arg-secret-1", "exc-secret-2"):
