@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -43,7 +44,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
-def setup_logging(level: str = "INFO", overrides: dict[str, str] | None = None) -> None:
+def setup_logging(level: str = "INFO", overrides: Mapping[str, str] | None = None) -> None:
     """JSON lines on stderr, secrets redacted; libraries at WARNING unless `overrides` names them (logs.py)."""
     import time
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import SecretStr
@@ -101,7 +102,7 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def apply_log_levels(level: str, overrides: dict[str, str] | None = None) -> None:
+def apply_log_levels(level: str, overrides: Mapping[str, str] | None = None) -> None:
     """The agent's level on the root logger, WARNING on the libraries, then the explicit per-logger levels.
     Called at start and again whenever the Settings change, so a new level applies at once."""
     logging.getLogger().setLevel(level)

@@ -107,10 +107,9 @@ class Listener:
                 continue
             self.connections += 1
             conn.settimeout(0.5)
-            with conn:
-                with contextlib.suppress(OSError):
-                    while chunk := conn.recv(65536):
-                        self.received += chunk
+            with conn, contextlib.suppress(OSError):
+                while chunk := conn.recv(65536):
+                    self.received += chunk
 
     def __enter__(self) -> Listener:
         self.thread.start()

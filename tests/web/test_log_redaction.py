@@ -78,7 +78,11 @@ def test_opcua_password_is_redacted_everywhere_at_debug(gui: Gui, opcua: OpcuaPe
     http.post(gui.url + "/api/sources/test", json=test, timeout=30)
 
     def activations() -> list[dict]:
-        return [x for x in lines(http, gui, after=seq, q="Sending: ActivateSessionRequest") if x["logger"].startswith("asyncua")]
+        return [
+            x
+            for x in lines(http, gui, after=seq, q="Sending: ActivateSessionRequest")
+            if x["logger"].startswith("asyncua")
+        ]
 
     wait_for(lambda: len(activations()) >= 2, "asyncua logs the ActivateSessionRequest of the source and the test")
     assert all("Password=<redacted>" in line["msg"] for line in activations())

@@ -34,6 +34,6 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    app.add_middleware(BodyLimit, sessions=state.sessions)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, sessions=state.sessions)
     app.add_middleware(SecurityHeaders)  # outermost: a 413 from BodyLimit carries the headers too
     return app
