@@ -28,7 +28,8 @@ def test_basic_auth_guards_the_scrape_and_the_healthcheck_still_sees_it_alive(mo
         assert "iot_records_read" in scraped.text
 
         spec = importlib.util.spec_from_file_location("healthcheck", ROOT / "deploy" / "healthcheck.py")
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         healthcheck = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(healthcheck)
         monkeypatch.setenv("IOT_CONNECTOR_MODE", "run")

@@ -67,3 +67,32 @@ def test_first_run_generates_an_admin_password_printed_once(tmp_path, monkeypatc
     users.ensure_admin()  # second start: nothing new, nothing printed
     assert capsys.readouterr().err == ""
     assert users.verify("admin", password)
+
+
+def test_a_masked_secret_is_kept_only_for_its_own_destination():
+    import pytest
+
+    from iot_connector.config import ConfigError
+
+    stored = {
+        "name": "a",
+        "type": "opcua",
+        "endpoint": "opc.tcp://plc:4840",
+        "password": "p",
+        "trusted_server_certs": [],
+    }
+    shown = masked(stored)
+    # empty values in any spelling are the same destination
+    assert unmask(shown | {"trusted_server_certs": None, "name": "b"}, stored, "sources.b")["password"] == "p"
+    with pytest.raises(ConfigError) as moved:
+        unmask(shown | {"endpoint": "opc.tcp://evil:4840"}, stored, "sources.a")
+    assert moved.value.problems == [
+        "sources.a.password: endpoint changed, so the stored password is not sent there; enter the password again"
+    ]
+    assert unmask(shown | {"endpoint": "opc.tcp://evil:4840", "password": "new"}, stored)["password"] == "new"
+    proxy = {"https_proxy": "http://u:pw@proxy:3128"}
+    assert masked(proxy) == {"https_proxy": f"http://u:{MASK}@proxy:3128"}
+    assert unmask(masked(proxy), proxy) == proxy
+    with pytest.raises(ConfigError, match="the address changed"):
+        unmask({"https_proxy": f"http://u:{MASK}@evil:3128"}, proxy, "proxy")
+    assert changes(proxy, {"https_proxy": "http://u:other@proxy:3128"}) == {"https_proxy": "<secret changed>"}

@@ -34,9 +34,11 @@ def masked(node: Any, key: str = "") -> Any:
 
 
 def _comparable(node: Any) -> Any:
-    """What the browser would send back for `node` unchanged (masked, without empty values)."""
+    """`node` with empty values (None, "", [], {}) alike, wherever they sit: a form may send any of them."""
+    if node in (None, "", [], {}):
+        return None
     if isinstance(node, dict):
-        return {k: _comparable(v) for k, v in node.items() if v not in (None, "", [], {})}
+        return {k: c for k, v in node.items() if (c := _comparable(v)) is not None}
     if isinstance(node, list):
         return [_comparable(v) for v in node]
     return node
