@@ -109,6 +109,9 @@ def test_after_login_each_route_has_its_own_limit(gui: Gui):
     assert upload.json()["detail"][0].startswith("file too large")
     anonymous = requests.post(gui.url + "/api/certs", json={"name": "big.pem", "kind": "ca", "pem": pem}, timeout=10)
     assert anonymous.status_code == 413
+    # a cookie header the limit cannot make sense of is no session, not a crash
+    odd = requests.get(gui.url + "/api/config", headers={"Cookie": 'a<b=1; x="open; iotc_session=x'}, timeout=10)
+    assert odd.status_code == 401
 
 
 # --- 3. a stored secret only goes to the endpoint it was stored for ----------------------------------------

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from http.cookies import SimpleCookie
 from typing import Any
+
+from starlette.requests import cookie_parser
 
 from iot_connector.web.auth import COOKIE, Sessions
 
@@ -72,8 +73,7 @@ class BodyLimit:
         self.sessions = sessions
 
     def limit(self, scope: Scope) -> int:
-        cookies = SimpleCookie(_header(scope, b"cookie") or "")
-        token = cookies[COOKIE].value if COOKIE in cookies else None
+        token = cookie_parser(_header(scope, b"cookie") or "").get(COOKIE)  # parsed as request.cookies is
         if not self.sessions.valid(token):
             return ANONYMOUS_BODY_BYTES
         return ROUTE_BODY_BYTES.get(scope.get("path", "").rstrip("/"), SESSION_BODY_BYTES)
@@ -88,7 +88,7 @@ class BodyLimit:
             await _refuse(send, limit)
             return
         received = 0
-        refused = False
+        refused = started = False
 
         async def counted() -> Message:
             """The app's `receive`: past the limit, answer 413 at once and tell the app the client left."""
@@ -100,12 +100,15 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > limit:
                     refused = True
-                    await _refuse(send, limit)
+                    if not started:  # an app that answered already only sees the client leave
+                        await _refuse(send, limit)
                     return {"type": "http.disconnect"}
             return message
 
         async def unless_refused(message: Message) -> None:
+            nonlocal started
             if not refused:  # whatever the app answers to the "disconnect" is dropped
+                started = started or message["type"] == "http.response.start"
                 await send(message)
 
         await self.app(scope, counted, unless_refused)
