@@ -96,3 +96,32 @@ def test_a_masked_secret_is_kept_only_for_its_own_destination():
     with pytest.raises(ConfigError, match="the address changed"):
         unmask({"https_proxy": f"http://u:{MASK}@evil:3128"}, proxy, "proxy")
     assert changes(proxy, {"https_proxy": "http://u:other@proxy:3128"}) == {"https_proxy": "<secret changed>"}
+
+
+def test_the_login_backoff_doubles_caps_and_keeps_devices_apart(monkeypatch):
+    from iot_connector.web import auth
+
+    now = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    limiter = auth.LoginLimiter(free=2, base_s=1.0, max_s=60.0)
+    key = limiter.key("Admin", "10.0.0.1")
+    assert key == limiter.key("admin", "10.0.0.1")  # user names compare case-insensitively
+    waits = []
+    for _ in range(12):
+        wait, _first = limiter.retry_after(key)
+        now[0] += wait
+        limiter.begin(key)
+        waits.append(wait)
+    assert waits == [0, 0, 2, 3, 5, 9, 17, 33, 61, 61, 61, 61]  # 1, 2, 4 ... s, capped at 60 (+1 rounding up)
+    assert limiter.retry_after(key) == (61, True)
+    assert limiter.retry_after(key) == (61, False)  # audited once per wait
+    for _ in range(100_000):  # a year of guessing cannot overflow the delay
+        limiter.begin(key)
+    assert limiter.retry_after(key)[0] == 61
+    device = limiter.device_of(limiter.device_token("admin"), "admin")
+    assert device is not None
+    assert limiter.device_of(limiter.device_token("admin"), "other") is None  # signed for its user only
+    assert limiter.device_of("forged.cookie", "admin") is None
+    assert limiter.retry_after(limiter.key("admin", "10.0.0.1", device)) == (0, False)
+    limiter.succeeded(key)
+    assert limiter.retry_after(key) == (0, False)

@@ -252,7 +252,7 @@ class LoginLimiter:
     def _wait(self, attempts: _Attempts, now: float) -> float:
         if attempts.failures < self.free:
             return 0.0
-        delay = min(self.max_s, self.base_s * 2 ** (attempts.failures - self.free))
+        delay = min(self.max_s, self.base_s * 2 ** min(attempts.failures - self.free, 30))
         return max(0.0, attempts.last + delay - now)
 
     def retry_after(self, key: tuple[str, ...]) -> tuple[int, bool]:
