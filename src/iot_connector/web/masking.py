@@ -18,7 +18,7 @@ from iot_connector.config.secrets import SECRET_KEY_RE, has_url_password, hide_u
 MASK = "********"  # what the browser sees instead of a stored secret; sent back, it means "keep it"
 # Keys that say where a secret goes, or what protects it on the way (a new CA or trust list allows a MITM).
 DESTINATION_RE = re.compile(
-    r"(^|_)(url|endpoint|host|port|broker|proxy)$"
+    r"(^|_)(url|endpoint|host|hostname|port|broker|server|address|proxy)$"
     r"|^(type|security_policy|security_mode|trust_any_server|trusted_server_certs|ca_file)$"
 )
 
