@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def gui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gui]:
-    running = Gui(tmp_path_factory.mktemp("gui") / "config").start()
+    # a long first wait, so the lock-out certainly lasts while the browsers try (a loaded CI machine is slow)
+    running = Gui(tmp_path_factory.mktemp("gui") / "config", env={"IOT_CONNECTOR_GUI_LOGIN_DELAY_S": "60"}).start()
     yield running
     running.stop()
 
@@ -86,3 +87,6 @@ def test_the_login_page_names_the_wait_and_the_operators_browser_still_gets_in(p
     page.fill("#login-password", PASSWORD)
     page.click("#login-button")
     expect(page.locator("#app-view")).to_be_visible()
+    refused = requests.post(gui.url + "/api/login", json={"username": "admin", "password": PASSWORD}, timeout=30)
+    assert refused.status_code == 429  # while everyone else still waits
+    assert int(refused.headers["Retry-After"]) > 30

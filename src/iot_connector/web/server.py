@@ -20,11 +20,12 @@ from iot_connector.agent import setup_logging
 from iot_connector.config import ConfigError, load_config
 from iot_connector.logs import RedactingFilter, remember_secrets
 from iot_connector.web.app import create_app
-from iot_connector.web.auth import PasswordPolicyError, Users
+from iot_connector.web.auth import LoginLimiter, PasswordPolicyError, Users
 from iot_connector.web.runtime import LogBuffer, Runtime
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+LOGIN_DELAY_ENV = "IOT_CONNECTOR_GUI_LOGIN_DELAY_S"  # the first wait of the login backoff; it doubles from there
 
 
 def plain_http_warning(host: str, tls: bool) -> str | None:
@@ -38,12 +39,25 @@ def plain_http_warning(host: str, tls: bool) -> str | None:
     )
 
 
+def login_limiter() -> LoginLimiter | None:
+    """The login backoff with its first wait from the environment; None if that is not a sensible number."""
+    try:
+        delay = float(os.environ.get(LOGIN_DELAY_ENV, "1"))
+    except ValueError:
+        return None
+    return LoginLimiter(base_s=delay, max_s=max(300.0, delay)) if 0 < delay <= 3600 else None
+
+
 def serve(config_dir: Path, host: str | None = None, port: int | None = None) -> int:
     host = host or os.environ.get("IOT_CONNECTOR_GUI_HOST", "0.0.0.0")
     port = port if port is not None else int(os.environ.get("IOT_CONNECTOR_GUI_PORT", "8080"))
     cert, key = os.environ.get("IOT_CONNECTOR_GUI_TLS_CERT"), os.environ.get("IOT_CONNECTOR_GUI_TLS_KEY")
     if bool(cert) != bool(key):
         print("set both IOT_CONNECTOR_GUI_TLS_CERT and IOT_CONNECTOR_GUI_TLS_KEY for HTTPS, or neither")
+        return 2
+    limiter = login_limiter()
+    if limiter is None:
+        print(f"{LOGIN_DELAY_ENV} must be a number of seconds between 0 and 3600, e.g. 1", file=sys.stderr)
         return 2
     try:
         config = load_config(config_dir)
@@ -63,7 +77,7 @@ def serve(config_dir: Path, host: str | None = None, port: int | None = None) ->
     if warning:
         log.warning("%s", warning)
     runtime = Runtime(Path(config_dir))
-    app = create_app(runtime, logs, secure_cookies=bool(cert))
+    app = create_app(runtime, logs, secure_cookies=bool(cert), limiter=limiter)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
