@@ -152,7 +152,7 @@ def test_login_is_rate_limited_and_the_limit_names_the_wait():
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        gui = Gui(Path(tmp) / "config").start()
+        gui = Gui(Path(tmp) / "config", env={"IOT_CONNECTOR_GUI_LOGIN_DELAY_S": "60"}).start()
         try:
             codes = [
                 requests.post(gui.url + "/api/login", json={"username": "admin", "password": "x"}, timeout=10)
