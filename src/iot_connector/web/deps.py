@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from iot_connector.config import ConfigError
+from iot_connector.logs import apply_log_levels, remember_secrets
 from iot_connector.web.auth import COOKIE, LoginLimiter, Session, Sessions, Users
 from iot_connector.web.runtime import LogBuffer, Runtime, write_audit
 
@@ -74,8 +75,6 @@ def problems(exc: ConfigError) -> list[str]:
 async def apply(state: GuiState, mutate: Mutate, session: Session, request: Request, action: str) -> dict[str, Any]:
     """Validate, persist and apply one config edit; audit what changed. New log levels apply at once, before
     the agent restarts (so a library asked for at DEBUG shows its reconnect), and are put back if refused."""
-    from iot_connector.logs import apply_log_levels, remember_secrets
-
     def leveled(current: dict[str, Any]) -> dict[str, Any]:
         new = mutate(current)
         with contextlib.suppress(ValueError, TypeError, AttributeError):  # validated just after; see finally
