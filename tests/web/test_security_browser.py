@@ -70,6 +70,22 @@ def test_a_weak_new_password_is_refused_with_the_rule(page: Page):
     )
 
 
+def test_metrics_basic_auth_switched_on_in_settings(page: Page, gui: Gui):
+    url = f"http://127.0.0.1:{gui.metrics_port}/metrics"
+    assert requests.get(url, timeout=10).status_code == 200
+    page.click("#tabs button[data-tab=settings]")
+    page.check('#settings-form .section-toggle[data-section="metrics.basic_auth"]')
+    page.fill('#settings-form [data-path="metrics.basic_auth.username"]', "prometheus")
+    page.fill('#settings-form [data-path="metrics.basic_auth.password"]', "scrape-secret-123")
+    page.click("#settings-save")
+    expect(page.locator("#settings-message")).to_have_text("applied: metrics.basic_auth")
+    assert requests.get(url, timeout=10).status_code == 401
+    assert requests.get(url, auth=("prometheus", "scrape-secret-123"), timeout=10).status_code == 200
+    stored = page.locator('#settings-form [data-path="metrics.basic_auth.password"]')
+    expect(stored).to_have_value("")  # write-only: the form shows the placeholder, never the value
+    assert "scrape-secret-123" not in (gui.config_dir / "connector_state.json").read_text()
+
+
 def test_the_login_page_names_the_wait_and_the_operators_browser_still_gets_in(page: Page, gui: Gui):
     for attempt in range(6):  # someone else guessing from the same address, without a device cookie
         requests.post(gui.url + "/api/login", json={"username": "admin", "password": f"guess-{attempt}"}, timeout=30)

@@ -75,6 +75,7 @@ def problems(exc: ConfigError) -> list[str]:
 async def apply(state: GuiState, mutate: Mutate, session: Session, request: Request, action: str) -> dict[str, Any]:
     """Validate, persist and apply one config edit; audit what changed. New log levels apply at once, before
     the agent restarts (so a library asked for at DEBUG shows its reconnect), and are put back if refused."""
+
     def leveled(current: dict[str, Any]) -> dict[str, Any]:
         new = mutate(current)
         with contextlib.suppress(ValueError, TypeError, AttributeError):  # validated just after; see finally
