@@ -24,6 +24,7 @@ from tests.edge.sources.helpers import free_port
 from tests.web.gui_process import PASSWORD, Gui
 from tests.web.peers import Listener
 
+pytestmark = pytest.mark.integration
 MB = 1024 * 1024
 
 
