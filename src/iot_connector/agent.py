@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -38,21 +39,25 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:  # exc_text: already formatted (and redacted) by logs.RedactingFilter
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
         return orjson.dumps(entry).decode()
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str = "INFO", overrides: Mapping[str, str] | None = None) -> None:
+    """JSON lines on stderr, secrets redacted; libraries at WARNING unless `overrides` names them (logs.py)."""
     import time
+
+    from iot_connector.logs import RedactingFilter, apply_log_levels
 
     handler = logging.StreamHandler(sys.stderr)
     formatter = JsonFormatter()
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    apply_log_levels(level, overrides)
 
 
 def build_sink(config: AgentConfig, config_dir: Path) -> Sink:
@@ -114,7 +119,8 @@ class Agent:
         m = self.config.metrics
         if m.enabled:
             try:
-                self.metrics_port = self.metrics.serve(m.port, m.host)
+                auth = (m.basic_auth.username, m.basic_auth.password.get_secret_value()) if m.basic_auth else None
+                self.metrics_port = self.metrics.serve(m.port, m.host, auth)
                 log.info("metrics on http://%s:%d/metrics", m.host, self.metrics_port)
             except OSError as exc:  # data flow matters more than metrics: run on, say what to change
                 log.error(
