@@ -12,18 +12,20 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import orjson
 
 from iot_connector.config.models import AgentConfig, DeltaSinkSettings
+from iot_connector.latest import LatestValues
 from iot_connector.metrics import Metrics
+from iot_connector.model import Record
 from iot_connector.pipeline import Pipeline, make_buffer
 from iot_connector.pipeline.deadletters import DeadLetters
 from iot_connector.pipeline.tracing import make_tracer
 from iot_connector.sinks.base import Sink
-from iot_connector.sources.base import Source, SourceConfig, registered
+from iot_connector.sources.base import Emit, Source, SourceConfig, registered
 
 log = logging.getLogger(__name__)
 SOURCE_RESTART_S = 5.0
@@ -90,6 +92,7 @@ class Agent:
             dead_letters=DeadLetters(spool_dir, max_dead) if max_dead else None,
         )
         self.sources: list[Source] = []
+        self.latest: dict[str, LatestValues] = {}  # source name -> its tags' last values (the GUI's tag view)
         for cfg in config.sources:
             if not cfg.enabled:
                 continue
@@ -109,10 +112,21 @@ class Agent:
     def create_source(self, cfg: SourceConfig) -> Source:
         """A source wired to this agent's pipeline: records to `emit`, rejected messages to `reject`, its
         state (MQTT arrival numbers behind record_id) beside the spool."""
-        source = registered()[cfg.type][1](cfg, self.pipeline.emit)
+        table = self.latest[cfg.name] = LatestValues()
+        source = registered()[cfg.type][1](cfg, self._emitter(table))
         source.on_reject = self.pipeline.reject
         source.state_dir = self.spool_dir / "sources"
         return source
+
+    def _emitter(self, table: LatestValues) -> Emit:
+        """The pipeline's emit, noting each accepted record's value in `table` on the way."""
+        emit = self.pipeline.emit
+
+        async def emit_and_note(records: Sequence[Record]) -> None:
+            await emit(records)
+            table.observe(records)
+
+        return emit_and_note
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down in order."""
@@ -181,6 +195,7 @@ class Agent:
             with contextlib.suppress(KeyError):
                 gauge.remove(name)
         self._counted.pop(name, None)
+        self.latest.pop(name, None)
         log.info("source %s stopped and removed", name)
         return True
 

@@ -7,12 +7,13 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from iot_connector.config import ConfigError, parse_config
-from iot_connector.sources.base import Source
-from iot_connector.web.deps import GuiState, State, Writer, apply, audit, problems
+from iot_connector.latest import MAX_TAGS
+from iot_connector.sources.base import PartialSuccess, Source
+from iot_connector.web.deps import GuiState, Reader, State, Writer, apply, audit, problems
 from iot_connector.web.masking import unmask
 
 router = APIRouter(prefix="/api/sources")
@@ -89,7 +90,22 @@ def _target(source: Source) -> dict[str, Any]:
 async def source_test(edit: SourceEdit, request: Request, state: State, s: Writer) -> dict[str, Any]:
     source = _probe(state, edit)
     audit(state, s.user, request, "source.test", _target(source))
-    return {"ok": True, "message": await _bounded(source.test_connection(), "connection test")}
+    message = await _bounded(source.test_connection(), "connection test")
+    return {"ok": True, "warning": isinstance(message, PartialSuccess), "message": message}
+
+
+@router.get("/{name}/tags")
+async def source_tags(
+    name: str, state: State, _s: Reader, limit: int = Query(500, ge=1, le=MAX_TAGS)
+) -> dict[str, Any]:
+    """The live tag view: each tag's latest value, quality, timestamps and updates/s (at most `limit`)."""
+    if _stored(state, name) is None:
+        raise HTTPException(404, f"no source named {name[:100]!r}")
+    agent = state.runtime.agent
+    table = agent.latest.get(name) if agent is not None else None
+    if table is None:  # configured but not running (disabled, cannot be created, agent stopped)
+        return {"source": name, "running": False, "tags": [], "total": 0, "not_shown_updates": 0}
+    return {"source": name, "running": True} | table.snapshot(limit)
 
 
 @router.post("/browse")
