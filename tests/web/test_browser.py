@@ -21,6 +21,7 @@ import pytest
 from deltalake import DeltaTable
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.certs import self_signed_pem
 from tests.edge.sources.helpers import free_port
 from tests.edge.sources.mosquitto import Mosquitto, Publisher
 from tests.edge.sources.opcua_server import VALUES, node_id
@@ -155,8 +156,27 @@ def test_add_an_mqtt_source_and_a_bad_pem_is_refused(page: Page, gui: Gui, peers
     expect(page.locator("#cert-message")).to_have_text(
         "not a PEM certificate: expected a '-----BEGIN CERTIFICATE-----' block"
     )
-    shot(page, "sources")
     assert not (gui.config_dir / "certs" / "ca.pem").exists()
+
+    pem = self_signed_pem("broker-ca")[0]
+    page.set_input_files("#cert-file", files=[{"name": "broker-ca.pem", "mimeType": "text/plain", "buffer": pem}])
+    page.click("#cert-upload")
+    expect(page.locator("#cert-message")).to_contain_text("stored broker-ca.pem")
+    listed = page.locator('#cert-list li[data-cert="broker-ca.pem"]')
+    expect(listed.locator("a")).to_have_attribute("href", "/api/certs/broker-ca.pem")
+    dialogs: list[str] = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.click("#cert-upload")  # the same name again: asks before overwriting, and dismissed: nothing sent
+    assert dialogs == [
+        "broker-ca.pem exists; sources using it will use the new file after their next connect. Overwrite?"
+    ]
+    page.locator('#source-table tr[data-source="line1-mqtt"] .edit').click()
+    form.locator("#mqtt-tls").check()
+    ca_file = form.locator('[data-path="ca_file"]')
+    ca_file.select_option(label="broker-ca.pem")  # picked from the uploaded files
+    expect(ca_file).to_have_value(str((gui.config_dir / "certs" / "broker-ca.pem").resolve()))
+    shot(page, "sources")
+    page.click("#source-cancel")
 
 
 def test_add_a_modbus_source(page: Page, peers):
