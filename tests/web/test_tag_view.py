@@ -100,13 +100,19 @@ def test_mqtt_tags_are_bounded_and_hostile_topics_come_back_as_data(gui: Gui, tm
         http.delete(gui.url + "/api/sources/line", timeout=30)
 
 
-def test_an_opcua_test_without_a_good_value_is_a_warning_naming_the_node(gui: Gui):
+def test_an_opcua_test_works_before_nodes_are_chosen_and_warns_naming_a_node_without_value(gui: Gui):
     http = gui.login()
     with OpcuaPeer() as opcua:
         line = node_id("Temperature").replace(";s=Line1.Temperature", ";s=Line1")  # an object: no value
         draft = {"name": "oven", "type": "opcua", "endpoint": f"opc.tcp://127.0.0.1:{opcua.port}/test/"}
         good = http.post(gui.url + "/api/sources/test", json={"source": draft | {"nodes": [node_id("Temperature")]}})
         assert good.json()["warning"] is False, good.text
+        early = http.post(gui.url + "/api/sources/test", json={"source": draft}, timeout=30)  # before nodes are chosen
+        assert early.status_code == 200, early.text
+        assert early.json()["warning"] is True
+        assert early.json()["message"].endswith(
+            "1 read with good status (no nodes chosen yet: read the server clock i=2258)"
+        )
         answer = http.post(gui.url + "/api/sources/test", json={"source": draft | {"nodes": [line]}}, timeout=30)
         assert answer.status_code == 200, answer.text
         body = answer.json()

@@ -59,11 +59,17 @@ async def delete_source(name: str, request: Request, state: State, s: Writer) ->
     return await apply(state, mutate, s, request, f"source.remove {name}")
 
 
-def _probe(state: GuiState, edit: SourceEdit, for_browse: bool = False) -> Source:
+def _needs_nodes(raw: dict[str, Any]) -> bool:
+    """An OPC-UA draft without nodes yet: browse and test read the server clock instead (every server has it),
+    since browsing is how an operator finds the first nodes."""
+    return raw.get("type") == "opcua" and not raw.get("nodes") and not raw.get("browse")
+
+
+def _probe(state: GuiState, edit: SourceEdit) -> Source:
     try:
         raw = unmask(edit.source, _stored(state, edit.original), _where(edit))
-        if for_browse and not raw.get("nodes") and not raw.get("browse"):
-            raw = raw | {"nodes": [CURRENT_TIME_NODE]}  # browsing is how an operator finds the first nodes
+        if _needs_nodes(raw):
+            raw = raw | {"nodes": [CURRENT_TIME_NODE]}
         config = parse_config({"sources": [raw]}).sources[0]
     except ConfigError as exc:
         raise HTTPException(400, problems(exc)) from None
@@ -91,6 +97,8 @@ async def source_test(edit: SourceEdit, request: Request, state: State, s: Write
     source = _probe(state, edit)
     audit(state, s.user, request, "source.test", _target(source))
     message = await _bounded(source.test_connection(), "connection test")
+    if _needs_nodes(edit.source):
+        message = PartialSuccess(f"{message} (no nodes chosen yet: read the server clock {CURRENT_TIME_NODE})")
     return {"ok": True, "warning": isinstance(message, PartialSuccess), "message": message}
 
 
@@ -112,7 +120,7 @@ async def source_tags(
 async def source_browse(
     edit: SourceEdit, request: Request, state: State, s: Writer, root: str = "i=85"
 ) -> dict[str, Any]:
-    source = _probe(state, edit, for_browse=True)
+    source = _probe(state, edit)
     if not hasattr(source, "browse"):
         raise HTTPException(400, ["browse is only for OPC-UA sources"])
     audit(state, s.user, request, "source.browse", _target(source) | {"root": root})

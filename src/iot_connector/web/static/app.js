@@ -234,6 +234,8 @@ async function uploadCert() {
 async function loadCerts() {
   const answer = await api("GET", "/api/certs");
   forms.certs = answer.files; forms.certsDir = answer.dir;
+  const paths = $("#cert-paths"); paths.innerHTML = "";
+  for (const name of answer.files) paths.appendChild(new Option(name, `${answer.dir}/${name}`));
   const list = $("#cert-list"); list.innerHTML = "";
   for (const name of answer.files) {
     const item = list.appendChild(document.createElement("li"));

@@ -128,6 +128,7 @@ function renderTable(container, key, id, prop, defs, rows, mask, required) {
     for (const [k, p] of columns) {
       const input = makeInput(p, fieldKind(p, defs, k), values[k] !== undefined ? values[k] : p.default, mask);
       input.dataset.col = k;
+      if (key === "trusted_server_certs") input.setAttribute("list", "cert-paths"); // uploaded files, or any path
       input.title = p.description || "";
       input.setAttribute("aria-label", words(k));
       tr.insertCell().appendChild(input);
