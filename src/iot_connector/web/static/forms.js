@@ -5,7 +5,7 @@
 // validates everything and answers with the key that is wrong. All text goes in through textContent/value.
 "use strict";
 
-const WORDS = { url: "URL", qos: "QoS", id: "ID", tls: "TLS", opcua: "OPC-UA", mqtt: "MQTT", ms: "(ms)", s: "(s)", ca: "CA", uri: "URI" };
+const WORDS = { zerobus: "ZeroBus", url: "URL", qos: "QoS", id: "ID", tls: "TLS", opcua: "OPC-UA", mqtt: "MQTT", ms: "(ms)", s: "(s)", ca: "CA", uri: "URI" };
 const CERT_FIELDS = new Set(["ca_file", "cert_file", "key_file"]);
 const forms = { certs: [], certsDir: "" }; // uploaded certificate files, set by app.js
 
