@@ -67,6 +67,14 @@ def test_modbus_tags_show_the_values_the_server_holds(gui: Gui):
         values = {t["tag_path"]: t["value"] for t in view["tags"]}
         assert values == {"speed": MODBUS_REGISTERS[0], "setpoint": MODBUS_REGISTERS[1]}
         assert {t["quality"] for t in view["tags"]} == {"GOOD"}
+        assert all(t["source_ts"] is None or t["source_ts"] <= t["edge_ts"] for t in view["tags"])
+
+        # a settings change restarts the agent: the per-source counts go on, and the total is their sum
+        before = http.get(gui.url + "/api/status", timeout=10).json()["sources"]["press"]["records_read"]
+        assert http.put(gui.url + "/api/settings", json={"log_level": "INFO", "agent_id": "restarted"}).ok
+        status = http.get(gui.url + "/api/status", timeout=10).json()
+        assert status["sources"]["press"]["records_read"] >= before
+        assert status["records_read"] == sum(s["records_read"] for s in status["sources"].values())
         time.sleep(1.0)
         rates = [t["updates_per_s"] for t in http.get(f"{gui.url}/api/sources/press/tags", timeout=5).json()["tags"]]
         assert all(1 < r < 20 for r in rates), rates  # polled every 0.1 s
