@@ -136,6 +136,8 @@ async def test_metrics_endpoint_has_the_guide_names(tmp_path: Path) -> None:
         await asyncio.sleep(1.1)  # one status-loop tick
     status = agent.status()
     assert status["sources"]["c1"]["records_read"] == 300
+    tags = agent.latest["c1"].snapshot(limit=10)["tags"]  # the GUI's live values: each tag's last record
+    assert [(t["tag_id"], t["updates"]) for t in tags] == [(f"tag{i}", 75) for i in range(4)]
     assert (status["queue_depth"], status["sink"]["breaker"], status["sink"]["type"]) == (0, "closed", "delta")
     text = await asyncio.to_thread(
         lambda: requests.get(f"http://127.0.0.1:{agent.metrics_port}/metrics", timeout=5).text

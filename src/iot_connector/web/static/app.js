@@ -350,9 +350,10 @@ async function pollTags() {
   for (const tag of view.tags) {
     const row = body.insertRow();
     row.dataset.tag = tag.tag_id;
-    const when = tag.source_ts ? new Date(tag.source_ts / 1000).toISOString().replace("T", " ").replace("Z", "") : "-";
-    const cells = [tag.tag_path || tag.tag_id, tag.value === null ? "" : String(tag.value), tag.unit || "", tag.quality, when, tag.updates_per_s.toFixed(1), tag.tag_id];
-    cells.forEach((text, i) => { const cell = row.insertCell(); cell.textContent = text; cell.className = ["tag", "value", "unit", "quality", "ts", "rate num", "tag-id"][i]; });
+    const utc = (us) => (us ? new Date(us / 1000).toISOString().replace("T", " ").replace("Z", "") : "-");
+    const cells = [tag.tag_path || tag.tag_id, tag.value === null ? "" : String(tag.value), tag.unit || "", tag.quality,
+      utc(tag.source_ts), utc(tag.edge_ts).slice(11), tag.updates_per_s.toFixed(1), tag.tag_id];
+    cells.forEach((text, i) => { const cell = row.insertCell(); cell.textContent = text; cell.className = ["tag", "value", "unit", "quality", "ts nowrap", "received nowrap", "rate num", "tag-id"][i]; });
     row.cells[3].classList.add(`q-${tag.quality}`);
   }
   const more = view.total > view.tags.length ? `; ${view.tags.length} of ${view.total} tags shown` : "";
