@@ -240,6 +240,12 @@ def test_add_an_opcua_source_by_browsing_its_nodes(page: Page, peers):
     ids = form.locator('[data-path="nodes"] [data-col="id"]')
     expect(ids).to_have_count(1)
     expect(ids).to_have_value(node_id("Temperature"))
+    form.locator('[data-path="cert_file"]').select_option(label="other path (type it)...")  # a path to generate
+    typed = form.locator('input[data-path="cert_file"]')
+    typed.fill("pki/oven-client.der")
+    expect(typed).to_be_focused()
+    typed.fill("")  # no security policy here: no client certificate
+    shot(page, "sources-opcua")
     page.click("#source-save")
     expect(page.locator("#source-message")).to_have_text("saved; oven-opcua is connected and running")
 

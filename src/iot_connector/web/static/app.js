@@ -87,7 +87,7 @@ function drawSinkForm(sink) {
 }
 function sinkValue() { return Object.assign(readForm($("#sink-form"), state.mask), { type: $("#sink-type").value }); }
 async function saveSink() {
-  try { await api("PUT", "/api/sink", sinkValue()); say($("#sink-message"), "saved and applied", true); await reload(); }
+  try { await api("PUT", "/api/sink", sinkValue()); await reload(); say($("#sink-message"), "saved and applied", true); }
   catch (e) { say($("#sink-message"), e.message, false); }
 }
 async function testSink() {
@@ -140,7 +140,7 @@ function addTlsSwitch(form) {
   box.onchange = () => {
     const rest = url.value.replace(/^mqtts?:\/\//, "");
     url.value = (box.checked ? "mqtts://" : "mqtt://") + rest.replace(/:1883$/, box.checked ? ":8883" : ":1883").replace(/:8883$/, box.checked ? ":8883" : ":1883");
-    if (!box.checked) for (const l of certs) l.querySelector("select").value = "";
+    if (!box.checked) for (const l of certs) l.querySelector("[data-path]").value = "";
     sync();
   };
   url.addEventListener("input", sync);
@@ -394,8 +394,8 @@ function renderSettings() { // every agent setting except the sink and the sourc
 async function saveSettings() {
   try {
     const answer = await api("PUT", "/api/settings", readForm($("#settings-form"), state.mask));
+    await reload(); // before the message: an edit made after it must not be redrawn away
     say($("#settings-message"), answer.changed.length ? `applied: ${answer.changed.join(", ")}` : "nothing changed", true);
-    await reload();
   } catch (e) { say($("#settings-message"), e.message, false); }
 }
 async function changePassword() {

@@ -7,6 +7,7 @@
 
 const WORDS = { zerobus: "ZeroBus", url: "URL", qos: "QoS", id: "ID", tls: "TLS", opcua: "OPC-UA", mqtt: "MQTT", ms: "(ms)", s: "(s)", ca: "CA", uri: "URI" };
 const CERT_FIELDS = new Set(["ca_file", "cert_file", "key_file"]);
+const OTHER_PATH = "\u0000other"; // the file picker's "type a path" entry (no real path starts with NUL)
 const forms = { certs: [], certsDir: "" }; // uploaded certificate files, set by app.js
 
 // "poll_interval_s" -> "Poll interval (s)", "ca_file" -> "CA file"
@@ -60,7 +61,17 @@ function makeInput(prop, kind, current, mask) {
     input.add(new Option("(none)", ""));
     for (const name of forms.certs) input.add(new Option(name, `${forms.certsDir}/${name}`));
     if (current && ![...input.options].some((o) => o.value === current)) input.add(new Option(current, current));
+    input.add(new Option("other path (type it)...", OTHER_PATH));
     input.value = current || "";
+    input.onchange = () => { // e.g. where the agent is to generate an OPC-UA client certificate
+      if (input.value !== OTHER_PATH) return;
+      const text = document.createElement("input");
+      text.type = "text"; text.placeholder = "/path/to/file.pem";
+      Object.assign(text.dataset, input.dataset);
+      text.name = input.name; text.title = input.title;
+      input.replaceWith(text);
+      text.focus();
+    };
   } else if (kind === "boolean") {
     input = document.createElement("input");
     input.type = "checkbox";
