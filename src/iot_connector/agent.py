@@ -93,6 +93,7 @@ class Agent:
         )
         self.sources: list[Source] = []
         self.latest: dict[str, LatestValues] = {}  # source name -> its tags' last values (the GUI's tag view)
+        self.not_created: dict[str, str] = {}  # source name -> why it could not be created (shown in status)
         for cfg in config.sources:
             if not cfg.enabled:
                 continue
@@ -100,6 +101,7 @@ class Agent:
                 self.sources.append(self.create_source(cfg))
             except Exception as exc:  # one bad connection must not keep the others from starting
                 self.metrics.connection_status.labels(source=cfg.name).set(0)
+                self.not_created[cfg.name] = f"cannot be created: {type(exc).__name__}: {exc}"
                 log.error(
                     "source %s (%s) cannot be created, skipped: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc
                 )
@@ -112,8 +114,9 @@ class Agent:
     def create_source(self, cfg: SourceConfig) -> Source:
         """A source wired to this agent's pipeline: records to `emit`, rejected messages to `reject`, its
         state (MQTT arrival numbers behind record_id) beside the spool."""
-        table = self.latest[cfg.name] = LatestValues()
+        table = LatestValues()
         source = registered()[cfg.type][1](cfg, self._emitter(table))
+        self.latest[cfg.name] = table
         source.on_reject = self.pipeline.reject
         source.state_dir = self.spool_dir / "sources"
         return source
@@ -166,7 +169,12 @@ class Agent:
             raise RuntimeError("the agent is not running: add sources to its config instead")
         if cfg.name in self._source_tasks:
             raise ValueError(f"source {cfg.name} is already running; remove it first")
-        source = self.create_source(cfg)
+        try:
+            source = self.create_source(cfg)
+        except Exception as exc:
+            self.not_created[cfg.name] = f"cannot be created: {type(exc).__name__}: {exc}"
+            raise
+        self.not_created.pop(cfg.name, None)
         self.sources.append(source)
         self._source_tasks[cfg.name] = self._start(source)
         log.info("source %s (%s) started", cfg.name, cfg.type)
@@ -178,7 +186,7 @@ class Agent:
         source = next((s for s in self.sources if s.config.name == name), None)
         task = self._source_tasks.pop(name, None)
         if source is None and task is None:
-            return False
+            return self.not_created.pop(name, None) is not None
         if source is not None:
             try:
                 await asyncio.wait_for(source.stop(), 5)
@@ -215,7 +223,8 @@ class Agent:
                     "rejected": s.health.rejected,
                 }
                 for s in self.sources
-            },
+            }
+            | {name: {"connected": False, "last_error": error} for name, error in self.not_created.items()},
             "queue_depth": pipe.buffer.depth,
             "spool_bytes": pipe.buffer.size_bytes,
             "dropped": pipe.dropped,
