@@ -17,7 +17,7 @@ from osipi_connector.simulator.af import AssetModel
 from osipi_connector.simulator.config import SimConfig
 from osipi_connector.simulator.eventframes import EventFrameModel
 from osipi_connector.simulator.http import ApiError, Request, Response, Router
-from osipi_connector.simulator.ids import IdFactory
+from osipi_connector.simulator.ids import IdFactory, webid_type_of
 from osipi_connector.simulator.points import PointCatalog
 
 
@@ -75,4 +75,5 @@ class Simulator:
 
     # --- requests ------------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
-        return self.router.dispatch(request)
+        with webid_type_of(request):
+            return self.router.dispatch(request)

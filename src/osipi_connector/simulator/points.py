@@ -107,11 +107,11 @@ class PointCatalog:
     # --- identity ------------------------------------------------------------------------------------
     @property
     def server_webid(self) -> str:
-        return webid.encode("DS", (self.server_guid,), path=self.server_name)
+        return self.ids.encode("DS", path=self.server_name)
 
     def webid(self, index: int) -> str:
         point = self.point(index)
-        return webid.encode("DP", (self.server_guid,), (point.id,), path=f"{self.server_name}\\{point.name}")
+        return self.ids.encode("DP", (), (point.id,), path=f"{self.server_name}\\{point.name}")
 
     def path(self, index: int) -> str:
         return f"\\\\{self.server_name}\\{self.point(index).name}"
@@ -127,7 +127,7 @@ class PointCatalog:
         if parsed.kind == "P":
             server, _, tag = (parsed.path or "").partition("\\")
             return self.find_name(tag) if server == self.server_name.upper() else None
-        if parsed.guids[0] != self.server_guid or not parsed.ints:
+        if parsed.system not in (None, self.server_guid) or not parsed.ints:
             return None
         index = parsed.ints[0] - 1
         return index if 0 <= index < self.count else None

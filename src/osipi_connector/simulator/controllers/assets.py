@@ -101,7 +101,7 @@ def optional_bool(request: Request, name: str) -> bool | None:
 
 
 def resolve_database(sim: Simulator, web_id: str) -> None:
-    if sim.ids.resolve(web_id, "RD", "database", position=1) != 0:
+    if sim.ids.resolve(web_id, "RD", "database", path=sim.af.database_path[2:]) != 0:
         raise ApiError(404, f"The specified asset database was not found. WebID: '{web_id}'.")
 
 
@@ -250,7 +250,7 @@ def register(sim: Simulator) -> None:
         }
 
     def check_server(web_id: str) -> None:
-        if sim.ids.resolve(web_id, "RS", "assetserver") != 0:
+        if sim.ids.resolve(web_id, "RS", "assetserver", path=sim.af.server_name) != 0:
             raise ApiError(404, f"The specified asset server was not found. WebID: '{web_id}'.")
 
     def fields(request: Request, body: dict) -> dict:

@@ -34,7 +34,7 @@ def register(sim: Simulator) -> None:
         }
 
     def check_server(request: Request, web_id: str) -> None:
-        sim.ids.resolve(web_id, "DS", "dataserver")
+        sim.ids.resolve(web_id, "DS", "dataserver", path=points.server_name)
 
     @router.route("GET", "/dataservers")
     def list_servers(request: Request) -> dict:

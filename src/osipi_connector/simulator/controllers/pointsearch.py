@@ -53,7 +53,7 @@ def register(sim: Simulator) -> None:
     def search(request: Request) -> dict:
         server = request.arg("dataServerWebId")
         if server:
-            sim.ids.resolve(server, "DS", "dataserver")
+            sim.ids.resolve(server, "DS", "dataserver", path=sim.points.server_name)
         if request.int_arg("maxCount", MAX_PAGE, minimum=1) > MAX_PAGE:
             raise ApiError(400, f"Parameter 'maxCount' cannot be greater than {MAX_PAGE} for a point search.")
         query = request.arg("query") or ""
