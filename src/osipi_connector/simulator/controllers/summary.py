@@ -47,8 +47,7 @@ class SummaryRequest:
 
 
 def parse_request(sim: Simulator, request: Request) -> SummaryRequest:
-    start = sim.time_arg(request, "startTime", "*-1d")
-    end = sim.time_arg(request, "endTime", "*")
+    start, end = sim.time_range(request)
     kinds = [_choice(raw, "summaryType", SUMMARY_TYPES) for raw in request.args("summaryType")] or ["Total"]
     kinds = [k for part in kinds for k in (SUMMARY_TYPES if part == "All" else (part,))]
     basis = request.enum_arg("calculationBasis", "TimeWeighted", CALCULATION_BASES)
