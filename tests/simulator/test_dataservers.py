@@ -95,7 +95,8 @@ def test_point_by_webid_path_and_attributes(simulator, http):
 @pytest.mark.parametrize(
     ("path", "status"),
     [
-        ("/points/garbage", 400),
+        ("/points/Garbage-1", 400),  # not a WebID
+        ("/points/garbage", 404),  # a lower-case word where a WebID belongs: an action PI does not have
         ("/points/" + webid.encode("DP", (webid.uuid.UUID(int=5),), (1,), path="X\\Y"), 404),
         ("/dataservers/" + webid.encode("DS", (webid.uuid.UUID(int=5),), path="X"), 404),
         ("/nosuchcontroller", 404),

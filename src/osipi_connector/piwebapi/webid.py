@@ -30,7 +30,9 @@ LAYOUTS: dict[str, str] = {
     "AbF": "sgg",  # attribute owned by an event frame: system, event frame and attribute GUIDs
     "ET": "sg",  # element template
     "EC": "sg",  # element category
+    "ATE": "sgg",  # attribute template owned by an element template: system, template, attribute template
     "MSD": "sg",  # enumeration set owned by a data server: server GUID + set GUID
+    "MVD": "sgg",  # enumeration value of a data server's set: server, set and value GUIDs
 }
 KINDS = {"F": "Full", "I": "IDOnly", "P": "PathOnly", "L": "LocalIDOnly", "D": "DefaultIDOnly"}
 
@@ -114,7 +116,7 @@ def decode(webid: str) -> WebId:
     if len(webid) < 4 or webid[0] not in KINDS or webid[1] != "1":
         raise WebIdError(f"'{webid}' is not a WebID 2.0 string.")
     kind = webid[0]
-    marker = webid[2:5] if webid[2:4] in ("Ab", "MS") else webid[2:4]
+    marker = webid[2:5] if webid[2:4] in ("Ab", "AT", "MS", "MV") else webid[2:4]
     if marker not in LAYOUTS:
         raise WebIdError(f"'{webid}' has an unknown marker '{marker}'.")
     rest = webid[2 + len(marker) :]
@@ -135,8 +137,10 @@ def decode(webid: str) -> WebId:
                 guids.append(uuid.UUID(bytes_le=_unb64(rest[:22])))
                 rest = rest[22:]
         path = _unb64(rest).decode("utf-8") if kind == "F" and rest else None
-    except (ValueError, struct.error, UnicodeDecodeError) as exc:
-        raise WebIdError(f"'{webid}' is not a valid WebID: {exc}.") from None
+    except UnicodeDecodeError:
+        raise WebIdError(f"'{webid}' is not a valid WebID: its path is not UTF-8.") from None
+    except (ValueError, struct.error):
+        raise WebIdError(f"'{webid}' is not a valid WebID: its identifiers are cut short.") from None
     if kind == "F" and path is None:
         raise WebIdError(f"'{webid}' is a Full WebID without a path.")
     if kind != "F" and rest:

@@ -82,6 +82,8 @@ class Simulator:
         reference = ticks_to_datetime(self.now_ticks() if base is None else base)
         try:
             ticks = datetime_to_ticks(parse_pi_time(text, reference, time_zone(request.arg("timeZone"))))
+        except OverflowError:
+            raise ApiError(400, f"Cannot parse time string '{text}': it is outside the supported range.") from None
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
         if base is not None:

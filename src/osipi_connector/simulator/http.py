@@ -6,6 +6,7 @@ calls the same router in-process, so a sub-request behaves exactly like a direct
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -146,14 +147,20 @@ Handler = Callable[..., Any]
 
 
 class Router:
-    """Regex routes matched case-insensitively on the path below /piwebapi, as IIS does."""
+    """Regex routes matched case-insensitively on the path below /piwebapi, as IIS does. A literal
+    segment beats a parameter (`/elements/search` before `/elements/{webId}`), whatever the order the
+    routes were added in."""
 
     def __init__(self) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._params: list[int] = []  # parameters per route, ascending (insertion order within a count)
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/"))
-        self._routes.append((method.upper(), re.compile(f"^{regex}/?$", re.IGNORECASE), handler))
+        params = pattern.count("{")
+        at = bisect.bisect_right(self._params, params)
+        self._params.insert(at, params)
+        self._routes.insert(at, (method.upper(), re.compile(f"^{regex}/?$", re.IGNORECASE), handler))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
@@ -171,6 +178,9 @@ class Router:
             path_matched = True
             if method != request.method:
                 continue
+            word = next((v for k, v in match.groupdict().items() if k == "web_id" and _WORD.fullmatch(v)), None)
+            if word is not None:  # `/elements/foo`: an unknown action, not a malformed WebID
+                return not_found(request)
             try:
                 result = handler(request, **match.groupdict())
             except ApiError as exc:
@@ -178,7 +188,14 @@ class Router:
             return result if isinstance(result, Response) else Response(200, result)
         if path_matched:
             return method_not_allowed(request.method)
-        return Response(404, {"Errors": [f"The requested resource '{request.path}' was not found."]})
+        return not_found(request)
+
+
+_WORD = re.compile(r"[a-z]+")  # a lower-case word where a WebID belongs: a route segment PI does not have
+
+
+def not_found(request: Request) -> Response:
+    return Response(404, {"Errors": [f"The requested resource '{request.path}' was not found."]})
 
 
 def method_not_allowed(method: str) -> Response:

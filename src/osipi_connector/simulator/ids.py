@@ -28,9 +28,11 @@ KIND_CODES = {
     "template": 7,
     "category": 8,
     "enumerationset": 9,
+    "attributetemplate": 10,
+    "enumerationvalue": 11,
 }
 # the server whose GUID a WebID of each marker carries first
-SYSTEM_OF = {"DS": "dataserver", "DP": "dataserver", "MSD": "dataserver"}
+SYSTEM_OF = {"DS": "dataserver", "DP": "dataserver", "MSD": "dataserver", "MVD": "dataserver"}
 WEBID_TYPES = {name.lower(): letter for letter, name in webid.KINDS.items()}
 _webid_type: contextvars.ContextVar[str] = contextvars.ContextVar("webid_type", default="F")
 

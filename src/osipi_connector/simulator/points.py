@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from osipi_connector.piwebapi import webid
-from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, datetime_to_ticks, parse_iso
+from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, datetime_to_ticks, format_ticks, parse_iso
 from osipi_connector.simulator import rng
 from osipi_connector.simulator.ids import IdFactory
 
@@ -216,34 +216,68 @@ class PointCatalog:
         }
 
     def attributes(self, index: int) -> dict[str, object]:
-        """The PI point attribute table (`GET /points/{webId}/attributes`), lower-case names as in PI."""
+        """The PI point attribute table (`GET /points/{webId}/attributes`): every attribute of PI's
+        classic point class, lower-case names as in PI."""
         point = self.point(index)
         kind = point.kind
+        created = format_ticks(point.created_ticks)
         return {
             "tag": point.name,
             "descriptor": self.descriptor(index),
+            "exdesc": "",
             "pointtype": point.point_type,
             "pointsource": "SIM",
             "ptclassname": "classic",
+            "ptclassid": 3,
+            "ptclassrev": 1,
             "engunits": point.units,
             "digitalset": kind.digital_set,
             "zero": kind.zero,
             "span": kind.span,
             "typicalvalue": round(point.mid, 3),
+            "displaydigits": -5,
             "step": 1 if point.point_type in ("Digital", "String", "Int32") else 0,
+            "future": 0,
+            "archiving": 1,
             "compressing": 1,
             "compdev": round(kind.span * 0.005, 6),
+            "compdevpercent": 0.5,
             "compmax": 28800,
             "compmin": 0,
             "excdev": round(kind.span * 0.0025, 6),
+            "excdevpercent": 0.25,
             "excmax": 600,
             "excmin": 0,
             "scan": 1,
-            "archiving": 1,
+            "shutdown": 1,
             "location1": 1,
+            "location2": 0,
+            "location3": 0,
             "location4": point.interval_ticks // TICKS_PER_SECOND,
+            "location5": 0,
+            "instrumenttag": "",
+            "sourcetag": "",
+            "userint1": 0,
+            "userint2": 0,
+            "userreal1": 0.0,
+            "userreal2": 0.0,
+            "convers": 1.0,
+            "filtercode": 0,
+            "squareroot": 0,
+            "totalcode": 0,
+            "srcptid": 0,
             "pointid": point.id,
             "recno": point.id,
-            "future": 0,
-            "shutdown": 1,
+            "creationdate": created,
+            "creator": "piadmin",
+            "changedate": created,
+            "changer": "piadmin",
+            "ptsecurity": "piadmins: A(r,w) | PIWorld: A(r)",
+            "datasecurity": "piadmins: A(r,w) | PIWorld: A(r)",
+            "ptowner": "piadmin",
+            "ptgroup": "piadmins",
+            "ptaccess": "o:rw g:rw w:r",
+            "dataowner": "piadmin",
+            "datagroup": "piadmins",
+            "dataaccess": "o:rw g:rw w:r",
         }

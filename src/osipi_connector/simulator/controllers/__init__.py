@@ -19,6 +19,9 @@ MODULES = (
     "assets",
     "eventframes",
     "owner_streamsets",
+    "templates",
+    "enumerations",
+    "unmodelled",
     "batch",
 )
 

@@ -1,0 +1,135 @@
+"""Element templates' attribute templates and categories, event frames' categories and annotations
+(`/elementtemplates/{id}/attributetemplates|categories`, `/attributetemplates/{id}[/...]`,
+`/eventframes/{id}/categories|annotations`).
+
+An element template's attribute templates are the attributes its elements carry from it (read off the
+first element built on it); event-frame templates define none here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from osipi_connector.piwebapi.pitime import format_ticks
+from osipi_connector.simulator.af import CATEGORY_INDEX, TEMPLATE_INDEX, TEMPLATES, AttrSpec
+from osipi_connector.simulator.controllers.assets import UNIT_NAMES, category_json
+from osipi_connector.simulator.controllers.owners import resolvers
+from osipi_connector.simulator.http import ApiError, Request, select_fields
+
+if TYPE_CHECKING:
+    from osipi_connector.simulator.core import Simulator
+
+STRIDE = 256  # attribute-template GUID index: template * STRIDE + attribute number
+
+
+def register(sim: Simulator) -> None:
+    router, af, ids = sim.router, sim.af, sim.ids
+    owners = resolvers(sim)
+
+    def defined(t: int) -> list[AttrSpec]:
+        """The attributes template `t` defines, from the first element built on it."""
+        name = TEMPLATES[t].name
+        first = next((x for x in range(af.total) if int(af.template_codes[x]) == t), None)
+        return [] if first is None else [s for s in af.attributes(first) if s.template == name]
+
+    def template_json(request: Request, t: int, n: int, spec: AttrSpec) -> dict:
+        tpl, link = TEMPLATES[t], request.link
+        path = f"{af.database_path}\\ElementTemplates[{tpl.name}]|{spec.name}"
+        guids = (ids.guid("template", t), ids.guid("attributetemplate", t * STRIDE + n))
+        w = ids.encode("ATE", guids, path=path[2:])
+        return {
+            "WebId": w,
+            "Id": str(guids[1]),
+            "Name": spec.name,
+            "Description": spec.description,
+            "Path": path,
+            "Type": spec.type,
+            "TypeQualifier": spec.type_qualifier,
+            "DefaultUnitsName": UNIT_NAMES.get(spec.units, spec.units),
+            "DefaultValue": spec.value,
+            "DataReferencePlugIn": "",
+            "ConfigString": "",
+            "IsConfigurationItem": True,
+            "IsExcluded": spec.excluded,
+            "IsHidden": spec.hidden,
+            "IsManualDataEntry": False,
+            "HasChildren": False,
+            "CategoryNames": list(spec.categories),
+            "TraitName": "",
+            "DefaultUnitsNameAbbreviation": spec.units,
+            "Links": {
+                "Self": link(f"/attributetemplates/{w}"),
+                "AttributeTemplates": link(f"/attributetemplates/{w}/attributetemplates"),
+                "ElementTemplate": link(f"/elementtemplates/{af.template_webid(t)}"),
+                "Categories": link(f"/attributetemplates/{w}/categories"),
+            },
+        }
+
+    def resolve_attribute_template(web_id: str) -> tuple[int, int, AttrSpec]:
+        index = ids.resolve(web_id, "ATE", "attributetemplate", position=1)
+        t, n = divmod(index, STRIDE)
+        specs = defined(t) if t < len(TEMPLATES) else []
+        if n >= len(specs) or ids.resolve(web_id, "ATE", "template") != t:
+            raise ApiError(404, f"The specified attribute template was not found. WebID: '{web_id}'.")
+        return t, n, specs[n]
+
+    def fields(request: Request, body: Any) -> Any:
+        return select_fields(body, request.arg("selectedFields"))
+
+    @router.route("GET", "/elementtemplates/{web_id}/attributetemplates")
+    def attribute_templates(request: Request, web_id: str) -> Any:
+        t = owners["elementtemplates"](web_id)
+        assert isinstance(t, int)
+        items = [template_json(request, t, n, s) for n, s in enumerate(defined(t))]
+        return fields(request, {"Links": {}, "Items": items})
+
+    @router.route("GET", "/attributetemplates/{web_id}")
+    def get_attribute_template(request: Request, web_id: str) -> Any:
+        return fields(request, template_json(request, *resolve_attribute_template(web_id)))
+
+    @router.route("GET", "/attributetemplates/{web_id}/attributetemplates")
+    def child_attribute_templates(request: Request, web_id: str) -> Any:
+        resolve_attribute_template(web_id)
+        return fields(request, {"Links": {}, "Items": []})
+
+    @router.route("GET", "/attributetemplates/{web_id}/categories")
+    def attribute_template_categories(request: Request, web_id: str) -> Any:
+        resolve_attribute_template(web_id)  # attribute categories are not modelled
+        return fields(request, {"Links": {}, "Items": []})
+
+    def categories(request: Request, names: tuple[str, ...]) -> Any:
+        items = [category_json(sim, request, CATEGORY_INDEX[n.upper()]) for n in names]
+        return fields(request, {"Links": {}, "Items": items})
+
+    @router.route("GET", "/elementtemplates/{web_id}/categories")
+    def template_categories(request: Request, web_id: str) -> Any:
+        t = owners["elementtemplates"](web_id)
+        assert isinstance(t, int)
+        return categories(request, TEMPLATES[t].categories)
+
+    @router.route("GET", "/eventframes/{web_id}/categories")
+    def frame_categories(request: Request, web_id: str) -> Any:
+        frame = sim.event_frames.resolve(web_id)
+        return categories(request, TEMPLATES[TEMPLATE_INDEX[frame.kind.template]].categories)
+
+    @router.route("GET", "/eventframes/{web_id}/annotations")
+    def annotations(request: Request, web_id: str) -> Any:
+        """An annotated (closed) frame carries one annotation, written when it closed."""
+        frame = sim.event_frames.resolve(web_id)
+        items = []
+        if frame.annotated:
+            written = format_ticks(frame.end)
+            items.append(
+                {
+                    "Id": str(ids.guid("eventframe", frame.slot)),
+                    "Name": "Operator note",
+                    "Description": "",
+                    "Value": f"{frame.kind.template} {frame.name} reviewed",
+                    "Creator": "PLANT\\operator",
+                    "CreationDate": written,
+                    "Modifier": "PLANT\\operator",
+                    "ModifyDate": written,
+                    "Links": {"Owner": request.link(f"/eventframes/{web_id}")},
+                }
+            )
+        return fields(request, {"Links": {}, "Items": items})
