@@ -203,7 +203,8 @@ def test_numeric_summaries_of_a_non_numeric_point_are_per_value_errors(simulator
     assert [i["Type"] for i in items] == ["Average", "Count", "PercentGood"]
     assert "needs a numeric point" in items[0]["Value"]["Errors"][0]
     assert "needs a numeric point" in items[2]["Value"]["Errors"][0]
-    assert items[1]["Value"]["Good"] and items[1]["Value"]["Value"] >= 0
+    assert items[1]["Value"]["Good"]
+    assert items[1]["Value"]["Value"] >= 0
     adhoc = get_json(http, f"{simulator.url}/streamsets/summary", webId=point["WebId"], **params)
     assert adhoc["Items"][0]["Items"] == items
 

@@ -99,7 +99,8 @@ def test_webid_type_is_honoured_and_every_type_resolves(simulator, http, objects
 
 def test_webid_type_applies_to_collections_and_batch(simulator, http, objects):
     items = get_json(http, objects["element"]["Links"]["Elements"], webIdType="IDOnly")["Items"]
-    assert items and all(item["WebId"].startswith("I1Em") for item in items)
+    assert items
+    assert all(item["WebId"].startswith("I1Em") for item in items)
     body = {"a": {"Method": "GET", "Resource": objects["point"]["Links"]["Self"] + "?webIdType=PathOnly"}}
     response = http.post(f"{simulator.url}/batch", json=body)
     assert response.json()["a"]["Content"]["WebId"].startswith("P1DP")
@@ -107,4 +108,5 @@ def test_webid_type_applies_to_collections_and_batch(simulator, http, objects):
 
 def test_unknown_webid_type_is_refused_naming_the_valid_ones(simulator, http, objects):
     errors = get_json(http, objects["element"]["Links"]["Self"], expect=400, webIdType="Short")["Errors"]
-    assert "webIdType" in errors[0] and "DefaultIDOnly" in errors[0]
+    assert "webIdType" in errors[0]
+    assert "DefaultIDOnly" in errors[0]

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 
 from osipi_connector.piwebapi.pitime import (
     TICKS_PER_SECOND,
-    UTC,
     datetime_to_ticks,
     parse_interval,
     parse_pi_time,

@@ -68,7 +68,10 @@ def register(sim: Simulator) -> None:
             "Value": code,
             "Path": f"{set_path(s)}|{name}",
             "Parent": SETS[s][0],
-            "Links": {"Self": link(f"/enumerationvalues/{w}"), "EnumerationSet": link(f"/enumerationsets/{set_webid(s)}")},
+            "Links": {
+                "Self": link(f"/enumerationvalues/{w}"),
+                "EnumerationSet": link(f"/enumerationsets/{set_webid(s)}"),
+            },
         }
 
     def resolve_set(web_id: str) -> int:

@@ -33,9 +33,10 @@ EMPTY = {
 }  # fmt: skip
 SECURED = ("assetservers", "assetdatabases", "elements", "elementtemplates", "elementcategories", "eventframes")
 # World may read; an object's rights as AF lists them in an access-control entry
-ENTRY = {
-    "Name": "World",
-    "SecurityIdentityName": "World",
+WORLD = "World"
+ENTRY: dict[str, object] = {
+    "Name": WORLD,
+    "SecurityIdentityName": WORLD,
     "AllowRights": ["Read", "ReadData", "Subscribe", "Annotate"],
     "DenyRights": [],
     "Links": {},
@@ -86,7 +87,7 @@ def register(sim: Simulator) -> None:
     def entry(collection: str) -> Any:
         def handler(request: Request, web_id: str, name: str) -> Any:
             owners[collection](web_id)
-            if name.upper() != ENTRY["Name"].upper():
+            if name.upper() != WORLD.upper():
                 raise ApiError(404, f"The security entry '{name}' was not found.")
             return select_fields(dict(ENTRY), request.arg("selectedFields"))
 
