@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from osipi_connector.simulator.af import CATEGORIES, TEMPLATES
 from osipi_connector.simulator.controllers.assets import resolve_database
 from osipi_connector.simulator.controllers.dataservers import resolve_point
+from osipi_connector.simulator.controllers.enumerations import SETS
 from osipi_connector.simulator.http import ApiError
 
 if TYPE_CHECKING:
@@ -38,4 +39,5 @@ def resolvers(sim: Simulator) -> dict[str, Callable[[str], object]]:
         "elementcategories": bounded("EC", "category", len(CATEGORIES), "element category"),
         "dataservers": lambda w: ids.resolve(w, "DS", "dataserver", path=sim.points.server_name),
         "points": lambda w: resolve_point(sim, w),
+        "enumerationsets": bounded("MSD", "enumerationset", len(SETS), "enumeration set"),
     }

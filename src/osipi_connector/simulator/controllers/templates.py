@@ -8,10 +8,11 @@ first element built on it); event-frame templates define none here.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from osipi_connector.piwebapi.pitime import format_ticks
-from osipi_connector.simulator.af import CATEGORY_INDEX, TEMPLATE_INDEX, TEMPLATES, AttrSpec
+from osipi_connector.simulator.af import CATEGORIES, CATEGORY_INDEX, TEMPLATE_INDEX, TEMPLATES, AttrSpec
 from osipi_connector.simulator.controllers.assets import UNIT_NAMES, category_json
 from osipi_connector.simulator.controllers.owners import resolvers
 from osipi_connector.simulator.http import ApiError, Request, select_fields
@@ -112,6 +113,53 @@ def register(sim: Simulator) -> None:
         frame = sim.event_frames.resolve(web_id)
         return categories(request, TEMPLATES[TEMPLATE_INDEX[frame.kind.template]].categories)
 
+    @router.route("GET", "/elementtemplates")
+    def template_by_path(request: Request) -> Any:
+        path = by_path(request)
+        t = next((t for t in range(len(TEMPLATES)) if template_path(t).upper() == path.upper()), None)
+        if t is None:
+            raise ApiError(404, f"The specified element template was not found. Path: '{path}'.")
+        sub = Request("GET", f"/elementtemplates/{af.template_webid(t)}", request.query, base_url=request.base_url)
+        return sim.router.dispatch(sub)
+
+    @router.route("GET", "/elementcategories")
+    def category_by_path(request: Request) -> Any:
+        path = by_path(request)
+        c = next((c for c, (name, _) in enumerate(CATEGORIES) if category_path(name).upper() == path.upper()), None)
+        if c is None:
+            raise ApiError(404, f"The specified element category was not found. Path: '{path}'.")
+        return fields(request, category_json(sim, request, c))
+
+    @router.route("GET", "/attributetemplates")
+    def attribute_template_by_path(request: Request) -> Any:
+        path = by_path(request)
+        owner, _, name = path.rpartition("|")
+        t = next((t for t in range(len(TEMPLATES)) if template_path(t).upper() == owner.upper()), None)
+        specs = defined(t) if t is not None else []
+        n = next((n for n, s in enumerate(specs) if s.name.upper() == name.upper()), None)
+        if t is None or n is None:
+            raise ApiError(404, f"The specified attribute template was not found. Path: '{path}'.")
+        return fields(request, template_json(request, t, n, specs[n]))
+
+    def by_path(request: Request) -> str:
+        path = request.arg("path")
+        if not path:
+            raise ApiError(400, "The 'path' parameter is required.")
+        return path
+
+    def template_path(t: int) -> str:
+        return f"{af.database_path}\\ElementTemplates[{TEMPLATES[t].name}]"
+
+    def category_path(name: str) -> str:
+        return f"{af.database_path}\\CategoriesElement[{name}]"
+
+    @router.route("GET", "/eventframes/{web_id}/annotations/{annotation_id}")
+    def annotation(request: Request, web_id: str, annotation_id: str) -> Any:
+        found = [a for a in annotations(request, web_id)["Items"] if a["Id"] == annotation_id.lower()]
+        if not found:
+            raise ApiError(404, f"The annotation '{annotation_id}' was not found.")
+        return fields(request, found[0])
+
     @router.route("GET", "/eventframes/{web_id}/annotations")
     def annotations(request: Request, web_id: str) -> Any:
         """An annotated (closed) frame carries one annotation, written when it closed."""
@@ -121,7 +169,7 @@ def register(sim: Simulator) -> None:
             written = format_ticks(frame.end)
             items.append(
                 {
-                    "Id": str(ids.guid("eventframe", frame.slot)),
+                    "Id": str(uuid.uuid5(ids.guid("eventframe", frame.slot), "annotation")),
                     "Name": "Operator note",
                     "Description": "",
                     "Value": f"{frame.kind.template} {frame.name} reviewed",

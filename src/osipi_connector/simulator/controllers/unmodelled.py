@@ -31,7 +31,17 @@ EMPTY = {
     "elementtemplates": ("analysistemplates",),
     "attributes": ("categories",),
 }  # fmt: skip
-SECURED = ("assetservers", "assetdatabases", "elements", "elementtemplates", "elementcategories", "eventframes")
+SECURED = (
+    "assetservers", "assetdatabases", "elements", "elementtemplates", "elementcategories", "eventframes",
+    "enumerationsets",
+)  # fmt: skip
+# routes of the swagger that are not simulated, answered with 501 and what to use instead
+NOT_SIMULATED = {
+    "/streams/{web_id}/channel": "Channels (WebSocket) are not simulated: poll the stream's value instead.",
+    "/streamsets/channel": "Channels (WebSocket) are not simulated: poll streamsets/value instead.",
+    "/streamsets/{web_id}/channel": "Channels (WebSocket) are not simulated: poll streamsets/{webId}/value instead.",
+    "/assetdatabases/{web_id}/export": "AF XML export is not simulated: read the elements and attributes instead.",
+}
 # World may read; an object's rights as AF lists them in an access-control entry
 WORLD = "World"
 ENTRY: dict[str, object] = {
@@ -101,5 +111,13 @@ def register(sim: Simulator) -> None:
     def saved_search(request: Request, search_id: str) -> Any:
         raise ApiError(404, f"The search '{search_id}' was not found: create it with POST first.")
 
+    def not_simulated(message: str) -> Any:
+        def handler(request: Request, **_: str) -> Any:
+            raise ApiError(501, message)
+
+        return handler
+
+    for path, message in NOT_SIMULATED.items():
+        router.add("GET", path, not_simulated(message))
     router.add("GET", "/elements/searchbyattribute/{search_id}", saved_search)
     router.add("GET", "/eventframes/searchbyattribute/{search_id}", saved_search)
