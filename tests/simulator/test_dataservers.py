@@ -30,7 +30,7 @@ def test_dataserver_shape(simulator, http):
 
 def test_points_shape_and_types(simulator, http):
     points = all_points(http, simulator.url)
-    assert len(points) == 500
+    assert len(points) == 510  # 500 generated points, then PI's 10 default points
     assert {p["PointType"] for p in points} == {"Float32", "Float64", "Int32", "Digital", "String"}
     first = points[0]
     assert set(first) >= {
@@ -40,7 +40,7 @@ def test_points_shape_and_types(simulator, http):
     assert first["Path"] == f"\\\\PISIM\\{first['Name']}"
     digital = next(p for p in points if p["PointType"] == "Digital")
     assert digital["DigitalSetName"] in ("Valve State", "Motor State")
-    assert len({p["WebId"] for p in points}) == 500
+    assert len({p["WebId"] for p in points}) == 510
     parsed = webid.decode(first["WebId"])
     assert parsed.marker == "DP"
     assert parsed.ints == (first["Id"],)
@@ -55,8 +55,8 @@ def test_points_paging_links_cover_every_point_once(simulator, http):
         if "Next" not in page["Links"]:
             break
         page = get_json(http, page["Links"]["Next"])
-    assert len(seen) == 500
-    assert len(set(seen)) == 500
+    assert len(seen) == 510
+    assert len(set(seen)) == 510
 
 
 def test_points_default_page_is_1000(http):

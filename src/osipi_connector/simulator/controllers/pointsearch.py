@@ -62,7 +62,7 @@ def register(sim: Simulator) -> None:
         except QueryError as exc:
             raise ApiError(400, str(exc)) from None
         both = request.bool_arg("searchNameAndDescriptor", False)
-        candidates: range | list[int] = range(points.count)
+        candidates: range | list[int] = range(points.total)
         names = [f for f in groups[0] if f.attribute == "tag" and f.operator == "="] if len(groups) == 1 else []
         if names and not both:  # narrow by name first: attribute tables cost more
             candidates = [i for i in candidates if names[0].regex.fullmatch(points.name(i))]
