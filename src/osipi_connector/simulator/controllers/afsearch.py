@@ -21,7 +21,7 @@ from osipi_connector.simulator.http import ApiError, Request, Response
 if TYPE_CHECKING:
     from osipi_connector.simulator.core import Simulator
 
-_TERM = re.compile(r"""(\w+):\s*(?:\{([^}]*)\}|'([^']*)'|"([^"]*)"|(\S+))""")
+_TERM = re.compile(r"""(\w+):=?\s*(?:\{([^}]*)\}|'([^']*)'|"([^"]*)"|(\S+))""")
 ELEMENT_FIELDS = {"name": "nameFilter", "description": "descriptionFilter", "template": "templateName",
                   "category": "categoryName"}  # fmt: skip
 FRAME_FIELDS = {"name": "nameFilter", "template": "templateName", "category": "categoryName"}
