@@ -149,18 +149,19 @@ Handler = Callable[..., Any]
 class Router:
     """Regex routes matched case-insensitively on the path below /piwebapi, as IIS does. A literal
     segment beats a parameter (`/elements/search` before `/elements/{webId}`), whatever the order the
-    routes were added in."""
+    routes were added in. Routes are kept per first path segment (the controller), so a request is
+    matched against its controller's routes only."""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._params: list[int] = []  # parameters per route, ascending (insertion order within a count)
+        # first segment -> routes, fewest parameters first (insertion order within a count)
+        self._routes: dict[str, list[tuple[int, str, re.Pattern[str], Handler]]] = {}
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/"))
         params = pattern.count("{")
-        at = bisect.bisect_right(self._params, params)
-        self._params.insert(at, params)
-        self._routes.insert(at, (method.upper(), re.compile(f"^{regex}/?$", re.IGNORECASE), handler))
+        routes = self._routes.setdefault(_first_segment(pattern), [])
+        at = bisect.bisect_right([r[0] for r in routes], params)
+        routes.insert(at, (params, method.upper(), re.compile(f"^{regex}/?$", re.IGNORECASE), handler))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
@@ -171,7 +172,7 @@ class Router:
 
     def dispatch(self, request: Request) -> Response:
         path_matched = False
-        for method, regex, handler in self._routes:
+        for _, method, regex, handler in self._routes.get(_first_segment(request.path), ()):
             match = regex.match(request.path)
             if not match:
                 continue
@@ -189,6 +190,10 @@ class Router:
         if path_matched:
             return method_not_allowed(request.method)
         return not_found(request)
+
+
+def _first_segment(path: str) -> str:
+    return path.lstrip("/").split("/", 1)[0].lower()
 
 
 _WORD = re.compile(r"[a-z]+")  # a lower-case word where a WebID belongs: a route segment PI does not have
