@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from osipi_connector import __version__
@@ -17,7 +16,7 @@ PRODUCT_VERSION = "1.19.1.33"  # PI Web API 2023 SP1 (WebID 2.0, Bearer via AVEV
 
 def register(sim: Simulator) -> None:
     router = sim.router
-    started = time.monotonic()
+    started = sim.now_ticks()
 
     @router.route("GET", "/")
     def landing(request: Request) -> dict:
@@ -61,7 +60,7 @@ def register(sim: Simulator) -> None:
     @router.route("GET", "/system/status")
     def status(request: Request) -> dict:
         return {
-            "UpTimeInMinutes": round((time.monotonic() - started) / 60, 2),
+            "UpTimeInMinutes": round((sim.now_ticks() - started) / 600_000_000, 2),  # 0 with a fixed clock
             "State": "Running",
             "CacheInstances": 1,
             "ServerTime": format_ticks(sim.now_ticks()),
@@ -69,10 +68,11 @@ def register(sim: Simulator) -> None:
 
     @router.route("GET", "/system/versions")
     def versions(request: Request) -> dict:
-        """System Versions: every installed component's version, keyed by component name."""
+        """System Versions: a dictionary of assembly name -> version, as the reference's sample."""
         major, minor, revision, build = PRODUCT_VERSION.split(".")
         version = {"FullVersion": PRODUCT_VERSION, "MajorMinorRevision": f"{major}.{minor}.{revision}", "Build": build}
-        return {"PI Web API": version, "Stream Updates": version}
+        assemblies = ("OSIsoft.REST.Core", "OSIsoft.REST.Documentation", "OSIsoft.REST.Services")
+        return {name: dict(version) for name in assemblies}
 
     @router.route("GET", "/system/cacheinstances")
     def cache_instances(request: Request) -> dict:
