@@ -110,3 +110,23 @@ def test_unknown_webid_type_is_refused_naming_the_valid_ones(simulator, http, ob
     errors = get_json(http, objects["element"]["Links"]["Self"], expect=400, webIdType="Short")["Errors"]
     assert "webIdType" in errors[0]
     assert "DefaultIDOnly" in errors[0]
+
+
+def test_id_only_webids_built_from_the_served_ids_are_accepted(simulator, http, objects):
+    """IDOnly = type, version, marker, system GUID, object GUIDs ("WebID Encoded Datatypes"): a client can
+    build one from the `Id`s it was served, without asking the server."""
+    import uuid
+
+    from osipi_connector.piwebapi import webid
+
+    system = uuid.UUID(objects["af_server"]["Id"])
+    element = uuid.UUID(objects["element"]["Id"])
+    built = webid.encode("Em", (system, element), kind="I")
+    assert get_json(http, f"{simulator.url}/elements/{built}")["Id"] == objects["element"]["Id"]
+    attribute = webid.encode("AbE", (system, element, uuid.UUID(objects["attribute"]["Id"])), kind="I")
+    assert get_json(http, f"{simulator.url}/attributes/{attribute}")["Id"] == objects["attribute"]["Id"]
+    server = uuid.UUID(objects["data_server"]["Id"])
+    point = webid.encode("DP", (server,), (objects["point"]["Id"],), kind="I")
+    assert get_json(http, f"{simulator.url}/points/{point}")["Id"] == objects["point"]["Id"]
+    local = webid.encode("Em", (element,), kind="L")  # LocalIDOnly: the system GUID left out
+    assert get_json(http, f"{simulator.url}/elements/{local}")["Id"] == objects["element"]["Id"]
