@@ -104,6 +104,8 @@ def test_webid_type_applies_to_collections_and_batch(simulator, http, objects):
     body = {"a": {"Method": "GET", "Resource": objects["point"]["Links"]["Self"] + "?webIdType=PathOnly"}}
     response = http.post(f"{simulator.url}/batch", json=body)
     assert response.json()["a"]["Content"]["WebId"].startswith("P1DP")
+    body = {"b": {"Method": "GET", "Resource": objects["point"]["Links"]["Self"] + "?webIdType=Tiny"}}
+    assert http.post(f"{simulator.url}/batch", json=body).json()["b"]["Status"] == 400
 
 
 def test_unknown_webid_type_is_refused_naming_the_valid_ones(simulator, http, objects):

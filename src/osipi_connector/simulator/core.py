@@ -109,6 +109,8 @@ class Simulator:
         try:
             with webid_type_of(request):
                 return self.router.dispatch(request)
+        except ApiError as exc:  # an invalid webIdType (batch sub-requests get it as their own 400)
+            return exc.response()
         finally:
             _request_now.reset(token)
 
