@@ -23,7 +23,8 @@ from tests.simulator.helpers import get_json
 WEBID_SEGMENT = re.compile(r"/[FIPLD]1[A-Za-z]{2,3}[A-Za-z0-9_-]+")
 SERVED = {
     "", "system", "search", "dataservers", "points", "streams", "streamsets", "assetservers", "assetdatabases",
-    "elements", "attributes", "elementtemplates", "elementcategories", "attributetemplates", "eventframes",
+    "elements", "attributes", "elementtemplates", "elementcategories", "attributetemplates", "attributecategories",
+    "eventframes",
     "enumerationsets", "enumerationvalues",
 }  # fmt: skip
 NOT_SIMULATED = {"/streams/{webId}/channel", "/streamsets/channel", "/streamsets/{webId}/channel",
@@ -97,6 +98,7 @@ def sample(simulator) -> dict[str, dict]:
             "eventframes": get_json(http, database["Links"]["EventFrames"], startTime="*-30d")["Items"][0],
             "elementtemplates": template,
             "elementcategories": get_json(http, database["Links"]["ElementCategories"])["Items"][0],
+            "attributecategories": get_json(http, database["Links"]["AttributeCategories"])["Items"][0],
             "attributetemplates": get_json(http, template["Links"]["AttributeTemplates"])["Items"][0],
             "enumerationsets": enumeration_set,
             "enumerationvalues": get_json(http, enumeration_set["Links"]["Values"])["Items"][0],
@@ -181,3 +183,13 @@ def test_enumeration_sets_hold_every_digital_set_of_the_points(simulator, http, 
     system = next(s for s in sets if s["Name"] == "SYSTEM")
     states = {v["Name"]: v["Value"] for v in get_json(http, system["Links"]["Values"])["Items"]}
     assert states["No Data"] == 248
+
+
+def test_attribute_categories_cover_every_category_an_attribute_carries(simulator, http, sample):
+    listed = get_json(http, sample["assetdatabases"]["Links"]["AttributeCategories"])["Items"]
+    names = {c["Name"] for c in listed}
+    attributes = get_json(http, sample["elements"]["Links"]["Attributes"], showHidden="true", showExcluded="true")
+    for attribute in attributes["Items"]:
+        assert set(attribute["CategoryNames"]) <= names
+        own = get_json(http, attribute["Links"]["Categories"])["Items"]
+        assert [c["Name"] for c in own] == attribute["CategoryNames"]

@@ -30,6 +30,7 @@ LAYOUTS: dict[str, str] = {
     "AbF": "sgg",  # attribute owned by an event frame: system, event frame and attribute GUIDs
     "ET": "sg",  # element template
     "EC": "sg",  # element category
+    "AC": "sg",  # attribute category
     "ATE": "sgg",  # attribute template owned by an element template: system, template, attribute template
     "MSD": "sg",  # enumeration set owned by a data server: server GUID + set GUID
     "MVD": "sgg",  # enumeration value of a data server's set: server, set and value GUIDs

@@ -97,6 +97,13 @@ CATEGORIES = (
     ("Process Safety", "Process safety events"),
 )
 CATEGORY_INDEX = {name.upper(): i for i, (name, _) in enumerate(CATEGORIES)}
+ATTRIBUTE_CATEGORIES = (  # the categories the attributes below carry
+    ("Event Data", "Values an event frame captured"),
+    ("Location", "Where an asset is"),
+    ("Nameplate", "Fixed properties of the equipment"),
+    ("Process Data", "Measurements from the PI Data Archive"),
+)
+ATTRIBUTE_CATEGORY_INDEX = {name.upper(): i for i, (name, _) in enumerate(ATTRIBUTE_CATEGORIES)}
 
 SITES = (
     ("Houston", 29.76, -95.37), ("Rotterdam", 51.92, 4.48), ("Singapore", 1.29, 103.85),

@@ -30,6 +30,7 @@ KIND_CODES = {
     "enumerationset": 9,
     "attributetemplate": 10,
     "enumerationvalue": 11,
+    "attributecategory": 12,
 }
 # the server whose GUID a WebID of each marker carries first
 SYSTEM_OF = {"DS": "dataserver", "DP": "dataserver", "MSD": "dataserver", "MVD": "dataserver"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from osipi_connector.simulator.af import CATEGORIES, TEMPLATES
+from osipi_connector.simulator.af import ATTRIBUTE_CATEGORIES, CATEGORIES, TEMPLATES
 from osipi_connector.simulator.controllers.assets import resolve_database
 from osipi_connector.simulator.controllers.dataservers import resolve_point
 from osipi_connector.simulator.controllers.enumerations import SETS
@@ -40,4 +40,5 @@ def resolvers(sim: Simulator) -> dict[str, Callable[[str], object]]:
         "dataservers": lambda w: ids.resolve(w, "DS", "dataserver", path=sim.points.server_name),
         "points": lambda w: resolve_point(sim, w),
         "enumerationsets": bounded("MSD", "enumerationset", len(SETS), "enumeration set"),
+        "attributecategories": bounded("AC", "attributecategory", len(ATTRIBUTE_CATEGORIES), "attribute category"),
     }

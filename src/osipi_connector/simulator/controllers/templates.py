@@ -12,7 +12,15 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from osipi_connector.piwebapi.pitime import format_ticks
-from osipi_connector.simulator.af import CATEGORIES, CATEGORY_INDEX, TEMPLATE_INDEX, TEMPLATES, AttrSpec
+from osipi_connector.simulator.af import (
+    ATTRIBUTE_CATEGORIES,
+    ATTRIBUTE_CATEGORY_INDEX,
+    CATEGORIES,
+    CATEGORY_INDEX,
+    TEMPLATE_INDEX,
+    TEMPLATES,
+    AttrSpec,
+)
 from osipi_connector.simulator.controllers.assets import UNIT_NAMES, category_json
 from osipi_connector.simulator.controllers.owners import resolvers
 from osipi_connector.simulator.http import ApiError, Request, select_fields
@@ -95,8 +103,59 @@ def register(sim: Simulator) -> None:
 
     @router.route("GET", "/attributetemplates/{web_id}/categories")
     def attribute_template_categories(request: Request, web_id: str) -> Any:
-        resolve_attribute_template(web_id)  # attribute categories are not modelled
-        return fields(request, {"Links": {}, "Items": []})
+        return attribute_categories(request, resolve_attribute_template(web_id)[2].categories)
+
+    # --- attribute categories ------------------------------------------------------------------------
+    def attribute_category_path(name: str) -> str:
+        return f"{af.database_path}\\CategoriesAttribute[{name}]"
+
+    def attribute_category_json(request: Request, c: int) -> dict:
+        name, description = ATTRIBUTE_CATEGORIES[c]
+        path = attribute_category_path(name)
+        w, link = ids.encode("AC", (ids.guid("attributecategory", c),), path=path[2:]), request.link
+        return {
+            "WebId": w,
+            "Id": str(ids.guid("attributecategory", c)),
+            "Name": name,
+            "Description": description,
+            "Path": path,
+            "Links": {
+                "Self": link(f"/attributecategories/{w}"),
+                "Database": link(f"/assetdatabases/{af.database_webid}"),
+                "Security": link(f"/attributecategories/{w}/security"),
+                "SecurityEntries": link(f"/attributecategories/{w}/securityentries"),
+            },
+        }
+
+    def attribute_categories(request: Request, names: tuple[str, ...]) -> Any:
+        items = [attribute_category_json(request, ATTRIBUTE_CATEGORY_INDEX[n.upper()]) for n in names]
+        return fields(request, {"Links": {}, "Items": items})
+
+    @router.route("GET", "/assetdatabases/{web_id}/attributecategories")
+    def database_attribute_categories(request: Request, web_id: str) -> Any:
+        owners["assetdatabases"](web_id)
+        return attribute_categories(request, tuple(name for name, _ in ATTRIBUTE_CATEGORIES))
+
+    @router.route("GET", "/attributecategories/{web_id}")
+    def get_attribute_category(request: Request, web_id: str) -> Any:
+        c = owners["attributecategories"](web_id)
+        assert isinstance(c, int)
+        return fields(request, attribute_category_json(request, c))
+
+    @router.route("GET", "/attributecategories")
+    def attribute_category_by_path(request: Request) -> Any:
+        path = by_path(request)
+        c = next(
+            (c for c, (n, _) in enumerate(ATTRIBUTE_CATEGORIES) if attribute_category_path(n).upper() == path.upper()),
+            None,
+        )
+        if c is None:
+            raise ApiError(404, f"The specified attribute category was not found. Path: '{path}'.")
+        return fields(request, attribute_category_json(request, c))
+
+    @router.route("GET", "/attributes/{web_id}/categories")
+    def categories_of_attribute(request: Request, web_id: str) -> Any:
+        return attribute_categories(request, sim.af.resolve_attribute(web_id).spec.categories)
 
     def categories(request: Request, names: tuple[str, ...]) -> Any:
         items = [category_json(sim, request, CATEGORY_INDEX[n.upper()]) for n in names]

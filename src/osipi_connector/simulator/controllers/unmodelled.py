@@ -24,16 +24,15 @@ EMPTY = {
         "timeruleplugins", "timerules", "unitclasses",
     ),
     "assetdatabases": (
-        "analyses", "analysiscategories", "analysistemplates", "attributecategories", "enumerationsets",
+        "analyses", "analysiscategories", "analysistemplates", "enumerationsets",
         "referencedelements", "tablecategories", "tables",
     ),
     "elements": ("analyses", "referencedelements"),
     "elementtemplates": ("analysistemplates",),
-    "attributes": ("categories",),
 }  # fmt: skip
 SECURED = (
     "assetservers", "assetdatabases", "elements", "elementtemplates", "elementcategories", "eventframes",
-    "enumerationsets",
+    "enumerationsets", "attributecategories",
 )  # fmt: skip
 # routes of the swagger that are not simulated, answered with 501 and what to use instead
 NOT_SIMULATED = {
