@@ -18,6 +18,7 @@ import pytest
 from deltalake import DeltaTable
 
 from osipi_connector.simulator.config import SimConfig
+from osipi_connector.simulator.points import DEFAULT_POINTS
 from osipi_connector.simulator.server import RunningSimulator, running_simulator
 from tests.bundle.trampoline import run_task, target_variables
 
@@ -68,7 +69,8 @@ def test_hourly_job_backfill_and_maintenance_succeed_with_the_shipped_config(
         succeed(job, task, variables, tmp_path)
 
     tags = table(tmp_path, variables, "bronze", "pi_tags").to_pyarrow_table()
-    assert tags.num_rows == PLANT_TAGS, "tag_name_filter '*' selects every point of the data server"
+    every_point = PLANT_TAGS + len(DEFAULT_POINTS)  # the plant and PI's default points (SINUSOID...)
+    assert tags.num_rows == every_point, "tag_name_filter '*' selects every point of the data server"
     assert table(tmp_path, variables, "bronze", "pi_asset_hierarchy").to_pyarrow_table().num_rows > 0
     assert table(tmp_path, variables, "bronze", "pi_element_attributes").to_pyarrow_table().num_rows > 0
     assert table(tmp_path, variables, "bronze", "pi_event_frames").to_pyarrow_table().num_rows > 0
