@@ -60,7 +60,7 @@ def fetch_summaries(
     if seconds < 1 or duration != timedelta(seconds=seconds):
         raise ValueError(f"summary duration {duration} is not a whole number of seconds")
     tags: dict[str, Tag] = {}
-    asked: dict[str, tuple[str, list[str], list[tuple[datetime, datetime]]]] = {}
+    asked: dict[str, tuple[str, list[str], list[tuple[datetime, datetime]], bool]] = {}
     requests: dict[str, SubRequest] = {}
     for tag, start, end in windows:
         window = interval_window(start, end, duration)
@@ -68,17 +68,20 @@ def fetch_summaries(
         if window is None or not kinds:
             continue
         tags[tag.webid] = tag
-        per_request = max(1, max_values // len(kinds))
+        per_request = max(1, max_values // len(kinds) - 1)
         first, last = window
         k = 0
         while first < last:
             b = min(first + per_request * duration, last)
             intervals = [(a, min(a + duration, b)) for a in _range(first, b, duration)]
+            # A piece that is not the window's last asks for one interval more and drops it: PI counts an
+            # event exactly at a request's end in its last interval only, so a kept interval is never last.
+            extra = b < last
             key = f"{tag.webid}|{k}"
-            asked[key] = (tag.webid, kinds, intervals)
+            asked[key] = (tag.webid, kinds, intervals, extra)
             params = {
                 "startTime": format_datetime(first),
-                "endTime": format_datetime(b),
+                "endTime": format_datetime(b + duration if extra else b),
                 "summaryType": kinds,
                 "summaryDuration": f"{seconds}s",
                 "calculationBasis": calculation_basis,
@@ -96,19 +99,20 @@ def fetch_summaries(
     result.requests = len(requests)
     rows: list[dict[str, Any]] = []
     for key, answer in answers.items():
-        webid, kinds, intervals = asked[key]
+        webid, kinds, intervals, extra = asked[key]
         if not answer.ok or not isinstance(answer.content, dict):
             result.failed[webid] = f"HTTP {answer.status}: {error_text(answer.content)}"
             continue
         by_type: dict[str, list[dict]] = {kind: [] for kind in kinds}
         for item in answer.content.get("Items") or []:
             by_type.setdefault(item.get("Type"), []).append(item.get("Value") or {})
-        wrong = {kind: len(values) for kind, values in by_type.items() if len(values) != len(intervals)}
+        expected = len(intervals) + extra
+        wrong = {kind: len(values) for kind, values in by_type.items() if len(values) != expected}
         if wrong:
-            result.failed[webid] = f"PI answered {wrong} values for {len(intervals)} intervals of {kinds}"
+            result.failed[webid] = f"PI answered {wrong} values for {expected} intervals of {kinds}"
             continue
         for kind, values in by_type.items():
-            for (a, b), value in zip(intervals, values, strict=True):
+            for (a, b), value in zip(intervals, values[: len(intervals)], strict=True):
                 rows.append(_row(tags[webid], kind, calculation_basis, a, b, value, run_id, ingested_at))
         result.rows[webid] = result.rows.get(webid, 0) + len(kinds) * len(intervals)
     result.table = to_table(SUMMARY, rows)
