@@ -97,43 +97,58 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 
 
 def _snapshot(run: _Run, dataset: str, spec: TableSpec, fetch: Callable[[list[Tag]], FetchResult]) -> None:
-    """One MERGE per `batch_size` tags; no watermark (a snapshot has no window)."""
+    """`batch_size` tags per fetch, one MERGE every `commit_rows` rows and at the end; no watermark (a
+    snapshot has no window)."""
     tags = sorted(run.tags, key=lambda t: t.webid)
     groups = list(_chunks(tags, run.config.extraction.batch_size))
+    buffer = _Buffer(run, spec)
     failed: dict[str, str] = {}
-    rows = 0
     run.connector._report(dataset, 0, len(groups))
     for done, group in enumerate(groups, 1):
         result = fetch(group)
         run.requests += result.requests
         failed.update(result.failed)
-        if result.table.num_rows:
-            run._merge(spec, result.table)
-            rows += result.table.num_rows
-        run.connector._report(dataset, done, len(groups), rows)
+        buffer.add(result.table)
+        run.connector._report(dataset, done, len(groups), buffer.rows)
+    buffer.flush()
     _errors(run, dataset, failed)
+
+
+class _Buffer:
+    """Rows waiting for their MERGE: one commit per `performance.commit_rows` rows, not one per request."""
+
+    def __init__(self, run: _Run, spec: TableSpec, **hints: object) -> None:
+        self.run, self.spec, self.hints = run, spec, hints
+        self.tables: list[pa.Table] = []
+        self.buffered = 0
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.tables.append(table)
+            self.buffered += table.num_rows
+            self.rows += table.num_rows
+        if self.buffered >= self.run.config.performance.commit_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.tables:
+            self.run._merge(self.spec, pa.concat_tables(self.tables), **self.hints)
+            self.tables, self.buffered = [], 0
 
 
 def _windowed(run: _Run, dataset: str, spec: TableSpec, align: Align, fetch: Fetch) -> None:
     """Each tag's watermark window, aligned; `batch_size` tags per fetch; MERGE every `commit_rows` rows and
     at the end; then the watermarks of the tags whose every request succeeded (failed ones keep theirs)."""
-    ext, perf = run.config.extraction, run.config.performance
+    ext = run.config.extraction
     marks = watermarks.load(run.sink, dataset)
     wins = watermarks.windows(run.mode, run.tags, marks, start=run.start, end=run.end, lookback=ext.lookback)
     aligned = [(tag, *span) for tag, a, b in wins if (span := align(a, b)) is not None]
     aligned.sort(key=lambda w: w[0].webid)
     groups = list(_chunks(aligned, ext.batch_size))
-    buffer: list[pa.Table] = []
+    buffer = _Buffer(run, spec, reread_from=run.end - ext.lookback)
     failed: dict[str, str] = {}
     counts: dict[str, int] = {}
-    rows = 0
-    reread_from = run.end - ext.lookback
-
-    def flush() -> None:
-        if buffer:
-            run._merge(spec, pa.concat_tables(buffer), reread_from=reread_from)
-            buffer.clear()
-
     run.connector._report(dataset, 0, len(groups))
     for done, group in enumerate(groups, 1):
         result = fetch(group)
@@ -141,13 +156,9 @@ def _windowed(run: _Run, dataset: str, spec: TableSpec, align: Align, fetch: Fet
         failed.update(result.failed)
         for webid, n in result.rows.items():
             counts[webid] = counts.get(webid, 0) + n
-        if result.table.num_rows:
-            buffer.append(result.table)
-            rows += result.table.num_rows
-            if sum(t.num_rows for t in buffer) >= perf.commit_rows:
-                flush()
-        run.connector._report(dataset, done, len(groups), rows)
-    flush()
+        buffer.add(result.table)
+        run.connector._report(dataset, done, len(groups), buffer.rows)
+    buffer.flush()
     updates = []
     for tag, start, end in aligned:
         mark = marks.get(tag.webid)
