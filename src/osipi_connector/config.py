@@ -26,6 +26,7 @@ TAG_DATASETS = ("timeseries", "interpolated", "summary", "current_value", "point
 SummaryType = Literal[
     "Total", "Average", "Minimum", "Maximum", "Range", "StdDev", "PopulationStdDev", "Count", "PercentGood"
 ]
+DEFAULT_SUMMARY_TYPES: tuple[SummaryType, ...] = ("Average", "Minimum", "Maximum", "Total", "Count", "PercentGood")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -113,9 +114,7 @@ class SummaryConfig(_Strict):
     """`extraction.summary`: the statistics PI computes per completed interval of `duration`."""
 
     duration: timedelta = timedelta(hours=1)
-    types: list[SummaryType] = Field(
-        default_factory=lambda: ["Average", "Minimum", "Maximum", "Total", "Count", "PercentGood"], min_length=1
-    )
+    types: list[SummaryType] = Field(default_factory=lambda: list(DEFAULT_SUMMARY_TYPES), min_length=1)
     calculation_basis: Literal["TimeWeighted", "EventWeighted"] = "TimeWeighted"
 
     @field_validator("duration", mode="before")

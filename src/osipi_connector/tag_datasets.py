@@ -162,7 +162,7 @@ def _windowed(run: _Run, dataset: str, spec: TableSpec, align: Align, fetch: Fet
     updates = []
     for tag, start, end in aligned:
         mark = marks.get(tag.webid)
-        update = {"item_id": tag.webid, "item_name": tag.name, "rows": counts.get(tag.webid, 0)}
+        update: dict[str, object] = {"item_id": tag.webid, "item_name": tag.name, "rows": counts.get(tag.webid, 0)}
         if tag.webid in failed:
             low, high = (mark.low, mark.high) if mark else (None, None)
             update |= {"low": low, "high": high, "status": "failed", "error": failed[tag.webid][:1000]}

@@ -16,7 +16,7 @@ from osipi_connector.lake.spark_sink import SparkSink
 from osipi_connector.piwebapi.pitime import format_datetime
 from tests.conftest import FIXED_NOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # two runs through local Spark: MERGEs take seconds each
 SPECS = (INTERPOLATED, SUMMARY, CURRENT_VALUE, POINT_ATTRIBUTES)
 DATASETS = ["interpolated", "summary", "current_value", "point_attributes"]
 
