@@ -280,3 +280,31 @@ def test_bad_settings_name_the_key(patch: dict, expected: str) -> None:
     data = {"pi_web_api": {"url": "https://pi.example.com/piwebapi"}, "extraction": {"name_filter": "*", **patch}}
     with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
         ConnectorConfig.from_dict(data)
+
+
+def test_event_weighted_summaries_sit_beside_time_weighted_ones(simulator, names, tmp_path, http) -> None:
+    """The basis is part of the key: switching it adds rows, each equal to what PI computes on that basis."""
+    types = {n: http.get(f"{simulator.url}/points/{w}").json()["PointType"] for n, w in names.items()}
+    numeric = [n for n, t in types.items() if t.startswith("Float")][:2]
+    sink = DeltaSink(tmp_path)
+    for basis in ("TimeWeighted", "EventWeighted"):
+        summary = {"duration": "1h", "types": ["Average", "Count"], "calculation_basis": basis}
+        cfg = config(simulator.url, tmp_path, numeric, summary=summary)
+        assert PILakeflowConnector(cfg, sink=sink).run(datasets=["summary"]).status == "success"
+    rows = sink.read(SUMMARY).to_pylist()
+    assert {r["calculation_basis"] for r in rows} == {"TimeWeighted", "EventWeighted"}
+    for webid in (names[n] for n in numeric):
+        params = {
+            "startTime": format_datetime(INTERVALS[0]),
+            "endTime": format_datetime(INTERVALS[1]),
+            "summaryDuration": "1h",
+            "summaryType": "Average",
+            "calculationBasis": "EventWeighted",
+        }
+        served = http.get(f"{simulator.url}/streams/{webid}/summary", params=params).json()["Items"]
+        stored = sorted(
+            (r["interval_start"], r["value"])
+            for r in rows
+            if (r["tag_webid"], r["summary_type"], r["calculation_basis"]) == (webid, "Average", "EventWeighted")
+        )
+        assert [v for _, v in stored] == [item["Value"]["Value"] for item in served]
