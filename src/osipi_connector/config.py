@@ -20,8 +20,9 @@ from osipi_connector.piwebapi.pitime import UTC, PITimeError, parse_pi_time
 from osipi_connector.piwebapi.settings import ClientSettings, RetrySettings
 
 Mode = Literal["incremental", "full", "backfill"]
-# also the order a run writes them in; the last four are off unless asked for (extraction.include_*, --datasets)
-DATASETS = ("tags", "af", "timeseries", "event_frames", "interpolated", "summary", "current_value", "point_attributes")
+# computed by PI per tag; off unless asked for (extraction.include_<name>, --datasets)
+COMPUTED_DATASETS = ("interpolated", "summary", "current_value", "point_attributes")
+DATASETS = ("tags", "af", "timeseries", "event_frames", *COMPUTED_DATASETS)  # also the order a run writes them in
 TAG_DATASETS = ("timeseries", "interpolated", "summary", "current_value", "point_attributes")  # need the tag list
 SummaryType = Literal[
     "Total", "Average", "Minimum", "Maximum", "Range", "StdDev", "PopulationStdDev", "Count", "PercentGood"

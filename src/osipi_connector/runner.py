@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from osipi_connector import tag_datasets, watermarks
-from osipi_connector.config import DATASETS, TAG_DATASETS, ConfigError, ConnectorConfig, resolve_time
+from osipi_connector.config import COMPUTED_DATASETS, DATASETS, TAG_DATASETS, ConfigError, ConnectorConfig, resolve_time
 from osipi_connector.executor import FetchJob
 from osipi_connector.extract.clock import server_now
 from osipi_connector.extract.timeseries import FetchResult
@@ -147,11 +147,7 @@ class PILakeflowConnector:
                 wanted.add("af")
             if ext.af_database and ext.include_event_frames:
                 wanted.add("event_frames")
-            wanted |= {
-                d
-                for d in ("interpolated", "summary", "current_value", "point_attributes")
-                if getattr(ext, f"include_{d}")
-            }
+            wanted |= {d for d in COMPUTED_DATASETS if getattr(ext, f"include_{d}")}
         else:
             wanted = set(datasets)
             unknown = wanted - set(DATASETS)
