@@ -198,3 +198,12 @@ def test_uploaded_certificates_are_listed_downloaded_and_deleted_but_keys_never_
     assert "dl-ca.pem" not in http.get(gui.url + "/api/certs", timeout=10).json()["files"]
     assert http.delete(gui.url + "/api/certs/dl-ca.pem", timeout=10).status_code == 404
     assert '"action": "cert.delete"' in (gui.config_dir / "audit.log").read_text()
+
+
+def test_the_page_has_a_favicon_served_offline(gui: Gui):
+    page = requests.get(gui.url + "/", timeout=5).text
+    assert '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">' in page
+    icon = requests.get(gui.url + "/static/favicon.svg", timeout=5)
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert "http" not in icon.text.replace("http://www.w3.org/2000/svg", "")  # nothing fetched from elsewhere

@@ -3,6 +3,7 @@
 
 const $ = (sel) => document.querySelector(sel);
 const state = { browseNames: {}, browsePath: [], csrf: null, schemas: null, config: null, mask: "********", editing: null, logSeq: 0, history: [], last: null, perSource: {}, watch: 0 };
+const SINK_BASIC = new Set(["type", "path", "workspace_url", "zerobus_endpoint", "client_id", "client_secret", "table", "proxy"]);
 // The fields of a source shown at once; every other one is under "Advanced".
 const BASIC = new Set(["name", "enabled", "url", "endpoint", "unit_id", "poll_interval_s", "publishing_interval_ms", "mode",
   "username", "password", "ca_file", "cert_file", "key_file", "security_policy", "security_mode", "trusted_server_certs",
@@ -83,7 +84,7 @@ function drawSinkForm(sink) {
   const defs = state.schemas.agent.$defs;
   const form = $("#sink-form"); form.innerHTML = "";
   const name = $("#sink-type").value === "zerobus" ? "ZerobusSinkSettings" : "DeltaSinkSettings";
-  renderForm(form, defs[name], defs, sink.type === $("#sink-type").value ? sink : {}, state.mask);
+  renderForm(form, defs[name], defs, sink.type === $("#sink-type").value ? sink : {}, state.mask, "", SINK_BASIC);
 }
 function sinkValue() { return Object.assign(readForm($("#sink-form"), state.mask), { type: $("#sink-type").value }); }
 async function saveSink() {
