@@ -69,9 +69,12 @@ def page(gui: Gui, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
         )
         context.set_default_timeout(WAIT_MS)
         page = context.pages[0] if context.pages else context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))  # an uncaught exception in the GUI's JS
         page.goto(gui.url + "/")
         yield page
         context.close()
+        assert errors == []
 
 
 def shot(page: Page, name: str) -> None:
