@@ -24,7 +24,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.certs import self_signed_pem
 from tests.edge.sources.helpers import free_port
 from tests.edge.sources.mosquitto import Mosquitto, Publisher
-from tests.edge.sources.opcua_server import VALUES, node_id
+from tests.edge.sources.opcua_server import PLANT, VALUES, node_id
 from tests.web.gui_process import PASSWORD, Gui
 from tests.web.peers import MODBUS_REGISTERS, ModbusPeer, OpcuaPeer
 
@@ -235,14 +235,36 @@ def test_add_an_opcua_source_by_browsing_its_nodes(page: Page, peers):
     form.locator('[data-path="endpoint"]').fill(f"opc.tcp://127.0.0.1:{opcua.port}/test/")
     form.locator('[data-path="publishing_interval_ms"]').fill("50")
     page.click("#source-browse")
-    page.locator("#browse-result button", has_text=re.compile(r"^Object: .*Line1 \(")).click()
-    variable = page.locator("#browse-result button", has_text=re.compile(r"^Variable: .*Temperature \("))
-    variable.click()
-    variable.click()  # twice: still one row
+    tree = page.locator("#browse-result ul.tree")
+
+    def item(name: str):
+        return tree.locator(f'li[data-node-id="{node_id(name)}"]')
+
+    line1 = tree.locator(f'li[data-node-id="nsu={PLANT};s=Line1"]')
+    line1.locator("> .toggle").click()  # level 1: Objects > Line1, loaded through the browse endpoint
+    expect(line1).to_have_class(re.compile(r"\bopen\b"))
+    motor = item("Motor")
+    motor.locator("> .toggle").click()  # level 2: Line1 > Motor, inside the same tree
+    expect(page.locator("#browse-result .crumb")).to_have_text(["Objects", "Line1", "Motor"])
+    speed = item("Motor.Speed")
+    expect(speed).to_have_attribute("data-node-class", "Variable")
+    speed.locator("> .node").click()
+    speed.locator("> .node").click()  # twice: still one row
+    item("Temperature").locator("> .node").click()
+    expect(speed).to_have_class(re.compile(r"\badded\b"))
+    line1.locator("> .toggle").click()  # collapse, then open again: the same children, not loaded twice
+    expect(item("Temperature")).to_be_hidden()
+    line1.locator("> .toggle").click()
+    expect(item("Temperature")).to_have_count(1)
+    expect(item("Motor.Speed")).to_have_count(1)
+    expect(item("Motor.Speed")).to_be_visible()  # Motor stayed open inside
+    page.locator("#browse-result .crumb", has_text="Line1").click()  # back up: what lies below Line1 closes
+    expect(item("Motor.Speed")).to_be_hidden()
     expect(page.locator("#browse-result .crumb")).to_have_text(["Objects", "Line1"])
     ids = form.locator('[data-path="nodes"] [data-col="id"]')
-    expect(ids).to_have_count(1)
-    expect(ids).to_have_value(node_id("Temperature"))
+    expect(ids).to_have_count(2)
+    expect(ids.nth(0)).to_have_value(node_id("Motor.Speed"))
+    expect(ids.nth(1)).to_have_value(node_id("Temperature"))
     form.locator('[data-path="cert_file"]').select_option(label="other path (type it)...")  # a path to generate
     typed = form.locator('input[data-path="cert_file"]')
     typed.fill("pki/oven-client.der")
@@ -300,10 +322,11 @@ def test_records_flow_on_the_monitoring_tab(page: Page, gui: Gui, peers):
             row = tags.locator("tr", has=page.locator("td.tag", has_text=re.compile(f"^{name}$")))
             expect(row.locator(".value")).to_have_text(str(value))
         expect(tags.locator("tr").first.locator(".rate")).not_to_have_text("0.0")  # polled every 0.2 s
-        page.select_option("#tag-source", "oven-opcua")
+        page.select_option("#tag-source", "oven-opcua")  # the variables picked in the browse tree, two levels down
         expect(tags.locator(f'tr[data-tag="{node_id("Temperature")}"] .value')).to_have_text(
             str(VALUES["Temperature"][0])
         )
+        expect(tags.locator(f'tr[data-tag="{node_id("Motor.Speed")}"] .value')).to_have_text("1500")
         page.select_option("#tag-source", "line1-mqtt")
         page.wait_for_timeout(1500)
         shot(page, "tags")
@@ -315,7 +338,7 @@ def test_records_flow_on_the_monitoring_tab(page: Page, gui: Gui, peers):
     modbus = {r["tag_path"]: r["value_long"] for r in table if r["protocol"] == "modbus"}
     assert modbus == {"speed": MODBUS_REGISTERS[0], "setpoint": MODBUS_REGISTERS[1]}
     opc = {r["value_double"] for r in table if r["protocol"] == "opcua"}
-    assert opc == {VALUES["Temperature"][0]}
+    assert opc == {VALUES["Temperature"][0], 1500.0}
 
 
 def test_find_a_log_line(page: Page):

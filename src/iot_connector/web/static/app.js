@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { browseNames: {}, browsePath: [], csrf: null, schemas: null, config: null, mask: "********", editing: null, logSeq: 0, history: [], last: null, perSource: {}, watch: 0 };
+const state = { csrf: null, schemas: null, config: null, mask: "********", editing: null, logSeq: 0, history: [], last: null, perSource: {}, watch: 0 };
 const SINK_BASIC = new Set(["type", "path", "workspace_url", "zerobus_endpoint", "client_id", "client_secret", "table", "proxy"]);
 // The fields of a source shown at once; every other one is under "Advanced".
 const BASIC = new Set(["name", "enabled", "url", "endpoint", "unit_id", "poll_interval_s", "publishing_interval_ms", "mode",
@@ -182,40 +182,88 @@ async function testSource() {
   }
   catch (e) { say($("#source-message"), e.message, false); }
 }
-async function browseSource(root = "i=85") {
-  const out = $("#browse-result");
-  try {
-    const { nodes } = await api("POST", `/api/sources/browse?root=${encodeURIComponent(root)}`, sourceValue());
-    out.innerHTML = "<h3>Nodes (click a variable to add it, an object to open it)</h3>";
-    const crumbs = document.createElement("div");
-    crumbs.className = "crumbs";
-    const at = state.browsePath.findIndex((c) => c.id === root);
-    if (root === "i=85") state.browsePath = [];
-    else if (at >= 0) state.browsePath = state.browsePath.slice(0, at + 1);
-    else state.browsePath.push({ id: root, name: state.browseNames[root] || root });
-    for (const c of [{ id: "i=85", name: "Objects" }, ...state.browsePath]) {
-      const b = document.createElement("button");
-      b.className = "crumb"; b.textContent = c.name; b.onclick = () => browseSource(c.id);
-      crumbs.append(b, " / ");
-    }
-    out.appendChild(crumbs);
-    const seen = new Set();
-    for (const node of nodes) {
-      if (seen.has(node.id)) continue;
-      seen.add(node.id);
-      state.browseNames[node.id] = node.path.split("/").pop();
-      const b = document.createElement("button");
-      b.className = "node";
-      b.textContent = `${node.node_class}: ${node.path} (${node.id})`;
-      b.onclick = () => (node.node_class === "Variable" ? addNode(node.id) : browseSource(node.id));
-      out.append(b, document.createElement("br"));
-    }
-  } catch (e) { say($("#source-message"), e.message, false); }
+// OPC-UA browse as a tree: children are loaded through /api/sources/browse when a node is first expanded, and
+// kept (collapse/expand does not ask again); breadcrumbs show the path to the node last opened. A variable is
+// added to the nodes table by a click, once. Names and ids come from the server: textContent only.
+async function browseChildren(id) {
+  const { nodes } = await api("POST", `/api/sources/browse?root=${encodeURIComponent(id)}`, sourceValue());
+  const seen = new Set(); // a node reached by two references is listed once
+  return nodes.filter((n) => !seen.has(n.id) && seen.add(n.id));
 }
-function addNode(id) {
+async function browseSource() {
+  const out = $("#browse-result"); out.innerHTML = "";
+  const title = out.appendChild(document.createElement("h3"));
+  title.textContent = "Address space (open an object with its arrow; click a variable to add it)";
+  out.appendChild(document.createElement("div")).className = "crumbs";
+  const root = treeItem({ id: "i=85", path: "Objects", node_class: "Object" }, []);
+  const tree = out.appendChild(document.createElement("ul"));
+  tree.className = "tree"; tree.appendChild(root);
+  await toggleNode(root, true);
+}
+function treeItem(node, parents) {
+  const li = document.createElement("li");
+  li.dataset.nodeId = node.id; li.dataset.nodeClass = node.node_class;
+  li._trail = [...parents, { id: node.id, name: node.path.split("/").pop() }];
+  const variable = node.node_class === "Variable";
+  const arrow = li.appendChild(document.createElement("button"));
+  arrow.type = "button"; arrow.className = "toggle";
+  arrow.textContent = "\u25B8"; if (variable) arrow.classList.add("leaf"); arrow.setAttribute("aria-label", `open ${node.path}`);
+  arrow.onclick = () => toggleNode(li);
+  const name = li.appendChild(document.createElement("button"));
+  name.type = "button"; name.className = variable ? "node variable" : "node";
+  name.textContent = li._trail[li._trail.length - 1].name;
+  name.onclick = () => (variable ? addNode(node.id, li) : toggleNode(li));
+  const about = li.appendChild(document.createElement("small"));
+  about.className = "node-id"; about.textContent = ` ${node.node_class} \u00B7 ${node.id}`;
+  if (variable && nodeIds().includes(node.id)) li.classList.add("added");
+  return li;
+}
+// open (or close) one tree node; children are fetched once, and a second click while loading waits for it
+async function toggleNode(li, open = !li.classList.contains("open")) {
+  let children = li.querySelector(":scope > ul");
+  if (open && !children) {
+    li._loading = li._loading || browseChildren(li.dataset.nodeId);
+    li.classList.add("loading");
+    let nodes;
+    try { nodes = await li._loading; }
+    catch (e) { li._loading = null; say($("#source-message"), e.message, false); return; }
+    finally { li.classList.remove("loading"); }
+    children = li.querySelector(":scope > ul"); // another click may have drawn them meanwhile
+    if (!children) {
+      children = li.appendChild(document.createElement("ul"));
+      for (const node of nodes) children.appendChild(treeItem(node, li._trail));
+      if (!nodes.length) {
+        const none = children.appendChild(document.createElement("li"));
+        none.className = "empty"; none.textContent = "(nothing below)";
+      }
+    }
+  }
+  li.classList.toggle("open", open);
+  if (children) children.hidden = !open;
+  li.querySelector(":scope > .toggle").textContent = open ? "\u25BE" : "\u25B8";
+  if (open) drawCrumbs(li._trail);
+}
+function drawCrumbs(trail) {
+  const crumbs = $("#browse-result .crumbs"); crumbs.innerHTML = "";
+  trail.forEach((c, i) => {
+    if (i) crumbs.append(" / ");
+    const b = crumbs.appendChild(document.createElement("button"));
+    b.type = "button"; b.className = "crumb"; b.textContent = c.name;
+    b.onclick = () => { // back up to there: what lies below it closes
+      const li = [...document.querySelectorAll("#browse-result li")].find((x) => x._trail && x._trail.length === i + 1 && x._trail.every((t, k) => t.id === trail[k].id));
+      if (!li) return;
+      for (const open of li.querySelectorAll("li.open")) toggleNode(open, false);
+      drawCrumbs(li._trail); li.scrollIntoView({ block: "nearest" });
+    };
+  });
+}
+function nodeIds() {
+  return [...document.querySelectorAll('#source-form [data-path="nodes"] [data-col="id"]')].map((input) => input.value);
+}
+function addNode(id, li) {
   const editor = document.querySelector('#source-form [data-path="nodes"]');
-  const known = [...editor.querySelectorAll('[data-col="id"]')].map((input) => input.value);
-  if (!known.includes(id)) editor._addRow({ id });
+  if (!nodeIds().includes(id)) editor._addRow({ id });
+  if (li) { li.classList.add("added"); drawCrumbs(li._trail); }
 }
 async function removeSource(name) {
   if (!confirm(`Remove source ${name}? It stops at once.`)) return;
