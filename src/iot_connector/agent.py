@@ -26,6 +26,7 @@ from iot_connector.pipeline.deadletters import DeadLetters
 from iot_connector.pipeline.tracing import make_tracer
 from iot_connector.sinks.base import Sink
 from iot_connector.sources.base import Emit, Source, SourceConfig, registered
+from iot_connector.wording import plural
 
 log = logging.getLogger(__name__)
 SOURCE_RESTART_S = 5.0
@@ -145,9 +146,9 @@ class Agent:
                 )
         await self.pipeline.start()
         log.info(
-            "agent %s started: %d source(s), sink %s, spool %s",
+            "agent %s started: %s, sink %s, spool %s",
             self.config.agent_id,
-            len(self.sources),
+            plural(len(self.sources), "source"),
             self.sink.name,
             "on" if self.config.pipeline.spool.enabled else "off",
         )
@@ -280,4 +281,4 @@ class Agent:
         self._source_tasks.clear()
         await self.pipeline.stop()
         self.metrics.stop()
-        log.info("stopped; %d record(s) left in the buffer for the next start", self.pipeline.buffer.depth)
+        log.info("stopped; %s left in the buffer for the next start", plural(self.pipeline.buffer.depth, "record"))

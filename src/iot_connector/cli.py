@@ -19,6 +19,7 @@ from pathlib import Path
 
 from iot_connector.config.loader import STATE_FILE, YAML_FILE, ConfigError, load_config, read_raw
 from iot_connector.config.secrets import SecretBox, key_path
+from iot_connector.wording import plural
 
 log = logging.getLogger("iot_connector")
 
@@ -107,7 +108,7 @@ def _secrets(args: argparse.Namespace) -> int:
             print(f"secrets in {state} encrypted with {box.key_file}")
         else:
             count = box.rotate([state, args.config_dir / YAML_FILE])
-            print(f"rotated {box.key_file}: {count} value(s) re-encrypted")
+            print(f"rotated {box.key_file}: {plural(count, 'value')} re-encrypted")
         read_raw(args.config_dir)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -127,7 +127,7 @@ def test_rotate_key_reencrypts_and_still_loads(tmp_path: Path, capsys) -> None:
     before_key = (tmp_path / KEY_FILE).read_bytes()
     before_token = json.loads((tmp_path / STATE_FILE).read_text())["sink"]["client_secret"]
     assert cli_main(["secrets", "rotate-key", "--config-dir", str(tmp_path)]) == 0
-    assert "1 value(s) re-encrypted" in capsys.readouterr().out
+    assert "1 value re-encrypted" in capsys.readouterr().out
     assert (tmp_path / KEY_FILE).read_bytes() != before_key
     assert json.loads((tmp_path / STATE_FILE).read_text())["sink"]["client_secret"] != before_token
     assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600

@@ -37,7 +37,7 @@ def test_ordinary_lines_are_left_alone():
         "source plant (opcua) started",
         "UserIdentityToken=AnonymousIdentityToken(PolicyId='anonymous')",
         "OAuth: token request failed (URLError); check the workspace URL",
-        "agent gui-test started: 1 source(s), sink delta, spool on",
+        "agent gui-test started: 1 source, sink delta, spool on",
     ):
         assert redact(line) == line
 

@@ -164,7 +164,7 @@ def test_add_an_mqtt_source_and_a_bad_pem_is_refused(page: Page, gui: Gui, peers
     pem = self_signed_pem("broker-ca")[0]
     page.set_input_files("#cert-file", files=[{"name": "broker-ca.pem", "mimeType": "text/plain", "buffer": pem}])
     page.click("#cert-upload")
-    expect(page.locator("#cert-message")).to_contain_text("stored broker-ca.pem")
+    expect(page.locator("#cert-message")).to_contain_text("stored broker-ca.pem: 1 certificate, first: CN=broker-ca")
     listed = page.locator('#cert-list li[data-cert="broker-ca.pem"]')
     expect(listed.locator("a")).to_have_attribute("href", "/api/certs/broker-ca.pem")
     dialogs: list[str] = []
@@ -261,6 +261,8 @@ def test_add_an_opcua_source_by_browsing_its_nodes(page: Page, peers):
     page.locator("#browse-result .crumb", has_text="Line1").click()  # back up: what lies below Line1 closes
     expect(item("Motor.Speed")).to_be_hidden()
     expect(page.locator("#browse-result .crumb")).to_have_text(["Objects", "Line1"])
+    motor.locator("> .toggle").click()
+    expect(item("Motor.Speed")).to_be_visible()
     ids = form.locator('[data-path="nodes"] [data-col="id"]')
     expect(ids).to_have_count(2)
     expect(ids.nth(0)).to_have_value(node_id("Motor.Speed"))
@@ -327,6 +329,8 @@ def test_records_flow_on_the_monitoring_tab(page: Page, gui: Gui, peers):
             str(VALUES["Temperature"][0])
         )
         expect(tags.locator(f'tr[data-tag="{node_id("Motor.Speed")}"] .value')).to_have_text("1500")
+        expect(page.locator("#tag-note")).to_have_text("2 tags")
+        assert page.evaluate("[plural(1, 'tag'), plural(0, 'update')]") == ["1 tag", "0 updates"]
         page.select_option("#tag-source", "line1-mqtt")
         page.wait_for_timeout(1500)
         shot(page, "tags")
@@ -349,8 +353,57 @@ def test_find_a_log_line(page: Page):
     shot(page, "logs")
 
 
+def test_set_a_log_level_in_the_table_editor(page: Page, gui: Gui):
+    page.click("#tabs button[data-tab=settings]")
+    form = page.locator("#settings-form")
+    expect(form.locator('[data-path="agent_id"]')).to_be_visible()  # the basic settings at once
+    expect(form.locator('[data-path="metrics.port"]')).to_be_visible()
+    expect(form.locator('[data-path="proxy.https_proxy"]')).to_be_visible()
+    expect(form.locator('[data-path="pipeline.batch_max_records"]')).to_be_hidden()  # under a closed "Advanced"
+    expect(form.locator('[data-path="tracing.exporter"]')).to_be_hidden()
+    expect(form.locator("textarea")).to_have_count(0)  # no raw JSON box
+    levels = form.locator('[data-path="log_levels"]')
+    message = page.locator("#settings-message")
+    levels.locator(".add-row").click()
+    row = levels.locator("tbody tr").last
+    row.locator('[data-col="name"]').fill("asyncua")
+    row.locator('[data-col="value"]').select_option(label="ERROR")
+    page.click("#settings-save")
+    expect(message).to_have_text("applied: log_levels.asyncua")
+    assert page.request.get(gui.url + "/api/config").json()["config"]["log_levels"] == {"asyncua": "ERROR"}
+    expect(levels.locator('[data-col="value"]')).to_have_value('"ERROR"')  # redrawn from the stored config
+    shot(page, "settings")
+
+    levels.locator(".add-row").click()
+    hostile = "<img src=x onerror=window.__xss=2>"
+    levels.locator("tbody tr").last.locator('[data-col="name"]').fill(hostile)
+    page.click("#settings-save")
+    expect(message).to_have_text(f"applied: log_levels.{hostile}")  # as text
+    config = page.request.get(gui.url + "/api/config").json()["config"]
+    assert config["log_levels"] == {"asyncua": "ERROR", hostile: "DEBUG"}
+    expect(levels.locator('[data-col="name"]').nth(1)).to_have_value(hostile)
+    assert page.evaluate("window.__xss") is None
+    assert form.locator("img").count() == 0
+
+    levels.locator(".add-row").click()
+    levels.locator("tbody tr").last.locator('[data-col="name"]').fill("asyncua")
+    page.click("#settings-save")
+    expect(message).to_have_text("log_levels row 3: asyncua is given twice; remove one of the rows")
+    expect(message).to_have_class("message error")
+    levels.locator("tbody tr").last.locator('[data-col="name"]').fill("")
+    page.click("#settings-save")
+    expect(message).to_have_text("log_levels row 3: the name is empty; type one or remove the row")
+    levels.locator("tbody tr").last.locator(".remove-row").click()
+    levels.locator("tbody tr").nth(1).locator(".remove-row").click()
+    page.click("#settings-save")
+    expect(message).to_have_text(f"applied: log_levels.{hostile}")
+    assert page.request.get(gui.url + "/api/config").json()["config"]["log_levels"] == {"asyncua": "ERROR"}
+    expect(levels.locator('[data-col="value"]')).to_have_value('"ERROR"')
+
+
 def test_change_a_setting(page: Page, gui: Gui):
     page.click("#tabs button[data-tab=settings]")
+    page.click("#settings-form details.advanced > summary")
     page.locator('#settings-form [data-path="pipeline.batch_max_records"]').fill("777")
     page.click("#settings-save")
     expect(page.locator("#settings-message")).to_have_text("applied: pipeline.batch_max_records")
@@ -365,13 +418,16 @@ def test_change_a_setting(page: Page, gui: Gui):
     expect(page.locator("#settings-message")).to_contain_text(
         "pipeline.batch_max_records: Input should be greater than or equal to 1"
     )
-    shot(page, "settings")
+    expect(page.locator("#settings-form details.advanced")).to_have_attribute("open", "")  # still open
+    shot(page, "settings-advanced")
 
 
 def test_security_and_proxy_settings_persist_and_plaintext_secrets_are_refused(page: Page, gui: Gui):
     page.reload()  # a fresh form: the previous test left a refused value in it
     page.click("#tabs button[data-tab=settings]")
     form = page.locator("#settings-form")
+    expect(form.locator("legend", has_text="Security")).to_be_hidden()
+    page.click("#settings-form details.advanced > summary")
     expect(form.locator("legend", has_text="Security")).to_be_visible()
     expect(form.locator("legend", has_text="Proxy")).to_be_visible()
     renew = '[data-path="security.certificate_auto_rotation.renew_days_before_expiry"]'
@@ -386,6 +442,7 @@ def test_security_and_proxy_settings_persist_and_plaintext_secrets_are_refused(p
 
     page.reload()
     page.click("#tabs button[data-tab=settings]")
+    page.click("#settings-form details.advanced > summary")
     expect(form.locator(renew)).to_have_value("14")
     expect(form.locator('[data-path="proxy.https_proxy"]')).to_have_value("http://proxy.dmz:3128")
     expect(form.locator('[data-path="proxy.no_proxy"]')).to_have_value("localhost,127.0.0.1")

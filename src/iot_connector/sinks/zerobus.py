@@ -30,6 +30,7 @@ from iot_connector.config.models import ProxySettings, ZerobusSinkSettings
 from iot_connector.model import Record
 from iot_connector.model_proto import encode_records, record_message_class
 from iot_connector.sinks.base import Sink, SinkError
+from iot_connector.wording import plural
 
 log = logging.getLogger(__name__)
 APPLICATION_NAME = "iot-connector"
@@ -131,7 +132,7 @@ class ZerobusSink(Sink):
         if stream is None:  # an earlier batch's failed ack dropped the stream while this one was encoded
             raise SinkError(
                 f"ZeroBus stream to {self.settings.table} was closed by an earlier failure; "
-                f"{len(records)} records not sent",
+                f"{plural(len(records), 'record')} not sent",
                 error_type="zerobus_unavailable",
             )
         try:
@@ -157,7 +158,7 @@ class ZerobusSink(Sink):
             self._stream = None
             with contextlib.suppress(Exception):
                 await stream.close()
-        return self._error(exc, f"ZeroBus ingest of {count} records into {self.settings.table} failed")
+        return self._error(exc, f"ZeroBus ingest of {plural(count, 'record')} into {self.settings.table} failed")
 
     async def close(self) -> None:
         stream, self._stream = self._stream, None

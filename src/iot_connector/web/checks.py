@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from iot_connector.config.models import ZerobusSinkSettings
+from iot_connector.wording import plural
 
 CERTS_ENV = "IOT_CONNECTOR_CERTS_DIR"
 CERT_KINDS = ("ca", "client_cert", "server_cert", "client_key")
@@ -64,7 +65,7 @@ def validate_pem(kind: str, pem: str) -> str:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         raise CheckError("not a valid PEM certificate (the block does not decode)") from None
-    return f"{len(certs)} certificate(s), first: {certs[0].subject.rfc4514_string()}"
+    return f"{plural(len(certs), 'certificate')}, first: {certs[0].subject.rfc4514_string()}"
 
 
 def store_cert(config_dir: Path, name: str, kind: str, pem: str) -> tuple[Path, str]:

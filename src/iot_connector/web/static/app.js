@@ -8,6 +8,8 @@ const SINK_BASIC = new Set(["type", "path", "workspace_url", "zerobus_endpoint",
 const BASIC = new Set(["name", "enabled", "url", "endpoint", "unit_id", "poll_interval_s", "publishing_interval_ms", "mode",
   "username", "password", "ca_file", "cert_file", "key_file", "security_policy", "security_mode", "trusted_server_certs",
   "topics", "registers", "nodes"]);
+// Settings shown at once; pipeline, spool, breaker, retry, tracing, security and plugins are under "Advanced".
+const SETTINGS_BASIC = new Set(["agent_id", "log_level", "log_levels", "metrics", "proxy"]);
 const EXAMPLES = {
   mqtt: { name: "", type: "mqtt", url: "mqtt://broker:1883", topics: [{ topic: "sensors/+/temperature", qos: 1, format: "json", value_path: "value" }] },
   modbus: { name: "", type: "modbus", url: "modbus+tcp://plc:502", registers: [{ name: "temperature", table: "holding", address: 0, data_type: "float32" }] },
@@ -335,7 +337,7 @@ async function poll() {
   const enabled = Object.values(status.sources).filter((s) => s.enabled);
   const down = enabled.filter((s) => !s.connected).length;
   const header = $("#agent-state");
-  header.textContent = !status.running ? "agent stopped" : down ? `agent running, ${down} of ${enabled.length} sources not connected` : "agent running";
+  header.textContent = !status.running ? "agent stopped" : down ? `agent running, ${down} of ${plural(enabled.length, "source")} not connected` : "agent running";
   header.className = !status.running || sinkDown ? "bad" : down ? "warn" : "good";
   header.title = sinkDown ? `sink down: ${sink.last_error}` : "";
   $("#config-error").hidden = !status.config_error; $("#config-error").textContent = status.config_error || "";
@@ -405,9 +407,9 @@ async function pollTags() {
     cells.forEach((text, i) => { const cell = row.insertCell(); cell.textContent = text; cell.className = ["tag", "value", "unit", "quality", "ts nowrap", "received nowrap", "rate num", "tag-id"][i]; });
     row.cells[3].classList.add(`q-${tag.quality}`);
   }
-  const more = view.total > view.tags.length ? `; ${view.tags.length} of ${view.total} tags shown` : "";
-  const dropped = view.not_shown_updates ? `; ${view.not_shown_updates} updates of further tags not kept (limit reached)` : "";
-  $("#tag-note").textContent = !view.running ? `${name} is not running` : view.tags.length ? `${view.total} tags${more}${dropped}` : `no values from ${name} yet`;
+  const more = view.total > view.tags.length ? `; ${view.tags.length} of ${plural(view.total, "tag")} shown` : "";
+  const dropped = view.not_shown_updates ? `; ${plural(view.not_shown_updates, "update")} of further tags not kept (limit reached)` : "";
+  $("#tag-note").textContent = !view.running ? `${name} is not running` : view.tags.length ? `${plural(view.total, "tag")}${more}${dropped}` : `no values from ${name} yet`;
 }
 
 // --- Logs ---------------------------------------------------------------------------------------------------
@@ -437,8 +439,11 @@ function renderSettings() { // every agent setting except the sink and the sourc
   const agent = state.schemas.agent;
   const keys = Object.keys(agent.properties).filter((k) => !["sink", "sources"].includes(k));
   const schema = { properties: Object.fromEntries(keys.map((k) => [k, agent.properties[k]])) };
-  const form = $("#settings-form"); form.innerHTML = "";
-  renderForm(form, schema, agent.$defs, state.config, state.mask);
+  const form = $("#settings-form");
+  const wasOpen = Boolean(form.querySelector("details.advanced[open]")); // a save redraws: keep it as it was
+  form.innerHTML = "";
+  renderForm(form, schema, agent.$defs, state.config, state.mask, "", SETTINGS_BASIC);
+  form.querySelector("details.advanced").open = wasOpen;
 }
 async function saveSettings() {
   try {

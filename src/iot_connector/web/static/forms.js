@@ -5,10 +5,13 @@
 // validates everything and answers with the key that is wrong. All text goes in through textContent/value.
 "use strict";
 
-const WORDS = { zerobus: "ZeroBus", url: "URL", qos: "QoS", id: "ID", tls: "TLS", opcua: "OPC-UA", mqtt: "MQTT", ms: "(ms)", s: "(s)", ca: "CA", uri: "URI" };
+const WORDS = { zerobus: "ZeroBus", url: "URL", qos: "QoS", id: "ID", tls: "TLS", opcua: "OPC-UA", mqtt: "MQTT", ms: "(ms)", s: "(s)", ca: "CA", uri: "URI", http: "HTTP", https: "HTTPS" };
 const CERT_FIELDS = new Set(["ca_file", "cert_file", "key_file"]);
 const OTHER_PATH = "\u0000other"; // the file picker's "type a path" entry (no real path starts with NUL)
 const forms = { certs: [], certsDir: "" }; // uploaded certificate files, set by app.js
+
+// a count with its noun in the right number: plural(1, "tag") = "1 tag", plural(2, "tag") = "2 tags"
+function plural(count, noun, nouns = `${noun}s`) { return `${count} ${count === 1 ? noun : nouns}`; }
 
 // "poll_interval_s" -> "Poll interval (s)", "ca_file" -> "CA file"
 function words(key) {
@@ -34,6 +37,10 @@ function fieldKind(schema, defs, key) {
   if (schema.type === "integer" || schema.type === "number") return "number";
   if (schema.type === "string") return CERT_FIELDS.has(key) ? "certfile" : "string";
   if (schema.type === "object" && schema.properties) return "object";
+  if (schema.type === "object" && typeof schema.additionalProperties === "object") {
+    const value = resolveSchema(schema.additionalProperties, defs);
+    if (!["object", "array"].includes(value.type)) return "map"; // e.g. log_levels: logger name -> level
+  }
   if (schema.type === "array" && schema.items) {
     const item = resolveSchema(schema.items, defs);
     if (item.type === "object" && item.properties) return "table";
@@ -161,6 +168,58 @@ function renderTable(container, key, id, prop, defs, rows, mask, required) {
   return wrap;
 }
 
+// A table editor for a mapping of names to scalars (log_levels: logger -> level): a name column and a value
+// column, add/remove rows. A name given twice or left empty is refused when read, naming the row.
+const MAP_COLUMNS = { log_levels: ["Logger", "Level"] };
+function renderMap(container, key, id, prop, defs, current, mask) {
+  const valueSchema = resolveSchema(prop.additionalProperties, defs);
+  const [nameTitle, valueTitle] = MAP_COLUMNS[key] || ["Name", "Value"];
+  const wrap = document.createElement("div");
+  wrap.className = "list-editor"; wrap.dataset.path = id; wrap.dataset.kind = "map";
+  const title = document.createElement("div");
+  title.className = "list-title"; title.textContent = words(key);
+  wrap.appendChild(title);
+  if (prop.description) wrap.appendChild(helpText(prop.description));
+  const table = document.createElement("table");
+  const head = table.createTHead().insertRow();
+  for (const text of [nameTitle, valueTitle, ""]) head.appendChild(document.createElement("th")).textContent = text;
+  const body = table.createTBody();
+  const addRow = (name, value) => {
+    const tr = body.insertRow();
+    const nameInput = document.createElement("input");
+    nameInput.type = "text"; nameInput.value = name; nameInput.dataset.col = "name";
+    nameInput.setAttribute("aria-label", nameTitle);
+    const valueInput = makeInput(valueSchema, fieldKind(valueSchema, defs, "value"), value, mask);
+    valueInput.dataset.col = "value"; valueInput.setAttribute("aria-label", valueTitle);
+    tr.insertCell().appendChild(nameInput); tr.insertCell().appendChild(valueInput);
+    const remove = document.createElement("button");
+    remove.type = "button"; remove.className = "remove-row"; remove.textContent = "Remove";
+    remove.onclick = () => tr.remove();
+    tr.insertCell().appendChild(remove);
+    return tr;
+  };
+  for (const [name, value] of Object.entries(current && typeof current === "object" ? current : {})) addRow(name, value);
+  wrap.appendChild(table);
+  const add = document.createElement("button");
+  add.type = "button"; add.className = "add-row"; add.textContent = "Add row";
+  add.onclick = () => addRow("", undefined).querySelector("input").focus();
+  wrap.appendChild(add);
+  container.appendChild(wrap);
+  return wrap;
+}
+
+function readMap(wrap, mask) {
+  const out = Object.create(null); // a logger may be called "__proto__"
+  wrap.querySelectorAll("tbody tr").forEach((tr, i) => {
+    const name = tr.querySelector('[data-col="name"]').value.trim();
+    const where = `${wrap.dataset.path} row ${i + 1}`;
+    if (!name) throw new Error(`${where}: the name is empty; type one or remove the row`);
+    if (Object.hasOwn(out, name)) throw new Error(`${where}: ${name} is given twice; remove one of the rows`);
+    out[name] = inputValue(tr.querySelector('[data-col="value"]'), mask, `${where}.${name}`);
+  });
+  return out;
+}
+
 function readTable(wrap, mask) {
   const out = [];
   const scalarItems = wrap.dataset.kind === "list";
@@ -221,6 +280,10 @@ function renderForm(container, schema, defs, value, mask, path = "", basic = nul
       renderTable(where, key, id, prop, defs, current, mask, required.has(key));
       continue;
     }
+    if (kind === "map") {
+      renderMap(where, key, id, prop, defs, current, mask);
+      continue;
+    }
     const label = document.createElement("label");
     const input = makeInput(prop, kind, current, mask);
     input.dataset.path = id;
@@ -249,7 +312,7 @@ function readForm(container, mask) {
   for (const input of container.querySelectorAll("[data-path]")) {
     if (input.closest('fieldset[data-off="1"]')) continue;
     const { path, kind } = input.dataset;
-    const value = kind === "table" || kind === "list" ? readTable(input, mask) : inputValue(input, mask, path);
+    const value = kind === "map" ? readMap(input, mask) : kind === "table" || kind === "list" ? readTable(input, mask) : inputValue(input, mask, path);
     if (value !== undefined) setPath(out, path, value);
   }
   return out;
