@@ -267,6 +267,12 @@ def test_add_an_opcua_source_by_browsing_its_nodes(page: Page, peers):
     expect(ids).to_have_count(2)
     expect(ids.nth(0)).to_have_value(node_id("Motor.Speed"))
     expect(ids.nth(1)).to_have_value(node_id("Temperature"))
+    form.locator('[data-path="nodes"] .add-row').click()  # a row added and removed again: the tree follows
+    ids.nth(2).fill(node_id("Level"))
+    expect(item("Level")).to_have_class(re.compile(r"\badded\b"))
+    form.locator('[data-path="nodes"] tbody tr').nth(2).locator(".remove-row").click()
+    expect(item("Level")).not_to_have_class(re.compile(r"\badded\b"))
+    expect(ids).to_have_count(2)
     form.locator('[data-path="cert_file"]').select_option(label="other path (type it)...")  # a path to generate
     typed = form.locator('input[data-path="cert_file"]')
     typed.fill("pki/oven-client.der")

@@ -124,6 +124,8 @@ function editSource(source) {
   const schema = state.schemas.sources[source.type];
   renderForm(form, schema, schema.$defs || {}, source, state.mask, "", BASIC);
   if (source.type === "mqtt") addTlsSwitch(form);
+  const nodes = form.querySelector('[data-path="nodes"]');
+  if (nodes) for (const event of ["click", "input"]) nodes.addEventListener(event, syncAdded); // a removed row: not "added"
 }
 // MQTT: a TLS checkbox instead of knowing that it means mqtts://; the certificate pickers show only with TLS.
 function addTlsSwitch(form) {
@@ -261,6 +263,10 @@ function drawCrumbs(trail) {
 }
 function nodeIds() {
   return [...document.querySelectorAll('#source-form [data-path="nodes"] [data-col="id"]')].map((input) => input.value);
+}
+function syncAdded() {
+  const ids = new Set(nodeIds());
+  for (const li of document.querySelectorAll('#browse-result li[data-node-class="Variable"]')) li.classList.toggle("added", ids.has(li.dataset.nodeId));
 }
 function addNode(id, li) {
   const editor = document.querySelector('#source-form [data-path="nodes"]');
