@@ -411,8 +411,11 @@ class _Run:
             log.warning(message)
             self.result.died.append(message)
             row |= {"status": "died", "errors": [*(row["errors"] or []), f"died (found by run {self.run_id})"]}
+        if stale:
+            self.sink.merge(RUN_METRICS, pa.Table.from_pylist(stale, schema=RUN_METRICS.schema))
+        # a blind append: the parallel hourly tasks start together, and appends never conflict in Delta
         running = self._metrics_row("running", finished=False)
-        self.sink.merge(RUN_METRICS, pa.Table.from_pylist([*stale, running], schema=RUN_METRICS.schema))
+        self.sink.append(RUN_METRICS, pa.Table.from_pylist([running], schema=RUN_METRICS.schema))
 
     def _metrics_row(self, status: str, finished: bool = True) -> dict[str, Any]:
         result = self.result
