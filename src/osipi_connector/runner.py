@@ -378,7 +378,8 @@ class _Run:
             example.high.isoformat() if example.high else None,
         )
         updates = [
-            {"item_id": m.item_id, "item_name": m.item_name, "low": m.low, "high": m.high, "status": "ok"}
+            {"item_id": m.item_id, "item_name": m.item_name, "low": m.low, "high": m.high}
+            | {"status": m.last_status or "ok", "error": m.last_error}
             for m in fixed.values()
         ]
         self.sink.merge(

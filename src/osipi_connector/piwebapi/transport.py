@@ -63,11 +63,13 @@ class BodyError(Exception):
 
 
 class _QuietRetries(logging.Filter):
-    """Drops urllib3's own `Retrying (PIRetry(total=...)) after connection broken by ...` warnings: PIRetry
-    logs one line of its own per retry instead (what failed, which try), without urllib3's object dumps."""
+    """Drops urllib3's own `Retrying (PIRetry(total=...)) after connection broken by ...` warnings for our
+    retries (other urllib3 users keep theirs): PIRetry logs one line of its own per retry instead (what
+    failed, which try), without urllib3's object dumps."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Retrying (")
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (str(record.msg).startswith("Retrying (") and args and isinstance(args[0], PIRetry))
 
 
 logging.getLogger("urllib3.connectionpool").addFilter(_QuietRetries())
