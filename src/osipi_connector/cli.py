@@ -186,8 +186,9 @@ def _add_upgrade(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "upgrade-tables",
         help="bring checkpoint tables of an earlier version to this version's layout",
-        description="Partition pi_watermarks by dataset and add pi_run_metrics.conflict_retries where an earlier "
-        "version created them without (docs/deployment.md). Safe to repeat; run it while no job writes.",
+        description="Partition pi_watermarks by dataset and add the pi_run_metrics columns of this version "
+        "(conflict_retries, datasets, watermarks_repaired) where an earlier version created them without "
+        "(docs/deployment.md). Safe to repeat; run it while no job writes.",
     )
     _add_config_options(p)
     p.set_defaults(func=_upgrade)

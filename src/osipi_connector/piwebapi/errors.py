@@ -102,8 +102,10 @@ def _advice(status: int, method: str, challenge: str) -> str:
 def is_pi_json(content_type: str, body: bytes | bytearray) -> bool:
     """Could `body` be a PI Web API answer? PI answers JSON; a login page, a proxy's error page or a web
     server at the wrong URL answer HTML (or another type), which no retry will turn into JSON."""
-    start = bytes(body[:64]).lstrip()
-    return not start.startswith(b"<") and (not content_type or "json" in content_type.lower())
+    start = bytes(body[:64]).lstrip()[:1]
+    if start in (b"{", b"["):  # JSON, perhaps cut short: worth another try whatever the header says
+        return True
+    return start != b"<" and (not content_type or "json" in content_type.lower())
 
 
 def body_start(body: bytes | bytearray, length: int = 120) -> str:
