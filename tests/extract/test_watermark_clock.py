@@ -16,14 +16,14 @@ import requests
 
 from osipi_connector import PILakeflowConnector
 from osipi_connector.lake.delta_sink import DeltaSink
-from osipi_connector.lake.schemas import RUN_METRICS, WATERMARKS
+from osipi_connector.lake.schemas import EVENT_FRAMES, RUN_METRICS, WATERMARKS
 from osipi_connector.piwebapi.errors import PIWebAPIError
 from osipi_connector.piwebapi.pitime import format_datetime
 from osipi_connector.simulator.config import FaultConfig, SimConfig
 from osipi_connector.simulator.server import running_simulator
 from tests.conftest import FIXED_NOW
 from tests.extract.conftest import served_rows, table_rows
-from tests.extract.test_runner import config, watermarks
+from tests.extract.test_runner import config, content, watermarks
 
 pytestmark = pytest.mark.integration
 START = FIXED_NOW - timedelta(hours=1)
@@ -42,7 +42,8 @@ def tag_names(url: str, n: int = 6) -> dict[str, str]:
 
 
 def incremental(url: str, root: Path, names: list[str], **extraction: object) -> dict:
-    cfg = config(url, root, names, mode="incremental", start_date=format_datetime(START), lookback="10m", **extraction)
+    extraction = {"mode": "incremental", "start_date": format_datetime(START), "lookback": "10m", **extraction}
+    cfg = config(url, root, names, **extraction)
     cfg["extraction"]["end_date"] = extraction.get("end_date")  # None: each run ends at the clock's "now"
     return cfg
 
@@ -126,3 +127,28 @@ def test_dropped_connections_on_the_first_request_never_move_a_watermark_past_th
         got = table_rows(DeltaSink(tmp_path))
         assert len(got) == len(served)
         assert set(got) == served
+
+
+def test_an_event_frame_watermark_past_the_server_time_is_repaired(tmp_path) -> None:
+    """The same for the AF database's event-frame watermark: the frames of the hour it hid are read."""
+    config_ = sim()
+    db = "\\\\PISIM-AF\\Plant"
+    sink = DeltaSink(tmp_path / "hourly")
+    with running_simulator(config_) as first:
+        cfg = incremental(first.url, sink.root, ["unused"], af_database=db)
+        assert PILakeflowConnector(cfg, sink=sink).run(datasets=["event_frames"]).status == "success"
+    (mark,) = [m for m in sink.read(WATERMARKS).to_pylist() if m["dataset"] == "event_frames"]
+    future = {**mark, "high_watermark": FIXED_NOW + timedelta(days=1)}
+    sink.merge(WATERMARKS, pa.Table.from_pylist([future], schema=WATERMARKS.schema))
+
+    config_.now = FIXED_NOW + timedelta(hours=2)
+    with running_simulator(config_) as later:
+        cfg["pi_web_api"]["url"] = later.url
+        result = PILakeflowConnector(cfg, sink=sink).run(datasets=["event_frames"])
+        assert result.status == "success", result.errors
+        assert result.watermarks_repaired == 1
+        reference = DeltaSink(tmp_path / "full")
+        full = incremental(later.url, reference.root, ["unused"], af_database=db, mode="full")
+        full["extraction"]["end_date"] = format_datetime(config_.now)
+        assert PILakeflowConnector(full, sink=reference).run(datasets=["event_frames"]).status == "success"
+    assert content(sink, EVENT_FRAMES) == content(reference, EVENT_FRAMES)
