@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -38,21 +39,25 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:  # exc_text: already formatted (and redacted) by logs.RedactingFilter
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
         return orjson.dumps(entry).decode()
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str = "INFO", overrides: Mapping[str, str] | None = None) -> None:
+    """JSON lines on stderr, secrets redacted; libraries at WARNING unless `overrides` names them (logs.py)."""
     import time
+
+    from iot_connector.logs import RedactingFilter, apply_log_levels
 
     handler = logging.StreamHandler(sys.stderr)
     formatter = JsonFormatter()
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    apply_log_levels(level, overrides)
 
 
 def build_sink(config: AgentConfig, config_dir: Path) -> Sink:
@@ -96,7 +101,10 @@ class Agent:
                     "source %s (%s) cannot be created, skipped: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc
                 )
         self.metrics_port: int | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.started = asyncio.Event()  # set once `run` has started the sources (add/remove_source need it)
+        self._source_tasks: dict[str, asyncio.Task[None]] = {}
+        self._status_task: asyncio.Task[None] | None = None
+        self._counted: dict[str, tuple[int, int]] = {}  # (reconnects, attempts) already added to the counters
 
     def create_source(self, cfg: SourceConfig) -> Source:
         """A source wired to this agent's pipeline: records to `emit`, rejected messages to `reject`, its
@@ -111,7 +119,8 @@ class Agent:
         m = self.config.metrics
         if m.enabled:
             try:
-                self.metrics_port = self.metrics.serve(m.port, m.host)
+                auth = (m.basic_auth.username, m.basic_auth.password.get_secret_value()) if m.basic_auth else None
+                self.metrics_port = self.metrics.serve(m.port, m.host, auth)
                 log.info("metrics on http://%s:%d/metrics", m.host, self.metrics_port)
             except OSError as exc:  # data flow matters more than metrics: run on, say what to change
                 log.error(
@@ -125,12 +134,55 @@ class Agent:
             self.sink.name,
             "on" if self.config.pipeline.spool.enabled else "off",
         )
-        self._tasks = [asyncio.create_task(self._supervise(s), name=f"source-{s.config.name}") for s in self.sources]
-        self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+        self._source_tasks = {s.config.name: self._start(s) for s in self.sources}
+        self._status_task = asyncio.create_task(self._status_loop(), name="status")
+        self.started.set()
         try:
             await stop.wait()
         finally:
             await self.shutdown()
+
+    def _start(self, source: Source) -> asyncio.Task[None]:
+        return asyncio.create_task(self._supervise(source), name=f"source-{source.config.name}")
+
+    def add_source(self, cfg: SourceConfig) -> Source:
+        """Create a source from `cfg` and start it beside the running ones (the GUI adds or edits a
+        connection). Raises ValueError for a name already running, or what the source's constructor raises."""
+        if not self.started.is_set():
+            raise RuntimeError("the agent is not running: add sources to its config instead")
+        if cfg.name in self._source_tasks:
+            raise ValueError(f"source {cfg.name} is already running; remove it first")
+        source = self.create_source(cfg)
+        self.sources.append(source)
+        self._source_tasks[cfg.name] = self._start(source)
+        log.info("source %s (%s) started", cfg.name, cfg.type)
+        return source
+
+    async def remove_source(self, name: str) -> bool:
+        """Stop the source `name` (what it read is handed over first) and forget it, its task and its
+        metrics; the others keep flowing. False if no such source runs."""
+        source = next((s for s in self.sources if s.config.name == name), None)
+        task = self._source_tasks.pop(name, None)
+        if source is None and task is None:
+            return False
+        if source is not None:
+            try:
+                await asyncio.wait_for(source.stop(), 5)
+            except Exception as exc:
+                log.warning("source %s did not stop cleanly: %s", name, exc)
+            self.sources.remove(source)
+        if task is not None:
+            with contextlib.suppress(asyncio.TimeoutError):  # run() returns soon after stop(); then cancel
+                await asyncio.wait_for(asyncio.shield(task), 5)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for gauge in (self.metrics.connection_status, self.metrics.source_reconnects, self.metrics.source_attempts):
+            with contextlib.suppress(KeyError):
+                gauge.remove(name)
+        self._counted.pop(name, None)
+        log.info("source %s stopped and removed", name)
+        return True
 
     def status(self) -> dict[str, object]:
         """A snapshot for the GUI / health checks: sources, buffer and sink state (no secrets)."""
@@ -144,6 +196,7 @@ class Agent:
                     "last_error": s.health.last_error,
                     "records_read": s.health.records_read,
                     "reconnects": s.health.reconnects,
+                    "connect_attempts": s.health.connect_attempts,
                     "rejected": s.health.rejected,
                 }
                 for s in self.sources
@@ -176,24 +229,31 @@ class Agent:
     async def _status_loop(self) -> None:
         while True:
             for source in self.sources:
-                gauge = self.metrics.connection_status.labels(source=source.config.name)
-                gauge.set(1 if source.health.connected else 0)
+                name, health = source.config.name, source.health
+                self.metrics.connection_status.labels(source=name).set(1 if health.connected else 0)
+                reconnects, attempts = self._counted.get(name, (0, 0))
+                self.metrics.source_reconnects.labels(source=name).inc(health.reconnects - reconnects)
+                self.metrics.source_attempts.labels(source=name).inc(health.connect_attempts - attempts)
+                self._counted[name] = (health.reconnects, health.connect_attempts)
             self.metrics.queue_depth.set(self.pipeline.buffer.depth)
             self.metrics.spool_bytes.set(self.pipeline.buffer.size_bytes)
             await asyncio.sleep(1.0)
 
     async def shutdown(self) -> None:
         log.info("stopping: sources first, then the pipeline")
+        self.started.clear()
         for source in self.sources:
             try:
                 await asyncio.wait_for(source.stop(), 5)
             except Exception as exc:
                 log.warning("source %s did not stop cleanly: %s", source.config.name, exc)
-        for task in self._tasks:
+        tasks = [*self._source_tasks.values(), *([self._status_task] if self._status_task else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._source_tasks.clear()
         await self.pipeline.stop()
         self.metrics.stop()
         log.info("stopped; %d record(s) left in the buffer for the next start", self.pipeline.buffer.depth)

@@ -25,11 +25,11 @@ class CounterConfig(SourceConfig):
 class CounterSource(Source):
     protocol = "counter"
 
-    async def run(self) -> None:
+    async def session(self) -> None:
         cfg: CounterConfig = self.config  # type: ignore[assignment]
         progress = open(cfg.progress_file, "a") if cfg.progress_file else None  # noqa: SIM115
         seq = 0
-        self.health.connected = True
+        self.established()
         try:
             while not self._stopped.is_set() and (cfg.limit is None or seq < cfg.limit):
                 n = cfg.batch if cfg.limit is None else min(cfg.batch, cfg.limit - seq)
@@ -53,13 +53,10 @@ class CounterSource(Source):
                     progress.write(f"{seq - 1}\n")
                     progress.flush()
                 await asyncio.sleep(cfg.interval_s)
+            await self._stopped.wait()  # the limit reached: idle until stopped (returning would mean "reconnect")
         finally:
-            self.health.connected = False
             if progress:
                 progress.close()
-
-    async def stop(self) -> None:
-        self._stopped.set()
 
 
 register("counter", CounterConfig, CounterSource)

@@ -149,8 +149,45 @@ async def test_metrics_endpoint_has_the_guide_names(tmp_path: Path) -> None:
         "iot_batch_latency_seconds_count",
         'iot_connection_status{source="c1"}',
         "iot_spool_bytes",
+        'iot_source_reconnects_total{source="c1"} 0.0',
+        'iot_source_connect_attempts_total{source="c1"} 1.0',
     ):
         assert line in text
+
+
+async def test_sources_are_added_and_removed_while_the_others_flow(tmp_path: Path) -> None:
+    _write_state(tmp_path, interval_s=0.01, batch=10)
+    agent = Agent(load_config(tmp_path), tmp_path)
+    cfg = agent.config.sources[0].model_copy(update={"name": "c2"})
+    with pytest.raises(RuntimeError, match="not running"):
+        agent.add_source(cfg)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    written = agent.metrics.records_written.labels(protocol="counter")
+    try:
+        async with asyncio.timeout(30):
+            await agent.started.wait()
+            added = agent.add_source(cfg)
+            with pytest.raises(ValueError, match="c2 is already running"):
+                agent.add_source(cfg)
+            while added.health.records_read < 100:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(1.1)  # one status-loop tick: c2 has its metrics
+            assert await agent.remove_source("c2")
+            assert not await agent.remove_source("c2")
+            assert [s.config.name for s in agent.sources] == ["c1"]
+            assert "c2" not in agent.status()["sources"]  # type: ignore[operator]
+            read = added.health.records_read
+            before = written._value.get()
+            while written._value.get() < before + 200:  # c1 kept flowing
+                await asyncio.sleep(0.02)
+            assert added.health.records_read == read  # c2 is stopped
+    finally:
+        stop.set()
+        await running
+    m = agent.metrics
+    for family in (m.connection_status, m.source_reconnects, m.source_attempts):  # its connection series went too
+        assert {s.labels["source"] for f in family.collect() for s in f.samples} == {"c1"}
 
 
 async def test_busy_metrics_port_does_not_stop_the_data(tmp_path: Path, caplog) -> None:

@@ -86,7 +86,8 @@ def test_zerobus_secret_is_write_only_and_encrypted_at_rest(gui: Gui):
     test = http.post(gui.url + "/api/sink/test", json=shown, timeout=30)
     assert test.status_code == 400
     assert any("ZeroBus endpoint: cannot reach 127.0.0.1:1" in p for p in test.json()["detail"])
-    bad = http.put(gui.url + "/api/sink", json=shown | {"zerobus_endpoint": "zerobus.example.com"}, timeout=30)
+    retyped = {"zerobus_endpoint": "zerobus.example.com", "client_secret": "s3cr3t-value-123"}
+    bad = http.put(gui.url + "/api/sink", json=shown | retyped, timeout=30)
     assert bad.status_code == 400
     assert bad.json()["detail"] == ["sink.zerobus.zerobus_endpoint: must be a URL starting with https:// (or http://)"]
     assert http.put(gui.url + "/api/sink", json={"type": "delta"}, timeout=30).status_code == 200
@@ -137,7 +138,9 @@ def test_change_password(gui: Gui):
     wrong = http.post(gui.url + "/api/password", json={"current": "nope", "new": "another-pass-1"}, timeout=10)
     assert wrong.json()["detail"] == ["the current password is wrong"]
     short = http.post(gui.url + "/api/password", json={"current": PASSWORD, "new": "short"}, timeout=10)
-    assert short.json()["detail"] == ["the password needs at least 8 characters"]
+    assert short.json()["detail"] == [
+        "the password needs at least 12 characters (a few unrelated words make a good one)"
+    ]
     assert http.post(gui.url + "/api/password", json={"current": PASSWORD, "new": "another-pass-1"}, timeout=10).ok
     other = gui.login("another-pass-1")
     assert other.post(gui.url + "/api/password", json={"current": "another-pass-1", "new": PASSWORD}, timeout=10).ok
@@ -149,14 +152,14 @@ def test_login_is_rate_limited_and_the_limit_names_the_wait():
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        gui = Gui(Path(tmp) / "config").start()
+        gui = Gui(Path(tmp) / "config", env={"IOT_CONNECTOR_GUI_LOGIN_DELAY_S": "60"}).start()
         try:
             codes = [
                 requests.post(gui.url + "/api/login", json={"username": "admin", "password": "x"}, timeout=10)
                 for _ in range(6)
             ]
             assert [c.status_code for c in codes] == [401] * 5 + [429]
-            assert "too many failed logins; try again in" in codes[-1].json()["detail"][0]
+            assert "too many failed attempts; try again in" in codes[-1].json()["detail"][0]
             assert int(codes[-1].headers["Retry-After"]) > 0
             right = requests.post(gui.url + "/api/login", json={"username": "admin", "password": PASSWORD}, timeout=10)
             assert right.status_code == 429  # even the right password waits: no guessing during the lock-out

@@ -68,7 +68,7 @@ function renderForm(container, schema, defs, value, mask, path = "") {
       input = document.createElement("input");
       input.type = kind === "secret" ? "password" : kind === "number" ? "number" : "text";
       if (kind === "number") input.step = "any";
-      if (kind === "secret" && current === mask) { input.placeholder = "stored (leave empty to keep)"; }
+      if (kind === "secret" && current === mask) { input.placeholder = "stored (leave empty to keep; type it again for a new address)"; }
       else if (current !== undefined && current !== null) input.value = current;
       if (kind === "const") { input.value = prop.const; input.readOnly = true; label.hidden = true; }
     }
