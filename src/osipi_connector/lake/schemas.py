@@ -328,7 +328,7 @@ RUN_METRICS = TableSpec(
         ("status", pa.string(), False),
         ("errors", STRINGS, True),  # one line per failed tag/dataset: what failed and why
         # the run's Delta commits re-run after losing to a concurrent writer (lake/conflict_retry.py), up to
-        # this row's own append; last, so an older table takes it with ALTER TABLE ... ADD COLUMNS
+        # this row's own final MERGE; last, so an older table takes it with ALTER TABLE ... ADD COLUMNS
         ("conflict_retries", pa.int64(), True),
         # added later still (osipi-connector upgrade-tables adds them to an older table):
         ("datasets", STRINGS, True),  # the datasets the run was asked for: with `mode`, which runs follow each other
