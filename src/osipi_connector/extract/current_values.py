@@ -24,11 +24,12 @@ def fetch_current_values(client: PIClient, tags: Iterable[Tag], *, run_id: str, 
     if not requests:
         return result
     try:
+        sent = client.requests_sent()
         answers = get_many(client, requests)
     except PIWebAPIError as exc:
         result.failed = dict.fromkeys(chosen, f"batch request failed: {exc}")
         return result
-    result.requests = len(requests)
+    result.requests = client.requests_sent() - sent  # HTTP requests, as FetchResult counts them
     rows = []
     for webid, answer in answers.items():
         if not answer.ok or not isinstance(answer.content, dict):

@@ -92,11 +92,12 @@ def fetch_summaries(
     if not requests:
         return result
     try:
+        sent = client.requests_sent()
         answers = get_many(client, requests)
     except PIWebAPIError as exc:
         result.failed = dict.fromkeys(tags, f"batch request failed: {exc}")
         return result
-    result.requests = len(requests)
+    result.requests = client.requests_sent() - sent  # HTTP requests, as FetchResult counts them
     rows: list[dict[str, Any]] = []
     for key, answer in answers.items():
         webid, kinds, intervals, extra = asked[key]
