@@ -94,13 +94,12 @@ class Sender:
         inflight = self.inflight
         while True:
             while len(inflight) < self.settings.max_inflight_batches:
+                # The sink idle: what is pending leaves at once. Busy: records gather for the next batch.
                 if inflight:
-                    if batcher.buffer.pending < batcher.max_records and await batcher.gather(inflight[0].ack):
+                    if await batcher.gather(inflight[0].ack):
                         break  # the oldest ack is back: commit it first
                 elif not await batcher.wait_data():
                     return  # stopped, nothing in flight
-                else:
-                    await batcher.gather()
                 batch = batcher.take()
                 if batch is None:
                     if inflight:

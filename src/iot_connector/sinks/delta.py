@@ -1,9 +1,10 @@
 """Local Delta table written with delta-rs: the embedded default, so the agent is useful without Databricks.
 
 Append-only with RECORD_SCHEMA. Batches the pipeline sends while a commit runs are committed together in
-the next one (group commit): a Delta commit costs ~6 ms plus ~0.7 µs per row, so fewer, larger commits
-carry more rows per CPU-second and leave fewer small files; a commit of fewer than GROUP_MIN_ROWS rows
-first waits GROUP_LINGER_S (20 ms, beside a commit's 20-50 ms) for more batches to join it. A commit is atomic, so a crash mid-write leaves
+the next one (group commit): a Delta commit costs ~6 ms plus ~0.7 µs per row, so under load fewer, larger
+commits carry more rows per CPU-second. An idle sink commits a batch at once: waiting for others to join
+(a fixed 20 ms linger before) only added latency, since the pipeline's batcher already gathers records
+while a commit is in flight. A commit is atomic, so a crash mid-write leaves
 at most an orphan Parquet file and its batches are re-sent from the spool (same record_id) on restart. A
 failed commit fails its batches and every batch queued behind it, so the table never gets a later batch
 before an earlier one.
@@ -23,9 +24,6 @@ from deltalake.exceptions import DeltaError
 
 from iot_connector.model import RECORD_SCHEMA, SCHEMA_VERSION, Record
 from iot_connector.sinks.base import Sink, SinkError
-
-GROUP_MIN_ROWS = 5_000  # below this a commit waits GROUP_LINGER_S for more batches to join it
-GROUP_LINGER_S = 0.02
 
 
 def records_table(records: Sequence[Record], agent_id: str) -> pa.Table:
@@ -81,8 +79,6 @@ class DeltaSink(Sink):
 
     async def _commit_queued(self) -> None:
         while self._queue:
-            if sum(table.num_rows for table, _ in self._queue) < GROUP_MIN_ROWS:
-                await asyncio.sleep(GROUP_LINGER_S)  # let more batches join: fewer commits, fewer small files
             group, self._queue = self._queue, []
             try:
                 await self._append(pa.concat_tables([table for table, _ in group]))
