@@ -21,6 +21,9 @@ class SinkError(Exception):
 
 class Sink(abc.ABC):
     name: str = "sink"
+    # True when every batch is a commit at the destination (costly: CPU, a file): the pipeline then spaces
+    # batches by its window (`batch_max_wait_ms`) instead of sending one whenever the sink is idle.
+    batches_are_commits: bool = False
 
     @abc.abstractmethod
     async def open(self) -> None:
