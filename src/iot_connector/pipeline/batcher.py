@@ -6,10 +6,8 @@ it has, records gather (`gather`) until a full batch is pending, the oldest ackn
 the window ends. Under load the batches therefore grow to `batch_max_records` by themselves, and when the
 sink is idle a record waits for no timer at all.
 
-A sink whose every batch is a commit (Delta: ~6-10 ms of CPU and a file each) would then commit once per
-round trip even at 10 records/s. For it the window is also the smallest interval between two batches
-(`min_interval_s`): after a quiet period a batch still leaves at once (leading edge), under a steady flow
-at most one per window, so the window bounds both a record's wait and the commit rate.
+A sink whose every write is a commit (Delta) would then commit once per round trip even at a trickle: the
+pipeline gives it the window (`Sink.pace`) to space its commits by.
 """
 
 from __future__ import annotations
@@ -29,14 +27,12 @@ class Batch(NamedTuple):
 
 
 class Batcher:
-    def __init__(self, buffer: Buffer, max_records: int, max_wait_s: float, min_interval_s: float = 0.0):
+    def __init__(self, buffer: Buffer, max_records: int, max_wait_s: float):
         self.buffer = buffer
         self.max_records = max_records
         self.max_wait_s = max_wait_s
-        self.min_interval_s = min_interval_s
         self.draining = False  # stop was asked: no more waiting for fuller batches
         self._stop: asyncio.Future[None] | None = None
-        self._last_take = -float("inf")
 
     @property
     def stopped(self) -> bool:
@@ -62,15 +58,7 @@ class Batcher:
     def take(self) -> Batch | None:
         """Up to a full batch of what is pending now, or None."""
         records, token = self.buffer.read(self.max_records)
-        if not records:
-            return None
-        self._last_take = time.monotonic()
-        return Batch(records, token)
-
-    async def spaced(self) -> None:
-        """With `min_interval_s`: wait until it has passed since the last batch (or a full batch is pending)."""
-        if self.min_interval_s:
-            await self.gather(until=self._last_take + self.min_interval_s)
+        return Batch(records, token) if records else None
 
     async def wait_data(self) -> bool:
         """Until some record is pending (True) or stop (False)."""
@@ -80,10 +68,10 @@ class Batcher:
             await asyncio.wait({self.buffer.arrival(), self._stop_future()}, return_when=asyncio.FIRST_COMPLETED)
         return True
 
-    async def gather(self, ack: asyncio.Future[None] | None = None, until: float | None = None) -> bool:
+    async def gather(self, ack: asyncio.Future[None] | None = None) -> bool:
         """Wait until a full batch is pending (while draining: any record), `ack` (the oldest in flight) is
-        done, or the window (from now, or `until`) ends. True when the ack came first: commit it first."""
-        deadline = time.monotonic() + self.max_wait_s if until is None else until
+        done, or the window (from now) ends. True when the ack came first: commit it before sending more."""
+        deadline = time.monotonic() + self.max_wait_s
         buffer = self.buffer
         while True:
             if ack is not None and ack.done():

@@ -88,7 +88,8 @@ class Pipeline:
         self.dead_letters = dead_letters
         self.dropped = 0
         window = settings.batch_max_wait_ms / 1000
-        self.batcher = Batcher(buffer, settings.batch_max_records, window, window if sink.batches_are_commits else 0)
+        self.batcher = Batcher(buffer, settings.batch_max_records, window)
+        sink.pace(window, settings.batch_max_records)
         self.sender = Sender(settings, sink, self.metrics, self._committed, tracer)
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -100,8 +100,6 @@ class Sender:
                         break  # the oldest ack is back: commit it first
                 elif not await batcher.wait_data():
                     return  # stopped, nothing in flight
-                else:
-                    await batcher.spaced()
                 batch = batcher.take()
                 if batch is None:
                     if inflight:
