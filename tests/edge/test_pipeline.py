@@ -219,9 +219,12 @@ def stalled_records_kept(tmp_path: Path) -> int:
     return sum(scan_segment(p)[1] for p in (tmp_path / "spool").glob("*.seg"))
 
 
-async def _emit_many(pipe: Pipeline, n: int) -> None:
-    for start in range(0, n, 10):
-        await pipe.emit(make_records(10, start))
+async def _emit_many(pipe: Pipeline, n: int, chunk: int = 10, pause_s: float = 0.0) -> None:
+    """`n` records in emits of `chunk`, `pause_s` apart (a source's steady trickle)."""
+    for start in range(0, n, chunk):
+        await pipe.emit(make_records(chunk, start))
+        if pause_s:
+            await asyncio.sleep(pause_s)
 
 
 async def test_batches_in_flight_and_a_lost_ack_resends_in_order(tmp_path: Path) -> None:
@@ -244,9 +247,7 @@ async def test_partial_batches_are_not_held_behind_a_slow_ack(tmp_path: Path) ->
     sink = PipelinedSink(ack_delay_s=0.3)
     pipe = _pipeline(tmp_path, sink, batch_max_records=1000, batch_max_wait_ms=10, max_inflight_batches=4)
     await pipe.start()
-    for start in range(0, 200, 10):
-        await pipe.emit(make_records(10, start))
-        await asyncio.sleep(0.02)
+    await _emit_many(pipe, 200, pause_s=0.02)
     await _until(lambda: pipe.buffer.depth == 0)
     await pipe.stop()
     assert sink.max_unacked >= 3
@@ -279,9 +280,7 @@ async def test_batches_grow_while_the_sink_is_busy(tmp_path: Path) -> None:
     sink = PipelinedSink(ack_delay_s=0.1)
     pipe = _pipeline(tmp_path, sink, batch_max_records=10_000, batch_max_wait_ms=10_000, max_inflight_batches=1)
     await pipe.start()
-    for start in range(0, 600, 5):
-        await pipe.emit(make_records(5, start))
-        await asyncio.sleep(0.002)
+    await _emit_many(pipe, 600, chunk=5, pause_s=0.002)
     await _until(lambda: len(sink.records) == 600)
     await pipe.stop()
     assert seqs(sink.records) == list(range(600))
@@ -295,9 +294,7 @@ async def test_delta_commits_are_spaced_by_the_window(tmp_path: Path) -> None:
     delivered: list[int] = []
     pipe.on_delivered = lambda records: delivered.append(len(records))
     await pipe.start()
-    for start in range(30):
-        await pipe.emit(make_records(1, start))
-        await asyncio.sleep(0.02)
+    await _emit_many(pipe, 30, chunk=1, pause_s=0.02)
     await _until(lambda: sum(delivered) == 30)
     await pipe.stop()
     assert delivered[0] == 1  # leading edge: the first record did not wait for company
