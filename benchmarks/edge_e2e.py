@@ -8,7 +8,11 @@ guide's rate, beside the guide's figures and the issue's targets, and the agent 
 delivered record in the flat-out run (all its threads; steadier than records/s on a shared machine). The ZeroBus double runs in its own process too. Baseline, same run, same peer: the source
 alone into a counting emit (no spool, no sink); "vs source" = what the pipeline and the sink keep of it.
 
-    .venv/bin/python benchmarks/edge_e2e.py [--only mqtt,opcua,modbus] [--seconds 3] [--wait-ms 10]
+The p99 is printed twice: from the source timestamp, and from the agent's read (`edge_ts`, the agent's
+own share), with the median beside the first.
+
+    .venv/bin/python benchmarks/edge_e2e.py [--only mqtt,opcua,modbus] [--into source,zerobus,delta]
+        [--seconds 3] [--wait-ms 10]
 """
 
 from __future__ import annotations
