@@ -68,21 +68,21 @@ class Batcher:
             await asyncio.wait({self.buffer.arrival(), self._stop_future()}, return_when=asyncio.FIRST_COMPLETED)
         return True
 
-    async def gather(self, ack: asyncio.Future[None] | None = None) -> bool:
-        """Wait until a full batch is pending (while draining: any record), `ack` (the oldest in flight) is
-        done, or the window (from now) ends. True when the ack came first: commit it before sending more."""
+    async def gather(self, ack: asyncio.Future[None]) -> bool:
+        """While a batch is in flight: wait until a full batch is pending (while draining: any record), `ack`
+        (the oldest in flight) is done, or the window (from now) ends. True when the ack came first: commit
+        it before sending more."""
         deadline = time.monotonic() + self.max_wait_s
         buffer = self.buffer
         while True:
-            if ack is not None and ack.done():
+            if ack.done():
                 return True
             if buffer.pending >= self.max_records or (self.draining and buffer.pending):
                 return False
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            wake = {buffer.arrival()} if ack is None else {buffer.arrival(), ack}
-            await asyncio.wait(wake, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({buffer.arrival(), ack}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
 
     async def until_stopped(self, awaitable: Awaitable[None]) -> bool:
         """Await `awaitable` unless stop comes first (it is then cancelled); True when it completed."""
