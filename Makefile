@@ -6,13 +6,15 @@ BASE_STAMP := $(VENV)/.installed-base
 TEST_STAMP := $(VENV)/.installed-test
 JARS_STAMP := build/spark-jars/.fetched
 CLI_STAMP  := build/bin/.databricks-cli
+NODE_STAMP := build/node-opcua/.installed
 
 .PHONY: setup setup-test demo test test-fast lint format simulate bench screenshots clean
 
 # `make demo` needs only the base package (no compiler, no system library): its pinned dependencies.
 # `make test` adds the Debian packages the tests start (tools/system-deps.sh), every extra at the versions
 # in requirements.txt, the Delta Lake jars for local Spark (tools/spark-jars.sh, Maven) and the official
-# Databricks CLI that validates the bundle (tools/databricks-cli.sh, built from its Go module).
+# Databricks CLI that validates the bundle (tools/databricks-cli.sh, built from its Go module) and node-opcua,
+# the second OPC UA server of the edge tests (tools/node-opcua.sh, npm, versions in tools/node-opcua/).
 setup: $(BASE_STAMP)
 
 $(VENV)/bin/python:
@@ -25,7 +27,7 @@ $(BASE_STAMP): requirements.txt setup.py pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet --constraint requirements.txt --no-build-isolation -e .
 	touch $(BASE_STAMP)
 
-setup-test: $(TEST_STAMP) $(JARS_STAMP) $(CLI_STAMP)
+setup-test: $(TEST_STAMP) $(JARS_STAMP) $(CLI_STAMP) $(NODE_STAMP)
 
 $(TEST_STAMP): requirements.txt setup.py pyproject.toml tools/system-deps.sh $(BASE_STAMP)
 	bash tools/system-deps.sh
@@ -40,6 +42,10 @@ $(JARS_STAMP): tools/spark-jars/pom.xml tools/spark-jars.sh
 $(CLI_STAMP): tools/databricks-cli.sh
 	bash tools/databricks-cli.sh
 	touch $(CLI_STAMP)
+
+$(NODE_STAMP): tools/node-opcua.sh tools/node-opcua/package.json tools/node-opcua/package-lock.json | $(TEST_STAMP)
+	bash tools/node-opcua.sh
+	touch $(NODE_STAMP)
 
 demo: setup
 	$(PY) -m osipi_connector.demo

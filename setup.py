@@ -77,6 +77,8 @@ setup(
             "databricks-bundles>=1.22",
             "jsonschema>=4.26",
             "tagreader>=6.3",
+            "osisoft.pidevclub.piwebapi>=1.1",  # third-party PI Web API clients the simulator is tested with
+            "piwebapiconnect>=0.1",
             "build>=1.6",  # tests/test_dependencies.py reads the package metadata the way pip does
         ],
     },

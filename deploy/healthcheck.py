@@ -2,7 +2,8 @@
 
 `IOT_CONNECTOR_MODE=serve` (the image's default): the GUI on 8080 must answer. Its `/healthz` decides when
 it has one; a GUI without it answering 404 shows its event loop (shared with the agent) is alive, and the
-metrics endpoint `/metrics` on 9090 must answer too. `run` (headless): `/metrics` decides. HTTPS when the GUI
+metrics endpoint `/metrics` on 9090 must answer too. `run` (headless): `/metrics` decides (200, or 401 when it
+requires `metrics.basic_auth`: the endpoint answers, which is all liveness needs). HTTPS when the GUI
 has TLS (`IOT_CONNECTOR_GUI_TLS_CERT` set, the variable the GUI itself reads).
 
     IOT_CONNECTOR_HEALTH_URL   check only this URL
@@ -51,7 +52,7 @@ def healthy() -> tuple[bool, str]:
             return 200 <= code < 300, f"{url}: {code}"
     url = f"http://127.0.0.1:{os.environ.get('IOT_CONNECTOR_METRICS_PORT', '9090')}/metrics"
     code = status(url)
-    return code == 200, f"{url}: {code or 'no answer'}"
+    return code in (200, 401), f"{url}: {code or 'no answer'}"
 
 
 def main() -> int:

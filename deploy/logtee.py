@@ -16,7 +16,8 @@ import signal
 import sys
 from pathlib import Path
 
-_PASSWORD = re.compile(rb"(?i)(password[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+")
+# password=x, "password": "x", Password=b'x' (asyncua), and the same inside a JSON-escaped message (\"password\")
+_PASSWORD = re.compile(rb"(?i)(password(?:\\?[\"'])?\s*[:=]\s*(?:b?\\?[\"'])?)[^\s\"',\\]+")
 
 
 def rotate(path: Path, backups: int) -> None:

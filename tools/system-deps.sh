@@ -8,6 +8,8 @@ set -euo pipefail
 # tests. mosquitto: the MQTT broker. socat: the pty pair of the Modbus RTU tests. chromium(+driver): the
 # GUI tests. maven: the Delta Lake jars of the Spark tests. buildah/debootstrap: the container test.
 # python3.11 + python3.11-venv: Debian's interpreter, which UID 1000 may run (container entrypoint tests).
+# nodejs + npm: node-opcua, the second OPC UA server (tools/node-opcua.sh); checked by command, since a
+# Node.js from elsewhere (with its own npm) serves as well and Debian's npm package would conflict with it.
 PACKAGES=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user mosquitto socat chromium chromium-driver maven
   buildah debootstrap python3.11 python3.11-venv)
 
@@ -15,6 +17,7 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

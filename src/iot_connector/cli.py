@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from iot_connector.agent import Agent, setup_logging
+    from iot_connector.logs import remember_secrets
 
     setup_logging(args.log_level or "INFO")
     try:
@@ -63,7 +64,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         updates["metrics"] = config.metrics.model_copy(update={"port": args.metrics_port})
     config = config.model_copy(update=updates)
-    setup_logging(args.log_level or config.log_level)
+    setup_logging(args.log_level or config.log_level, config.log_levels)
+    remember_secrets(config)
 
     async def main() -> None:
         stop = asyncio.Event()

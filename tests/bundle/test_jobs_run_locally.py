@@ -18,6 +18,7 @@ import pytest
 from deltalake import DeltaTable
 
 from osipi_connector.simulator.config import SimConfig
+from osipi_connector.simulator.points import DEFAULT_POINTS
 from osipi_connector.simulator.server import RunningSimulator, running_simulator
 from tests.bundle.trampoline import run_task, target_variables
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 SIM_AF_DATABASE = "\\\\PISIM-AF\\Plant"
 CREDENTIALS = {"PI_USERNAME": "piuser", "PI_PASSWORD": "pipassword"}  # basic auth: from the environment off Databricks
-HOURLY = ("af_hierarchy_and_tags", "timeseries", "event_frames")
+HOURLY = ("af_hierarchy_and_tags", "timeseries", "event_frames", "values")
 PLANT_TAGS = 40  # a small plant: the shipped tag_name_filter "*" takes every point
 
 
@@ -68,7 +69,8 @@ def test_hourly_job_backfill_and_maintenance_succeed_with_the_shipped_config(
         succeed(job, task, variables, tmp_path)
 
     tags = table(tmp_path, variables, "bronze", "pi_tags").to_pyarrow_table()
-    assert tags.num_rows == PLANT_TAGS, "tag_name_filter '*' selects every point of the data server"
+    every_point = PLANT_TAGS + len(DEFAULT_POINTS)  # the plant and PI's default points (SINUSOID...)
+    assert tags.num_rows == every_point, "tag_name_filter '*' selects every point of the data server"
     assert table(tmp_path, variables, "bronze", "pi_asset_hierarchy").to_pyarrow_table().num_rows > 0
     assert table(tmp_path, variables, "bronze", "pi_element_attributes").to_pyarrow_table().num_rows > 0
     assert table(tmp_path, variables, "bronze", "pi_event_frames").to_pyarrow_table().num_rows > 0
@@ -76,8 +78,10 @@ def test_hourly_job_backfill_and_maintenance_succeed_with_the_shipped_config(
     assert first
     assert len(set(first)) == len(first)
     assert {k[0] for k in first} <= set(tags.column("tag_webid").to_pylist())
+    for name in ("pi_interpolated", "pi_summary", "pi_current_value", "pi_point_attributes"):  # the values task
+        assert table(tmp_path, variables, "bronze", name).to_pyarrow_table().num_rows > 0, name
     datasets = set(table(tmp_path, variables, "checkpoints", "pi_watermarks").to_pyarrow_table()["dataset"].to_pylist())
-    assert {"timeseries", "event_frames"} <= datasets
+    assert {"timeseries", "event_frames", "interpolated", "summary"} <= datasets
 
     # The next scheduled run: nothing duplicated.
     succeed(job, "timeseries", variables, tmp_path)

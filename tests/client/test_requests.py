@@ -49,7 +49,7 @@ def test_get_bytes_is_the_raw_body_and_params_are_encoded(client, simulator):
 def test_iter_items_pages_until_a_short_page(client, simulator):
     points_link = client.get_json("dataservers")["Items"][0]["Links"]["Points"]
     every = requests.get(points_link, params={"maxCount": 100000}, timeout=10).json()["Items"]
-    assert len(every) == 500
+    assert len(every) == 510  # 500 generated points and PI's 10 default points
     seen: list[dict] = []
     hook_urls: list[str] = []
     client.session.hooks["response"].append(lambda r, *a, **k: hook_urls.append(r.url))
@@ -58,14 +58,14 @@ def test_iter_items_pages_until_a_short_page(client, simulator):
     finally:
         client.session.hooks["response"].clear()
     assert [p["WebId"] for p in seen] == [p["WebId"] for p in every]  # all, in order, no duplicates
-    assert len(hook_urls) == 5  # 120 * 4 + 20: the short fifth page ends the loop
+    assert len(hook_urls) == 5  # 120 * 4 + 30: the short fifth page ends the loop
     assert "startIndex=480" in hook_urls[-1]
     assert "maxCount=120" in hook_urls[-1]
 
 
 def test_iter_items_exact_multiple_stops_on_the_empty_page(client):
     points_link = client.get_json("dataservers")["Items"][0]["Links"]["Points"]
-    assert len(list(client.iter_items(points_link, page_size=100))) == 500
+    assert len(list(client.iter_items(points_link, page_size=102))) == 510  # 5 full pages, then an empty one
 
 
 def test_iter_items_rejects_a_resource_that_is_not_a_collection(client):

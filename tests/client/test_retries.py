@@ -14,6 +14,7 @@ from osipi_connector.piwebapi.settings import RetrySettings
 from osipi_connector.simulator.config import FaultConfig
 from osipi_connector.simulator.faults import Fault
 from osipi_connector.simulator.http import Request, Response
+from osipi_connector.simulator.points import DEFAULT_POINTS
 from osipi_connector.simulator.server import RunningSimulator
 from tests.client.conftest import FAST_RETRY, RECORDED, first_points, serving
 
@@ -64,7 +65,7 @@ def count_requests(client: PIWebAPIClient) -> list[int]:
 
 
 def test_clean_run_has_data(clean):
-    assert len(clean["paged"]) == 20
+    assert len(clean["paged"]) == 20 + len(DEFAULT_POINTS)  # the generated tags and PI's default points
     assert all(len(raw) > 1000 for raw in clean["raw"])
     assert all(status == 200 for status, _ in clean["batch"].values())
     assert all(content["Items"] for _, content in clean["batch"].values())

@@ -34,11 +34,17 @@ def test_stdout_gets_every_line_and_the_file_rotates_keeping_the_newest(tmp_path
 
 def test_passwords_are_masked_in_the_file_only(tmp_path: Path) -> None:
     log = tmp_path / "agent.log"
-    text = "iot-connector GUI: first run, user 'admin' password: s3cr3t-Pw  (change it)\n" + '{"password": "x1"}\n'
+    text = (
+        "iot-connector GUI: first run, user 'admin' password: s3cr3t-Pw  (change it)\n"
+        '{"password": "x1"}\n'
+        "{\"msg\": \"Sending: UserNameIdentityToken(UserName='op', Password=b'asyncua-pw', Enc=None)\"}\n"
+        '{"msg": "config {\\"password\\": \\"escaped-pw\\"}"}\n'
+    )
     assert _tee(log, text) == text
     saved = log.read_text()
-    assert "s3cr3t-Pw" not in saved
-    assert "x1" not in saved
+    for secret in ("s3cr3t-Pw", "x1", "asyncua-pw", "escaped-pw"):
+        assert secret not in saved
+    assert "Password=b'***'" in saved
     assert "user 'admin' password: ***  (change it)" in saved
 
 

@@ -20,16 +20,22 @@ class CounterConfig(SourceConfig):
     interval_s: float = 0.0
     limit: int | None = None
     progress_file: str | None = None
+    refuse: str | None = None  # the constructor raises ValueError(refuse), as a plugin with a bad setting would
 
 
 class CounterSource(Source):
     protocol = "counter"
 
-    async def run(self) -> None:
+    def __init__(self, config: CounterConfig, emit) -> None:  # type: ignore[no-untyped-def]
+        if config.refuse:
+            raise ValueError(config.refuse)
+        super().__init__(config, emit)
+
+    async def session(self) -> None:
         cfg: CounterConfig = self.config  # type: ignore[assignment]
         progress = open(cfg.progress_file, "a") if cfg.progress_file else None  # noqa: SIM115
         seq = 0
-        self.health.connected = True
+        self.established()
         try:
             while not self._stopped.is_set() and (cfg.limit is None or seq < cfg.limit):
                 n = cfg.batch if cfg.limit is None else min(cfg.batch, cfg.limit - seq)
@@ -53,13 +59,10 @@ class CounterSource(Source):
                     progress.write(f"{seq - 1}\n")
                     progress.flush()
                 await asyncio.sleep(cfg.interval_s)
+            await self._stopped.wait()  # the limit reached: idle until stopped (returning would mean "reconnect")
         finally:
-            self.health.connected = False
             if progress:
                 progress.close()
-
-    async def stop(self) -> None:
-        self._stopped.set()
 
 
 register("counter", CounterConfig, CounterSource)

@@ -17,6 +17,7 @@ from deltalake import DeltaTable
 
 from iot_connector.agent import Agent
 from iot_connector.config import load_config
+from tests.edge.counter_source import CounterConfig
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -136,6 +137,8 @@ async def test_metrics_endpoint_has_the_guide_names(tmp_path: Path) -> None:
         await asyncio.sleep(1.1)  # one status-loop tick
     status = agent.status()
     assert status["sources"]["c1"]["records_read"] == 300
+    tags = agent.latest["c1"].snapshot(limit=10)["tags"]  # the GUI's live values: each tag's last record
+    assert [(t["tag_id"], t["updates"]) for t in tags] == [(f"tag{i}", 75) for i in range(4)]
     assert (status["queue_depth"], status["sink"]["breaker"], status["sink"]["type"]) == (0, "closed", "delta")
     text = await asyncio.to_thread(
         lambda: requests.get(f"http://127.0.0.1:{agent.metrics_port}/metrics", timeout=5).text
@@ -149,8 +152,45 @@ async def test_metrics_endpoint_has_the_guide_names(tmp_path: Path) -> None:
         "iot_batch_latency_seconds_count",
         'iot_connection_status{source="c1"}',
         "iot_spool_bytes",
+        'iot_source_reconnects_total{source="c1"} 0.0',
+        'iot_source_connect_attempts_total{source="c1"} 1.0',
     ):
         assert line in text
+
+
+async def test_sources_are_added_and_removed_while_the_others_flow(tmp_path: Path) -> None:
+    _write_state(tmp_path, interval_s=0.01, batch=10)
+    agent = Agent(load_config(tmp_path), tmp_path)
+    cfg = agent.config.sources[0].model_copy(update={"name": "c2"})
+    with pytest.raises(RuntimeError, match="not running"):
+        agent.add_source(cfg)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    written = agent.metrics.records_written.labels(protocol="counter")
+    try:
+        async with asyncio.timeout(30):
+            await agent.started.wait()
+            added = agent.add_source(cfg)
+            with pytest.raises(ValueError, match="c2 is already running"):
+                agent.add_source(cfg)
+            while added.health.records_read < 100:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(1.1)  # one status-loop tick: c2 has its metrics
+            assert await agent.remove_source("c2")
+            assert not await agent.remove_source("c2")
+            assert [s.config.name for s in agent.sources] == ["c1"]
+            assert "c2" not in agent.status()["sources"]  # type: ignore[operator]
+            read = added.health.records_read
+            before = written._value.get()
+            while written._value.get() < before + 200:  # c1 kept flowing
+                await asyncio.sleep(0.02)
+            assert added.health.records_read == read  # c2 is stopped
+    finally:
+        stop.set()
+        await running
+    m = agent.metrics
+    for family in (m.connection_status, m.source_reconnects, m.source_attempts):  # its connection series went too
+        assert {s.labels["source"] for f in family.collect() for s in f.samples} == {"c1"}
 
 
 async def test_busy_metrics_port_does_not_stop_the_data(tmp_path: Path, caplog) -> None:
@@ -174,3 +214,30 @@ async def test_busy_metrics_port_does_not_stop_the_data(tmp_path: Path, caplog) 
         await running
     assert agent.metrics_port is None
     assert "set metrics.port to a free port" in caplog.text
+
+
+async def test_a_source_that_cannot_be_created_is_reported_and_the_others_run(tmp_path: Path) -> None:
+    _write_state(tmp_path, limit=10)
+    state = json.loads((tmp_path / "connector_state.json").read_text())
+    state["sources"].append({"name": "bad", "type": "counter", "refuse": "serial port /dev/ttyX absent"})
+    (tmp_path / "connector_state.json").write_text(json.dumps(state))
+    agent = Agent(load_config(tmp_path), tmp_path)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    async with asyncio.timeout(30):
+        while agent.metrics.records_written.labels(protocol="counter")._value.get() < 10:
+            await asyncio.sleep(0.05)
+    sources = agent.status()["sources"]
+    assert sources["bad"] == {
+        "connected": False,
+        "last_error": "cannot be created: ValueError: serial port /dev/ttyX absent",
+    }
+    assert sources["c1"]["records_read"] == 10
+    assert "bad" not in agent.latest  # no live values for a source that does not run
+    with pytest.raises(ValueError, match="absent"):
+        agent.add_source(CounterConfig(name="bad2", refuse="absent"))
+    assert agent.status()["sources"]["bad2"]["last_error"] == "cannot be created: ValueError: absent"
+    assert await agent.remove_source("bad2")
+    assert "bad2" not in agent.status()["sources"]
+    stop.set()
+    await running

@@ -18,6 +18,7 @@ from tests.edge.zerobus_double import ZerobusDouble
 
 pytestmark = pytest.mark.integration
 TABLE = "main.edge.iot_records"
+REQUIRED_SINK_KEYS = ("workspace_url", "zerobus_endpoint", "client_id", "client_secret", "table")
 
 
 @pytest.fixture
@@ -175,3 +176,50 @@ async def test_proxy_settings_reach_the_sdk(tmp_path: Path, double: ZerobusDoubl
     await bypass.write(make_records(3))
     await bypass.close()
     assert double.count(TABLE) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sink_extra", "outage_s"),
+    [({}, 6.0), ({"recovery_retries": 0}, 12.0)],
+    ids=["sdk-recovers-itself", "breaker-opens"],  # without the SDK's own retries 5 failures open the breaker
+)
+async def test_restart_under_load_data_flows_again_within_5_s(
+    tmp_path: Path, double: ZerobusDouble, sink_extra: dict, outage_s: float
+) -> None:
+    """The double restarted on its ports after an outage while records keep coming; with the default
+    pipeline settings (retry cap, breaker reset), rows arrive again within 5 s of it listening again."""
+    required = {k: v for k, v in sink_settings(double).model_dump().items() if k in REQUIRED_SINK_KEYS}
+    settings = PipelineSettings()
+    sink = ZerobusSink(ZerobusSinkSettings(**required, **sink_extra), "edge-1")
+    pipe = Pipeline(settings, sink, make_buffer(settings, tmp_path))
+    await pipe.start()
+    loop = asyncio.get_running_loop()
+    sent = 0
+    breaker_states: set[str] = set()
+
+    async def load() -> None:  # 10,000 records/s into the pipeline, through the outage (the spool keeps them)
+        nonlocal sent
+        while True:
+            await pipe.emit(make_records(100, sent))
+            sent += 100
+            breaker_states.add(pipe.breaker.state)
+            await asyncio.sleep(0.01)
+
+    feeder = asyncio.create_task(load())
+    try:
+        await _until(lambda: double.count(TABLE) >= 2000)
+        double.stop()
+        await asyncio.sleep(outage_s)
+        before = double.count(TABLE)
+        double.start()
+        back_at = loop.time()
+        await _until(lambda: double.count(TABLE) > before, 15)
+        took = loop.time() - back_at
+        print(f"ZeroBus double: rows again {took:.2f}s after it was back")
+        assert took < 5.0, f"rows again {took:.2f}s after ZeroBus was back"
+    finally:
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        await pipe.stop()
+    assert ("open" in breaker_states) == bool(sink_extra)

@@ -154,26 +154,31 @@ class ZerobusDouble:
         self.withhold_acks = False
         self.reject_create: grpc.StatusCode | None = None
         self.ca_file: Path | None = None
+        self.grpc_port = self.http_port = 0  # chosen by the first start; a restart binds the same ones
 
     def start(self) -> ZerobusDouble:
+        """Serve; after `stop()`, starts again on the same ports with what it received so far (a restart)."""
         options = [("grpc.max_receive_message_length", 16 << 20), ("grpc.so_reuseport", 0)]
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=options)
         pb_grpc.add_ZerobusServicer_to_server(_Servicer(self), self._grpc)
         handler = type("Handler", (_OidcHandler,), {"double": self})
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._http = ThreadingHTTPServer(("127.0.0.1", self.http_port), handler)
         if self.tls_dir is not None:
             import ssl
 
-            self.ca_file, cert, key = make_tls_files(self.tls_dir)
+            if self.ca_file is None:
+                self.ca_file, self._cert, self._key = make_tls_files(self.tls_dir)
+            cert, key = self._cert, self._key
             creds = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
-            port = self._grpc.add_secure_port("127.0.0.1:0", creds)
+            port = self._grpc.add_secure_port(f"127.0.0.1:{self.grpc_port}", creds)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(cert, key)
             self._http.socket = ctx.wrap_socket(self._http.socket, server_side=True)
             scheme, host = "https", "localhost"
         else:
-            port = self._grpc.add_insecure_port("127.0.0.1:0")
+            port = self._grpc.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
             scheme, host = "http", "127.0.0.1"
+        self.grpc_port, self.http_port = port, self._http.server_address[1]
         self._grpc.start()
         threading.Thread(target=self._http.serve_forever, daemon=True, name="oidc-double").start()
         self.endpoint = f"{scheme}://{host}:{port}"

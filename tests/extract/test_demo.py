@@ -12,6 +12,7 @@ import pytest
 
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.schemas import ALL_TABLES, TIMESERIES
+from osipi_connector.simulator.points import DEFAULT_POINTS
 
 REPO = Path(__file__).resolve().parents[2]
 TAGS = 8  # a small slice: the demo default is 200
@@ -38,8 +39,10 @@ def test_demo_lands_every_table_and_prints_the_checks(tmp_path):
     sink = DeltaSink(root)
     counts = {f"{sink.location.schema_for(spec)}.{spec.name}": sink.read(spec).num_rows for spec in ALL_TABLES}
     assert all(n > 0 for n in counts.values()), counts
-    assert counts["bronze.pi_tags"] == TAGS
-    assert counts["checkpoints.pi_watermarks"] == TAGS + 1  # every tag, and the event frames of the AF database
+    tags = TAGS + len(DEFAULT_POINTS)  # the generated tags and PI's default points (SINUSOID...)
+    assert counts["bronze.pi_tags"] == tags
+    # every tag for timeseries, interpolated and summary, and the event frames of the AF database
+    assert counts["checkpoints.pi_watermarks"] == 3 * tags + 1
     printed = {}
     for line in result.stdout.splitlines():
         cells = [cell.strip() for cell in line.strip("| ").split(" | ")]

@@ -41,7 +41,7 @@ def test_rows_carry_the_point_attributes_pi_serves(pi_client, simulator, http):
     points = all_points(http, simulator.url)
     by_webid = {p["WebId"]: p for p in points}
     rows = select(pi_client, name_filter="*").to_pylist()
-    assert len(rows) == len(points) == simulator.sim.points.count
+    assert len(rows) == len(points) == simulator.sim.points.total
     digital = 0
     for row in rows:
         point = by_webid[row["tag_webid"]]

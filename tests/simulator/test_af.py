@@ -259,7 +259,9 @@ def test_templates_and_categories(http, database, everything):
 def test_errors(simulator, http, database, everything):
     base = simulator.url
     element = everything[0]
-    unknown = webid.encode("Em", (simulator.sim.ids.guid("element", 99_999),), path="X")
+    unknown = webid.encode(
+        "Em", (simulator.sim.ids.system_guid("Em"), simulator.sim.ids.guid("element", 99_999)), path="X"
+    )
     cases = [
         (f"{base}/elements/{unknown}", {}, 404),
         (f"{base}/elements/F1EmNotBase64!!", {}, 400),

@@ -30,7 +30,7 @@ def test_dataserver_shape(simulator, http):
 
 def test_points_shape_and_types(simulator, http):
     points = all_points(http, simulator.url)
-    assert len(points) == 500
+    assert len(points) == 510  # 500 generated points, then PI's 10 default points
     assert {p["PointType"] for p in points} == {"Float32", "Float64", "Int32", "Digital", "String"}
     first = points[0]
     assert set(first) >= {
@@ -40,7 +40,7 @@ def test_points_shape_and_types(simulator, http):
     assert first["Path"] == f"\\\\PISIM\\{first['Name']}"
     digital = next(p for p in points if p["PointType"] == "Digital")
     assert digital["DigitalSetName"] in ("Valve State", "Motor State")
-    assert len({p["WebId"] for p in points}) == 500
+    assert len({p["WebId"] for p in points}) == 510
     parsed = webid.decode(first["WebId"])
     assert parsed.marker == "DP"
     assert parsed.ints == (first["Id"],)
@@ -55,8 +55,8 @@ def test_points_paging_links_cover_every_point_once(simulator, http):
         if "Next" not in page["Links"]:
             break
         page = get_json(http, page["Links"]["Next"])
-    assert len(seen) == 500
-    assert len(set(seen)) == 500
+    assert len(seen) == 510
+    assert len(set(seen)) == 510
 
 
 def test_points_default_page_is_1000(http):
@@ -95,7 +95,8 @@ def test_point_by_webid_path_and_attributes(simulator, http):
 @pytest.mark.parametrize(
     ("path", "status"),
     [
-        ("/points/garbage", 400),
+        ("/points/Garbage-1", 400),  # not a WebID
+        ("/points/garbage", 404),  # a lower-case word where a WebID belongs: an action PI does not have
         ("/points/" + webid.encode("DP", (webid.uuid.UUID(int=5),), (1,), path="X\\Y"), 404),
         ("/dataservers/" + webid.encode("DS", (webid.uuid.UUID(int=5),), path="X"), 404),
         ("/nosuchcontroller", 404),

@@ -278,7 +278,7 @@ def test_get_by_path_and_path_only_webid(simulator, http, frames_url):
 
 def test_errors(simulator, http, frames_url):
     sim = simulator.sim
-    future = webid.encode("Fm", (sim.ids.guid("eventframe", 10_000_000),), path="X")
+    future = webid.encode("Fm", (sim.ids.system_guid("Fm"), sim.ids.guid("eventframe", 10_000_000)), path="X")
     element = sim.af.webid(0)
     cases = [
         (f"{simulator.url}/eventframes/{future}", {}, 404),

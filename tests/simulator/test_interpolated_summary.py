@@ -185,13 +185,28 @@ def test_time_types_and_extreme_timestamps(simulator, http, points):
         ("Float32", {"summaryType": "Median"}, "not valid for summaryType"),
         ("Float32", {"calculationBasis": "Magic"}, "not valid for calculationBasis"),
         ("Float32", {"summaryDuration": "soon"}, "Cannot parse time span 'soon'"),
-        ("Digital", {"summaryType": "Average"}, "needs a numeric point"),
-        ("String", {"summaryType": "PercentGood"}, "needs a numeric point"),  # Count only, as documented
     ],
 )
 def test_summary_errors(simulator, http, points, point_type, params, message):
     error = stream(http, of_type(points, point_type), "summary", expect=400, **params)
     assert message in error["Errors"][0]
+
+
+@pytest.mark.parametrize("point_type", ["Digital", "String"])
+def test_numeric_summaries_of_a_non_numeric_point_are_per_value_errors(simulator, http, points, point_type):
+    """Count is the only summary type of non-numeric streams (Stream GetSummary,
+    https://docs.aveva.com/bundle/pi-web-api-reference/page/help/controllers/stream/actions/getsummary.html);
+    the others answer a value holding `Errors`, as the stream set does, and the request still succeeds."""
+    point = of_type(points, point_type)
+    params = {"summaryType": ["Average", "Count", "PercentGood"], **WINDOW}
+    items = stream(http, point, "summary", **params)["Items"]
+    assert [i["Type"] for i in items] == ["Average", "Count", "PercentGood"]
+    assert "needs a numeric point" in items[0]["Value"]["Errors"][0]
+    assert "needs a numeric point" in items[2]["Value"]["Errors"][0]
+    assert items[1]["Value"]["Good"]
+    assert items[1]["Value"]["Value"] >= 0
+    adhoc = get_json(http, f"{simulator.url}/streamsets/summary", webId=point["WebId"], **params)
+    assert adhoc["Items"][0]["Items"] == items
 
 
 # --- interpolated at times, stream sets ------------------------------------------------------------------

@@ -178,19 +178,23 @@ def test_datetime_ticks_conversions_agree():
 
 # --- WebID 2.0 -----------------------------------------------------------------------------------------
 
-GUIDS = (uuid.UUID("12345678-9abc-def0-1234-56789abcdef0"), uuid.UUID("0fedcba9-8765-4321-0fed-cba987654321"))
+GUIDS = (
+    uuid.UUID("12345678-9abc-def0-1234-56789abcdef0"),
+    uuid.UUID("0fedcba9-8765-4321-0fed-cba987654321"),
+    uuid.UUID("00112233-4455-6677-8899-aabbccddeeff"),
+)
 PATH = "\\\\PISRV\\Plant|Unit 1|Temperature Ä"
 
 
-def identifiers(marker: str) -> tuple[tuple[uuid.UUID, ...], tuple[int, ...]]:
-    layout = webid.LAYOUTS[marker]
-    return GUIDS[: layout.count("g")], (4_000_000_000,) * layout.count("i")
+def identifiers(marker: str, kind: str) -> tuple[tuple[uuid.UUID, ...], tuple[int, ...]]:
+    layout = webid.fields(marker, kind)
+    return GUIDS[: len(layout) - layout.count("i")], (4_000_000_000,) * layout.count("i")
 
 
 @pytest.mark.parametrize("marker", sorted(webid.LAYOUTS))
-@pytest.mark.parametrize("kind", ["F", "I", "P"])
+@pytest.mark.parametrize("kind", ["F", "I", "P", "L", "D"])
 def test_webid_round_trip(marker, kind):
-    guids, ints = identifiers(marker)
+    guids, ints = identifiers(marker, kind)
     text = webid.encode(marker, guids, ints, path=PATH, kind=kind)
     assert text.startswith(f"{kind}1{marker}")
     assert "=" not in text
@@ -256,7 +260,8 @@ def test_malformed_webids_are_rejected(text, reason):
         ({"marker": "DS", "guids": GUIDS, "path": "X"}, "needs"),
         ({"marker": "DS", "guids": GUIDS[:1], "kind": "F"}, "needs a path"),
         ({"marker": "DS", "kind": "P"}, "needs a path"),
-        ({"marker": "DS", "guids": GUIDS[:1], "kind": "L"}, "unsupported"),
+        ({"marker": "DS", "guids": GUIDS[:1], "kind": "X"}, "unsupported"),
+        ({"marker": "Em", "guids": GUIDS[:1], "path": "X"}, "needs"),  # the system GUID is missing
     ],
 )
 def test_encode_refuses_incomplete_identifiers(kwargs, reason):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 
@@ -76,6 +77,45 @@ class ModbusPeer(ThreadedPeer):
 
 
 class OpcuaPeer(ThreadedPeer):
+    def __init__(self, users: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.users = users
+
     async def start(self) -> Callable[[], Awaitable[None]]:
-        self.plant = await PlantServer(self.port).start()
+        self.plant = await PlantServer(self.port, users=self.users).start()
         return self.plant.stop
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that records every connection and every byte sent to it, answering
+    nothing: the stand-in for an attacker's server a stored secret must never reach."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self.received = b""
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _addr = self.server.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            conn.settimeout(0.5)
+            with conn, contextlib.suppress(OSError):
+                while chunk := conn.recv(65536):
+                    self.received += chunk
+
+    def __enter__(self) -> Listener:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.server.close()

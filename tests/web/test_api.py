@@ -86,7 +86,8 @@ def test_zerobus_secret_is_write_only_and_encrypted_at_rest(gui: Gui):
     test = http.post(gui.url + "/api/sink/test", json=shown, timeout=30)
     assert test.status_code == 400
     assert any("ZeroBus endpoint: cannot reach 127.0.0.1:1" in p for p in test.json()["detail"])
-    bad = http.put(gui.url + "/api/sink", json=shown | {"zerobus_endpoint": "zerobus.example.com"}, timeout=30)
+    retyped = {"zerobus_endpoint": "zerobus.example.com", "client_secret": "s3cr3t-value-123"}
+    bad = http.put(gui.url + "/api/sink", json=shown | retyped, timeout=30)
     assert bad.status_code == 400
     assert bad.json()["detail"] == ["sink.zerobus.zerobus_endpoint: must be a URL starting with https:// (or http://)"]
     assert http.put(gui.url + "/api/sink", json={"type": "delta"}, timeout=30).status_code == 200
@@ -137,7 +138,9 @@ def test_change_password(gui: Gui):
     wrong = http.post(gui.url + "/api/password", json={"current": "nope", "new": "another-pass-1"}, timeout=10)
     assert wrong.json()["detail"] == ["the current password is wrong"]
     short = http.post(gui.url + "/api/password", json={"current": PASSWORD, "new": "short"}, timeout=10)
-    assert short.json()["detail"] == ["the password needs at least 8 characters"]
+    assert short.json()["detail"] == [
+        "the password needs at least 12 characters (a few unrelated words make a good one)"
+    ]
     assert http.post(gui.url + "/api/password", json={"current": PASSWORD, "new": "another-pass-1"}, timeout=10).ok
     other = gui.login("another-pass-1")
     assert other.post(gui.url + "/api/password", json={"current": "another-pass-1", "new": PASSWORD}, timeout=10).ok
@@ -149,14 +152,14 @@ def test_login_is_rate_limited_and_the_limit_names_the_wait():
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        gui = Gui(Path(tmp) / "config").start()
+        gui = Gui(Path(tmp) / "config", env={"IOT_CONNECTOR_GUI_LOGIN_DELAY_S": "60"}).start()
         try:
             codes = [
                 requests.post(gui.url + "/api/login", json={"username": "admin", "password": "x"}, timeout=10)
                 for _ in range(6)
             ]
             assert [c.status_code for c in codes] == [401] * 5 + [429]
-            assert "too many failed logins; try again in" in codes[-1].json()["detail"][0]
+            assert "too many failed attempts; try again in" in codes[-1].json()["detail"][0]
             assert int(codes[-1].headers["Retry-After"]) > 0
             right = requests.post(gui.url + "/api/login", json={"username": "admin", "password": PASSWORD}, timeout=10)
             assert right.status_code == 429  # even the right password waits: no guessing during the lock-out
@@ -166,3 +169,41 @@ def test_login_is_rate_limited_and_the_limit_names_the_wait():
 
 def _pem_cert() -> str:
     return self_signed_pem("gui-test-ca")[0].decode()
+
+
+def test_uploaded_certificates_are_listed_downloaded_and_deleted_but_keys_never_sent_back(gui: Gui):
+    http = gui.login()
+    cert, key = self_signed_pem("gui-download-ca")
+    for name, kind, pem in (("dl-ca.pem", "ca", cert), ("dl-client.key", "client_key", key)):
+        stored = http.post(gui.url + "/api/certs", json={"name": name, "kind": kind, "pem": pem.decode()}, timeout=10)
+        assert stored.status_code == 200, stored.text
+    listed = http.get(gui.url + "/api/certs", timeout=10).json()
+    assert {"dl-ca.pem", "dl-client.key"} <= set(listed["files"])
+    assert listed["dir"] == str((gui.config_dir / "certs").resolve())  # the source forms' file pickers use it
+    assert requests.get(gui.url + "/api/certs/dl-ca.pem", timeout=10).status_code == 401
+    download = http.get(gui.url + "/api/certs/dl-ca.pem", timeout=10)
+    assert download.status_code == 200
+    assert download.text == cert.decode()
+    assert 'filename="dl-ca.pem"' in download.headers["content-disposition"]
+    refused = http.get(gui.url + "/api/certs/dl-client.key", timeout=10)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == ["dl-client.key holds a private key: keys are never sent back"]
+    assert http.get(gui.url + "/api/certs/..%2Fgui_users.json", timeout=10).status_code == 404
+    assert http.get(gui.url + "/api/certs/nothing.pem", timeout=10).status_code == 404
+
+    no_csrf = requests.delete(gui.url + "/api/certs/dl-ca.pem", cookies=http.cookies, timeout=10)
+    assert no_csrf.status_code == 403
+    assert http.delete(gui.url + "/api/certs/dl-ca.pem", timeout=10).status_code == 200
+    assert not (gui.config_dir / "certs" / "dl-ca.pem").exists()
+    assert "dl-ca.pem" not in http.get(gui.url + "/api/certs", timeout=10).json()["files"]
+    assert http.delete(gui.url + "/api/certs/dl-ca.pem", timeout=10).status_code == 404
+    assert '"action": "cert.delete"' in (gui.config_dir / "audit.log").read_text()
+
+
+def test_the_page_has_a_favicon_served_offline(gui: Gui):
+    page = requests.get(gui.url + "/", timeout=5).text
+    assert '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">' in page
+    icon = requests.get(gui.url + "/static/favicon.svg", timeout=5)
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert "http" not in icon.text.replace("http://www.w3.org/2000/svg", "")  # nothing fetched from elsewhere

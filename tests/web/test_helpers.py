@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from iot_connector.web.runtime import MASK, LogBuffer, changes, masked, unmask
+from iot_connector.web.masking import MASK, changes, masked, unmask
+from iot_connector.web.runtime import LogBuffer
 
 
 def test_secrets_are_masked_and_restored_only_where_the_browser_sent_the_mask():
@@ -66,3 +67,61 @@ def test_first_run_generates_an_admin_password_printed_once(tmp_path, monkeypatc
     users.ensure_admin()  # second start: nothing new, nothing printed
     assert capsys.readouterr().err == ""
     assert users.verify("admin", password)
+
+
+def test_a_masked_secret_is_kept_only_for_its_own_destination():
+    import pytest
+
+    from iot_connector.config import ConfigError
+
+    stored = {
+        "name": "a",
+        "type": "opcua",
+        "endpoint": "opc.tcp://plc:4840",
+        "password": "p",
+        "trusted_server_certs": [],
+    }
+    shown = masked(stored)
+    # empty values in any spelling are the same destination
+    assert unmask(shown | {"trusted_server_certs": None, "name": "b"}, stored, "sources.b")["password"] == "p"
+    with pytest.raises(ConfigError) as moved:
+        unmask(shown | {"endpoint": "opc.tcp://evil:4840"}, stored, "sources.a")
+    assert moved.value.problems == [
+        "sources.a.password: endpoint changed, so the stored password is not sent there; enter the password again"
+    ]
+    assert unmask(shown | {"endpoint": "opc.tcp://evil:4840", "password": "new"}, stored)["password"] == "new"
+    proxy = {"https_proxy": "http://u:pw@proxy:3128"}
+    assert masked(proxy) == {"https_proxy": f"http://u:{MASK}@proxy:3128"}
+    assert unmask(masked(proxy), proxy) == proxy
+    with pytest.raises(ConfigError, match="the address changed"):
+        unmask({"https_proxy": f"http://u:{MASK}@evil:3128"}, proxy, "proxy")
+    assert changes(proxy, {"https_proxy": "http://u:other@proxy:3128"}) == {"https_proxy": "<secret changed>"}
+
+
+def test_the_login_backoff_doubles_caps_and_keeps_devices_apart(monkeypatch):
+    from iot_connector.web import auth
+
+    now = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    limiter = auth.LoginLimiter(free=2, base_s=1.0, max_s=60.0)
+    key = limiter.key("Admin", "10.0.0.1")
+    assert key == limiter.key("admin", "10.0.0.1")  # user names compare case-insensitively
+    waits = []
+    for _ in range(12):
+        wait, _first = limiter.retry_after(key)
+        now[0] += wait
+        limiter.begin(key)
+        waits.append(wait)
+    assert waits == [0, 0, 2, 3, 5, 9, 17, 33, 61, 61, 61, 61]  # 1, 2, 4 ... s, capped at 60 (+1 rounding up)
+    assert limiter.retry_after(key) == (61, True)
+    assert limiter.retry_after(key) == (61, False)  # audited once per wait
+    for _ in range(100_000):  # a year of guessing cannot overflow the delay
+        limiter.begin(key)
+    assert limiter.retry_after(key)[0] == 61
+    device = limiter.device_of(limiter.device_token("admin"), "admin")
+    assert device is not None
+    assert limiter.device_of(limiter.device_token("admin"), "other") is None  # signed for its user only
+    assert limiter.device_of("forged.cookie", "admin") is None
+    assert limiter.retry_after(limiter.key("admin", "10.0.0.1", device)) == (0, False)
+    limiter.succeeded(key)
+    assert limiter.retry_after(key) == (0, False)

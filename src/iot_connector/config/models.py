@@ -40,12 +40,16 @@ class SpoolSettings(_Strict):
 
 class BreakerSettings(_Strict):
     failure_threshold: int = Field(5, ge=1, description="consecutive sink failures that open the circuit")
-    reset_timeout_s: float = Field(30.0, gt=0, description="open time before one trial batch is let through")
+    reset_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="open time before one trial batch is let through (data resumes this soon after an outage)",
+    )
 
 
 class RetrySettings(_Strict):
     initial_backoff_s: float = Field(0.5, gt=0)
-    max_backoff_s: float = Field(30.0, gt=0)
+    max_backoff_s: float = Field(2.0, gt=0, description="cap of the doubling wait between retries of one batch")
     multiplier: float = Field(2.0, ge=1)
     jitter: float = Field(0.2, ge=0, le=1)
 
@@ -110,10 +114,26 @@ class ZerobusSinkSettings(_Strict):
 SinkSettings = Annotated[DeltaSinkSettings | ZerobusSinkSettings, Field(discriminator="type")]
 
 
+class MetricsBasicAuth(_Strict):
+    """HTTP basic auth on /metrics, as Prometheus exporters offer it (scrape with `basic_auth:` in
+    prometheus.yml). The password is stored encrypted like every other secret."""
+
+    username: str = Field(..., min_length=1)
+    password: SecretStr = Field(..., description="at least 12 characters")
+
+    @field_validator("password")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 12:
+            raise ValueError("needs at least 12 characters")
+        return value
+
+
 class MetricsSettings(_Strict):
     enabled: bool = True
-    host: str = "0.0.0.0"
+    host: str = Field("0.0.0.0", description="127.0.0.1: only this machine can scrape; 0.0.0.0: every interface")
     port: int = Field(9090, ge=0, le=65535)
+    basic_auth: MetricsBasicAuth | None = Field(None, description="require a user name and password to scrape")
 
 
 class TracingSettings(_Strict):
@@ -178,6 +198,10 @@ class AgentProxySettings(_Strict):
 class AgentConfig(_Strict):
     agent_id: str = Field("edge-agent", min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_levels: dict[str, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = Field(
+        default_factory=dict,
+        description="per-logger levels, e.g. {asyncua: DEBUG}; libraries log at WARNING unless named here",
+    )
     plugins: list[str] = Field(default_factory=list, description="extra modules that register source types")
     sink: SinkSettings = DeltaSinkSettings()
     pipeline: PipelineSettings = PipelineSettings()

@@ -12,6 +12,7 @@ import logging
 import os
 
 from iot_connector.config.models import AgentProxySettings
+from iot_connector.config.secrets import hide_url_password
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def apply_agent_proxy(settings: AgentProxySettings) -> None:
     if settings.http_proxy or settings.https_proxy:
         log.info(
             "outbound proxy: http %s, https %s, bypass %s",
-            settings.http_proxy,
-            settings.https_proxy,
+            hide_url_password(settings.http_proxy or "-"),
+            hide_url_password(settings.https_proxy or "-"),
             settings.no_proxy or "-",
         )

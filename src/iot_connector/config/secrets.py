@@ -24,6 +24,17 @@ KEY_FILE = "secret.key"
 KEY_ENV = "IOT_CONNECTOR_SECRET_KEY_FILE"
 SECRET_KEY_RE = re.compile(r"(password|passphrase|secret|token|private_key_pass)$", re.IGNORECASE)
 _ENC_RE = re.compile(r"enc:[A-Za-z0-9_\-=]+")
+# A URL with a password in it (`http://user:pass@proxy:3128`): the whole value is treated as a secret.
+URL_CREDENTIALS_RE = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/@:\s]*:)(?P<password>[^/@\s]+)@")
+
+
+def has_url_password(value: object) -> bool:
+    return isinstance(value, str) and URL_CREDENTIALS_RE.match(value) is not None
+
+
+def hide_url_password(value: str, mask: str = "********") -> str:
+    """`http://user:pass@host` -> `http://user:********@host` (anything else unchanged): for logs and the GUI."""
+    return URL_CREDENTIALS_RE.sub(lambda m: f"{m['head']}{mask}@", value, count=1)
 
 
 class SecretError(ValueError):
@@ -112,7 +123,8 @@ class SecretBox:
         return node
 
     def encrypt_tree(self, node: Any, key: str = "") -> Any:
-        """Copy of a tree ready to save: SecretStr and values under secret-looking keys become `enc:` tokens."""
+        """Copy of a tree ready to save: SecretStr, values under secret-looking keys and URLs with a password
+        in them (a proxy's `http://user:pass@host`) become `enc:` tokens."""
         if isinstance(node, dict):
             return {k: self.encrypt_tree(v, str(k)) for k, v in node.items()}
         if isinstance(node, list):
@@ -120,7 +132,12 @@ class SecretBox:
         if isinstance(node, SecretStr):
             node = node.get_secret_value()
             return self.encrypt(node) if node else node
-        if isinstance(node, str) and node and not node.startswith(PREFIX) and SECRET_KEY_RE.search(key):
+        if (
+            isinstance(node, str)
+            and node
+            and not node.startswith(PREFIX)
+            and (SECRET_KEY_RE.search(key) or has_url_password(node))
+        ):
             return self.encrypt(node)
         return node
 

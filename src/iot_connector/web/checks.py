@@ -1,8 +1,12 @@
 """What the GUI verifies before it stores or uses something: uploaded PEM files, the ZeroBus connection.
 
-Uploads: the file name is checked against a strict pattern AND the resolved path must stay inside the certs
-directory, so neither `../x` nor a symlink trick writes elsewhere. The content must parse as what it claims
-to be, so a wrong file is refused at upload time instead of failing a TLS handshake hours later.
+Uploads: the file name must match a strict pattern in full (no folders, no control characters, not even a
+trailing newline), an existing file of that name must be a regular file (lstat: a symlink is refused, never
+followed), and the new content replaces it atomically through a fresh file created with O_EXCL|O_NOFOLLOW,
+so a planted link cannot redirect the write and an overwrite never keeps an old, wider mode. Anything that
+holds a private key (a key, or a certificate+key bundle uploaded as a certificate) is written 0600. The
+content must parse as what it claims to be, so a wrong file is refused at upload time instead of failing a
+TLS handshake hours later.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import asyncio
 import json
 import os
 import re
+import secrets
+import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -62,28 +68,53 @@ def validate_pem(kind: str, pem: str) -> str:
 
 
 def store_cert(config_dir: Path, name: str, kind: str, pem: str) -> tuple[Path, str]:
-    """Validate and write one upload into the certs directory (keys with mode 0600)."""
-    if not NAME_RE.match(name or "") or ".." in name:
+    """Validate and write one upload into the certs directory (anything holding a private key: mode 0600)."""
+    if not NAME_RE.fullmatch(name or "") or ".." in name:
         raise CheckError(
             f"file name {name!r} refused: use letters, digits, '.', '_' or '-' only (no folders), e.g. broker-ca.pem"
         )
     described = validate_pem(kind, pem)
     folder = certs_dir(config_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    target = (folder / name).resolve()
-    if target.parent != folder:
-        raise CheckError(f"file name {name!r} refused: it would leave the certs directory")
-    if target.is_symlink():
-        raise CheckError(f"file name {name!r} refused: a link of that name exists")
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if kind == "client_key" else 0o644)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(pem)
+    target = folder / name
+    try:
+        existing = os.lstat(target)
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        kind_of = "a link" if stat.S_ISLNK(existing.st_mode) else "something other than a file"
+        raise CheckError(f"file name {name!r} refused: {kind_of} of that name exists in the certs directory")
+    mode = 0o600 if kind == "client_key" or "PRIVATE KEY-----" in pem else 0o644
+    tmp = folder / f".upload-{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
+        with os.fdopen(fd, "w") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)  # rename never follows a link at `target`
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return target, described
+
+
+def cert_file(config_dir: Path, name: str) -> Path:
+    """An uploaded file by its listed name: a regular file in the certs directory (never a link), or CheckError."""
+    if name not in list_certs(config_dir):
+        raise CheckError(f"no uploaded file named {name[:100]!r}")
+    path = certs_dir(config_dir) / name
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise CheckError(f"{name[:100]!r} is not a regular file")
+    return path
 
 
 def list_certs(config_dir: Path) -> list[str]:
     folder = certs_dir(config_dir)
-    return sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if NAME_RE.fullmatch(p.name) and p.is_file())
 
 
 async def _reachable(url: str, label: str, timeout: float) -> str | None:

@@ -21,13 +21,12 @@ from pydantic import SecretStr
 
 from iot_connector.agent import Agent
 from iot_connector.config import AgentConfig, ConfigError, apply_agent_proxy, load_config, parse_config, save_state
-from iot_connector.config.secrets import SECRET_KEY_RE
 from iot_connector.metrics import Metrics
 from iot_connector.sources.base import Source, SourceConfig, registered
 from iot_connector.sources.opcua.certificates import renew_sources
+from iot_connector.web.masking import changes
 
 log = logging.getLogger(__name__)
-MASK = "********"  # what the browser sees instead of a stored secret; sent back, it means "keep it"
 
 
 def plain(value: Any) -> Any:
@@ -47,45 +46,6 @@ def dump(config: AgentConfig) -> dict[str, Any]:
     data = plain(config.model_dump(mode="python", exclude_none=True))
     data["sources"] = [plain(s.model_dump(mode="python", exclude_none=True)) for s in config.sources]
     return data
-
-
-def masked(node: Any, key: str = "") -> Any:
-    if isinstance(node, dict):
-        return {k: masked(v, k) for k, v in node.items()}
-    if isinstance(node, list):
-        return [masked(v, key) for v in node]
-    return MASK if isinstance(node, str) and node and SECRET_KEY_RE.search(key) else node
-
-
-def unmask(new: Any, old: Any) -> Any:
-    """Put the stored secret back wherever the browser returned MASK (write-only secrets)."""
-    if isinstance(new, dict):
-        prior = old if isinstance(old, dict) else {}
-        return {k: unmask(v, prior.get(k)) for k, v in new.items()}
-    if isinstance(new, list):
-        prior_items = old if isinstance(old, list) else []
-        return [unmask(v, prior_items[i] if i < len(prior_items) else None) for i, v in enumerate(new)]
-    return old if new == MASK else new
-
-
-def _named_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, dict) and "name" in item for item in value)
-
-
-def changes(old: Any, new: Any, path: str = "") -> dict[str, Any]:
-    """Changed key paths with old -> new values, secrets redacted (for the audit log)."""
-    if _named_list(old) and _named_list(new):  # sources: compare by name, not by position
-        old, new = ({item["name"]: item for item in items} for items in (old, new))
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: dict[str, Any] = {}
-        for key in sorted(set(old) | set(new), key=str):
-            out.update(changes(old.get(key), new.get(key), f"{path}.{key}" if path else str(key)))
-        return out
-    if old == new:
-        return {}
-    if SECRET_KEY_RE.search(path):
-        return {path: "<secret changed>"}
-    return {path: {"old": masked(old, path), "new": masked(new, path)}}
 
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
@@ -194,7 +154,7 @@ class Runtime:
             return
         self._task = asyncio.create_task(self.agent.run(self._stop), name="agent")
         for _ in range(200):  # until `run` has started its tasks, so a live source change cannot race it
-            if self.agent._tasks or self._task.done():
+            if self.agent.started.is_set() or self._task.done():
                 break
             await asyncio.sleep(0.05)
         self._renewals = asyncio.create_task(self._renew_daily(), name="certificate-renewal")
@@ -271,34 +231,15 @@ class Runtime:
                 self._add_source(cfg)
 
     async def _remove_source(self, name: str) -> None:
-        agent = self.agent
-        assert agent is not None
-        for source in [s for s in agent.sources if s.config.name == name]:
-            try:
-                await asyncio.wait_for(source.stop(), 5)
-            except Exception as exc:
-                log.warning("source %s did not stop cleanly: %s", name, exc)
-            agent.sources.remove(source)
-        for task in [t for t in agent._tasks if t.get_name() == f"source-{name}"]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            agent._tasks.remove(task)
-        with contextlib.suppress(KeyError):
-            self.metrics.connection_status.remove(name)
-        log.info("source %s stopped and removed", name)
+        assert self.agent is not None
+        await self.agent.remove_source(name)
 
     def _add_source(self, cfg: SourceConfig) -> None:
-        agent = self.agent
-        assert agent is not None
+        assert self.agent is not None
         try:
-            source = agent.create_source(cfg)
-        except Exception as exc:
-            log.error("source %s (%s) cannot be created: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc)
-            return
-        agent.sources.append(source)
-        agent._tasks.append(asyncio.create_task(agent._supervise(source), name=f"source-{cfg.name}"))
-        log.info("source %s (%s) started", cfg.name, cfg.type)
+            self.agent.add_source(cfg)
+        except Exception as exc:  # the GUI keeps the config (the user fixes it there); the others keep flowing
+            log.error("source %s (%s) cannot be started: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc)
 
     @staticmethod
     def make_source(cfg: SourceConfig) -> Source:
@@ -313,6 +254,8 @@ class Runtime:
         buckets = [(labels["le"], value) for labels, value in samples.get("iot_batch_latency_seconds_bucket", [])]
         agent_status: dict[str, Any] = self.agent.status() if self.agent is not None else {"sources": {}}
         configured = self.config.sources if self.config is not None else []
+        # read counts from the metrics, which outlive agent and source restarts: the total is their sum
+        read = _by_label(samples, "iot_records_read_total", "source")
         sources = {
             s.name: {
                 "type": s.type,
@@ -323,6 +266,7 @@ class Runtime:
                 "last_error": None,
             }
             | agent_status["sources"].get(s.name, {})
+            | {"records_read": int(read.get(s.name, 0))}
             for s in configured
         }
         running = self.agent is not None and self._task is not None and not self._task.done()
@@ -337,7 +281,7 @@ class Runtime:
             "queue_depth": agent_status.get("queue_depth", 0),
             "spool_bytes": agent_status.get("spool_bytes", 0),
             "sink": agent_status.get("sink"),
-            "records_read": _total(samples, "iot_records_read_total"),
+            "records_read": sum(s["records_read"] for s in sources.values()),
             "records_written": _total(samples, "iot_records_written_total"),
             "records_failed": _total(samples, "iot_records_failed_total"),
             "records_failed_by_type": _by_label(samples, "iot_records_failed_total", "error_type"),

@@ -97,6 +97,13 @@ CATEGORIES = (
     ("Process Safety", "Process safety events"),
 )
 CATEGORY_INDEX = {name.upper(): i for i, (name, _) in enumerate(CATEGORIES)}
+ATTRIBUTE_CATEGORIES = (  # the categories the attributes below carry
+    ("Event Data", "Values an event frame captured"),
+    ("Location", "Where an asset is"),
+    ("Nameplate", "Fixed properties of the equipment"),
+    ("Process Data", "Measurements from the PI Data Archive"),
+)
+ATTRIBUTE_CATEGORY_INDEX = {name.upper(): i for i, (name, _) in enumerate(ATTRIBUTE_CATEGORIES)}
 
 SITES = (
     ("Houston", 29.76, -95.37), ("Rotterdam", 51.92, 4.48), ("Singapore", 1.29, 103.85),
@@ -204,12 +211,12 @@ class AssetModel:
     # --- server and database --------------------------------------------------------------------------
     @property
     def server_webid(self) -> str:
-        return webid.encode("RS", (self.server_guid,), path=self.server_name)
+        return self.sim.ids.encode("RS", path=self.server_name)
 
     @property
     def database_webid(self) -> str:
         path = f"{self.server_name}\\{self.database_name}"
-        return webid.encode("RD", (self.server_guid, self.database_guid), path=path)
+        return self.sim.ids.encode("RD", (self.database_guid,), path=path)
 
     @property
     def database_path(self) -> str:
@@ -320,7 +327,7 @@ class AssetModel:
         return self.sim.ids.guid("element", x)
 
     def webid(self, x: int) -> str:
-        return webid.encode("Em", (self.guid(x),), path=self.path(x)[2:])
+        return self.sim.ids.encode("Em", (self.guid(x),), path=self.path(x)[2:])
 
     def owned_points(self, x: int) -> range:
         level, j = self.locate(x)
@@ -409,7 +416,7 @@ class AssetModel:
         return self.sim.ids.guid("attribute", x * self.attr_stride + n)
 
     def attribute_webid(self, x: int, n: int, name: str) -> str:
-        return webid.encode("AbE", (self.guid(x), self.attribute_guid(x, n)), path=f"{self.path(x)[2:]}|{name}")
+        return self.sim.ids.encode("AbE", (self.guid(x), self.attribute_guid(x, n)), path=f"{self.path(x)[2:]}|{name}")
 
     def default_attribute_webid(self, x: int) -> str:
         """Attribute 0 (the first PI Point attribute of equipment), named without building the others."""
@@ -467,11 +474,11 @@ class AssetModel:
     # --- templates and categories --------------------------------------------------------------------
     def template_webid(self, t: int) -> str:
         path = f"{self.server_name}\\{self.database_name}\\ElementTemplates[{TEMPLATES[t].name}]"
-        return webid.encode("ET", (self.sim.ids.guid("template", t),), path=path)
+        return self.sim.ids.encode("ET", (self.sim.ids.guid("template", t),), path=path)
 
     def category_webid(self, c: int) -> str:
         path = f"{self.server_name}\\{self.database_name}\\CategoriesElement[{CATEGORIES[c][0]}]"
-        return webid.encode("EC", (self.sim.ids.guid("category", c),), path=path)
+        return self.sim.ids.encode("EC", (self.sim.ids.guid("category", c),), path=path)
 
 
 def _path_only(text: str) -> str:

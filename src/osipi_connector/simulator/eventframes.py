@@ -260,7 +260,7 @@ class EventFrameModel:
         return f"{self.af.database_path}\\EventFrames[{frame.name}]"
 
     def webid(self, frame: Frame) -> str:
-        return webid.encode("Fm", (self.guid(frame.slot),), path=self.path(frame)[2:])
+        return self.sim.ids.encode("Fm", (self.guid(frame.slot),), path=self.path(frame)[2:])
 
     def resolve(self, text: str) -> Frame:
         """The frame a WebID names (Full, IDOnly or PathOnly); 400/404 in PI's words otherwise."""
@@ -341,7 +341,7 @@ class EventFrameModel:
         spec = self.attributes(frame)[n]
         guid = self.sim.ids.guid("attribute", EF_ATTRIBUTE_BIT | frame.slot << 4 | n)
         path = f"{self.path(frame)}|{spec.name}"
-        web_id = webid.encode("AbF", (self.guid(frame.slot), guid), path=path[2:])
+        web_id = self.sim.ids.encode("AbF", (self.guid(frame.slot), guid), path=path[2:])
         owner = f"/eventframes/{self.webid(frame)}"
         return AttributeRef(web_id, guid, spec, path, "EventFrame", owner, (frame.kind.template,))
 

@@ -6,6 +6,7 @@ calls the same router in-process, so a sub-request behaves exactly like a direct
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -146,14 +147,21 @@ Handler = Callable[..., Any]
 
 
 class Router:
-    """Regex routes matched case-insensitively on the path below /piwebapi, as IIS does."""
+    """Regex routes matched case-insensitively on the path below /piwebapi, as IIS does. A literal
+    segment beats a parameter (`/elements/search` before `/elements/{webId}`), whatever the order the
+    routes were added in. Routes are kept per first path segment (the controller), so a request is
+    matched against its controller's routes only."""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        # first segment -> routes, fewest parameters first (insertion order within a count)
+        self._routes: dict[str, list[tuple[int, str, re.Pattern[str], Handler]]] = {}
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/"))
-        self._routes.append((method.upper(), re.compile(f"^{regex}/?$", re.IGNORECASE), handler))
+        params = pattern.count("{")
+        routes = self._routes.setdefault(_first_segment(pattern), [])
+        at = bisect.bisect_right([r[0] for r in routes], params)
+        routes.insert(at, (params, method.upper(), re.compile(f"^{regex}/?$", re.IGNORECASE), handler))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
@@ -164,13 +172,16 @@ class Router:
 
     def dispatch(self, request: Request) -> Response:
         path_matched = False
-        for method, regex, handler in self._routes:
+        for _, method, regex, handler in self._routes.get(_first_segment(request.path), ()):
             match = regex.match(request.path)
             if not match:
                 continue
             path_matched = True
             if method != request.method:
                 continue
+            word = next((v for k, v in match.groupdict().items() if k == "web_id" and _WORD.fullmatch(v)), None)
+            if word is not None:  # `/elements/foo`: an unknown action, not a malformed WebID
+                return not_found(request)
             try:
                 result = handler(request, **match.groupdict())
             except ApiError as exc:
@@ -178,7 +189,18 @@ class Router:
             return result if isinstance(result, Response) else Response(200, result)
         if path_matched:
             return method_not_allowed(request.method)
-        return Response(404, {"Errors": [f"The requested resource '{request.path}' was not found."]})
+        return not_found(request)
+
+
+def _first_segment(path: str) -> str:
+    return path.lstrip("/").split("/", 1)[0].lower()
+
+
+_WORD = re.compile(r"[a-z]+")  # a lower-case word where a WebID belongs: a route segment PI does not have
+
+
+def not_found(request: Request) -> Response:
+    return Response(404, {"Errors": [f"The requested resource '{request.path}' was not found."]})
 
 
 def method_not_allowed(method: str) -> Response:

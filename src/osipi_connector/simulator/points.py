@@ -3,6 +3,10 @@
 Point `i` (0-based) has point id `i + 1`. Every property is a pure function of the seed and `i`, so
 100,000 points cost nothing until asked for. Equipment element `e` in AF owns points
 `e * attributes_per_equipment ...`: the AF model and this catalogue agree by construction.
+
+After the generated plant come the points every PI Data Archive is installed with (SINUSOID,
+SINUSOIDU, CDT158, CDM158, CDEP158 and the ramp-soak batch points BA:*), with their point types and
+digital sets, so PI's documentation examples and third-party clients' READMEs work unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from osipi_connector.piwebapi import webid
-from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, datetime_to_ticks, parse_iso
+from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, datetime_to_ticks, format_ticks, parse_iso
 from osipi_connector.simulator import rng
 from osipi_connector.simulator.ids import IdFactory
 
@@ -33,6 +37,10 @@ class DigitalSet:
 DIGITAL_SETS = {
     "Valve State": DigitalSet("Valve State", ("Closed", "Open", "Travel", "Fault")),
     "Motor State": DigitalSet("Motor State", ("Stopped", "Running", "Tripped")),
+    # the default digital sets of a PI Data Archive that its default points use
+    "Modes": DigitalSet("Modes", ("MANUAL", "AUTO", "CASCADE", "PROGRAM", "PROG-AUTO")),
+    "BatchAct": DigitalSet("BatchAct", ("Inactive", "Active")),
+    "Phases": DigitalSet("Phases", ("Phase1", "Phase2", "Phase3", "Phase4")),
 }
 # PI's "SYSTEM" digital state set: the states the simulator emits as bad values.
 SYSTEM_STATES = {"Shutdown": 254, "Pt Created": 253, "I/O Timeout": 246, "No Data": 248}
@@ -62,6 +70,46 @@ KINDS = (
     PointKind("MTR", "Digital", "", "Motor status", 0.0, 3.0, "Motor State", 0.1),
     PointKind("BATCH", "String", "", "Batch identifier", 0.0, 0.0, event_rate=0.05),
 )
+
+
+@dataclass(frozen=True)
+class DefaultPoint:
+    """One of the points the PI Data Archive installer creates (Random and Ramp Soak interfaces)."""
+
+    name: str
+    kind: PointKind
+    point_source: str  # R = Random simulator interface, 9 = Ramp Soak simulator interface
+    interval_s: int
+    mid: float
+    amplitude: float
+    period_s: float
+    compressing: int = 1
+
+
+DEFAULT_POINTS = (
+    # amplitude 48.5: with the model's noise (±2.5 % of it) the wave stays within zero..zero+span
+    DefaultPoint("SINUSOID", PointKind("", "Float32", "", "12 Hour Sine Wave", 0.0, 100.0), "R", 60, 50, 48.5,
+                 43_200),
+    DefaultPoint("SINUSOIDU", PointKind("", "Float32", "", "12 Hour Sine Wave", 0.0, 100.0), "R", 60, 50, 48.5,
+                 43_200, compressing=0),
+    DefaultPoint("CDT158", PointKind("", "Float32", "DEG. C", "Atmospheric Tower OH Vapor", 0.0, 200.0), "R", 60,
+                 120, 40, 14_400),
+    DefaultPoint("CDM158", PointKind("", "Digital", "", "Light Naphtha End Point Control", 0.0, 5.0, "Modes", 0.2),
+                 "R", 300, 0, 0, 0),
+    DefaultPoint("CDEP158", PointKind("", "Int32", "", "Light Naphtha End Point", 0.0, 100.0), "R", 120, 40, 30,
+                 21_600),
+    DefaultPoint("BA:TEMP.1", PointKind("", "Float32", "DEG. C", "Batch Reactor Temperature", 0.0, 150.0), "9", 60,
+                 75, 50, 7_200),
+    DefaultPoint("BA:LEVEL.1", PointKind("", "Float32", "%", "Batch Reactor Level", 0.0, 100.0), "9", 60, 50, 40,
+                 7_200),
+    DefaultPoint("BA:CONC.1", PointKind("", "Float32", "g/l", "Batch Reactor Concentration", 0.0, 100.0), "9", 60,
+                 40, 30, 7_200),
+    DefaultPoint("BA:ACTIVE.1", PointKind("", "Digital", "", "Batch Active", 0.0, 2.0, "BatchAct", 0.8), "9", 900,
+                 0, 0, 0),
+    DefaultPoint("BA:PHASE.1", PointKind("", "Digital", "", "Batch Phase", 0.0, 4.0, "Phases", 0.8), "9", 600,
+                 0, 0, 0),
+)  # fmt: skip
+
 # Weights: mostly analog, as in a real plant historian.
 _KIND_TABLE = [0] * 14 + [1] * 10 + [2] * 10 + [3] * 6 + [4] * 8 + [5] * 4 + [6] * 6 + [7] * 6 + [8] * 4 + [9] * 4
 
@@ -102,16 +150,17 @@ class PointCatalog:
         self.ids = ids
         self.late_share = late_share
         self.server_guid = ids.guid("dataserver", 0)
+        self.total = count + len(DEFAULT_POINTS)  # the plant, then PI's default points
         self.point = functools.lru_cache(maxsize=200_000)(self._point)
 
     # --- identity ------------------------------------------------------------------------------------
     @property
     def server_webid(self) -> str:
-        return webid.encode("DS", (self.server_guid,), path=self.server_name)
+        return self.ids.encode("DS", path=self.server_name)
 
     def webid(self, index: int) -> str:
         point = self.point(index)
-        return webid.encode("DP", (self.server_guid,), (point.id,), path=f"{self.server_name}\\{point.name}")
+        return self.ids.encode("DP", (), (point.id,), path=f"{self.server_name}\\{point.name}")
 
     def path(self, index: int) -> str:
         return f"\\\\{self.server_name}\\{self.point(index).name}"
@@ -127,22 +176,29 @@ class PointCatalog:
         if parsed.kind == "P":
             server, _, tag = (parsed.path or "").partition("\\")
             return self.find_name(tag) if server == self.server_name.upper() else None
-        if parsed.guids[0] != self.server_guid or not parsed.ints:
+        if parsed.system not in (None, self.server_guid) or not parsed.ints:
             return None
         index = parsed.ints[0] - 1
-        return index if 0 <= index < self.count else None
+        return index if 0 <= index < self.total else None
 
     # --- names ---------------------------------------------------------------------------------------
     @staticmethod
     def kind_of(seed: int, index: int) -> PointKind:
         return KINDS[_KIND_TABLE[int(rng.u(seed, 11, index) * len(_KIND_TABLE))]]
 
+    def default_point(self, index: int) -> DefaultPoint | None:
+        """The PI default point at `index`, or None for a point of the generated plant."""
+        return DEFAULT_POINTS[index - self.count] if index >= self.count else None
+
     def name(self, index: int) -> str:
+        default = self.default_point(index)
+        if default is not None:
+            return default.name
         return f"{self.kind_of(self.seed, index).prefix}{index + 1:06d}.PV"
 
     @functools.cached_property
     def _upper_names(self) -> dict[str, int]:
-        return {self.name(i).upper(): i for i in range(self.count)}
+        return {self.name(i).upper(): i for i in range(self.total)}
 
     def find_name(self, name: str) -> int | None:
         return self._upper_names.get(name.upper())
@@ -150,14 +206,30 @@ class PointCatalog:
     def search(self, name_filter: str | None) -> list[int]:
         """Indices whose name matches a PI nameFilter (`*` and `?` wildcards, case-insensitive)."""
         if not name_filter or name_filter == "*":
-            return list(range(self.count))
+            return list(range(self.total))
         regex = re.compile(fnmatch.translate(name_filter.upper()))
         return [i for name, i in self._upper_names.items() if regex.match(name)]
 
     # --- properties ----------------------------------------------------------------------------------
     def _point(self, index: int) -> Point:
-        if not 0 <= index < self.count:
+        if not 0 <= index < self.total:
             raise IndexError(index)
+        default = self.default_point(index)
+        if default is not None:  # history from HISTORY_START (a midnight), so SINUSOID peaks at 03:00/15:00
+            return Point(
+                index=index,
+                id=index + 1,
+                name=default.name,
+                kind=default.kind,
+                interval_ticks=default.interval_s * TICKS_PER_SECOND,
+                created_ticks=HISTORY_START,
+                subsecond=False,
+                late=False,
+                mid=default.mid,
+                amplitude=default.amplitude,
+                period_s=default.period_s or 86_400,
+                phase=0.0,
+            )
         s = self.seed
         kind = self.kind_of(s, index)
         interval = INTERVALS_S[int(rng.u(s, 12, index) * len(INTERVALS_S))]
@@ -181,6 +253,8 @@ class PointCatalog:
 
     def descriptor(self, index: int) -> str:
         point = self.point(index)
+        if self.default_point(index) is not None:
+            return point.kind.descriptor
         return f"{point.kind.descriptor} {point.name.split('.')[0]}"
 
     def to_json(self, index: int, link: Callable[[str], str]) -> dict:
@@ -216,34 +290,69 @@ class PointCatalog:
         }
 
     def attributes(self, index: int) -> dict[str, object]:
-        """The PI point attribute table (`GET /points/{webId}/attributes`), lower-case names as in PI."""
+        """The PI point attribute table (`GET /points/{webId}/attributes`): every attribute of PI's
+        classic point class, lower-case names as in PI."""
         point = self.point(index)
         kind = point.kind
+        created = format_ticks(point.created_ticks)
+        default = self.default_point(index)
         return {
             "tag": point.name,
             "descriptor": self.descriptor(index),
+            "exdesc": "",
             "pointtype": point.point_type,
-            "pointsource": "SIM",
+            "pointsource": default.point_source if default else "SIM",
             "ptclassname": "classic",
+            "ptclassid": 3,
+            "ptclassrev": 1,
             "engunits": point.units,
             "digitalset": kind.digital_set,
             "zero": kind.zero,
             "span": kind.span,
             "typicalvalue": round(point.mid, 3),
+            "displaydigits": -5,
             "step": 1 if point.point_type in ("Digital", "String", "Int32") else 0,
-            "compressing": 1,
+            "future": 0,
+            "archiving": 1,
+            "compressing": default.compressing if default else 1,
             "compdev": round(kind.span * 0.005, 6),
+            "compdevpercent": 0.5,
             "compmax": 28800,
             "compmin": 0,
             "excdev": round(kind.span * 0.0025, 6),
+            "excdevpercent": 0.25,
             "excmax": 600,
             "excmin": 0,
             "scan": 1,
-            "archiving": 1,
+            "shutdown": 1,
             "location1": 1,
+            "location2": 0,
+            "location3": 0,
             "location4": point.interval_ticks // TICKS_PER_SECOND,
+            "location5": 0,
+            "instrumenttag": "",
+            "sourcetag": "",
+            "userint1": 0,
+            "userint2": 0,
+            "userreal1": 0.0,
+            "userreal2": 0.0,
+            "convers": 1.0,
+            "filtercode": 0,
+            "squareroot": 0,
+            "totalcode": 0,
+            "srcptid": 0,
             "pointid": point.id,
             "recno": point.id,
-            "future": 0,
-            "shutdown": 1,
+            "creationdate": created,
+            "creator": "piadmin",
+            "changedate": created,
+            "changer": "piadmin",
+            "ptsecurity": "piadmins: A(r,w) | PIWorld: A(r)",
+            "datasecurity": "piadmins: A(r,w) | PIWorld: A(r)",
+            "ptowner": "piadmin",
+            "ptgroup": "piadmins",
+            "ptaccess": "o:rw g:rw w:r",
+            "dataowner": "piadmin",
+            "datagroup": "piadmins",
+            "dataaccess": "o:rw g:rw w:r",
         }

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import shutil
 import struct
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -220,28 +218,6 @@ async def test_test_connection_reports_what_it_read():
     assert f"read {len(tags)} tags" in text
     with pytest.raises(ConnectionError, match="cannot connect"):
         await source.test_connection()
-
-
-@pytest.fixture
-def pty_pair(tmp_path: Path):
-    if not shutil.which("socat"):
-        pytest.fail(
-            "socat is not installed: run `bash tools/system-deps.sh` (it apt-get installs socat)", pytrace=False
-        )
-    server_tty, client_tty = tmp_path / "ttySRV", tmp_path / "ttyCLI"
-    proc = subprocess.Popen(
-        ["socat", "-d", "-d", f"pty,raw,echo=0,link={server_tty}", f"pty,raw,echo=0,link={client_tty}"],
-        stderr=subprocess.PIPE,
-    )
-    for _ in range(100):
-        if server_tty.exists() and client_tty.exists():
-            break
-        import time
-
-        time.sleep(0.05)
-    yield str(server_tty), str(client_tty)
-    proc.terminate()
-    proc.wait(5)
 
 
 async def test_rtu_over_a_pty_pair_decodes_every_type(pty_pair):

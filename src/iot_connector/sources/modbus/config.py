@@ -85,7 +85,6 @@ class ModbusConfig(SourceConfig):
     bytesize: Literal[7, 8] = 8
     max_gap: int = Field(0, ge=0, le=100, description="unused registers a merged read may span between tags")
     max_registers_per_request: int = Field(MAX_WORDS_PER_REQUEST, ge=1, le=MAX_WORDS_PER_REQUEST)
-    reconnect_max_delay_s: float = Field(30.0, gt=0)
     registers: list[RegisterMap] = Field(..., min_length=1)
 
     @field_validator("url")

@@ -34,12 +34,13 @@ class _ClientOptions(TypedDict):
 
     timeout: float
     retries: int
-    reconnect_delay: float  # 0: no automatic reconnect by pymodbus, run() reconnects
+    reconnect_delay: float  # 0: no automatic reconnect by pymodbus; Source.run reconnects
 
 
 class ModbusSource(Source):
     protocol = "modbus"
     config: ModbusConfig
+    transient_errors = (ModbusException, ConnectionError, OSError, asyncio.TimeoutError)
 
     def __init__(self, config: ModbusConfig, emit: Emit):
         super().__init__(config, emit)
@@ -74,28 +75,15 @@ class ModbusSource(Source):
             raise ConnectionError(f"cannot connect to {self.config.url}")
         return client
 
-    async def run(self) -> None:
-        delay = 0.5
-        while not self._stopped.is_set():
-            try:
-                self._client = await self._connect()
-                self.health.connected, self.health.last_error, delay = True, None, 0.5
-                await self._poll_forever(self._client)
-            except (ModbusException, ConnectionError, OSError) as exc:
-                self._lost(exc, delay)
-            except Exception as exc:  # e.g. emit refused: never let one failure end the source
-                self._lost(exc, delay, expected=False)
-            finally:
-                self._close()
-            if not self._stopped.is_set():
-                delay = await self._backoff(delay, self.config.reconnect_max_delay_s)
-                self.health.reconnects += 1
-
-    def _close(self) -> None:
-        self.health.connected = False
-        if self._client is not None:
-            self._client.close()
+    async def session(self) -> None:
+        # No TCP probe (Source.probe_address): a session's connect is as cheap as one, and devices that take
+        # one or two connections at a time are better not knocked on twice. A serial line has nothing to probe.
+        self._client = client = await self._connect()
+        try:
+            await self._poll_forever(client)
+        finally:
             self._client = None
+            client.close()
 
     async def _poll_forever(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> None:
         """Reads overlap the previous hand-over: while the pipeline makes one part durable (an fsync of a few
@@ -107,6 +95,8 @@ class ModbusSource(Source):
                 pending: list[Record] = []
                 for index in range(len(self.blocks)):
                     pending += await self._read_block(client, index)
+                    if not self.health.connected:
+                        self.established()  # the device answered (an open RTU port alone proves nothing)
                     if len(pending) >= EMIT_EVERY:  # big maps: hand over early, keeps latency low
                         handing = await self._hand_over(handing, pending)
                         pending = []
@@ -172,9 +162,6 @@ class ModbusSource(Source):
             "input": client.read_input_registers,
         }[block.table]
         return await reader(block.address, count=block.count, device_id=self.config.unit_id)
-
-    async def stop(self) -> None:
-        self._stopped.set()
 
     async def test_connection(self) -> str:
         """Connect, read every block once and say what came back."""

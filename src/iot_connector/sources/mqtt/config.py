@@ -65,8 +65,6 @@ class MqttConfig(SourceConfig):
     ca_file: str | None = Field(None, description="CA bundle that signed the broker certificate (mqtts)")
     cert_file: str | None = Field(None, description="client certificate for mutual TLS")
     key_file: str | None = Field(None, description="client private key for mutual TLS")
-    reconnect_min_delay_s: int = Field(1, ge=1)
-    reconnect_max_delay_s: int = Field(30, ge=1)
     max_pending: int = Field(20000, ge=100, description="received but not yet emitted messages before reading pauses")
     batch_size: int = Field(5000, ge=1, description="most messages turned into records per emit call")
     request_rebirth: bool = Field(False, description="Sparkplug: publish a Node Control/Rebirth on an unknown alias")
@@ -95,8 +93,6 @@ class MqttConfig(SourceConfig):
             raise ValueError("ca_file/cert_file/key_file need an mqtts:// url")
         if self.password is not None and self.username is None:
             raise ValueError("password without username")
-        if self.reconnect_max_delay_s < self.reconnect_min_delay_s:
-            raise ValueError("reconnect_max_delay_s must be >= reconnect_min_delay_s")
         return self
 
     @property

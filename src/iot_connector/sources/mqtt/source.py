@@ -4,8 +4,8 @@ paho is driven from the event loop (its documented external-loop API: `socket()`
 `loop_write()`, `loop_misc()`, `want_write()`), with no network thread: one wake-up reads everything the
 socket holds, QoS 0/1 PUBLISH packets are sliced out in bulk (`wire.py` says why and how), and the batch's
 PUBACKs leave in one write. With QoS >= 1 the PUBACK is sent (manual_ack) only after `emit` returned, so
-whatever the agent had not accepted is redelivered by the broker. Each connection is a new paho client;
-reconnects back off exponentially between `reconnect_min_delay_s` and `reconnect_max_delay_s`.
+whatever the agent had not accepted is redelivered by the broker. Each connection is a new paho client
+(`session`), reconnected by `Source.run`; paho's own reconnect is never used.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ def new_client(config: MqttConfig, batched: bool = True) -> mqtt.Client:
         client.tls_set(ca_certs=config.ca_file, certfile=config.cert_file, keyfile=config.key_file)
     if config.username is not None:
         client.username_pw_set(config.username, config.password.get_secret_value() if config.password else None)
-    client.reconnect_delay_set(config.reconnect_min_delay_s, config.reconnect_max_delay_s)
     return client
 
 
@@ -80,7 +79,6 @@ class MqttSource(Source):
         self._mappers = {id(t): JsonMapper(t) for t in config.topics if t.format == "json"}
         self.sparkplug = SparkplugDecoder(config.name, config.url)
         self.arrivals: Arrivals | None = None  # created at run: `state_dir` is set after construction
-        self._connected_once = False
         self._last_stamp = 0
 
     def _stamp(self) -> int:
@@ -107,10 +105,7 @@ class MqttSource(Source):
         if reason.is_failure:
             self.health.connected, self.health.last_error = False, f"broker refused the connection: {reason}"
             return
-        if self._connected_once:
-            self.health.reconnects += 1
-        self._connected_once = True
-        self.health.connected, self.health.last_error = True, None
+        self.established()
         # Subscribe on every connect: a persistent session keeps old subscriptions but never learns new ones.
         topics: list[tuple[str, int]] = [(t.topic, t.qos) for t in self.config.topics]
         client.subscribe(topics)
@@ -140,22 +135,20 @@ class MqttSource(Source):
             # Redeliveries can only be of messages not yet acknowledged: a few batches at most.
             window = 4 * self.config.batch_size + 1000
             self.arrivals = Arrivals(self.config.name, self.state_dir, window, redeliveries=not self.config.clean_start)
-        delay: float = self.config.reconnect_min_delay_s
-        while not self._stopped.is_set():
-            connection = _Connection(self, asyncio.get_running_loop())
-            try:
-                await connection.serve()
-            except Exception as exc:  # emit refused or connection lost: the broker redelivers unacked messages
-                self.health.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("mqtt source %s: %s", self.config.name, self.health.last_error)
-            finally:
-                connection.close()
-                self._pending.clear()
-                self.health.connected = False
-            if connection.subscribed:
-                delay = self.config.reconnect_min_delay_s
-            if not self._stopped.is_set():
-                delay = await self._backoff(delay, self.config.reconnect_max_delay_s)
+        await super().run()
+
+    async def session(self) -> None:
+        """One broker connection; an error or a lost connection raises, and the broker redelivers what was
+        not acknowledged on the next one."""
+        connection = _Connection(self, asyncio.get_running_loop())
+        try:
+            await connection.serve()
+        finally:
+            connection.close()
+            self._pending.clear()
+
+    def probe_address(self) -> tuple[str, int]:
+        return self.config.host, self.config.port
 
     async def _drain(self, connection: _Connection) -> None:
         """Emit what the reader queued, then acknowledge it, until stop or the connection ends."""

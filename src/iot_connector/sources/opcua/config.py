@@ -86,7 +86,6 @@ class OpcuaConfig(SourceConfig):
     nodes: list[NodeConfig] = Field(default_factory=list)
     browse: BrowseConfig | None = None
     timeout_s: float = Field(4.0, gt=0)
-    reconnect_max_delay_s: float = Field(30.0, gt=0)
     max_pending: int = Field(50000, ge=100, description="values received but not yet emitted before reading pauses")
 
     @field_validator("nodes", mode="before")

@@ -64,6 +64,8 @@ async def ensure_client_certificate(config: OpcuaConfig) -> tuple[Path, Path]:
 async def new_client(config: OpcuaConfig) -> Client:
     """A Client with security and identity applied, not yet connected (set_security asks the server for its
     endpoint certificate, so the server must be reachable)."""
+    # asyncua's supervisor resumes a lost session (keeping the server's queued values); its own backoff
+    # (1 s doubling, no jitter) is capped at ours, so it never waits longer than Source.run would.
     client = Client(
         config.endpoint,
         timeout=config.timeout_s,

@@ -1,8 +1,11 @@
-"""OPC UA source (asyncua 2.1): subscriptions in iterator mode, or polling, with auto-reconnect.
+"""OPC UA source (asyncua 2.1): subscriptions in iterator mode, or polling.
 
-asyncua's supervisor re-creates the session and restores subscriptions after a server restart. What it
-cannot know is that namespace indexes may have moved: after each reconnect we re-read the namespace array
-and, if one of ours moved, rebuild the session from the URIs (the node ids in config are `nsu=` form).
+Two reconnect paths, one schedule: while a session lives, asyncua's supervisor resumes it after a lost
+connection (ActivateSession on a new channel, else a new session) and restores the subscription, which keeps
+what the server queued meanwhile (Republish); its backoff is capped at our `reconnect_max_delay_s`
+(session.py). What it cannot know is that namespace indexes may have moved: after each resume we re-read the
+namespace array and, if one of ours moved, end the session so `Source.run` builds a new one from the URIs
+(node ids in config are `nsu=` form). A first connect that fails is retried by `Source.run`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
@@ -18,7 +22,7 @@ from asyncua.common.subscription import OverflowPolicy, StatusChangeEvent, Subsc
 
 from iot_connector.compat.asyncua import DataChangeBatch, monitored_item_request, whole_notifications
 from iot_connector.model import Record
-from iot_connector.sources.base import Emit, Source
+from iot_connector.sources.base import Emit, PartialSuccess, Source
 from iot_connector.sources.opcua.config import BrowseConfig, OpcuaConfig
 from iot_connector.sources.opcua.nodes import Tag, build_tags, discover
 from iot_connector.sources.opcua.session import new_client
@@ -37,6 +41,7 @@ class NamespacesMoved(Exception):
 class OpcuaSource(Source):
     protocol = "opcua"
     config: OpcuaConfig
+    transient_errors = (*_CONNECT_ERRORS, NamespacesMoved)
 
     def __init__(self, config: OpcuaConfig, emit: Emit):
         super().__init__(config, emit)
@@ -52,35 +57,42 @@ class OpcuaSource(Source):
         try:
             await client.connect()
             namespaces = await client.get_namespace_array()
+        except AssertionError as exc:  # asyncua 2.1 when the server answers OpenSecureChannel with an error
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+            raise self._channel_refused() from exc
         except BaseException:
             with contextlib.suppress(Exception):
                 await client.disconnect()
             raise
         return client, namespaces
 
-    async def run(self) -> None:
-        delay = 1.0
-        while not self._stopped.is_set():
-            client = None
-            try:
-                client, namespaces = await self._connect()
-                self.health.connected, self.health.last_error, delay = True, None, 1.0
-                tags = await build_tags(client, self.config, namespaces)
-                self.tags = {t.node_id: t for t in tags}
-                self.health.details["tags"] = str(len(tags))
-                await self._serve(client, namespaces, tags)
-            except (*_CONNECT_ERRORS, NamespacesMoved) as exc:
-                self._lost(exc, delay)
-            except Exception as exc:  # e.g. emit refused: never let one failure end the source
-                self._lost(exc, delay, expected=False)
-            finally:
-                self.health.connected = False
-                if client is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(client.disconnect(), 5)
-            if not self._stopped.is_set():
-                delay = await self._backoff(delay, self.config.reconnect_max_delay_s)
-                self.health.reconnects += 1
+    def _channel_refused(self) -> ConnectionError:
+        """What a refused secure channel means, for the user: asyncua 2.1 reports it as a bare AssertionError
+        when the server's error message does not parse (node-opcua's BadSecurityChecksFailed, tested)."""
+        cfg = self.config
+        if cfg.security_policy == "None":
+            return ConnectionError(f"{cfg.endpoint} refused the secure channel")
+        return ConnectionError(
+            f"{cfg.endpoint} refused the secure channel ({cfg.security_policy}/{cfg.security_mode}); most likely "
+            f"the server does not trust the client certificate: add cert_file {cfg.cert_file} to its trusted list"
+        )
+
+    async def session(self) -> None:
+        client, namespaces = await self._connect()
+        try:
+            self.established()
+            tags = await build_tags(client, self.config, namespaces)
+            self.tags = {t.node_id: t for t in tags}
+            self.health.details["tags"] = str(len(tags))
+            await self._serve(client, namespaces, tags)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.disconnect(), 5)
+
+    def probe_address(self) -> tuple[str, int]:
+        parts = urlsplit(self.config.endpoint)
+        return parts.hostname or "", parts.port or 4840
 
     async def _serve(self, client: Client, namespaces: list[str], tags: list[Tag]) -> None:
         """Run the reader, the emitter and the state watcher until stop or the first failure."""
@@ -101,9 +113,6 @@ class OpcuaSource(Source):
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._buffer:  # flush what was read before a clean stop
             await self._flush()
-
-    async def stop(self) -> None:
-        self._stopped.set()
 
     # --- reading --------------------------------------------------------------------------------------
     def _push(self, record: Record) -> None:
@@ -237,11 +246,10 @@ class OpcuaSource(Source):
                 state = await states.next_change()
                 if state is UaClientState.RECONNECTING and self.health.connected:
                     self.health.connected = False
-                    self.health.reconnects += 1
                 elif state is UaClientState.CONNECTED and not self.health.connected:
                     if await client.get_namespace_array() != namespaces:
                         raise NamespacesMoved("the server's namespace array changed; resolving node ids again")
-                    self.health.connected, self.health.last_error = True, None
+                    self.established()  # asyncua resumed the session (or made a new one) and restored the subscription
 
     # --- GUI helpers ------------------------------------------------------------------------------------
     async def test_connection(self) -> str:
@@ -257,7 +265,12 @@ class OpcuaSource(Source):
             await client.disconnect()
         good = sum(1 for dv in values if is_good(dv))
         policy = f"{self.config.security_policy}/{self.config.security_mode}"
-        return f"connected to {self.config.endpoint} ({policy}): {len(tags)} nodes, {good} read with good status"
+        text = f"connected to {self.config.endpoint} ({policy}): {len(tags)} nodes, {good} read with good status"
+        bad = [t.tag_id for t, dv in zip(tags, values, strict=True) if not is_good(dv)]
+        if bad:
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            return PartialSuccess(f"{text}; no good value from {', '.join(bad[:5])}{more}")
+        return text
 
     async def browse(self, root: str = "i=85", depth: int = 1, filter: str = "*") -> list[dict[str, str]]:
         """One connection, browse below `root`; for the GUI's node picker (ids in stable nsu= form)."""

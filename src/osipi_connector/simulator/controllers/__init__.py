@@ -19,6 +19,12 @@ MODULES = (
     "assets",
     "eventframes",
     "owner_streamsets",
+    "attimes",
+    "multiple",
+    "afsearch",
+    "templates",
+    "enumerations",
+    "unmodelled",
     "batch",
 )
 

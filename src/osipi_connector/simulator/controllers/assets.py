@@ -79,6 +79,26 @@ def attribute_json(sim: Simulator, ref: AttributeRef, link: Callable[[str], str]
     }
 
 
+def category_json(sim: Simulator, request: Request, c: int) -> dict:
+    """PI Web API's PIElementCategory object."""
+    af = sim.af
+    name, description = CATEGORIES[c]
+    w, link = af.category_webid(c), request.link
+    return {
+        "WebId": w,
+        "Id": str(sim.ids.guid("category", c)),
+        "Name": name,
+        "Description": description,
+        "Path": f"{af.database_path}\\CategoriesElement[{name}]",
+        "Links": {
+            "Self": link(f"/elementcategories/{w}"),
+            "Database": link(f"/assetdatabases/{af.database_webid}"),
+            "Security": link(f"/elementcategories/{w}/security"),
+            "SecurityEntries": link(f"/elementcategories/{w}/securityentries"),
+        },
+    }
+
+
 def check_max_count(sim: Simulator, request: Request) -> None:
     """PI answers 400 when maxCount exceeds the server's MaxReturnedItemsPerCall."""
     cap = sim.config.max_returned_items_per_call
@@ -101,7 +121,7 @@ def optional_bool(request: Request, name: str) -> bool | None:
 
 
 def resolve_database(sim: Simulator, web_id: str) -> None:
-    if sim.ids.resolve(web_id, "RD", "database", position=1) != 0:
+    if sim.ids.resolve(web_id, "RD", "database", path=sim.af.database_path[2:]) != 0:
         raise ApiError(404, f"The specified asset database was not found. WebID: '{web_id}'.")
 
 
@@ -250,7 +270,7 @@ def register(sim: Simulator) -> None:
         }
 
     def check_server(web_id: str) -> None:
-        if sim.ids.resolve(web_id, "RS", "assetserver") != 0:
+        if sim.ids.resolve(web_id, "RS", "assetserver", path=sim.af.server_name) != 0:
             raise ApiError(404, f"The specified asset server was not found. WebID: '{web_id}'.")
 
     def fields(request: Request, body: dict) -> dict:
@@ -367,7 +387,7 @@ def register(sim: Simulator) -> None:
     @router.route("GET", "/elements/{web_id}/categories")
     def element_categories_of(request: Request, web_id: str) -> dict:
         names = af.categories(af.resolve(web_id))
-        items = [category_json(request, CATEGORY_INDEX[n.upper()]) for n in names]
+        items = [category_json(sim, request, CATEGORY_INDEX[n.upper()]) for n in names]
         return fields(request, {"Links": {}, "Items": items})
 
     # --- attributes ----------------------------------------------------------------------------------
@@ -420,23 +440,6 @@ def register(sim: Simulator) -> None:
             "Links": links,
         }
 
-    def category_json(request: Request, c: int) -> dict:
-        name, description = CATEGORIES[c]
-        w, link = af.category_webid(c), request.link
-        return {
-            "WebId": w,
-            "Id": str(sim.ids.guid("category", c)),
-            "Name": name,
-            "Description": description,
-            "Path": f"{af.database_path}\\CategoriesElement[{name}]",
-            "Links": {
-                "Self": link(f"/elementcategories/{w}"),
-                "Database": link(f"/assetdatabases/{af.database_webid}"),
-                "Security": link(f"/elementcategories/{w}/security"),
-                "SecurityEntries": link(f"/elementcategories/{w}/securityentries"),
-            },
-        }
-
     def by_name(request: Request, names: Sequence[str]) -> list[int]:
         check_max_count(sim, request)
         return sorted(range(len(names)), key=lambda i: names[i].upper(), reverse=descending(request))
@@ -452,7 +455,7 @@ def register(sim: Simulator) -> None:
     def list_categories(request: Request, web_id: str) -> dict:
         resolve_database(sim, web_id)
         chosen = by_name(request, [name for name, _ in CATEGORIES])
-        return items_body(request, chosen, lambda c: category_json(request, c))
+        return items_body(request, chosen, lambda c: category_json(sim, request, c))
 
     @router.route("GET", "/elementtemplates/{web_id}")
     def get_template(request: Request, web_id: str) -> dict:
@@ -466,4 +469,4 @@ def register(sim: Simulator) -> None:
         c = sim.ids.resolve(web_id, "EC", "category")
         if c >= len(CATEGORIES):
             raise ApiError(404, f"The specified element category was not found. WebID: '{web_id}'.")
-        return fields(request, category_json(request, c))
+        return fields(request, category_json(sim, request, c))

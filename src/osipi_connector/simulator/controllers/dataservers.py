@@ -34,7 +34,7 @@ def register(sim: Simulator) -> None:
         }
 
     def check_server(request: Request, web_id: str) -> None:
-        sim.ids.resolve(web_id, "DS", "dataserver")
+        sim.ids.resolve(web_id, "DS", "dataserver", path=points.server_name)
 
     @router.route("GET", "/dataservers")
     def list_servers(request: Request) -> dict:
@@ -91,6 +91,24 @@ def register(sim: Simulator) -> None:
             selected = [n for n in selected if fnmatch.fnmatch(n, name_filter.lower())]
         items = [{"Name": n, "Value": table[n], "Links": {}} for n in selected]
         return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))
+
+    @router.route("GET", "/points/{web_id}/attributes/{name}")
+    def point_attribute(request: Request, web_id: str, name: str) -> dict:
+        table = points.attributes(resolve_point(sim, web_id))
+        if name.lower() not in table:
+            raise ApiError(404, f"The point attribute '{name}' was not found.")
+        return select_fields(
+            {"Name": name.lower(), "Value": table[name.lower()], "Links": {}}, request.arg("selectedFields")
+        )
+
+    @router.route("GET", "/dataservers/{web_id}/license")
+    def license(request: Request, web_id: str) -> dict:
+        """DataServer GetLicense: the point count against a licence large enough for any configuration."""
+        check_server(request, web_id)
+        total = max(100_000, points.count)
+        body = {"Name": "PI Server points", "AmountUsed": points.count, "AmountLeft": total - points.count,
+                "TotalAmount": total, "Links": {}}  # fmt: skip
+        return select_fields(body, request.arg("selectedFields"))
 
 
 def resolve_point(sim: Simulator, web_id: str) -> int:

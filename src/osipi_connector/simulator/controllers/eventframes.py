@@ -59,7 +59,10 @@ def parse_query(sim: Simulator, request: Request, element: int | None = None) ->
         for name in ("endTime", "sortField", "sortOrder"):
             if request.arg(name):
                 raise ApiError(400, f"The parameter '{name}' cannot be specified when searchMode is '{mode}'.")
-    start = sim.time_arg(request, "startTime", "*-8h")
+    if mode in DIRECTION_MODES:
+        start = end = sim.time_arg(request, "startTime", "*-8h")
+    else:
+        start, end = sim.time_range(request, "*-8h")
     severities = []
     for raw in request.args("severity"):
         match = next((i for i, s in enumerate(SEVERITIES) if s.lower() == raw.lower()), None)
@@ -69,7 +72,7 @@ def parse_query(sim: Simulator, request: Request, element: int | None = None) ->
     return FrameQuery(
         mode=mode,
         start=start,
-        end=start if mode in DIRECTION_MODES else sim.time_arg(request, "endTime", "*"),
+        end=end,
         name=wildcard(request.arg("nameFilter")),
         referenced_name=wildcard(request.arg("referencedElementNameFilter")),
         referenced_template=request.arg("referencedElementTemplateName") or None,

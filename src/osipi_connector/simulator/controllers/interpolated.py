@@ -47,8 +47,7 @@ def values_at(sim: Simulator, request: Request, stream: Stream, times: np.ndarra
 
 def request_grid(sim: Simulator, request: Request) -> np.ndarray:
     """The grid a request's startTime, endTime and interval describe."""
-    start = sim.time_arg(request, "startTime", "*-1d")
-    end = sim.time_arg(request, "endTime", "*")
+    start, end = sim.time_range(request)
     step = sim.span_arg(request, "interval", "1h")
     return grid(start, end, step, sim.config.max_returned_items_per_call)
 

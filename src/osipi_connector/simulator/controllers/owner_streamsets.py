@@ -25,29 +25,36 @@ if TYPE_CHECKING:
     from osipi_connector.simulator.core import Simulator
 
 
+def owner_attributes(sim: Simulator, request: Request, web_id: str) -> list[AttributeRef]:
+    """The attributes of the element or event frame `web_id`, filtered and ordered as `/attributes`."""
+    marker = web_id[2:4]
+    if marker == "Em":
+        x = sim.af.resolve(web_id)
+        refs = [sim.af.attribute(x, n) for n in range(len(sim.af.attributes(x)))]
+    elif marker == "Fm":
+        model = sim.event_frames
+        frame = model.resolve(web_id)
+        refs = [model.attribute(frame, n) for n in range(len(model.attributes(frame)))]
+    else:
+        raise ApiError(400, f"The WebID '{web_id}' names neither an element nor an event frame.")
+    keep = attribute_filter(request)
+    return sorted(filter(keep, refs), key=lambda ref: (ref.spec.name.upper(), ref.spec.name))  # as /attributes
+
+
+def owner_stream_set(sim: Simulator, request: Request, web_id: str, members: Callable[[Stream], dict]) -> Any:
+    """An owner's attributes as a stream set, each entry `{WebId, Name, Path, Links, **members(stream)}`."""
+    items = []
+    for ref in owner_attributes(sim, request, web_id):
+        stream = sim.streams.stream(ref.web_id)
+        items.append(streamset_item(ref.web_id, stream, **members(stream)))
+    return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))
+
+
 def register(sim: Simulator) -> None:
     ctl = sim.streams
 
-    def owner_attributes(request: Request, web_id: str) -> list[AttributeRef]:
-        marker = web_id[2:4]
-        if marker == "Em":
-            x = sim.af.resolve(web_id)
-            refs = [sim.af.attribute(x, n) for n in range(len(sim.af.attributes(x)))]
-        elif marker == "Fm":
-            model = sim.event_frames
-            frame = model.resolve(web_id)
-            refs = [model.attribute(frame, n) for n in range(len(model.attributes(frame)))]
-        else:
-            raise ApiError(400, f"The WebID '{web_id}' names neither an element nor an event frame.")
-        keep = attribute_filter(request)
-        return sorted(filter(keep, refs), key=lambda ref: (ref.spec.name.upper(), ref.spec.name))  # as /attributes
-
     def stream_set(request: Request, web_id: str, members: Callable[[Stream], dict]) -> Any:
-        items = []
-        for ref in owner_attributes(request, web_id):
-            stream = ctl.stream(ref.web_id)
-            items.append(streamset_item(ref.web_id, stream, **members(stream)))
-        return select_fields({"Links": {}, "Items": items}, request.arg("selectedFields"))
+        return owner_stream_set(sim, request, web_id, members)
 
     @sim.router.route("GET", "/streamsets/{web_id}/value")
     def values(request: Request, web_id: str) -> Any:

@@ -46,8 +46,7 @@ def plot_items(sim: Simulator, request: Request, stream: Stream, prefix: str = "
     """A stream's plot values as JSON items (static attributes: their one value)."""
     if stream.point is None:
         return sim.streams.static_items(request, stream, prefix)
-    start = sim.time_arg(request, "startTime", "*-1d")
-    end = sim.time_arg(request, "endTime", "*")
+    start, end = sim.time_range(request)
     intervals = request.int_arg("intervals", 24, minimum=1)
     cap = sim.config.max_returned_items_per_call
     if intervals > cap:

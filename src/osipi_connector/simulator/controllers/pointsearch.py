@@ -53,7 +53,7 @@ def register(sim: Simulator) -> None:
     def search(request: Request) -> dict:
         server = request.arg("dataServerWebId")
         if server:
-            sim.ids.resolve(server, "DS", "dataserver")
+            sim.ids.resolve(server, "DS", "dataserver", path=sim.points.server_name)
         if request.int_arg("maxCount", MAX_PAGE, minimum=1) > MAX_PAGE:
             raise ApiError(400, f"Parameter 'maxCount' cannot be greater than {MAX_PAGE} for a point search.")
         query = request.arg("query") or ""
@@ -62,7 +62,7 @@ def register(sim: Simulator) -> None:
         except QueryError as exc:
             raise ApiError(400, str(exc)) from None
         both = request.bool_arg("searchNameAndDescriptor", False)
-        candidates: range | list[int] = range(points.count)
+        candidates: range | list[int] = range(points.total)
         names = [f for f in groups[0] if f.attribute == "tag" and f.operator == "="] if len(groups) == 1 else []
         if names and not both:  # narrow by name first: attribute tables cost more
             candidates = [i for i in candidates if names[0].regex.fullmatch(points.name(i))]

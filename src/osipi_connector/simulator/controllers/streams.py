@@ -77,8 +77,7 @@ class StreamController:
     def recorded_window(self, request: Request) -> tuple[int, int, str, int, int]:
         """startTime, endTime, boundaryType, maxCount and now for a recorded read (400s raised here)."""
         sim = self.sim
-        start = sim.time_arg(request, "startTime", "*-1d")
-        end = sim.time_arg(request, "endTime", "*")
+        start, end = sim.time_range(request)
         boundary = request.enum_arg("boundaryType", "Inside", BOUNDARY_TYPES)
         return start, end, boundary, self.max_count(request), sim.now_ticks()
 

@@ -47,8 +47,7 @@ class SummaryRequest:
 
 
 def parse_request(sim: Simulator, request: Request) -> SummaryRequest:
-    start = sim.time_arg(request, "startTime", "*-1d")
-    end = sim.time_arg(request, "endTime", "*")
+    start, end = sim.time_range(request)
     kinds = [_choice(raw, "summaryType", SUMMARY_TYPES) for raw in request.args("summaryType")] or ["Total"]
     kinds = [k for part in kinds for k in (SUMMARY_TYPES if part == "All" else (part,))]
     basis = request.enum_arg("calculationBasis", "TimeWeighted", CALCULATION_BASES)
@@ -65,18 +64,24 @@ def parse_request(sim: Simulator, request: Request) -> SummaryRequest:
 
 
 def summary_items(sim: Simulator, spec: SummaryRequest, stream: Stream) -> list[dict]:
-    """`{"Type", "Value"}` per summary type and interval; 400 for streams that cannot be summarised."""
-    if stream.point is None:
-        raise ApiError(400, f"Summaries are not available for the static attribute '{stream.name}'.")
+    """`{"Type", "Value"}` per summary type and interval. A summary type the stream cannot have (a
+    static attribute; Average of a digital or string point) answers one value holding `Errors` for
+    that type, not a failed request (the reference: values with an 'Errors' property are handled
+    errors); the other types are computed."""
     point = stream.point
-    if point.point_type in ("Digital", "String"):
-        for kind in spec.kinds:
-            if kind not in NON_NUMERIC_TYPES:
-                raise ApiError(400, f"Summary type '{kind}' needs a numeric point; '{stream.name}' is not.")
     now = sim.now_ticks()
-    around = surrounding(sim.streams.values, point, spec.lo, spec.hi, now)
-    items = []
+    around = surrounding(sim.streams.values, point, spec.lo, spec.hi, now) if point is not None else None
+    items: list[dict] = []
     for kind in spec.kinds:
+        if point is None:
+            error = f"Summaries are not available for the static attribute '{stream.name}'."
+            items.append({"Type": kind, "Value": {"Errors": [error]}})
+            continue
+        if point.point_type in ("Digital", "String") and kind not in NON_NUMERIC_TYPES:
+            error = f"Summary type '{kind}' needs a numeric point; '{stream.name}' is a {point.point_type} point."
+            items.append({"Type": kind, "Value": {"Errors": [error]}})
+            continue
+        assert around is not None
         for a, b in spec.windows:
             last = b == spec.hi
             inside = around.take((around.ticks >= a) & ((around.ticks <= b) if last else (around.ticks < b)))
@@ -92,12 +97,8 @@ def summary_items(sim: Simulator, spec: SummaryRequest, stream: Stream) -> list[
 
 
 def streamset_summary_items(sim: Simulator, spec: SummaryRequest, stream: Stream) -> list[dict]:
-    """A stream set entry's summaries: a stream that cannot be summarised answers, per summary type,
-    a value holding `Errors` (the reference: values with an 'Errors' property are handled errors)."""
-    try:
-        return summary_items(sim, spec, stream)
-    except ApiError as exc:
-        return [{"Type": kind, "Value": {"Errors": exc.errors}} for kind in spec.kinds]
+    """A stream set entry's summaries: the same items as the single stream's."""
+    return summary_items(sim, spec, stream)
 
 
 def register(sim: Simulator) -> None:

@@ -1,0 +1,200 @@
+"""Each real peer restarted under load: data flows again within RESUME_S of the peer being reachable again.
+
+The outage (OUTAGE_S, as in the report behind this test) is long enough for the backoff to reach its cap, and
+every source runs with the default reconnect settings: the target holds for what users get out of the box.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from pymodbus.server import ModbusSerialServer
+
+from iot_connector.sources.base import SourceConfig
+from iot_connector.sources.modbus import ModbusConfig, ModbusSource
+from iot_connector.sources.mqtt import MqttConfig, MqttSource
+from iot_connector.sources.opcua import OpcuaConfig, OpcuaSource
+from tests.edge.sources.helpers import Collector, free_port, running
+from tests.edge.sources.mosquitto import Mosquitto
+from tests.edge.sources.opcua_server import PlantServer, node_id
+from tests.edge.sources.test_modbus import build_device, context, tcp_server
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+OUTAGE_S = 6.0
+RESUME_S = 5.0  # the target: data flowing again within this of the peer being reachable again
+
+
+def test_the_defaults_keep_the_backoff_under_the_target() -> None:
+    defaults = SourceConfig.model_fields
+    assert defaults["reconnect_max_delay_s"].default <= 3.0
+    assert defaults["reconnect_min_delay_s"].default <= defaults["reconnect_max_delay_s"].default
+
+
+async def resumed_within(collector: Collector, before: int, back_at: float, what: str) -> float:
+    """Seconds from `back_at` until a record beyond the first `before` arrived; fails beyond RESUME_S."""
+    loop = asyncio.get_running_loop()
+    while len(collector.records) <= before:
+        if loop.time() - back_at > RESUME_S + 5:
+            break
+        await asyncio.sleep(0.01)
+    took = loop.time() - back_at
+    assert len(collector.records) > before, f"{what}: no data {took:.1f}s after the peer was back"
+    print(f"{what}: data again {took:.2f}s after the peer was back")  # shown with -s
+    assert took < RESUME_S, f"{what}: data flowed again {took:.2f}s after the peer was back (target {RESUME_S}s)"
+    return took
+
+
+class MqttLoad(threading.Thread):
+    """Publishes QoS 1 JSON readings as fast as the broker takes them (paho's own thread), until `done`."""
+
+    def __init__(self, port: int, topic: str):
+        super().__init__(daemon=True)
+        self.port, self.topic = port, topic
+        self.done = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        client.connect("127.0.0.1", self.port)
+        client.loop_start()
+        try:
+            while not self.done.is_set():
+                info = client.publish(self.topic, orjson.dumps({"v": self.sent}), qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+                    break
+                self.sent += 1
+                time.sleep(0.001)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+
+async def test_mosquitto_restart(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path).start()
+    collector = Collector()
+    source = MqttSource(
+        MqttConfig(name="mq", url=broker.url, topics=[{"topic": "plant/#", "value_path": "v"}]), collector
+    )
+    load = MqttLoad(broker.port, "plant/line1")
+    try:
+        async with running(source):
+            load.start()
+            await collector.wait_for(lambda recs: len(recs) >= 500)
+            broker.stop()
+            load.done.set()
+            load.join(10)
+            await asyncio.sleep(OUTAGE_S)
+            before = len(collector.records)
+            broker.start()
+            back_at = asyncio.get_running_loop().time()
+            load = MqttLoad(broker.port, "plant/line1")
+            load.start()
+            await resumed_within(collector, before, back_at, "mosquitto")
+    finally:
+        load.done.set()
+        broker.stop()
+    assert source.health.reconnects == 1  # one successful reconnect, however many probes it took
+    assert source.health.connect_attempts >= 2
+
+
+async def _opcua_restart(plant: PlantServer, cfg: OpcuaConfig) -> OpcuaSource:
+    collector = Collector()
+    source = OpcuaSource(cfg, collector)
+    stop_writing = asyncio.Event()
+
+    async def write_forever() -> None:  # the load: a value change every 10 ms while the server is up
+        n = 0
+        while not stop_writing.is_set():
+            if plant.server is not None:
+                n += 1
+                await plant.write("Temperature", float(n))
+            await asyncio.sleep(0.01)
+
+    async with running(source):
+        writer = asyncio.create_task(write_forever())
+        try:
+            await collector.wait_for(lambda recs: len(recs) >= 50)
+            stop_writing.set()
+            await writer
+            await plant.stop()
+            await asyncio.sleep(OUTAGE_S)
+            before = len(collector.records)
+            await plant.start()
+            back_at = asyncio.get_running_loop().time()
+            stop_writing.clear()
+            writer = asyncio.create_task(write_forever())
+            await resumed_within(collector, before, back_at, "asyncua server")
+        finally:
+            stop_writing.set()
+            await writer
+    return source
+
+
+async def test_asyncua_server_restart() -> None:
+    plant = await PlantServer(free_port()).start()
+    try:
+        cfg = OpcuaConfig(
+            name="opc", endpoint=plant.endpoint, publishing_interval_ms=50, nodes=[node_id("Temperature")]
+        )
+        source = await _opcua_restart(plant, cfg)
+    finally:
+        await plant.stop()
+    assert source.health.reconnects == 1
+
+
+def _modbus_config(url: str, tags: list[dict]) -> ModbusConfig:
+    return ModbusConfig(name="plc", url=url, poll_interval_s=0.05, registers=tags)
+
+
+async def test_pymodbus_tcp_server_restart() -> None:
+    regs, tags, _ = build_device()
+    port = free_port()
+    collector = Collector()
+    source = ModbusSource(_modbus_config(f"modbus+tcp://127.0.0.1:{port}", tags), collector)
+    async with running(source):
+        async with tcp_server(regs, port):
+            await collector.wait_for(lambda recs: len(recs) >= 5 * len(tags))
+        await asyncio.sleep(OUTAGE_S)
+        before = len(collector.records)
+        async with tcp_server(regs, port):  # listening when the block is entered
+            back_at = asyncio.get_running_loop().time() - 0.1  # tcp_server waits 0.1 s after it listens
+            await resumed_within(collector, before, back_at, "pymodbus TCP server")
+    assert source.health.reconnects == 1
+
+
+async def test_pymodbus_rtu_device_restart(pty_pair) -> None:
+    server_tty, client_tty = pty_pair
+    regs, tags, _ = build_device()
+    collector = Collector()
+    source = ModbusSource(_modbus_config(f"modbus+rtu://{client_tty}", tags[:4]), collector)
+
+    async def device() -> tuple[ModbusSerialServer, asyncio.Task]:
+        server = ModbusSerialServer(context(regs), port=server_tty, baudrate=19200, parity="N", stopbits=1)
+        return server, asyncio.create_task(server.serve_forever())
+
+    async def unplug(server: ModbusSerialServer, task: asyncio.Task) -> None:
+        await server.shutdown()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async with running(source):
+        server, task = await device()
+        await collector.wait_for(lambda recs: len(recs) >= 20, timeout=20)
+        await unplug(server, task)
+        await asyncio.sleep(OUTAGE_S)
+        before = len(collector.records)
+        server, task = await device()
+        back_at = asyncio.get_running_loop().time()
+        try:
+            await resumed_within(collector, before, back_at, "pymodbus RTU device")
+        finally:
+            await unplug(server, task)
+    assert source.health.reconnects == 1
