@@ -23,6 +23,7 @@ from iot_connector.sources.base import Emit, Source
 from iot_connector.sources.modbus.config import BIT_TABLES, ModbusConfig
 from iot_connector.sources.modbus.records import BlockRecords, TagRecords
 from iot_connector.sources.modbus.registers import ReadBlock, plan_reads
+from iot_connector.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -171,5 +172,5 @@ class ModbusSource(Source):
         finally:
             client.close()
         bad = [r.tag_path for r in records if r.quality == "BAD"]
-        summary = f"connected to {self.config.endpoint}: read {len(records)} tags in {len(self.blocks)} requests"
+        summary = f"connected to {self.config.endpoint}: read {plural(len(records), 'tag')} in {plural(len(self.blocks), 'request')}"
         return summary + (f"; device exceptions for {', '.join(map(str, bad))}" if bad else "")

@@ -27,6 +27,7 @@ from iot_connector.sources.opcua.config import BrowseConfig, OpcuaConfig
 from iot_connector.sources.opcua.nodes import Tag, build_tags, discover
 from iot_connector.sources.opcua.session import new_client
 from iot_connector.sources.opcua.values import is_good, record_from
+from iot_connector.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,9 @@ class OpcuaSource(Source):
             await client.disconnect()
         good = sum(1 for dv in values if is_good(dv))
         policy = f"{self.config.security_policy}/{self.config.security_mode}"
-        text = f"connected to {self.config.endpoint} ({policy}): {len(tags)} nodes, {good} read with good status"
+        text = (
+            f"connected to {self.config.endpoint} ({policy}): {plural(len(tags), 'node')}, {good} read with good status"
+        )
         bad = [t.tag_id for t, dv in zip(tags, values, strict=True) if not is_good(dv)]
         if bad:
             more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
