@@ -125,7 +125,7 @@ def test_an_opcua_test_works_before_nodes_are_chosen_and_warns_naming_a_node_wit
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["warning"] is True
-        assert body["message"].endswith(f"1 nodes, 0 read with good status; no good value from {line}")
+        assert body["message"].endswith(f"1 node, 0 read with good status; no good value from {line}")
     assert VALUES  # the plant server's values are what the good node reads
 
 
