@@ -114,10 +114,10 @@ def connector_config(url: str, root: Path, args: argparse.Namespace, full: dict 
 # --- delta engine: one run per child process ------------------------------------------------------------------
 def one_run(url: str, root: Path, args: argparse.Namespace, full: dict | None) -> dict:
     """One run of the connector (the hourly job, or the full reference run); the sink is timed, not changed."""
-    from osipi_connector import PILakeflowConnector
+    from osipi_connector import PILakeflowConnector, executor
     from osipi_connector.lake.delta_sink import DeltaSink
 
-    counts = {"sink_seconds": 0.0}
+    counts = {"sink_seconds": 0.0, "watermark_seconds": 0.0, "fetch_wait": 0.0}
 
     class TimedSink(DeltaSink):
         def merge(self, spec, data, *more, **options):  # forwards whatever the sink's signature is
@@ -126,6 +126,17 @@ def one_run(url: str, root: Path, args: argparse.Namespace, full: dict | None) -
                 return super().merge(spec, data, *more, **options)
             finally:
                 counts["sink_seconds"] += time.perf_counter() - started
+                if spec.name == "pi_watermarks":
+                    counts["watermark_seconds"] += time.perf_counter() - started
+
+    def timed_wait(*a, **k):  # the run's main thread waiting for the next fetched unit
+        started = time.perf_counter()
+        try:
+            return wait(*a, **k)
+        finally:
+            counts["fetch_wait"] += time.perf_counter() - started
+
+    wait, executor.wait = executor.wait, timed_wait
 
     before = table_version(root)
     profiler = cProfile.Profile() if args.child_profile == "cprofile" else None
@@ -158,7 +169,11 @@ def one_run(url: str, root: Path, args: argparse.Namespace, full: dict | None) -
             f"tracemalloc: peak {peak / 2**20:,.0f} MiB, still held {current / 2**20:,.0f} MiB\n"
             + "\n".join(str(s) for s in top)
         )
-    return out | table_shape(root, before)
+    out |= table_shape(root, before)
+    out["shape"] += (
+        f"; main thread waited {counts['fetch_wait']:.1f} s for fetches, watermarks {counts['watermark_seconds']:.1f} s"
+    )
+    return out
 
 
 def timeseries_path(root: Path) -> Path:
