@@ -293,6 +293,7 @@ class SparkEngine:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         self.args, self.root = args, root
         self.spark = delta_session(root / "spark")
+        self.spark.sparkContext.setLogLevel("ERROR")  # not a WARN line per locally checkpointed RDD
         suffix = uuid.uuid4().hex[:8]
         self.day = self._sink(f"bronze_{suffix}", f"checkpoints_{suffix}")
         self.reference = self._sink(f"full_{suffix}", f"full_checkpoints_{suffix}")
@@ -492,12 +493,13 @@ def day(engine: DeltaEngine | SparkEngine, args: argparse.Namespace) -> None:
         cost = run["seconds"] / max(run["values"], 1)
         rate = run["values"] / run["seconds"]
         cpu = f"{run['cpu']:.1f}/{run['sim_cpu']:.1f} s"
+        sink = "-" if run["sink_seconds"] != run["sink_seconds"] else f"{run['sink_seconds']:.1f}"  # NaN: not timed
         versus_full = f"{rate / full_rate:>7.2f}" if full else "      -"
         print(
             f"{hour:>3}  {iso(now)}  {run['seconds']:>7.1f}  {run['values']:>10,}  {rate:>9,.0f}  "
             f"{cost / (runs[0]['seconds'] / max(runs[0]['values'], 1)):>8.2f}  {versus_full}  "
             f"{run['peak_mb']:>5,.0f} MB  {cpu:>12}  {run['load']:>5.1f}  "
-            f"{run['sink_seconds']:>7.1f}  {run['table_rows']:>10,}  {run['table_files']:>5}  {run['shape']}",
+            f"{sink:>7}  {run['table_rows']:>10,}  {run['table_files']:>5}  {run['shape']}",
             flush=True,
         )
         if "profile" in run:
