@@ -526,6 +526,14 @@ def summary(runs: list[dict]) -> None:
     if drift is not None:
         line += f", last / run 2 {drift:.2f}"
     print(line)
+    work = [(r["cpu"] + r["sim_cpu"]) / max(r["values"], 1) for r in runs]  # what a shared machine cannot blur
+    line = f"CPU seconds (connector + simulator) per value: last / run 1 {work[-1] / work[0]:.2f}"
+    if len(runs) > 2:
+        line += f", last / run 2 {work[-1] / work[1]:.2f}"
+    print(
+        f"{line}; {sum(r['cpu'] for r in runs) / sum(r['values'] for r in runs) * 1e6:.2f} µs/value connector, "
+        f"{sum(r['sim_cpu'] for r in runs) / sum(r['values'] for r in runs) * 1e6:.2f} µs/value simulator"
+    )
     slowest = max(range(len(runs)), key=lambda i: runs[i]["seconds"])
     fattest = max(range(len(runs)), key=lambda i: runs[i]["peak_mb"])
     loads = [r["load"] for r in runs]
