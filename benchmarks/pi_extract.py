@@ -49,11 +49,12 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def start_simulator(tags: int, now: datetime = NOW) -> tuple[subprocess.Popen, str]:
-    """`osipi-connector simulate` with its clock at `now` on a free 127.0.0.1 port: (process, URL)."""
+def start_simulator(tags: int, now: datetime = NOW, *options: str) -> tuple[subprocess.Popen, str]:
+    """`osipi-connector simulate` with its clock at `now` on a free 127.0.0.1 port, plus any other `options`
+    of the command: (process, URL)."""
     exe = Path(sys.executable).parent / "osipi-connector"
     args = [str(exe), "simulate", "--host", "127.0.0.1", "--port", "0", "--tags", str(tags)]
-    args += ["--now", format_datetime(now), "--rate-limit", "0"]
+    args += ["--now", format_datetime(now), "--rate-limit", "0", *options]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     if "http" not in line:

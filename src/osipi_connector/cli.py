@@ -50,6 +50,16 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--late-share", type=float, default=0.1, help="share of tags whose data arrives late (default 0.1)")
     p.add_argument("--edit-share", type=float, default=0.01, help="share of values edited later (default 0.01)")
+    p.add_argument(
+        "--late-delay",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="a late tag's value appears MIN..MAX seconds after its timestamp (default 60 1800)",
+    )
+    p.add_argument(
+        "--edit-delay", type=float, help="an edited value changes this many seconds after its timestamp (default 3600)"
+    )
     p.add_argument("--error-rate", type=float, default=0.0, help="probability a request starts a 5xx burst")
     p.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
     p.add_argument("--drop-rate", type=float, default=0.0, help="probability a connection is dropped")
@@ -96,6 +106,8 @@ def _simulate(args: argparse.Namespace) -> int:
         late_share=args.late_share,
         edit_share=args.edit_share,
         login_page=args.login_page,
+        late_delay_s=(args.late_delay[0], args.late_delay[1]) if args.late_delay else defaults.late_delay_s,
+        edit_delay_s=defaults.edit_delay_s if args.edit_delay is None else args.edit_delay,
         faults=FaultConfig(
             error_rate=args.error_rate,
             latency_ms=args.latency_ms,

@@ -4,10 +4,11 @@ A re-read window (the lookback of an hourly run, a retried unit, a crash repair)
 already holds, unchanged. delta-rs 1.6's MERGE is slow and memory-hungry exactly there: when a file it must
 rewrite (one changed row is enough) holds many rows that matched but that `WHEN MATCHED AND <changed>` leaves
 as they are. Measured on a 143,561-row lookback against its one file with 1 % edited values: 19 s and 1.4 GB,
-against 0.5 s and 60 MB for the same MERGE given only the 1,451 edited rows (benchmarks/steady_state.py,
+against 0.5 s and 60 MB for the same MERGE given only the 1,451 edited rows (benchmarks/pi_hourly.py,
 docs/benchmarks.md). So the sink reads the target rows inside the source's key box — only the files whose
-statistics overlap it, only the keys and the compared columns — joins them with the source on the keys in
-Arrow, and drops the rows that are already there as they are. Only new and changed rows are written.
+statistics overlap it, only the keys and the compared columns — matches them with the source on the keys
+(packed into one int64 per row and binary-searched: lake/key_codes.py), and drops the rows that are already
+there as they are. Only new and changed rows are written.
 
 Changed rows come back grouped by the file that holds their current version, for one MERGE per file: a MERGE
 writes everything it rewrites into one new file, so a MERGE touching two lookback files would fuse them, the
@@ -20,12 +21,13 @@ NaN equal to NaN (SQL's `IS DISTINCT FROM` calls NaN changed, so a re-read NaN w
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
-from osipi_connector.lake import merge_conditions
+from osipi_connector.lake import key_codes, merge_conditions
 from osipi_connector.lake.schemas import TableSpec
 
 _SOURCE_ROW = "__osipi_source_row"
@@ -51,21 +53,30 @@ def split_changes(table: DeltaTable, spec: TableSpec, source: pa.Table) -> tuple
     target = _target_rows(table, spec, source, [*keys, *compared, _FILE])
     if target.num_rows == 0:
         return source, []
-    left = source.select(keys).append_column(_SOURCE_ROW, pa.array(range(source.num_rows), pa.int64()))
-    right = target.select(keys).append_column(_TARGET_ROW, pa.array(range(target.num_rows), pa.int64()))
-    pairs = left.join(right, keys, join_type="left outer", use_threads=False).select([_SOURCE_ROW, _TARGET_ROW])
-    pairs = pairs.sort_by(_SOURCE_ROW)  # keep the source's (key) order: tight file statistics
-    missing = pc.is_null(pairs[_TARGET_ROW])
-    new = source.take(pairs[_SOURCE_ROW].filter(missing))
-    matched = pairs.filter(pc.invert(missing))
-    if matched.num_rows == 0:
+    mine_rows, their_rows = _pairs(source, target, keys)  # in source (key) order: tight file statistics
+    missing = np.ones(source.num_rows, bool)
+    missing[mine_rows] = False
+    new = source.filter(pa.array(missing))
+    if len(mine_rows) == 0:
         return new, []
-    mine, theirs = source.take(matched[_SOURCE_ROW]), target.take(matched[_TARGET_ROW])
-    differs = pa.repeat(pa.scalar(False), matched.num_rows)
+    mine, theirs = source.take(pa.array(mine_rows)), target.take(pa.array(their_rows))
+    differs = pa.repeat(pa.scalar(False), len(mine_rows))
     for column in compared:
         differs = pc.or_(differs, pc.invert(_same(mine[column], theirs[column])))
     changed, files = mine.filter(differs), theirs[_FILE].filter(differs)
     return new, [changed.filter(pc.equal(files, name)) for name in pc.unique(files).to_pylist()]
+
+
+def _pairs(source: pa.Table, target: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(source row, target row) of every key both hold, in source order: packed int64 keys and a binary search
+    (key_codes), or an Arrow hash join when the keys do not pack."""
+    packed = key_codes.packed_keys(source, keys, target)
+    if packed is not None:
+        return key_codes.matches(*packed)
+    left = source.select(keys).append_column(_SOURCE_ROW, pa.array(range(source.num_rows), pa.int64()))
+    right = target.select(keys).append_column(_TARGET_ROW, pa.array(range(target.num_rows), pa.int64()))
+    pairs = left.join(right, keys, join_type="inner", use_threads=False).sort_by(_SOURCE_ROW)
+    return pairs[_SOURCE_ROW].to_numpy(), pairs[_TARGET_ROW].to_numpy()
 
 
 def _target_rows(table: DeltaTable, spec: TableSpec, source: pa.Table, columns: list[str]) -> pa.Table:
