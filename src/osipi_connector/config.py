@@ -20,7 +20,14 @@ from osipi_connector.piwebapi.pitime import UTC, PITimeError, parse_pi_time
 from osipi_connector.piwebapi.settings import ClientSettings, RetrySettings
 
 Mode = Literal["incremental", "full", "backfill"]
-DATASETS = ("tags", "af", "timeseries", "event_frames")  # also the order a run writes them in
+# computed by PI per tag; off unless asked for (extraction.include_<name>, --datasets)
+COMPUTED_DATASETS = ("interpolated", "summary", "current_value", "point_attributes")
+DATASETS = ("tags", "af", "timeseries", "event_frames", *COMPUTED_DATASETS)  # also the order a run writes them in
+TAG_DATASETS = ("timeseries", "interpolated", "summary", "current_value", "point_attributes")  # need the tag list
+SummaryType = Literal[
+    "Total", "Average", "Minimum", "Maximum", "Range", "StdDev", "PopulationStdDev", "Count", "PercentGood"
+]
+DEFAULT_SUMMARY_TYPES: tuple[SummaryType, ...] = ("Average", "Minimum", "Maximum", "Total", "Count", "PercentGood")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -86,6 +93,42 @@ class UnityCatalogConfig(_Strict):
         return value
 
 
+def _whole_seconds(value: Any) -> timedelta:
+    span = parse_duration(value)
+    if span < timedelta(seconds=1) or span % timedelta(seconds=1):
+        raise ValueError(f"{span} is not a whole number of seconds ≥ 1s — e.g. 1h, 15m, 30s")
+    return span
+
+
+class InterpolatedConfig(_Strict):
+    """`extraction.interpolated`: the grid PI interpolates on (aligned to the epoch: 1h = every full hour)."""
+
+    interval: timedelta = timedelta(hours=1)
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> timedelta:
+        return _whole_seconds(value)
+
+
+class SummaryConfig(_Strict):
+    """`extraction.summary`: the statistics PI computes per completed interval of `duration`."""
+
+    duration: timedelta = timedelta(hours=1)
+    types: list[SummaryType] = Field(default_factory=lambda: list(DEFAULT_SUMMARY_TYPES), min_length=1)
+    calculation_basis: Literal["TimeWeighted", "EventWeighted"] = "TimeWeighted"
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return _whole_seconds(value)
+
+    @field_validator("types")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
 class ExtractionConfig(_Strict):
     tags: list[str] = Field(default_factory=list, description="point WebIDs")
     tag_names: list[str] = Field(default_factory=list, description="point names on the data server")
@@ -100,6 +143,13 @@ class ExtractionConfig(_Strict):
     af_database: str | None = None  # \\server\database path or WebID
     include_af: bool = True
     include_event_frames: bool = True
+    # Datasets computed by the PI server, off by default (each is one more request per tag group and run).
+    include_interpolated: bool = False
+    include_summary: bool = False
+    include_current_value: bool = False
+    include_point_attributes: bool = False
+    interpolated: InterpolatedConfig = Field(default_factory=InterpolatedConfig)
+    summary: SummaryConfig = Field(default_factory=SummaryConfig)
     # Whose clock ends a window: the PI data server's (ServerTime) so a skewed job clock cannot skip or
     # re-read data, or this machine's, only by choice (a server that does not report its time).
     clock: Literal["server", "local"] = "server"
@@ -220,6 +270,10 @@ _FLAT = {
     "name_filter": ("extraction", "name_filter"),
     "af_database_id": ("extraction", "af_database"),
     "include_event_frames": ("extraction", "include_event_frames"),
+    "include_interpolated": ("extraction", "include_interpolated"),
+    "include_summary": ("extraction", "include_summary"),
+    "include_current_value": ("extraction", "include_current_value"),
+    "include_point_attributes": ("extraction", "include_point_attributes"),
     "mode": ("extraction", "mode"),
     "start_date": ("extraction", "start_date"),
     "end_date": ("extraction", "end_date"),

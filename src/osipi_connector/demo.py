@@ -18,22 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from osipi_connector.cli import main as cli_main
+from osipi_connector.lake.schemas import ALL_TABLES
 
 NOW = "2025-03-01T12:00:00Z"  # the simulator's clock: a fixed "now" makes the demo reproducible
 OUTPUT_ENV = "OSIPI_DEMO_LAKEHOUSE"
 
 TABLE_COUNTS = (
     " UNION ALL ".join(
-        f"SELECT '{schema}.{table}' AS table_name, count(*) AS row_count FROM main.{schema}.{table}"
-        for schema, table in (
-            ("bronze", "pi_tags"),
-            ("bronze", "pi_timeseries"),
-            ("bronze", "pi_asset_hierarchy"),
-            ("bronze", "pi_element_attributes"),
-            ("bronze", "pi_event_frames"),
-            ("checkpoints", "pi_watermarks"),
-            ("checkpoints", "pi_run_metrics"),
-        )
+        f"SELECT '{spec.layer}.{spec.name}' AS table_name, count(*) AS row_count FROM main.{spec.layer}.{spec.name}"
+        for spec in ALL_TABLES
     )
     + " ORDER BY table_name"
 )
@@ -53,6 +46,12 @@ QUERIES = (
            FROM (SELECT *, row_number() OVER (PARTITION BY tag_webid ORDER BY timestamp DESC, value_seq DESC) AS rn
                  FROM main.bronze.pi_timeseries) latest
            WHERE rn = 1 ORDER BY tag_name LIMIT 10""",
+    ),
+    (
+        "Hourly summaries PI computed (first 10 rows)",
+        """SELECT tag_name, interval_start, summary_type, round(value, 3) AS value, units
+           FROM main.bronze.pi_summary WHERE summary_type IN ('Average', 'Maximum')
+           ORDER BY tag_name, interval_start DESC, summary_type LIMIT 10""",
     ),
     (
         "AF elements per depth",

@@ -19,8 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from osipi_connector import watermarks
-from osipi_connector.config import DATASETS, ConfigError, ConnectorConfig, resolve_time
+from osipi_connector import tag_datasets, watermarks
+from osipi_connector.config import COMPUTED_DATASETS, DATASETS, TAG_DATASETS, ConfigError, ConnectorConfig, resolve_time
 from osipi_connector.executor import FetchJob
 from osipi_connector.extract.clock import server_now
 from osipi_connector.extract.timeseries import FetchResult
@@ -147,6 +147,7 @@ class PILakeflowConnector:
                 wanted.add("af")
             if ext.af_database and ext.include_event_frames:
                 wanted.add("event_frames")
+            wanted |= {d for d in COMPUTED_DATASETS if getattr(ext, f"include_{d}")}
         else:
             wanted = set(datasets)
             unknown = wanted - set(DATASETS)
@@ -184,6 +185,7 @@ class _Run:
         self.result = RunResult(self.run_id, mode, "failed")
         self.requests = 0
         self.tags: list[Tag] = []
+        self.point_types: dict[str, str | None] = {}  # tag WebID -> PI point type (summaries ask by type)
         self.tags_ok = 0
 
     def execute(self, client: PIClient, start: str | datetime | None, end: str | datetime | None) -> None:
@@ -198,8 +200,17 @@ class _Run:
                     f"extraction.start_date: {self.start} is not before the end {self.end} — fix the window"
                 )
             self.result.window_start, self.result.window_end = self.start, self.end
-            steps = {"tags": self._tags, "af": self._af, "timeseries": self._timeseries, "event_frames": self._frames}
-            if "timeseries" in self.datasets and "tags" not in self.datasets:
+            steps = {
+                "tags": self._tags,
+                "af": self._af,
+                "timeseries": self._timeseries,
+                "event_frames": self._frames,
+                "interpolated": lambda c: tag_datasets.interpolated(self, c),
+                "summary": lambda c: tag_datasets.summary(self, c),
+                "current_value": lambda c: tag_datasets.current_value(self, c),
+                "point_attributes": lambda c: tag_datasets.point_attributes(self, c),
+            }
+            if set(self.datasets) & set(TAG_DATASETS) and "tags" not in self.datasets:
                 self._select_tags(client, write=False)
             for name in self.datasets:
                 try:
@@ -238,6 +249,7 @@ class _Run:
         self.tags = [
             Tag(w, n) for w, n in zip(table["tag_webid"].to_pylist(), table["tag_name"].to_pylist(), strict=True)
         ]
+        self.point_types = dict(zip(table["tag_webid"].to_pylist(), table["point_type"].to_pylist(), strict=True))
         self.result.tags_requested += len(self.tags)
         if write:
             self._merge(TAGS, table)

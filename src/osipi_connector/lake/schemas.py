@@ -184,11 +184,106 @@ EVENT_FRAMES = TableSpec(
     comment="AF event frames; open frames are updated in place when they close.",
 )
 
+# The value columns of one PI TimedValue, as pi_timeseries has them (extract/timed_values.py fills them).
+_TIMED_VALUE = (
+    ("value", pa.float64(), True),
+    ("value_string", pa.string(), True),
+    ("digital_state_name", pa.string(), True),
+    ("digital_state_code", pa.int32(), True),
+    ("digital_state_is_system", pa.bool_(), True),
+    ("good", pa.bool_(), True),
+    ("questionable", pa.bool_(), True),
+    ("substituted", pa.bool_(), True),
+    ("annotated", pa.bool_(), True),
+    ("units", pa.string(), True),
+)
+TIMED_VALUE_COLUMNS = tuple(name for name, _, _ in _TIMED_VALUE)
+
+INTERPOLATED = TableSpec(
+    name="pi_interpolated",
+    layer="bronze",
+    schema=_schema(
+        ("tag_webid", pa.string(), False),
+        ("tag_name", pa.string(), True),
+        ("timestamp", TS, False),  # a point of the grid: a multiple of `interval_seconds` since the epoch
+        *_TIMED_VALUE,
+        ("interval_seconds", pa.int64(), False),
+        ("partition_date", pa.date32(), False),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("tag_webid", "timestamp"),
+    partition_by=("partition_date",),
+    zorder_by=("tag_webid", "timestamp"),
+    time_column="timestamp",
+    comment="PI interpolated values on a regular grid, computed by the PI server (streams/{webId}/interpolated).",
+)
+
+SUMMARY = TableSpec(
+    name="pi_summary",
+    layer="bronze",
+    schema=_schema(
+        ("tag_webid", pa.string(), False),
+        ("tag_name", pa.string(), True),
+        ("summary_type", pa.string(), False),  # Average, Minimum, Maximum, Total, Count, ...
+        ("calculation_basis", pa.string(), False),  # TimeWeighted | EventWeighted
+        ("interval_start", TS, False),
+        ("interval_end", TS, False),  # the interval is [interval_start, interval_end)
+        ("timestamp", TS, True),  # PI's time of the value: of the extreme for Minimum/Maximum, else the start
+        ("value", pa.float64(), True),  # null when PI had no good data (see `error`)
+        ("good", pa.bool_(), True),
+        ("questionable", pa.bool_(), True),
+        ("substituted", pa.bool_(), True),
+        ("annotated", pa.bool_(), True),
+        ("units", pa.string(), True),
+        ("error", pa.string(), True),  # PI's message when it could not compute this value
+        ("partition_date", pa.date32(), False),  # of interval_start
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("tag_webid", "summary_type", "calculation_basis", "interval_start", "interval_end"),
+    partition_by=("partition_date",),
+    zorder_by=("tag_webid", "interval_start"),
+    time_column="interval_start",
+    comment="PI summaries (Average, Minimum, Maximum, ...) per completed interval, computed by the PI server.",
+)
+
+CURRENT_VALUE = TableSpec(
+    name="pi_current_value",
+    layer="bronze",
+    schema=_schema(
+        ("tag_webid", pa.string(), False),
+        ("tag_name", pa.string(), True),
+        ("timestamp", TS, True),
+        *_TIMED_VALUE,
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("tag_webid",),
+    comment="PI snapshot (current value) per point, as of the latest run.",
+)
+
+POINT_ATTRIBUTES = TableSpec(
+    name="pi_point_attributes",
+    layer="bronze",
+    schema=_schema(
+        ("tag_webid", pa.string(), False),
+        ("tag_name", pa.string(), True),
+        ("attribute_name", pa.string(), False),  # PI's lower-case name: descriptor, engunits, compdev, ...
+        ("value", pa.string(), True),  # as text, whatever PI's type
+        ("value_number", pa.float64(), True),  # the same value when it is a number
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("tag_webid", "attribute_name"),
+    comment="Every PI point attribute (points/{webId}/attributes), one row per point and attribute.",
+)
+
 WATERMARKS = TableSpec(
     name="pi_watermarks",
     layer="checkpoints",
     schema=_schema(
-        ("dataset", pa.string(), False),  # timeseries | event_frames | af_hierarchy | tags
+        ("dataset", pa.string(), False),  # timeseries | event_frames | interpolated | summary
         ("item_id", pa.string(), False),  # tag WebID, or the AF database WebID
         ("item_name", pa.string(), True),
         ("low_watermark", TS, True),  # earliest time covered (only ever moves back: backfills widen it)
@@ -244,6 +339,10 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     ASSET_HIERARCHY,
     ELEMENT_ATTRIBUTES,
     EVENT_FRAMES,
+    INTERPOLATED,
+    SUMMARY,
+    CURRENT_VALUE,
+    POINT_ATTRIBUTES,
     WATERMARKS,
     RUN_METRICS,
 )
