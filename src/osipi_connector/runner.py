@@ -22,6 +22,7 @@ import pyarrow as pa
 from osipi_connector import tag_datasets, watermarks
 from osipi_connector.config import COMPUTED_DATASETS, DATASETS, TAG_DATASETS, ConfigError, ConnectorConfig, resolve_time
 from osipi_connector.executor import FetchJob
+from osipi_connector.extract.change_feed import ChangeFeed
 from osipi_connector.extract.clock import server_now
 from osipi_connector.extract.timeseries import FetchResult
 from osipi_connector.lake.conflict_retry import ConflictRetry, Retry
@@ -72,6 +73,7 @@ class RunResult:
     tags_requested: int = 0
     tags_failed: int = 0
     retries: list[Retry] = field(default_factory=list)  # commits re-run after a concurrent writer won the race
+    change_feed_fallbacks: int = 0  # tags whose Stream Updates marker had expired (extract/change_feed.py)
 
     @property
     def conflict_retries(self) -> int:
@@ -307,6 +309,7 @@ class _Run:
 
     def _timeseries(self, client: PIClient) -> None:
         ext, perf = self.config.extraction, self.config.performance
+        feed = ChangeFeed.start(self, client) if ext.change_feed and self.mode == "incremental" else None
         marks = watermarks.load(self.sink)
         wins = watermarks.windows(self.mode, self.tags, marks, start=self.start, end=self.end, lookback=ext.lookback)
         plan = Plan.build(self.tags, wins, batch_size=ext.batch_size, max_window=perf.max_window)
@@ -340,6 +343,8 @@ class _Run:
         self.tags_ok = len(spans) - len(state.failed)
         self.result.tags_failed += len(state.failed)
         self.result.errors.extend(f"timeseries {state.label(w)}: {e}" for w, e in sorted(state.failed.items()))
+        if feed is not None:  # after the windowed read: see extract/change_feed.py for the order of writes
+            feed.finish(client)
 
     # --- writing --------------------------------------------------------------------------------------
     def _merge(self, spec: TableSpec, table: pa.Table, **hints: Any) -> None:
@@ -377,6 +382,7 @@ class _Run:
             "status": result.status,
             "errors": result.errors,
             "conflict_retries": len(self.sink.retries),
+            "change_feed_fallbacks": result.change_feed_fallbacks,
         }
         try:
             self.sink.append(RUN_METRICS, pa.Table.from_pylist([row], schema=RUN_METRICS.schema))

@@ -61,7 +61,9 @@ def test_register_answers_a_marker_and_the_updates_link(sim):
     response, body = call(sim, "POST", f"/streams/{web_id}/updates")
     assert response.status == 200
     assert body["Status"] == "Succeeded"
-    assert body["Source"] == web_id and body["SourceName"] and body["SourcePath"].startswith("\\\\")
+    assert body["Source"] == web_id
+    assert body["SourceName"]
+    assert body["SourcePath"].startswith("\\\\")
     assert response.headers["Location"] == body["Links"]["Updates"]
     assert body["Links"]["Updates"].endswith(f"/streams/updates/{body['LatestMarker']}")
     _, again = call(sim, "POST", f"/streams/{web_id}/updates")
@@ -72,7 +74,8 @@ def test_no_events_until_the_clock_moves_and_markers_chain(sim):
     web_id = web_ids(sim, 1)[0]
     _, reg = call(sim, "POST", f"/streams/{web_id}/updates")
     _, first = call(sim, "GET", f"/streams/updates/{reg['LatestMarker']}")
-    assert first["Events"] == [] and first["RequestedMarker"] == reg["LatestMarker"]
+    assert first["Events"] == []
+    assert first["RequestedMarker"] == reg["LatestMarker"]
     sim.config.now = FIXED_NOW + timedelta(minutes=30)
     _, second = call(sim, "GET", f"/streams/updates/{first['LatestMarker']}")
     assert second["Events"], "30 minutes of a busy point bring new values"
@@ -98,7 +101,8 @@ def test_events_turn_the_old_history_into_the_new_one(sim):
     _, got = call(sim, "GET", "/streamsets/updates", marker=markers)
     actions: dict[str, int] = defaultdict(int)
     for web_id, item in zip(ids, got["Items"], strict=True):
-        assert item["Source"] == web_id and item["Status"] == "Updated"
+        assert item["Source"] == web_id
+        assert item["Status"] == "Updated"
         old, new = _by_time(before[web_id]), _by_time(after[web_id])
         latest = max(old)
         changed = {t for t in set(old) | set(new) if old.get(t) != new.get(t)}
@@ -113,7 +117,9 @@ def test_events_turn_the_old_history_into_the_new_one(sim):
                 assert value in new[t]
             if event["Action"] == "Add":
                 assert t > latest, "Add: a value after every value the series held"
-    assert actions["Add"] and actions["Update"] and actions["Delete"]
+    assert actions["Add"]
+    assert actions["Update"]
+    assert actions["Delete"]
 
 
 def _by_time(items: list[dict]) -> dict[str, list[dict]]:
@@ -128,12 +134,14 @@ def test_invalid_and_expired_markers_answer_409_and_unregister(sim):
     _, reg = call(sim, "POST", f"/streams/{web_id}/updates")
     for bad in ("nonsense", reg["LatestMarker"].split("_")[0] + "_99999999999999999"):
         response, body = call(sim, "GET", f"/streams/updates/{bad}")
-        assert response.status == 409 and "Invalid marker" in body["Errors"][0]
+        assert response.status == 409
+        assert "Invalid marker" in body["Errors"][0]
     response, _ = call(sim, "GET", f"/streams/updates/{'0' * 32}_1")
     assert response.status == 404  # a registration the server does not know: its cache entry is gone
     sim.config.now = FIXED_NOW + timedelta(seconds=sim.config.stream_updates_marker_lifetime_s + 1)
     response, body = call(sim, "GET", f"/streams/updates/{reg['LatestMarker']}")
-    assert response.status == 409 and "expired" in body["Errors"][0]
+    assert response.status == 409
+    assert "expired" in body["Errors"][0]
     response, _ = call(sim, "GET", f"/streams/updates/{reg['LatestMarker']}")
     assert response.status == 404, "an error unregisters the stream: the client registers again"
     _, again = call(sim, "POST", f"/streams/{web_id}/updates")
@@ -147,7 +155,8 @@ def test_streamset_answers_a_failed_item_beside_good_ones(sim):
     response, body = call(sim, "GET", "/streamsets/updates", marker=[reg["Items"][0]["LatestMarker"], "bad"])
     assert response.status == 200
     good, bad = body["Items"]
-    assert good["Status"] == "Updated" and bad["Status"] == "Failed"
+    assert good["Status"] == "Updated"
+    assert bad["Status"] == "Failed"
     assert "Invalid marker" in bad["Exception"]["Errors"][0]
     response, _ = call(sim, "GET", "/streamsets/updates")
     assert response.status == 400
@@ -162,7 +171,9 @@ def test_static_attribute_cannot_register(sim):
 def _attributes(sim: Simulator) -> list[dict]:
     _, servers = call(sim, "GET", "/assetservers")
     _, dbs = call(sim, "GET", servers["Items"][0]["Links"]["Databases"].split("/piwebapi")[1])
-    _, elements = call(sim, "GET", dbs["Items"][0]["Links"]["Elements"].split("/piwebapi")[1], searchFullHierarchy="true")
+    _, elements = call(
+        sim, "GET", dbs["Items"][0]["Links"]["Elements"].split("/piwebapi")[1], searchFullHierarchy="true"
+    )
     out = []
     for element in elements["Items"][:20]:
         _, attrs = call(sim, "GET", element["Links"]["Attributes"].split("/piwebapi")[1])

@@ -328,9 +328,29 @@ RUN_METRICS = TableSpec(
         # the run's Delta commits re-run after losing to a concurrent writer (lake/conflict_retry.py), up to
         # this row's own append; last, so an older table takes it with ALTER TABLE ... ADD COLUMNS
         ("conflict_retries", pa.int64(), True),
+        # tags whose Stream Updates marker had expired (or was unknown to the server): their change feed fell
+        # back to re-reading the lookback window, so edits older than it during the gap were not seen
+        ("change_feed_fallbacks", pa.int64(), True),
     ),
     keys=("run_id",),
     comment="One row per connector run, for monitoring and alerting.",
+)
+
+CHANGE_MARKERS = TableSpec(
+    name="pi_change_markers",
+    layer="checkpoints",
+    schema=_schema(
+        ("tag_webid", pa.string(), False),
+        ("tag_name", pa.string(), True),
+        ("marker", pa.string(), False),  # PI Web API Stream Updates marker: where the next GET continues
+        ("marker_time", TS, False),  # about when the server issued it (the fallback re-reads from here)
+        ("registered_at", TS, False),  # when the tag was (re-)registered for updates
+        ("last_run_id", pa.string(), True),
+        ("updated_at", TS, False),
+    ),
+    keys=("tag_webid",),
+    comment="extraction.change_feed: stream_updates — one Stream Updates marker per tag, written after the "
+    "changes up to it are in pi_timeseries.",
 )
 
 ALL_TABLES: tuple[TableSpec, ...] = (
@@ -345,5 +365,6 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     POINT_ATTRIBUTES,
     WATERMARKS,
     RUN_METRICS,
+    CHANGE_MARKERS,
 )
 BY_NAME = {spec.name: spec for spec in ALL_TABLES}
