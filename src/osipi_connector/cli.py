@@ -182,7 +182,8 @@ def _add_upgrade(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "upgrade-tables",
         help="bring checkpoint tables of an earlier version to this version's layout",
-        description="Partition pi_watermarks by dataset and add pi_run_metrics.conflict_retries where an earlier "
+        description="Partition pi_watermarks by dataset and add pi_run_metrics.conflict_retries and "
+        ".change_feed_fallbacks where an earlier "
         "version created them without (docs/deployment.md). Safe to repeat; run it while no job writes.",
     )
     _add_config_options(p)

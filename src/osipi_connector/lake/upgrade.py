@@ -1,8 +1,9 @@
 """Bring checkpoint tables an earlier version created to this version's layout (`osipi-connector upgrade-tables`).
 
-Two changes so far, both for concurrent writers (docs/deployment.md, "Jobs that run at the same time"):
-`pi_watermarks` partitioned by `dataset` (the parallel hourly tasks then write disjoint files) and
-`pi_run_metrics.conflict_retries`. Each step runs only when needed, so the command is safe to repeat; run it
+Changes so far: `pi_watermarks` partitioned by `dataset` (the parallel hourly tasks then write disjoint files)
+and `pi_run_metrics.conflict_retries`, both for concurrent writers (docs/deployment.md, "Jobs that run at the
+same time"); `pi_run_metrics.change_feed_fallbacks` (the change feed's counted fallbacks). The change feed's
+own table, `pi_change_markers`, is new: a run creates it. Each step runs only when needed, so the command is safe to repeat; run it
 while no job writes (it rewrites the small watermark table in one commit).
 """
 
