@@ -52,8 +52,9 @@ TIMESERIES = TableSpec(
     schema=_schema(
         ("tag_webid", pa.string(), False),
         ("tag_name", pa.string(), True),
-        ("timestamp", TS, False),
-        # 0 for the first value PI returned at this timestamp, 1 for the next...: the key survives duplicate timestamps.
+        ("timestamp", TS, False),  # microseconds: PI's 7th fraction digit (100 ns) is dropped, see value_seq
+        # 0 for the first value PI returned at this (microsecond) timestamp, 1 for the next...: the key survives
+        # duplicate timestamps and values 100 ns apart, in PI's order (extract/timeseries.py)
         ("value_seq", pa.int32(), False),
         ("value", pa.float64(), True),  # numeric projection: Float*, Int* (exact up to 2^53), digital code
         ("value_string", pa.string(), True),  # String points; text of other non-numeric values
