@@ -50,6 +50,15 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--late-share", type=float, default=0.1, help="share of tags whose data arrives late (default 0.1)")
     p.add_argument("--edit-share", type=float, default=0.01, help="share of values edited later (default 0.01)")
+    p.add_argument(
+        "--delete-share", type=float, default=0.0, help="share of values deleted 2 h after their time (default 0)"
+    )
+    p.add_argument(
+        "--marker-lifetime",
+        type=float,
+        default=86_400.0,
+        help="seconds a Stream Updates marker stays valid before 409 (default 86400)",
+    )
     p.add_argument("--error-rate", type=float, default=0.0, help="probability a request starts a 5xx burst")
     p.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
     p.add_argument("--drop-rate", type=float, default=0.0, help="probability a connection is dropped")
@@ -92,6 +101,8 @@ def _simulate(args: argparse.Namespace) -> int:
         batch_enabled=args.batch,
         late_share=args.late_share,
         edit_share=args.edit_share,
+        delete_share=args.delete_share,
+        stream_updates_marker_lifetime_s=args.marker_lifetime,
         faults=FaultConfig(
             error_rate=args.error_rate,
             latency_ms=args.latency_ms,
