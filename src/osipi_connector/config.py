@@ -157,6 +157,12 @@ class ExtractionConfig(_Strict):
     # re-read data, or this machine's, only by choice (a server that does not report its time).
     clock: Literal["server", "local"] = "server"
 
+    @field_validator("change_feed", mode="before")
+    @classmethod
+    def _change_feed(cls, value: Any) -> Any:
+        """`off` (YAML reads it as false), `none` or empty: no change feed."""
+        return None if value in (False, "", "off", "none") else value
+
     @field_validator("lookback", mode="before")
     @classmethod
     def _lookback(cls, value: Any) -> timedelta:

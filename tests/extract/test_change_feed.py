@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from osipi_connector import PILakeflowConnector
+from osipi_connector.config import ConfigError, ConnectorConfig
 from osipi_connector.extract import change_feed
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.schemas import CHANGE_MARKERS, RUN_METRICS
@@ -155,3 +156,19 @@ def test_an_expired_marker_falls_back_to_the_lookback_counted_and_registers_agai
     again = PILakeflowConnector(cfg, sink=sink).run(datasets=["timeseries"])
     assert again.status == "success"
     assert again.change_feed_fallbacks == 0
+
+
+@pytest.mark.parametrize(("value", "expected"), [("stream_updates", "stream_updates"), (False, None), ("off", None)])
+def test_change_feed_setting(value, expected, tmp_path) -> None:
+    cfg = ConnectorConfig.from_dict(config("http://127.0.0.1:1", tmp_path, ["t"], feed=False))
+    assert cfg.extraction.change_feed is None  # off by default
+    data = config("http://127.0.0.1:1", tmp_path, ["t"], feed=False)
+    data["extraction"]["change_feed"] = value
+    assert ConnectorConfig.from_dict(data).extraction.change_feed == expected
+
+
+def test_an_unknown_change_feed_names_the_key_and_the_choice(tmp_path) -> None:
+    data = config("http://127.0.0.1:1", tmp_path, ["t"], feed=False)
+    data["extraction"]["change_feed"] = "cdc"
+    with pytest.raises(ConfigError, match=r"extraction\.change_feed: must be one of 'stream_updates'"):
+        ConnectorConfig.from_dict(data)
