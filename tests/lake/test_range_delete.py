@@ -32,3 +32,10 @@ def assert_delete_ranges(sink) -> None:
 
 def test_delete_ranges_on_delta_rs(tmp_path) -> None:
     assert_delete_ranges(DeltaSink(tmp_path))
+
+
+def test_delete_ranges_through_conflict_retry(tmp_path) -> None:
+    """The runner's sink is wrapped in ConflictRetry; deletes go through it (retried on a lost commit race)."""
+    from osipi_connector.lake.conflict_retry import ConflictRetry
+
+    assert_delete_ranges(ConflictRetry(DeltaSink(tmp_path)))

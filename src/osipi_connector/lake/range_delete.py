@@ -22,14 +22,19 @@ CHUNK = 200  # ranges per DELETE: keeps the predicate a size both SQL parsers ta
 
 def delete_ranges(sink: Any, spec: TableSpec, ranges: Sequence[Range]) -> int:
     """Delete the rows of `spec` whose first key is the range's item and whose `spec.time_column` lies in
-    [first, last]; the number of rows deleted."""
+    [first, last]; the number of rows deleted. Idempotent, so a DELETE that lost a commit race to a
+    concurrent writer simply runs again (through ConflictRetry when `sink` is one)."""
+    retrying = getattr(sink, "retrying", None)  # lake/conflict_retry.ConflictRetry: a lost commit race re-runs
+    inner = getattr(sink, "sink", sink)
+    delete = _delete_spark if sink.engine == "spark" else _delete_delta_rs
     deleted = 0
     for at in range(0, len(ranges), CHUNK):
         chunk = ranges[at : at + CHUNK]
-        if sink.engine == "spark":
-            deleted += _delete_spark(sink, spec, chunk)
-        else:
-            deleted += _delete_delta_rs(sink, spec, chunk)
+
+        def call(chunk: Sequence[Range] = chunk) -> int:
+            return delete(inner, spec, chunk)
+
+        deleted += retrying("delete", spec, call) if retrying is not None else call()
     return deleted
 
 
