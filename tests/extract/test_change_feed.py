@@ -49,14 +49,11 @@ def source() -> Iterator[RunningSimulator]:
 
 def tags_of(source: RunningSimulator, count: int = 8) -> list[str]:
     """Points with at most one value a minute (a one-request truth stays small)."""
+    catalog = source.sim.points
     server = requests.get(f"{source.url}/dataservers").json()["Items"][0]["WebId"]
     points = requests.get(f"{source.url}/dataservers/{server}/points", params={"maxCount": 200}).json()["Items"]
-    slow = [p for p in points if source.sim.points.point(_index(source, p["WebId"])).interval_ticks >= 60 * 10**7]
+    slow = [p for p in points if catalog.point(catalog.index_of(p["WebId"])).interval_ticks >= 60 * 10**7]
     return [p["Name"] for p in slow[:count]]
-
-
-def _index(source: RunningSimulator, webid: str) -> int:
-    return next(i for i in range(source.sim.points.total) if source.sim.points.webid(i) == webid)
 
 
 def config(url: str, root: Path, tags: list[str], feed: bool) -> dict:
