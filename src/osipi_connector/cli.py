@@ -352,6 +352,11 @@ def _run(args: argparse.Namespace) -> int:
     print(f"run {result.run_id} ({result.mode}): {result.status} in {result.duration_seconds:.1f}s — {rows}")
     if result.conflict_retries:
         print(f"  {result.conflict_retries} commit(s) re-run after a concurrent writer won the race (see the log)")
+    if result.change_feed_fallbacks:
+        print(
+            f"  warning: {result.change_feed_fallbacks} tag(s) had an expired Stream Updates marker: their lookback "
+            "was re-read instead and older edits in the gap may be missing (see the log; a backfill repairs them)"
+        )
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     return result.exit_code

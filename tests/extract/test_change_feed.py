@@ -169,3 +169,19 @@ def test_an_unknown_change_feed_names_the_key_and_the_choice(tmp_path) -> None:
     data["extraction"]["change_feed"] = "cdc"
     with pytest.raises(ConfigError, match=r"extraction\.change_feed: must be one of 'stream_updates'"):
         ConnectorConfig.from_dict(data)
+
+
+def test_the_cli_run_summary_warns_about_the_fallback(source, tmp_path, capsys) -> None:
+    import yaml
+
+    from osipi_connector import cli
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config(source.url, tmp_path / "lake", tags_of(source, 2), feed=True)))
+    args = ["run", "--config", str(path), "--datasets", "timeseries", "--no-progress"]
+    assert cli.main(args) == 0
+    source.sim.config.stream_updates_marker_lifetime_s = 60.0
+    source.sim.config.now = T0 + timedelta(minutes=5)
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "warning: 2 tag(s) had an expired Stream Updates marker" in out
