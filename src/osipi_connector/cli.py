@@ -58,7 +58,21 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
         help="a late tag's value appears MIN..MAX seconds after its timestamp (default 60 1800)",
     )
     p.add_argument(
-        "--edit-delay", type=float, help="an edited value changes this many seconds after its timestamp (default 3600)"
+        "--edit-delay",
+        type=float,
+        help="an edited value changes this many seconds after its timestamp (default 3600)",
+    )
+    p.add_argument(
+        "--delete-share",
+        type=float,
+        default=0.0,
+        help="share of values deleted 2 h after their time (default 0)",
+    )
+    p.add_argument(
+        "--marker-lifetime",
+        type=float,
+        default=86_400.0,
+        help="seconds a Stream Updates marker stays valid before 409 (default 86400)",
     )
     p.add_argument("--error-rate", type=float, default=0.0, help="probability a request starts a 5xx burst")
     p.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
@@ -108,6 +122,8 @@ def _simulate(args: argparse.Namespace) -> int:
         login_page=args.login_page,
         late_delay_s=(args.late_delay[0], args.late_delay[1]) if args.late_delay else defaults.late_delay_s,
         edit_delay_s=defaults.edit_delay_s if args.edit_delay is None else args.edit_delay,
+        delete_share=args.delete_share,
+        stream_updates_marker_lifetime_s=args.marker_lifetime,
         faults=FaultConfig(
             error_rate=args.error_rate,
             latency_ms=args.latency_ms,
@@ -199,8 +215,8 @@ def _add_upgrade(sub: argparse._SubParsersAction) -> None:
         "upgrade-tables",
         help="bring checkpoint tables of an earlier version to this version's layout",
         description="Partition pi_watermarks by dataset and add the pi_run_metrics columns of this version "
-        "(conflict_retries, datasets, watermarks_repaired) where an earlier version created them without "
-        "(docs/deployment.md). Safe to repeat; run it while no job writes.",
+        "(conflict_retries, datasets, watermarks_repaired, change_feed_fallbacks) where an earlier version "
+        "created them without (docs/deployment.md). Safe to repeat; run it while no job writes.",
     )
     _add_config_options(p)
     p.set_defaults(func=_upgrade)
@@ -364,6 +380,11 @@ def _run(args: argparse.Namespace) -> int:
             f"  {result.watermarks_repaired} watermark(s) were past the PI server's time: moved back to the data "
             "committed and re-read (see the log)",
             file=sys.stderr,
+        )
+    if result.change_feed_fallbacks:
+        print(
+            f"  warning: {result.change_feed_fallbacks} tag(s) had an expired Stream Updates marker: their lookback "
+            "was re-read instead and older edits in the gap may be missing (see the log; a backfill repairs them)"
         )
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)

@@ -154,9 +154,18 @@ class ExtractionConfig(_Strict):
     include_point_attributes: bool = False
     interpolated: InterpolatedConfig = Field(default_factory=InterpolatedConfig)
     summary: SummaryConfig = Field(default_factory=SummaryConfig)
+    # PI Web API Stream Updates as the change feed of pi_timeseries (incremental runs): edits and removals older
+    # than the lookback land too (extract/change_feed.py); off by default
+    change_feed: Literal["stream_updates"] | None = None
     # Whose clock ends a window: the PI data server's (ServerTime) so a skewed job clock cannot skip or
     # re-read data, or this machine's, only by choice (a server that does not report its time).
     clock: Literal["server", "local"] = "server"
+
+    @field_validator("change_feed", mode="before")
+    @classmethod
+    def _change_feed(cls, value: Any) -> Any:
+        """`off` (YAML reads it as false), `none` or empty: no change feed."""
+        return None if value in (False, "", "off", "none") else value
 
     @field_validator("lookback", "event_frame_recheck", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ import pyarrow as pa
 from osipi_connector import tag_datasets, watermarks
 from osipi_connector.config import COMPUTED_DATASETS, DATASETS, TAG_DATASETS, ConfigError, ConnectorConfig, resolve_time
 from osipi_connector.executor import FetchJob
+from osipi_connector.extract.change_feed import ChangeFeed
 from osipi_connector.extract.clock import server_now
 from osipi_connector.extract.timeseries import FetchResult
 from osipi_connector.lake.conflict_retry import ConflictRetry, Retry
@@ -79,6 +80,7 @@ class RunResult:
     retries: list[Retry] = field(default_factory=list)  # commits re-run after a concurrent writer won the race
     watermarks_repaired: int = 0  # watermarks found past the server's clock and moved back (see watermarks.past)
     died: list[str] = field(default_factory=list)  # earlier runs of the same kind that never finished
+    change_feed_fallbacks: int = 0  # tags whose Stream Updates marker had expired (extract/change_feed.py)
 
     @property
     def conflict_retries(self) -> int:
@@ -333,6 +335,7 @@ class _Run:
 
     def _timeseries(self, client: PIClient) -> None:
         ext, perf = self.config.extraction, self.config.performance
+        feed = ChangeFeed.start(self, client) if ext.change_feed and self.mode == "incremental" else None
         marks = watermarks.load(self.sink)
         if watermarks.past(marks, self.now):  # safe point: each tag's latest value in the table
             marks = self._repair(marks, self.sink.latest(TIMESERIES, "timestamp", "tag_webid"))
@@ -368,6 +371,8 @@ class _Run:
         self.tags_ok = len(spans) - len(state.failed)
         self.result.tags_failed += len(state.failed)
         self.result.errors.extend(f"timeseries {state.label(w)}: {e}" for w, e in sorted(state.failed.items()))
+        if feed is not None:  # after the windowed read: see extract/change_feed.py for the order of writes
+            feed.finish(client)
 
     def _repair(
         self,
@@ -458,6 +463,7 @@ class _Run:
             "conflict_retries": len(self.sink.retries),
             "datasets": self.datasets,
             "watermarks_repaired": result.watermarks_repaired,
+            "change_feed_fallbacks": result.change_feed_fallbacks,
         }
 
     def _finish(self, clock: float, failed: bool = False) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from osipi_connector.demo import DEMO_TABLES
 from osipi_connector.lake.delta_sink import DeltaSink
-from osipi_connector.lake.schemas import ALL_TABLES, TIMESERIES
+from osipi_connector.lake.schemas import TIMESERIES
 from osipi_connector.simulator.points import DEFAULT_POINTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ def test_demo_lands_every_table_and_prints_the_checks(tmp_path):
     for title in ("Rows per table", "AF elements per depth", "Event frames still in progress", "Watermarks"):
         assert f"== {title}" in result.stdout
     sink = DeltaSink(root)
-    counts = {f"{sink.location.schema_for(spec)}.{spec.name}": sink.read(spec).num_rows for spec in ALL_TABLES}
+    counts = {f"{sink.location.schema_for(spec)}.{spec.name}": sink.read(spec).num_rows for spec in DEMO_TABLES}
     assert all(n > 0 for n in counts.values()), counts
     tags = TAGS + len(DEFAULT_POINTS)  # the generated tags and PI's default points (SINUSOID...)
     assert counts["bronze.pi_tags"] == tags

@@ -147,3 +147,38 @@ def test_more_values_at_one_timestamp_than_max_count_is_an_error_not_a_loop(clie
     tags, _ = _duplicate_tags(simulator.url, mixed, START, END)
     result = fetch(client, [TagWindow(tags[0].webid, tags[0].name, START, END)], 2)
     assert "raise extraction.max_count_per_tag" in result.failed[tags[0].webid]
+
+
+# --- 7-digit precision --------------------------------------------------------------------------------------
+class RecordingClient(PIWebAPIClient):
+    """The real client, keeping the parameters of every recorded-values sub-request it sends."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[dict] = []
+
+    def batch(self, subs, **kwargs):
+        self.sent += [dict(s.params) for s in subs.values() if s.resource.endswith("/recorded")]
+        return super().batch(subs, **kwargs)
+
+
+def test_page_cursors_keep_seven_digits_and_lose_nothing(simulator) -> None:
+    """Sub-second points are stamped to 100 ns; pages restart at PI's own 7-digit text (the simulator honours
+    all 7 digits, as PI does), so nothing is lost or read twice at a page edge."""
+    start, end = END - timedelta(minutes=20), END
+    catalog = simulator.sim.points
+    server = requests.get(f"{simulator.url}/dataservers").json()["Items"][0]
+    points = requests.get(f"{simulator.url}/dataservers/{server['WebId']}/points", params={"maxCount": 80}).json()
+    tags = [Tag(p["WebId"], p["Name"]) for p in points["Items"]]
+    subsecond = [t for t in tags if catalog.point(catalog.index_of(t.webid)).subsecond][:12]
+    assert subsecond
+    served = served_rows(simulator.url, [t.webid for t in subsecond], format_datetime(start), format_datetime(end))
+    with RecordingClient(make_client(simulator.url).settings) as client:
+        result = fetch(client, [TagWindow(t.webid, t.name, start, end) for t in subsecond], 5)
+        cursors = [p["startTime"] for p in client.sent if p["startTime"] != format_datetime(start)]
+    seven = [c for c in cursors if len(c.rsplit(".", 1)[-1]) == len("1234567Z") and c[-2] != "0"]
+    assert seven, f"no continuation at a 7-digit time among {cursors[:5]}"
+    got = rows_of(result.table)
+    assert not result.failed
+    assert len(got) == len(set(got))
+    assert set(got) == served

@@ -1,5 +1,6 @@
 """`osipi-connector upgrade-tables`: checkpoint tables an earlier version created get this version's layout
-(pi_watermarks partitioned by dataset, pi_run_metrics.conflict_retries, .datasets, .watermarks_repaired), rows
+(pi_watermarks partitioned by dataset, pi_run_metrics.conflict_retries, .datasets, .watermarks_repaired,
+.change_feed_fallbacks), rows
 kept, on delta-rs and on Spark."""
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from osipi_connector.lake.validate import SchemaMismatchError
 from tests.lake import rows
 
 OLD_WATERMARKS = dataclasses.replace(WATERMARKS, partition_by=(), monotonic={})
-ADDED = ["conflict_retries", "datasets", "watermarks_repaired"]  # pi_run_metrics columns added since
+ADDED = [
+    "conflict_retries",
+    "datasets",
+    "watermarks_repaired",
+    "change_feed_fallbacks",
+]  # pi_run_metrics columns added since
 OLD_RUN_METRICS = dataclasses.replace(
     RUN_METRICS, schema=pa.schema([f for f in RUN_METRICS.schema if f.name not in ADDED])
 )
@@ -68,7 +74,8 @@ def test_unity_catalog_tables_are_upgraded_on_spark(spark) -> None:
 
     assert changes == [
         "spark_catalog.checkpoints_upgrade.pi_watermarks: partitioned by dataset",
-        "spark_catalog.checkpoints_upgrade.pi_run_metrics: added conflict_retries, datasets, watermarks_repaired",
+        "spark_catalog.checkpoints_upgrade.pi_run_metrics: added "
+        "conflict_retries, datasets, watermarks_repaired, change_feed_fallbacks",
     ]
     detail = spark.sql("DESCRIBE DETAIL spark_catalog.checkpoints_upgrade.pi_watermarks").first()
     assert list(detail["partitionColumns"]) == ["dataset"]

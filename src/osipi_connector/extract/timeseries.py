@@ -4,7 +4,12 @@ Correctness first (see shared/reference/piwebapi.md §1.3): PI silently truncate
 that returns exactly `maxCount` values is paged by time. The next page starts AT the last timestamp and the
 values at that timestamp are dropped from this page and re-read (kukur's pattern): nothing lost at a page
 edge, nothing duplicated, and all values sharing a timestamp stay on one page, so `value_seq` (their ordinal)
-is the same however the window was paged. A window that is not the last one of a tag leaves the values at
+is the same however the window was paged.
+
+7-digit precision: PI stamps to 100 ns, Delta's timestamp holds microseconds. Request parameters and page
+cursors are PI's own 7-digit text (never rounded), the stored `timestamp` drops the 7th digit, and
+`value_seq` numbers the values sharing a stored microsecond, so two values 100 ns apart are two rows in PI's
+order. A page edge is cut at a stored microsecond, never inside one; window edges are whole microseconds. A window that is not the last one of a tag leaves the values at
 its end to the next window (`include_end=False`), so adjacent windows never overlap either.
 
 Speed: /batch answers are read by `recorded_scan` straight from their bytes into NumPy columns (no Python
@@ -142,7 +147,8 @@ class _Columns:
             "tag_webid": webids.take(idx),
             "tag_name": names.take(idx),
             "timestamp": timestamp,
-            "value_seq": pa.array(_value_seq(rows.tag_idx, rows.ts_ns), pa.int32()),
+            # numbered per stored (microsecond) timestamp: two values 100 ns apart are two keys, in PI's order
+            "value_seq": pa.array(_value_seq(rows.tag_idx, rows.ts_ns // 1000), pa.int32()),
             "value": value,
             "value_string": value_string,
             "digital_state_name": state_name,
@@ -188,13 +194,13 @@ def _timestamps_ns(texts: list[str]) -> np.ndarray:
         return np.asarray([parse_pi_timestamp_ticks(t) * 100 for t in texts], dtype=np.int64)
 
 
-def _value_seq(tag_idx: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
+def _value_seq(tag_idx: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """Ordinal of each value among the values of its tag sharing its timestamp (0, 1, 2...), vectorised."""
-    n = len(ts_ns)
+    n = len(ts)
     if n == 0:
         return np.zeros(0, dtype=np.int32)
     new_run = np.ones(n, dtype=bool)
-    new_run[1:] = (ts_ns[1:] != ts_ns[:-1]) | (tag_idx[1:] != tag_idx[:-1])
+    new_run[1:] = (ts[1:] != ts[:-1]) | (tag_idx[1:] != tag_idx[:-1])
     positions = np.arange(n)
     run_start = np.maximum.accumulate(np.where(new_run, positions, 0))
     return (positions - run_start).astype(np.int32)
@@ -251,6 +257,12 @@ def _error_text(response: SubResponse, count: int) -> str:
 
 def _timestamp(items: Items, i: int) -> str:
     return items.timestamp(i) if isinstance(items, ScannedItems) else items[i]["Timestamp"]
+
+
+def _micros(items: Items, i: int) -> int:
+    """Item i's time as stored (`pi_timeseries.timestamp`: whole microseconds, the 7th digit dropped)."""
+    ticks = items.ticks(i) if isinstance(items, ScannedItems) else parse_pi_timestamp_ticks(items[i]["Timestamp"])
+    return ticks // 10
 
 
 def _head(items: Items, count: int) -> Items:
@@ -355,18 +367,20 @@ def _read_round(
         items = answer.content.get("Items") or []
         units = answer.content.get("UnitsAbbreviation") or ""
         if len(items) >= count:
-            last = _timestamp(items, -1)
+            # the values of the last stored timestamp (its microsecond: Delta keeps no finer) go to the next
+            # page, which starts at the first of them, in PI's own 7-digit text: one page holds them all
+            last = _micros(items, -1)
             keep = len(items) - 1
-            while keep >= 0 and _timestamp(items, keep) == last:
+            while keep >= 0 and _micros(items, keep) == last:
                 keep -= 1
             if keep < 0:
                 failed[w.webid] = (
-                    f"more than {count} values at {last}: raise extraction.max_count_per_tag "
+                    f"more than {count} values at {_timestamp(items, -1)}: raise extraction.max_count_per_tag "
                     "(at most the server's MaxReturnedItemsPerCall)"
                 )
                 continue
             columns.add(w, units, _head(items, keep + 1))
-            following[key] = (w, last)
+            following[key] = (w, _timestamp(items, keep + 1))
             continue
         if not w.include_end and items:
             items = _head(items, len(items) - _ends_at(items, parse_pi_timestamp_ticks(format_datetime(w.end))))

@@ -176,6 +176,11 @@ class ConflictRetry:
         """The wrapped sink's executor, writing through this wrapper: its MERGEs are retried too."""
         return self.sink.executor(config, self if writer is None else writer)
 
+    def retrying(self, operation: str, spec: TableSpec, call: Callable[[], T]) -> T:
+        """An idempotent table operation outside the Sink interface (lake/range_delete.py's DELETE), retried
+        and counted like the others."""
+        return self._retry(operation, spec, call)
+
     # --- retrying -------------------------------------------------------------------------------------
     def _retry(self, operation: str, spec: TableSpec, call: Callable[[], T]) -> T:
         for attempt in range(1, self.attempts + 1):

@@ -52,8 +52,9 @@ TIMESERIES = TableSpec(
     schema=_schema(
         ("tag_webid", pa.string(), False),
         ("tag_name", pa.string(), True),
-        ("timestamp", TS, False),
-        # 0 for the first value PI returned at this timestamp, 1 for the next...: the key survives duplicate timestamps.
+        ("timestamp", TS, False),  # microseconds: PI's 7th fraction digit (100 ns) is dropped, see value_seq
+        # 0 for the first value PI returned at this (microsecond) timestamp, 1 for the next...: the key survives
+        # duplicate timestamps and values 100 ns apart, in PI's order (extract/timeseries.py)
         ("value_seq", pa.int32(), False),
         ("value", pa.float64(), True),  # numeric projection: Float*, Int* (exact up to 2^53), digital code
         ("value_string", pa.string(), True),  # String points; text of other non-numeric values
@@ -334,9 +335,29 @@ RUN_METRICS = TableSpec(
         ("datasets", STRINGS, True),  # the datasets the run was asked for: with `mode`, which runs follow each other
         # watermarks found past the server's clock and moved back to the data committed (reported, then repaired)
         ("watermarks_repaired", pa.int64(), True),
+        # tags whose Stream Updates marker had expired (or was unknown to the server): their change feed fell
+        # back to re-reading the lookback window, so edits older than it during the gap were not seen
+        ("change_feed_fallbacks", pa.int64(), True),
     ),
     keys=("run_id",),
     comment="One row per connector run (status running while it runs), for monitoring and alerting.",
+)
+
+CHANGE_MARKERS = TableSpec(
+    name="pi_change_markers",
+    layer="checkpoints",
+    schema=_schema(
+        ("tag_webid", pa.string(), False),
+        ("tag_name", pa.string(), True),
+        ("marker", pa.string(), False),  # PI Web API Stream Updates marker: where the next GET continues
+        ("marker_time", TS, False),  # about when the server issued it (the fallback re-reads from here)
+        ("registered_at", TS, False),  # when the tag was (re-)registered for updates
+        ("last_run_id", pa.string(), True),
+        ("updated_at", TS, False),
+    ),
+    keys=("tag_webid",),
+    comment="extraction.change_feed: stream_updates — one Stream Updates marker per tag, written after the "
+    "changes up to it are in pi_timeseries.",
 )
 
 ALL_TABLES: tuple[TableSpec, ...] = (
@@ -351,5 +372,6 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     POINT_ATTRIBUTES,
     WATERMARKS,
     RUN_METRICS,
+    CHANGE_MARKERS,
 )
 BY_NAME = {spec.name: spec for spec in ALL_TABLES}

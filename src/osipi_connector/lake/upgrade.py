@@ -1,8 +1,10 @@
 """Bring checkpoint tables an earlier version created to this version's layout (`osipi-connector upgrade-tables`).
 
 Changes so far: `pi_watermarks` partitioned by `dataset` (the parallel hourly tasks then write disjoint files;
-docs/deployment.md, "Jobs that run at the same time"), `pi_run_metrics.conflict_retries`, and
-`pi_run_metrics.datasets` / `watermarks_repaired` (runs that died, watermarks past the server's clock). Each step runs only when needed, so the command is safe to repeat; run it
+docs/deployment.md, "Jobs that run at the same time"), `pi_run_metrics.conflict_retries`,
+`pi_run_metrics.datasets` / `watermarks_repaired` (runs that died, watermarks past the server's clock) and
+`pi_run_metrics.change_feed_fallbacks` (the change feed's counted fallbacks). The change feed's own table,
+`pi_change_markers`, is new: a run creates it. Each step runs only when needed, so the command is safe to repeat; run it
 while no job writes (it rewrites the small watermark table in one commit).
 """
 

@@ -40,6 +40,12 @@ class SimConfig:
     late_delay_s: tuple[float, float] = (60.0, 1800.0)
     edit_share: float = 0.01  # share of events whose value is edited later (flagged Substituted)
     edit_delay_s: float = 3600.0
+    # Deleted data: a share of events is removed `delete_delay_s` after its timestamp (0: nothing is deleted)
+    delete_share: float = 0.0
+    delete_delay_s: float = 7200.0
+    # Stream Updates: a marker older than this answers 409 (register again); the real server forgets markers
+    # when its update cache drops them, the simulator by their age so tests can expire one on purpose
+    stream_updates_marker_lifetime_s: float = 86_400.0
     # Tag history starts somewhere in this many days before `now` (a "Pt Created" event marks it)
     history_days: int = 400
     # AF and event frames

@@ -6,6 +6,7 @@ import contextvars
 import re
 import time
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from osipi_connector.piwebapi.pitime import (
     TICKS_PER_SECOND,
@@ -17,6 +18,9 @@ from osipi_connector.piwebapi.pitime import (
 )
 from osipi_connector.simulator.af import AssetModel
 from osipi_connector.simulator.config import SimConfig
+
+if TYPE_CHECKING:
+    from osipi_connector.simulator.controllers.stream_updates import StreamUpdates
 from osipi_connector.simulator.eventframes import EventFrameModel
 from osipi_connector.simulator.http import ApiError, Request, Response, Router
 from osipi_connector.simulator.ids import IdFactory, webid_type_of
@@ -43,6 +47,7 @@ class Simulator:
         self.event_frames = EventFrameModel(self)
         # stream resolution and the value model, shared by the streams, interpolated, summary and plot routes
         self.streams = StreamController(self)
+        self.stream_updates: StreamUpdates  # set by controllers.stream_updates
         self.router = Router()
         controllers.register_all(self)
 

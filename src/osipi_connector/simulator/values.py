@@ -5,9 +5,11 @@ Time is cut into sampling slots of the point's interval, starting at its creatio
 few slots carry several events at one timestamp). Hashing the slot number decides everything else, so
 any window can be generated on its own and always agrees with every other window.
 
-Two effects depend on `now`, which is what makes re-read windows testable:
+Three effects depend on `now`, which is what makes re-read windows and Stream Updates testable:
 - late data: on "late" points each event becomes visible only `delay` after its timestamp;
-- edits: a small share of events changes value `edit_delay` after its timestamp (flagged Substituted).
+- edits: a small share of events changes value `edit_delay` after its timestamp (flagged Substituted);
+- deletions (off by default): a share of events disappears `delete_delay` after its timestamp.
+`changes(since, now)` lists those effects between two instants, as Stream Updates reports them.
 """
 
 from __future__ import annotations
@@ -65,6 +67,25 @@ class Events:
 _FIELDS = ("ticks", "value", "system", "questionable", "substituted", "annotated")
 
 
+# Stream Updates' event actions (AF SDK AFDataPipeAction, as PI Web API names them)
+ADD, UPDATE, DELETE = "Add", "Update", "Delete"
+
+
+@dataclass
+class Changes:
+    """Change events in the order they happened: `action[i]` (ADD / UPDATE / DELETE) applies to event i."""
+
+    action: np.ndarray  # object: str
+    events: Events
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+    @staticmethod
+    def empty() -> Changes:
+        return Changes(np.empty(0, dtype=object), empty_events())
+
+
 def empty_events() -> Events:
     return Events(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8), *(np.empty(0, bool) for _ in range(3)))
 
@@ -76,13 +97,34 @@ class ValueModel:
         self.late_hi = int(config.late_delay_s[1] * TICKS_PER_SECOND)
         self.edit_share = config.edit_share
         self.edit_delay = int(config.edit_delay_s * TICKS_PER_SECOND)
+        self.delete_share = config.delete_share
+        self.delete_delay = int(config.delete_delay_s * TICKS_PER_SECOND)
 
     # --- slots ---------------------------------------------------------------------------------------
     def slots(self, point: Point, k0: int, k1: int, now: int) -> Events:
         """Every event visible at `now` in slots k0..k1-1, in time order."""
+        drawn = self._draw(point, k0, k1)
+        if drawn is None:
+            return empty_events()
+        k, h, ticks, visible_at = drawn
+        visible = visible_at <= now
+        if not visible.all():
+            k, h, ticks = k[visible], h[visible], ticks[visible]
+        system, questionable, annotated, editable, deletable = self._states(h, k)
+        if self.delete_share:
+            kept = ~(deletable & (ticks + self.delete_delay <= now))
+            if not kept.all():
+                k, h, ticks, system = k[kept], h[kept], ticks[kept], system[kept]
+                questionable, annotated, editable = questionable[kept], annotated[kept], editable[kept]
+        edited = editable & (ticks + self.edit_delay <= now)
+        value = self._values(point, ticks, h, edited, k)
+        return Events(ticks, value, system, questionable, edited, annotated)
+
+    def _draw(self, point: Point, k0: int, k1: int) -> tuple[np.ndarray, ...] | None:
+        """(slot, event hash, ticks, visible-from ticks) of every event in slots k0..k1-1 whatever `now` is."""
         k0 = max(k0, 0)
         if k1 <= k0:
-            return empty_events()
+            return None
         k = np.arange(k0, k1, dtype=np.int64)
         h = rng.hash_keys(self.seed, point.index, k)
         exists = (rng.uniform(h, 1) < point.kind.event_rate) | (k == 0)
@@ -102,12 +144,13 @@ class ValueModel:
         ticks = point.created_ticks + k * interval + offset
         # visibility: late points get their data after a per-event delay
         if point.late:
-            delay = self.late_lo + (rng.uniform(h, 4) * (self.late_hi - self.late_lo)).astype(np.int64)
-            visible = ticks + delay <= now
+            visible_at = ticks + self.late_lo + (rng.uniform(h, 4) * (self.late_hi - self.late_lo)).astype(np.int64)
         else:
-            visible = ticks <= now
-        if not visible.all():
-            k, h, ticks, sub = k[visible], h[visible], ticks[visible], sub[visible]
+            visible_at = ticks
+        return k, h, ticks, visible_at
+
+    def _states(self, h: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, ...]:
+        """System state, Questionable, Annotated, and whether the event is ever edited / deleted."""
         u_state = rng.uniform(h, 5)
         system = np.where(u_state < IO_TIMEOUT, STATE_IO_TIMEOUT, 0).astype(np.int8)
         system[(u_state >= IO_TIMEOUT) & (u_state < IO_TIMEOUT + SHUTDOWN)] = STATE_SHUTDOWN
@@ -115,9 +158,57 @@ class ValueModel:
         u_flag = rng.uniform(h, 6)
         questionable = (u_flag < QUESTIONABLE) & (system == 0)
         annotated = (u_flag >= QUESTIONABLE) & (u_flag < QUESTIONABLE + ANNOTATED) & (system == 0)
-        edited = (rng.uniform(h, 7) < self.edit_share) & (ticks + self.edit_delay <= now) & (system == 0)
-        value = self._values(point, ticks, h, edited, k)
-        return Events(ticks, value, system, questionable, edited, annotated)
+        editable = (rng.uniform(h, 7) < self.edit_share) & (system == 0)
+        deletable = (rng.uniform(h, 10) < self.delete_share) & (system == 0) if self.delete_share else editable & False
+        return system, questionable, annotated, editable, deletable
+
+    # --- changes (Stream Updates) ----------------------------------------------------------------------
+    def changes(self, point: Point, since: int, now: int) -> Changes:
+        """What changed in the point's history between `since` and `now`, in the order it changed: values
+        that became visible (Add at the end of the series, Update when they land before a later value),
+        edits (Update with the new value) and removals (Delete with the removed value)."""
+        horizon = max(self.late_hi if point.late else 0, self.edit_delay, self.delete_delay if self.delete_share else 0)
+        k0 = max(0, self.slot_of(point, since - horizon) - 1)
+        drawn = self._draw(point, k0, self.last_slot(point, now) + 1)
+        if drawn is None or now <= since:
+            return Changes.empty()
+        k, h, ticks, visible_at = drawn
+        system, questionable, annotated, editable, deletable = self._states(h, k)
+        never = np.iinfo(np.int64).max
+        edit_at = np.where(editable, ticks + self.edit_delay, never)
+        delete_at = np.where(deletable, ticks + self.delete_delay, never)
+        before = (visible_at <= since) & (delete_at > since)
+        after = (visible_at <= now) & (delete_at > now)
+        added = after & ~before
+        updated = before & after & (edit_at > since) & (edit_at <= now)
+        deleted = before & ~after
+        changed_at = np.where(added, visible_at, np.where(updated, edit_at, delete_at))
+        # each event with its value as the change left it: a Delete carries the removed value
+        edited = np.where(deleted, edit_at <= since, edit_at <= now)
+        pick = added | updated | deleted
+        idx = np.flatnonzero(pick)
+        order = idx[np.lexsort((ticks[idx], changed_at[idx]))]
+        events = Events(
+            ticks[order],
+            self._values(point, ticks[order], h[order], edited[order], k[order]),
+            system[order],
+            questionable[order],
+            edited[order],
+            annotated[order],
+        )
+        # Add: after every value the series held at that moment; else an Update (a value before a later one)
+        latest = ticks[before].max() if before.any() else np.iinfo(np.int64).min
+        action = np.empty(len(order), dtype=object)
+        for i, j in enumerate(order):
+            if deleted[j]:
+                action[i] = DELETE
+            elif updated[j] or ticks[j] < latest:
+                action[i] = UPDATE
+            else:
+                action[i] = ADD
+            if not deleted[j]:
+                latest = max(latest, ticks[j])
+        return Changes(action, events)
 
     def _values(self, point: Point, ticks: np.ndarray, h: np.ndarray, edited: np.ndarray, k: np.ndarray) -> np.ndarray:
         kind = point.kind

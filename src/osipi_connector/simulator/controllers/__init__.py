@@ -13,6 +13,7 @@ MODULES = (
     "pointsearch",
     "dataservers",
     "streams",
+    "stream_updates",
     "interpolated",
     "summary",
     "plot",
