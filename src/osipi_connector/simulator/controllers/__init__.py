@@ -23,6 +23,7 @@ MODULES = (
     "multiple",
     "afsearch",
     "templates",
+    "catalog",
     "enumerations",
     "unmodelled",
     "batch",
