@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 Snapshot = Callable[..., "pa.Table | tuple[pa.Table, ...]"]
 
 
-def _snapshots() -> dict[str, tuple[Snapshot, tuple[TableSpec, ...]]]:
+def snapshot_extractors() -> dict[str, tuple[Snapshot, tuple[TableSpec, ...]]]:
     from osipi_connector.extract.af_tables import fetch_af_tables
     from osipi_connector.extract.af_templates import fetch_templates
     from osipi_connector.extract.analyses import fetch_analyses
@@ -70,7 +70,7 @@ def _database(run: _Run, client: PIClient) -> dict[str, Any]:
 
 
 def snapshot(run: _Run, client: PIClient, dataset: str) -> None:
-    fetch, specs = _snapshots()[dataset]
+    fetch, specs = snapshot_extractors()[dataset]
     run.connector._report(dataset, 0, 1)
     database = _database(run, client)
     tables = fetch(client, database, run_id=run.run_id, ingested_at=run.ingested_at)

@@ -491,6 +491,18 @@ UNITS_OF_MEASURE = TableSpec(
     comment="Units of measure of the AF server's UOM database, one row per unit with its class.",
 )
 
+AF_CATALOG_TABLES = (
+    ELEMENT_TEMPLATES,
+    ATTRIBUTE_TEMPLATES,
+    CATEGORIES,
+    ANALYSES,
+    ANALYSIS_TEMPLATES,
+    AF_TABLES,
+    AF_TABLE_ROWS,
+    EVENT_FRAME_ANNOTATIONS,
+    UNITS_OF_MEASURE,
+)
+
 WATERMARKS = TableSpec(
     name="pi_watermarks",
     layer="checkpoints",

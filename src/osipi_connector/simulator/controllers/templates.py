@@ -29,6 +29,7 @@ from osipi_connector.simulator.http import ApiError, Request, select_fields
 if TYPE_CHECKING:
     from osipi_connector.simulator.core import Simulator
 
+POINT_PATTERN = "\\\\%Server%\\%Element%.%Attribute%"
 FRAME_SCAN = 10_000  # event-frame slots searched for the first frame of a template
 STRIDE = 256  # attribute-template GUID index: template * STRIDE + attribute number
 
@@ -66,8 +67,9 @@ def register(sim: Simulator) -> None:
             "TypeQualifier": spec.type_qualifier,
             "DefaultUnitsName": UNIT_NAMES.get(spec.units, spec.units),
             "DefaultValue": spec.value,
-            "DataReferencePlugIn": "",
-            "ConfigString": "",
+            # a PI Point attribute's template names its point by substitution, as AF templates do
+            "DataReferencePlugIn": "PI Point" if spec.point_index is not None else "",
+            "ConfigString": POINT_PATTERN if spec.point_index is not None else "",
             "IsConfigurationItem": True,
             "IsExcluded": spec.excluded,
             "IsHidden": spec.hidden,
