@@ -5,12 +5,12 @@
 set -euo pipefail
 
 # libkrb5-dev: gssapi (the [kerberos] extra) builds against it. krb5-*: the throwaway KDC of the Kerberos
-# tests. mosquitto: the MQTT broker. socat: the pty pair of the Modbus RTU tests. chromium(+driver): the
+# tests. mosquitto: the MQTT broker (mosquitto-clients: mosquitto_sub, the edge backlog benchmark's baseline). socat: the pty pair of the Modbus RTU tests. chromium(+driver): the
 # GUI tests. maven: the Delta Lake jars of the Spark tests. buildah/debootstrap: the container test.
 # python3.11 + python3.11-venv: Debian's interpreter, which UID 1000 may run (container entrypoint tests).
 # nodejs + npm: node-opcua, the second OPC UA server (tools/node-opcua.sh); checked by command, since a
 # Node.js from elsewhere (with its own npm) serves as well and Debian's npm package would conflict with it.
-PACKAGES=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user mosquitto socat chromium chromium-driver maven
+PACKAGES=(libkrb5-dev krb5-kdc krb5-admin-server krb5-user mosquitto mosquitto-clients socat chromium chromium-driver maven
   buildah debootstrap python3.11 python3.11-venv)
 
 missing=()

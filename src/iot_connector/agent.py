@@ -12,18 +12,20 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import orjson
 
 from iot_connector.config.models import AgentConfig, DeltaSinkSettings
+from iot_connector.latest import LatestValues
 from iot_connector.metrics import Metrics
+from iot_connector.model import Record
 from iot_connector.pipeline import Pipeline, make_buffer
 from iot_connector.pipeline.deadletters import DeadLetters
 from iot_connector.pipeline.tracing import make_tracer
 from iot_connector.sinks.base import Sink
-from iot_connector.sources.base import Source, SourceConfig, registered
+from iot_connector.sources.base import Emit, Source, SourceConfig, registered
 
 log = logging.getLogger(__name__)
 SOURCE_RESTART_S = 5.0
@@ -90,6 +92,8 @@ class Agent:
             dead_letters=DeadLetters(spool_dir, max_dead) if max_dead else None,
         )
         self.sources: list[Source] = []
+        self.latest: dict[str, LatestValues] = {}  # source name -> its tags' last values (the GUI's tag view)
+        self.not_created: dict[str, str] = {}  # source name -> why it could not be created (shown in status)
         for cfg in config.sources:
             if not cfg.enabled:
                 continue
@@ -97,6 +101,7 @@ class Agent:
                 self.sources.append(self.create_source(cfg))
             except Exception as exc:  # one bad connection must not keep the others from starting
                 self.metrics.connection_status.labels(source=cfg.name).set(0)
+                self.not_created[cfg.name] = f"cannot be created: {type(exc).__name__}: {exc}"
                 log.error(
                     "source %s (%s) cannot be created, skipped: %s: %s", cfg.name, cfg.type, type(exc).__name__, exc
                 )
@@ -109,10 +114,22 @@ class Agent:
     def create_source(self, cfg: SourceConfig) -> Source:
         """A source wired to this agent's pipeline: records to `emit`, rejected messages to `reject`, its
         state (MQTT arrival numbers behind record_id) beside the spool."""
-        source = registered()[cfg.type][1](cfg, self.pipeline.emit)
+        table = LatestValues()
+        source = registered()[cfg.type][1](cfg, self._emitter(table))
+        self.latest[cfg.name] = table
         source.on_reject = self.pipeline.reject
         source.state_dir = self.spool_dir / "sources"
         return source
+
+    def _emitter(self, table: LatestValues) -> Emit:
+        """The pipeline's emit, noting each accepted record's value in `table` on the way."""
+        emit = self.pipeline.emit
+
+        async def emit_and_note(records: Sequence[Record]) -> None:
+            await emit(records)
+            table.observe(records)
+
+        return emit_and_note
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down in order."""
@@ -152,7 +169,12 @@ class Agent:
             raise RuntimeError("the agent is not running: add sources to its config instead")
         if cfg.name in self._source_tasks:
             raise ValueError(f"source {cfg.name} is already running; remove it first")
-        source = self.create_source(cfg)
+        try:
+            source = self.create_source(cfg)
+        except Exception as exc:
+            self.not_created[cfg.name] = f"cannot be created: {type(exc).__name__}: {exc}"
+            raise
+        self.not_created.pop(cfg.name, None)
         self.sources.append(source)
         self._source_tasks[cfg.name] = self._start(source)
         log.info("source %s (%s) started", cfg.name, cfg.type)
@@ -164,7 +186,7 @@ class Agent:
         source = next((s for s in self.sources if s.config.name == name), None)
         task = self._source_tasks.pop(name, None)
         if source is None and task is None:
-            return False
+            return self.not_created.pop(name, None) is not None
         if source is not None:
             try:
                 await asyncio.wait_for(source.stop(), 5)
@@ -181,6 +203,7 @@ class Agent:
             with contextlib.suppress(KeyError):
                 gauge.remove(name)
         self._counted.pop(name, None)
+        self.latest.pop(name, None)
         log.info("source %s stopped and removed", name)
         return True
 
@@ -200,7 +223,8 @@ class Agent:
                     "rejected": s.health.rejected,
                 }
                 for s in self.sources
-            },
+            }
+            | {name: {"connected": False, "last_error": error} for name, error in self.not_created.items()},
             "queue_depth": pipe.buffer.depth,
             "spool_bytes": pipe.buffer.size_bytes,
             "dropped": pipe.dropped,

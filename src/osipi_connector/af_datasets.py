@@ -86,7 +86,10 @@ def frame_annotations(run: _Run, client: PIClient) -> None:
 
     database = _database(run, client)
     key = run._af_database()
-    mark = watermarks.load(run.sink, "annotations").get(key)
+    marks = watermarks.load(run.sink, "annotations")
+    if watermarks.past(marks, run.now):  # no per-frame safe point: back to the low watermark or the run's start
+        marks = run._repair(marks, {}, "annotations")
+    mark = marks.get(key)
     wins = watermarks.windows(
         run.mode,
         [Tag(key)],
@@ -101,7 +104,7 @@ def frame_annotations(run: _Run, client: PIClient) -> None:
     _, start, end = wins[0]
     table = fetch_annotations(client, database, start=start, end=end, run_id=run.run_id, ingested_at=run.ingested_at)
     run._merge(EVENT_FRAME_ANNOTATIONS, table)
-    low, high = watermarks.advanced(run.mode, mark, start, end)
+    low, high = watermarks.advanced(run.mode, mark, start, end, run.now)
     update = {"item_id": key, "low": low, "high": high, "status": "ok", "rows": table.num_rows}
     stamp = datetime.now(UTC)
     run.sink.merge(WATERMARKS, watermarks.rows([update], run_id=run.run_id, updated_at=stamp, dataset="annotations"))

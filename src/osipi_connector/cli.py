@@ -55,6 +55,9 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--drop-rate", type=float, default=0.0, help="probability a connection is dropped")
     p.add_argument("--truncate-rate", type=float, default=0.0, help="probability a body is cut short")
     p.add_argument("--fault-seed", type=int, default=0, help="seed for the fault generator")
+    p.add_argument(
+        "--login-page", action="store_true", help="answer every request with an HTML login page (a portal in front)"
+    )
     p.set_defaults(func=_simulate)
 
 
@@ -92,6 +95,7 @@ def _simulate(args: argparse.Namespace) -> int:
         batch_enabled=args.batch,
         late_share=args.late_share,
         edit_share=args.edit_share,
+        login_page=args.login_page,
         faults=FaultConfig(
             error_rate=args.error_rate,
             latency_ms=args.latency_ms,
@@ -182,8 +186,9 @@ def _add_upgrade(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "upgrade-tables",
         help="bring checkpoint tables of an earlier version to this version's layout",
-        description="Partition pi_watermarks by dataset and add pi_run_metrics.conflict_retries where an earlier "
-        "version created them without (docs/deployment.md). Safe to repeat; run it while no job writes.",
+        description="Partition pi_watermarks by dataset and add the pi_run_metrics columns of this version "
+        "(conflict_retries, datasets, watermarks_repaired) where an earlier version created them without "
+        "(docs/deployment.md). Safe to repeat; run it while no job writes.",
     )
     _add_config_options(p)
     p.set_defaults(func=_upgrade)
@@ -340,6 +345,14 @@ def _run(args: argparse.Namespace) -> int:
     print(f"run {result.run_id} ({result.mode}): {result.status} in {result.duration_seconds:.1f}s — {rows}")
     if result.conflict_retries:
         print(f"  {result.conflict_retries} commit(s) re-run after a concurrent writer won the race (see the log)")
+    for died in result.died:
+        print(f"  earlier {died}", file=sys.stderr)
+    if result.watermarks_repaired:
+        print(
+            f"  {result.watermarks_repaired} watermark(s) were past the PI server's time: moved back to the data "
+            "committed and re-read (see the log)",
+            file=sys.stderr,
+        )
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     return result.exit_code

@@ -147,6 +147,10 @@ class ExtractionConfig(_Strict):
     af_database: str | None = None  # \\server\database path or WebID
     include_af: bool = True
     include_event_frames: bool = True
+    # Closed event frames still waiting for an acknowledgement (and frames the table holds as in progress)
+    # are re-read by WebID for this long after they ended: an acknowledgement often comes hours after the
+    # frame left the lookback window.
+    event_frame_recheck: timedelta = timedelta(days=7)
     # Datasets computed by the PI server, off by default (each is one more request per tag group and run).
     include_interpolated: bool = False
     include_summary: bool = False
@@ -166,9 +170,9 @@ class ExtractionConfig(_Strict):
     # re-read data, or this machine's, only by choice (a server that does not report its time).
     clock: Literal["server", "local"] = "server"
 
-    @field_validator("lookback", mode="before")
+    @field_validator("lookback", "event_frame_recheck", mode="before")
     @classmethod
-    def _lookback(cls, value: Any) -> timedelta:
+    def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
 
     @field_validator("start_date", "end_date")

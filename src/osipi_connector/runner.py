@@ -4,6 +4,11 @@ The order of writes is the correctness argument: data is MERGEd first, watermark
 anywhere leaves watermarks that are behind the data, never ahead of it; the next run re-reads and the MERGE
 keys make the re-read a no-op. A tag or dataset that fails is reported (run metrics `errors`, watermark
 `last_status=failed`) and left for the next run while everything else commits: status `partial`.
+
+Watermarks never pass the server's clock; one found past it (an older version, a job clock ahead of PI) is
+moved back to the data committed, logged and counted (`watermarks_repaired`). A run's metrics row is written
+`running` when it starts and completed when it ends, so a run that dies leaves a trace: the next run of the
+same mode and datasets marks it `died` and says so.
 """
 
 from __future__ import annotations
@@ -83,6 +88,8 @@ class RunResult:
     tags_requested: int = 0
     tags_failed: int = 0
     retries: list[Retry] = field(default_factory=list)  # commits re-run after a concurrent writer won the race
+    watermarks_repaired: int = 0  # watermarks found past the server's clock and moved back (see watermarks.past)
+    died: list[str] = field(default_factory=list)  # earlier runs of the same kind that never finished
 
     @property
     def conflict_retries(self) -> int:
@@ -196,7 +203,10 @@ class _Run:
         self.started = datetime.now(UTC)
         self.ingested_at = self.started
         self.result = RunResult(self.run_id, mode, "failed")
-        self.requests = 0
+        self.requests = 0  # HTTP requests sent by clients of their own (Spark executors); the run's client: sent_before
+        self.client: PIClient | None = None
+        self.sent_before = 0
+        self.now: datetime = self.started  # the server's clock once `execute` asked it
         self.tags: list[Tag] = []
         self.point_types: dict[str, str | None] = {}  # tag WebID -> PI point type (summaries ask by type)
         self.tags_ok = 0
@@ -204,8 +214,11 @@ class _Run:
     def execute(self, client: PIClient, start: str | datetime | None, end: str | datetime | None) -> None:
         clock = time.monotonic()
         ext = self.config.extraction
+        self.client, self.sent_before = client, client.requests_sent()
         try:
+            self._begin()
             now = server_now(client) if ext.clock == "server" else _now()
+            self.now = now
             self.end = resolve_time(end if end is not None else (ext.end_date or now), now)
             self.start = resolve_time(start if start is not None else ext.start_date, now)
             if self.start >= self.end:
@@ -291,11 +304,17 @@ class _Run:
         self.connector._report("af", 1, 1, hierarchy.num_rows + attributes.num_rows)
 
     def _frames(self, client: PIClient) -> None:
-        from osipi_connector.extract.event_frames import fetch_event_frames
+        from osipi_connector.extract.af import find_database
+        from osipi_connector.extract.event_frames import PENDING_COLUMNS, fetch_event_frames
 
         ext = self.config.extraction
         database = self._af_database()
-        mark = watermarks.load(self.sink, EVENT_FRAMES_DATASET).get(database)
+        marks = watermarks.load(self.sink, EVENT_FRAMES_DATASET)
+        if watermarks.past(marks, self.now):  # safe point: the latest frame start stored for this database
+            webid = find_database(client, database)["WebId"]
+            latest = self.sink.latest(EVENT_FRAMES, "start_time", "af_database_webid")
+            marks = self._repair(marks, {database: latest[webid]} if webid in latest else {}, EVENT_FRAMES_DATASET)
+        mark = marks.get(database)
         wins = watermarks.windows(
             self.mode,
             [Tag(database)],
@@ -309,10 +328,17 @@ class _Run:
             return
         _, start, end = wins[0]
         table = fetch_event_frames(
-            client, af_database=database, start=start, end=end, run_id=self.run_id, ingested_at=self.ingested_at
+            client,
+            af_database=database,
+            start=start,
+            end=end,
+            run_id=self.run_id,
+            ingested_at=self.ingested_at,
+            stored=self.sink.read(EVENT_FRAMES, columns=PENDING_COLUMNS),
+            recheck_after=self.now - ext.event_frame_recheck,
         )
         self._merge(EVENT_FRAMES, table)
-        low, high = watermarks.advanced(self.mode, mark, start, end)
+        low, high = watermarks.advanced(self.mode, mark, start, end, self.now)
         update = {"item_id": database, "low": low, "high": high, "status": "ok", "rows": table.num_rows}
         self.sink.merge(
             WATERMARKS, watermarks.rows([update], run_id=self.run_id, updated_at=_now(), dataset=EVENT_FRAMES_DATASET)
@@ -322,6 +348,8 @@ class _Run:
     def _timeseries(self, client: PIClient) -> None:
         ext, perf = self.config.extraction, self.config.performance
         marks = watermarks.load(self.sink)
+        if watermarks.past(marks, self.now):  # safe point: each tag's latest value in the table
+            marks = self._repair(marks, self.sink.latest(TIMESERIES, "timestamp", "tag_webid"))
         wins = watermarks.windows(self.mode, self.tags, marks, start=self.start, end=self.end, lookback=ext.lookback)
         plan = Plan.build(self.tags, wins, batch_size=ext.batch_size, max_window=perf.max_window)
         units = plan.units
@@ -355,10 +383,96 @@ class _Run:
         self.result.tags_failed += len(state.failed)
         self.result.errors.extend(f"timeseries {state.label(w)}: {e}" for w, e in sorted(state.failed.items()))
 
+    def _repair(
+        self,
+        marks: dict[str, watermarks.Watermark],
+        latest: dict[str, datetime],
+        dataset: str = watermarks.TIMESERIES_DATASET,
+    ) -> dict[str, watermarks.Watermark]:
+        """Watermarks past the server's clock moved back to the data committed, written at once (REPAIR spec:
+        the one write that may lower a high watermark), logged and counted in the run-metrics row."""
+        items = watermarks.past(marks, self.now)
+        fixed = watermarks.repaired(marks, items, latest, self.start, self.now)
+        example = marks[items[0]]
+        log.warning(
+            "%d %s watermark(s) are past the PI server's time %s (e.g. %s at %s): written by an older version or "
+            "with a job clock ahead of PI. Moved back to the data committed; this run re-reads from there.",
+            len(items),
+            dataset,
+            self.now.isoformat(),
+            example.item_name or example.item_id,
+            example.high.isoformat() if example.high else None,
+        )
+        updates = [
+            {"item_id": m.item_id, "item_name": m.item_name, "low": m.low, "high": m.high}
+            | {"status": m.last_status or "ok", "error": m.last_error}
+            for m in fixed.values()
+        ]
+        self.sink.merge(
+            watermarks.REPAIR, watermarks.rows(updates, run_id=self.run_id, updated_at=_now(), dataset=dataset)
+        )
+        self.result.watermarks_repaired += len(items)
+        return {**marks, **fixed}
+
     # --- writing --------------------------------------------------------------------------------------
     def _merge(self, spec: TableSpec, table: pa.Table, **hints: Any) -> None:
         self.sink.merge(spec, table, **hints)
         self.result.rows[spec.name] = self.result.rows.get(spec.name, 0) + table.num_rows
+
+    def _begin(self) -> None:
+        """Mark the runs of the same mode and datasets that never finished as `died` (they stopped before their
+        final row: killed, out of memory, cluster lost) and say so; then write this run's `running` row."""
+        lane = sorted(self.datasets)
+        self.sink.ensure(RUN_METRICS)  # a table of an older version: the error names `upgrade-tables`
+        stale = [
+            row
+            for row in self.sink.read(RUN_METRICS).to_pylist()
+            if row["status"] == "running" and row["mode"] == self.mode and sorted(row["datasets"] or []) == lane
+        ]
+        for row in stale:
+            message = (
+                f"run {row['run_id']} ({self.mode} {','.join(lane)}, started {row['started_at']:%Y-%m-%d %H:%M:%S} "
+                "UTC) died: it stopped (killed, out of memory, cluster lost) before writing its outcome. What it "
+                "committed stays; this run re-reads from the watermarks it left"
+            )
+            log.warning(message)
+            self.result.died.append(message)
+            row |= {"status": "died", "errors": [*(row["errors"] or []), f"died (found by run {self.run_id})"]}
+        if stale:
+            self.sink.merge(RUN_METRICS, pa.Table.from_pylist(stale, schema=RUN_METRICS.schema))
+        # a blind append: the parallel hourly tasks start together, and appends never conflict in Delta
+        running = self._metrics_row("running", finished=False)
+        self.sink.append(RUN_METRICS, pa.Table.from_pylist([running], schema=RUN_METRICS.schema))
+
+    def _metrics_row(self, status: str, finished: bool = True) -> dict[str, Any]:
+        result = self.result
+        requests = self.requests
+        if self.client is not None:
+            requests += self.client.requests_sent() - self.sent_before
+        return {
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "engine": getattr(self.sink, "engine", None),
+            "started_at": self.started,
+            "finished_at": _now() if finished else None,
+            "duration_seconds": result.duration_seconds if finished else None,
+            "window_start": result.window_start,
+            "window_end": result.window_end,
+            "tags_requested": result.tags_requested,
+            "tags_succeeded": result.tags_requested - result.tags_failed,
+            "tags_failed": result.tags_failed,
+            "rows_timeseries": result.rows.get(TIMESERIES.name, 0),
+            "rows_tags": result.rows.get(TAGS.name, 0),
+            "rows_asset_hierarchy": result.rows.get(ASSET_HIERARCHY.name, 0),
+            "rows_element_attributes": result.rows.get(ELEMENT_ATTRIBUTES.name, 0),
+            "rows_event_frames": result.rows.get(EVENT_FRAMES.name, 0),
+            "requests": requests,
+            "status": status,
+            "errors": result.errors,
+            "conflict_retries": len(self.sink.retries),
+            "datasets": self.datasets,
+            "watermarks_repaired": result.watermarks_repaired,
+        }
 
     def _finish(self, clock: float, failed: bool = False) -> None:
         result = self.result
@@ -370,30 +484,9 @@ class _Run:
         else:
             wrote = any(result.rows.values()) or self.tags_ok > 0
             result.status = "partial" if wrote else "failed"
-        row = {
-            "run_id": self.run_id,
-            "mode": self.mode,
-            "engine": getattr(self.sink, "engine", None),
-            "started_at": self.started,
-            "finished_at": _now(),
-            "duration_seconds": result.duration_seconds,
-            "window_start": result.window_start,
-            "window_end": result.window_end,
-            "tags_requested": result.tags_requested,
-            "tags_succeeded": result.tags_requested - result.tags_failed,
-            "tags_failed": result.tags_failed,
-            "rows_timeseries": result.rows.get(TIMESERIES.name, 0),
-            "rows_tags": result.rows.get(TAGS.name, 0),
-            "rows_asset_hierarchy": result.rows.get(ASSET_HIERARCHY.name, 0),
-            "rows_element_attributes": result.rows.get(ELEMENT_ATTRIBUTES.name, 0),
-            "rows_event_frames": result.rows.get(EVENT_FRAMES.name, 0),
-            "requests": self.requests,
-            "status": result.status,
-            "errors": result.errors,
-            "conflict_retries": len(self.sink.retries),
-        }
-        try:
-            self.sink.append(RUN_METRICS, pa.Table.from_pylist([row], schema=RUN_METRICS.schema))
+        row = self._metrics_row(result.status)
+        try:  # completes the `running` row of `_begin` (a MERGE on run_id: one row per run)
+            self.sink.merge(RUN_METRICS, pa.Table.from_pylist([row], schema=RUN_METRICS.schema))
         except Exception as exc:  # the metrics row must never hide the run's own outcome
             log.error("could not write the run-metrics row: %s", exc)
             result.errors.append(f"run_metrics: {type(exc).__name__}: {exc}")
@@ -446,7 +539,7 @@ class _TimeseriesState:
                 low, high = (mark.low, mark.high) if mark else (None, None)
                 update |= {"low": low, "high": high, "status": "failed", "error": self.failed[webid][:1000]}
             else:
-                low, high = watermarks.advanced(self.run.mode, mark, start, end)
+                low, high = watermarks.advanced(self.run.mode, mark, start, end, self.run.now)
                 update |= {"low": low, "high": high, "status": "ok"}
             updates.append(update)
         self.run.sink.merge(WATERMARKS, watermarks.rows(updates, run_id=self.run.run_id, updated_at=_now()))

@@ -1,6 +1,7 @@
 """The run steps of the per-tag datasets besides recorded values: `interpolated` and `summary` (computed by PI
 per time window, incremental by watermark like `timeseries`), `current_value` and `point_attributes`
-(snapshots). The extractors live in `extract/`; this module is the order of writes around them.
+(snapshots). The extractors live in `extract/`; this module is the order of writes around them. Their
+requests go through the run's client on this thread, which counts them for `pi_run_metrics.requests`.
 
 The same rule as for recorded values: rows are MERGEd first and a tag's watermark (dataset `interpolated` /
 `summary`) is written after, so a run that dies in between leaves the watermark behind and the next run
@@ -106,7 +107,6 @@ def _snapshot(run: _Run, dataset: str, spec: TableSpec, fetch: Callable[[list[Ta
     run.connector._report(dataset, 0, len(groups))
     for done, group in enumerate(groups, 1):
         result = fetch(group)
-        run.requests += result.requests
         failed.update(result.failed)
         buffer.add(result.table)
         run.connector._report(dataset, done, len(groups), buffer.rows)
@@ -142,6 +142,8 @@ def _windowed(run: _Run, dataset: str, spec: TableSpec, align: Align, fetch: Fet
     at the end; then the watermarks of the tags whose every request succeeded (failed ones keep theirs)."""
     ext = run.config.extraction
     marks = watermarks.load(run.sink, dataset)
+    if watermarks.past(marks, run.now) and spec.time_column:  # safe point: each tag's latest row in the table
+        marks = run._repair(marks, run.sink.latest(spec, spec.time_column, "tag_webid"), dataset)
     wins = watermarks.windows(run.mode, run.tags, marks, start=run.start, end=run.end, lookback=ext.lookback)
     aligned = [(tag, *span) for tag, a, b in wins if (span := align(a, b)) is not None]
     aligned.sort(key=lambda w: w[0].webid)
@@ -152,7 +154,6 @@ def _windowed(run: _Run, dataset: str, spec: TableSpec, align: Align, fetch: Fet
     run.connector._report(dataset, 0, len(groups))
     for done, group in enumerate(groups, 1):
         result = fetch(group)
-        run.requests += result.requests
         failed.update(result.failed)
         for webid, n in result.rows.items():
             counts[webid] = counts.get(webid, 0) + n
@@ -167,7 +168,7 @@ def _windowed(run: _Run, dataset: str, spec: TableSpec, align: Align, fetch: Fet
             low, high = (mark.low, mark.high) if mark else (None, None)
             update |= {"low": low, "high": high, "status": "failed", "error": failed[tag.webid][:1000]}
         else:
-            low, high = watermarks.advanced(run.mode, mark, start, end)
+            low, high = watermarks.advanced(run.mode, mark, start, end, run.now)
             update |= {"low": low, "high": high, "status": "ok"}
         updates.append(update)
     if updates:

@@ -8,6 +8,8 @@ the window; the MERGE on (tag_webid, timestamp, value_seq) makes that re-read a 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +20,8 @@ from osipi_connector.lake.sink import Sink
 from osipi_connector.plan import Tag
 
 TIMESERIES_DATASET = "timeseries"
+REPAIR = dataclasses.replace(WATERMARKS, monotonic={})
+"""WATERMARKS written without greatest/least: the one write that may move a high watermark back (`repaired`)."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,38 @@ def windows(
     return out
 
 
-def advanced(mode: str, old: Watermark | None, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+def past(marks: Mapping[str, Watermark], now: datetime) -> list[str]:
+    """Items whose high watermark is past `now` (the server's clock): no data can be committed up to there.
+    An older version (which fell back to the job's clock) or a job clock ahead of PI wrote them; kept, they
+    would make every later window start in the future and skip data for good."""
+    return [item for item, mark in marks.items() if mark.high is not None and mark.high > now]
+
+
+def repaired(
+    marks: Mapping[str, Watermark], items: Iterable[str], latest: Mapping[str, datetime], start: datetime, now: datetime
+) -> dict[str, Watermark]:
+    """The watermarks of `items` moved back to a safe point: the item's latest time in the table (the data
+    really committed: the next window re-reads from there minus the lookback), or without rows the earlier
+    of its low watermark and the run's `start`; never past `now`. Write them with the REPAIR spec."""
+    out = {}
+    for item in items:
+        mark = marks[item]
+        safe = latest.get(item) or min(t for t in (mark.low, start) if t is not None)
+        safe = min(safe, now)
+        low = min(mark.low, safe) if mark.low is not None else safe
+        out[item] = dataclasses.replace(mark, low=low, high=safe)
+    return out
+
+
+def advanced(
+    mode: str, old: Watermark | None, start: datetime, end: datetime, now: datetime | None = None
+) -> tuple[datetime, datetime]:
     """(low, high) after [start, end] was committed. Backfill never moves `high` back, and moves it forward
-    only when the window touches the committed range (else the gap between them would look covered)."""
+    only when the window touches the committed range (else the gap between them would look covered).
+    `high` never passes `now` (the server's clock): data after it cannot be committed yet."""
+    if now is not None:
+        end = min(end, now)
+        start = min(start, end)
     if old is None or old.high is None or old.low is None:
         return start, end
     low = min(old.low, start)

@@ -20,10 +20,16 @@ class CounterConfig(SourceConfig):
     interval_s: float = 0.0
     limit: int | None = None
     progress_file: str | None = None
+    refuse: str | None = None  # the constructor raises ValueError(refuse), as a plugin with a bad setting would
 
 
 class CounterSource(Source):
     protocol = "counter"
+
+    def __init__(self, config: CounterConfig, emit) -> None:  # type: ignore[no-untyped-def]
+        if config.refuse:
+            raise ValueError(config.refuse)
+        super().__init__(config, emit)
 
     async def session(self) -> None:
         cfg: CounterConfig = self.config  # type: ignore[assignment]

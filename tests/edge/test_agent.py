@@ -17,6 +17,7 @@ from deltalake import DeltaTable
 
 from iot_connector.agent import Agent
 from iot_connector.config import load_config
+from tests.edge.counter_source import CounterConfig
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -136,6 +137,8 @@ async def test_metrics_endpoint_has_the_guide_names(tmp_path: Path) -> None:
         await asyncio.sleep(1.1)  # one status-loop tick
     status = agent.status()
     assert status["sources"]["c1"]["records_read"] == 300
+    tags = agent.latest["c1"].snapshot(limit=10)["tags"]  # the GUI's live values: each tag's last record
+    assert [(t["tag_id"], t["updates"]) for t in tags] == [(f"tag{i}", 75) for i in range(4)]
     assert (status["queue_depth"], status["sink"]["breaker"], status["sink"]["type"]) == (0, "closed", "delta")
     text = await asyncio.to_thread(
         lambda: requests.get(f"http://127.0.0.1:{agent.metrics_port}/metrics", timeout=5).text
@@ -211,3 +214,30 @@ async def test_busy_metrics_port_does_not_stop_the_data(tmp_path: Path, caplog) 
         await running
     assert agent.metrics_port is None
     assert "set metrics.port to a free port" in caplog.text
+
+
+async def test_a_source_that_cannot_be_created_is_reported_and_the_others_run(tmp_path: Path) -> None:
+    _write_state(tmp_path, limit=10)
+    state = json.loads((tmp_path / "connector_state.json").read_text())
+    state["sources"].append({"name": "bad", "type": "counter", "refuse": "serial port /dev/ttyX absent"})
+    (tmp_path / "connector_state.json").write_text(json.dumps(state))
+    agent = Agent(load_config(tmp_path), tmp_path)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    async with asyncio.timeout(30):
+        while agent.metrics.records_written.labels(protocol="counter")._value.get() < 10:
+            await asyncio.sleep(0.05)
+    sources = agent.status()["sources"]
+    assert sources["bad"] == {
+        "connected": False,
+        "last_error": "cannot be created: ValueError: serial port /dev/ttyX absent",
+    }
+    assert sources["c1"]["records_read"] == 10
+    assert "bad" not in agent.latest  # no live values for a source that does not run
+    with pytest.raises(ValueError, match="absent"):
+        agent.add_source(CounterConfig(name="bad2", refuse="absent"))
+    assert agent.status()["sources"]["bad2"]["last_error"] == "cannot be created: ValueError: absent"
+    assert await agent.remove_source("bad2")
+    assert "bad2" not in agent.status()["sources"]
+    stop.set()
+    await running

@@ -219,9 +219,12 @@ def stalled_records_kept(tmp_path: Path) -> int:
     return sum(scan_segment(p)[1] for p in (tmp_path / "spool").glob("*.seg"))
 
 
-async def _emit_many(pipe: Pipeline, n: int) -> None:
-    for start in range(0, n, 10):
-        await pipe.emit(make_records(10, start))
+async def _emit_many(pipe: Pipeline, n: int, chunk: int = 10, pause_s: float = 0.0) -> None:
+    """`n` records in emits of `chunk`, `pause_s` apart (a source's steady trickle)."""
+    for start in range(0, n, chunk):
+        await pipe.emit(make_records(chunk, start))
+        if pause_s:
+            await asyncio.sleep(pause_s)
 
 
 async def test_batches_in_flight_and_a_lost_ack_resends_in_order(tmp_path: Path) -> None:
@@ -244,9 +247,7 @@ async def test_partial_batches_are_not_held_behind_a_slow_ack(tmp_path: Path) ->
     sink = PipelinedSink(ack_delay_s=0.3)
     pipe = _pipeline(tmp_path, sink, batch_max_records=1000, batch_max_wait_ms=10, max_inflight_batches=4)
     await pipe.start()
-    for start in range(0, 200, 10):
-        await pipe.emit(make_records(10, start))
-        await asyncio.sleep(0.02)
+    await _emit_many(pipe, 200, pause_s=0.02)
     await _until(lambda: pipe.buffer.depth == 0)
     await pipe.stop()
     assert sink.max_unacked >= 3
@@ -262,3 +263,42 @@ async def test_stop_drains_the_memory_queue(tmp_path: Path) -> None:
     await pipe.stop(drain_timeout_s=5)
     assert seqs(sink.records) == list(range(95))
     assert pipe.buffer.depth == 0
+
+
+async def test_an_idle_sink_gets_a_record_at_once_whatever_the_window(tmp_path: Path) -> None:
+    """The batch window is only for a busy sink: a lone record does not wait for it."""
+    sink = PipelinedSink(ack_delay_s=0.001)
+    pipe = _pipeline(tmp_path, sink, batch_max_records=1000, batch_max_wait_ms=10_000)
+    await pipe.start()
+    await pipe.emit(make_records(1))
+    await _until(lambda: len(sink.records) == 1, timeout=5)  # not the 10 s window
+    await pipe.stop()
+
+
+async def test_batches_grow_while_the_sink_is_busy(tmp_path: Path) -> None:
+    """A steady trickle into a slow sink goes out in a few large batches, one per acknowledgement."""
+    sink = PipelinedSink(ack_delay_s=0.1)
+    pipe = _pipeline(tmp_path, sink, batch_max_records=10_000, batch_max_wait_ms=10_000, max_inflight_batches=1)
+    await pipe.start()
+    await _emit_many(pipe, 600, chunk=5, pause_s=0.002)
+    await _until(lambda: len(sink.records) == 600)
+    await pipe.stop()
+    assert seqs(sink.records) == list(range(600))
+    assert len(sink.submitted) < 600 / 5 / 3  # many emits per batch, not one batch each
+
+
+async def test_delta_commits_are_spaced_by_the_window(tmp_path: Path) -> None:
+    """Every batch is a Delta commit: under a steady trickle at most about one per window, the first at once."""
+    sink = DeltaSink(tmp_path / "table", agent_id="a")
+    pipe = _pipeline(tmp_path, sink, batch_max_records=10_000, batch_max_wait_ms=400)
+    delivered: list[int] = []
+    pipe.on_delivered = lambda records: delivered.append(len(records))
+    await pipe.start()
+    await _emit_many(pipe, 30, chunk=1, pause_s=0.02)
+    await _until(lambda: sum(delivered) == 30)
+    await pipe.stop()
+    assert delivered[0] == 1  # leading edge: the first record did not wait for company
+    assert len(delivered) <= 5  # ~0.6 s of records: not a commit per record
+    assert sorted(r["seq"] for r in DeltaTable(str(tmp_path / "table")).to_pyarrow_table().to_pylist()) == list(
+        range(30)
+    )

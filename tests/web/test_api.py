@@ -169,3 +169,41 @@ def test_login_is_rate_limited_and_the_limit_names_the_wait():
 
 def _pem_cert() -> str:
     return self_signed_pem("gui-test-ca")[0].decode()
+
+
+def test_uploaded_certificates_are_listed_downloaded_and_deleted_but_keys_never_sent_back(gui: Gui):
+    http = gui.login()
+    cert, key = self_signed_pem("gui-download-ca")
+    for name, kind, pem in (("dl-ca.pem", "ca", cert), ("dl-client.key", "client_key", key)):
+        stored = http.post(gui.url + "/api/certs", json={"name": name, "kind": kind, "pem": pem.decode()}, timeout=10)
+        assert stored.status_code == 200, stored.text
+    listed = http.get(gui.url + "/api/certs", timeout=10).json()
+    assert {"dl-ca.pem", "dl-client.key"} <= set(listed["files"])
+    assert listed["dir"] == str((gui.config_dir / "certs").resolve())  # the source forms' file pickers use it
+    assert requests.get(gui.url + "/api/certs/dl-ca.pem", timeout=10).status_code == 401
+    download = http.get(gui.url + "/api/certs/dl-ca.pem", timeout=10)
+    assert download.status_code == 200
+    assert download.text == cert.decode()
+    assert 'filename="dl-ca.pem"' in download.headers["content-disposition"]
+    refused = http.get(gui.url + "/api/certs/dl-client.key", timeout=10)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == ["dl-client.key holds a private key: keys are never sent back"]
+    assert http.get(gui.url + "/api/certs/..%2Fgui_users.json", timeout=10).status_code == 404
+    assert http.get(gui.url + "/api/certs/nothing.pem", timeout=10).status_code == 404
+
+    no_csrf = requests.delete(gui.url + "/api/certs/dl-ca.pem", cookies=http.cookies, timeout=10)
+    assert no_csrf.status_code == 403
+    assert http.delete(gui.url + "/api/certs/dl-ca.pem", timeout=10).status_code == 200
+    assert not (gui.config_dir / "certs" / "dl-ca.pem").exists()
+    assert "dl-ca.pem" not in http.get(gui.url + "/api/certs", timeout=10).json()["files"]
+    assert http.delete(gui.url + "/api/certs/dl-ca.pem", timeout=10).status_code == 404
+    assert '"action": "cert.delete"' in (gui.config_dir / "audit.log").read_text()
+
+
+def test_the_page_has_a_favicon_served_offline(gui: Gui):
+    page = requests.get(gui.url + "/", timeout=5).text
+    assert '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">' in page
+    icon = requests.get(gui.url + "/static/favicon.svg", timeout=5)
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert "http" not in icon.text.replace("http://www.w3.org/2000/svg", "")  # nothing fetched from elsewhere

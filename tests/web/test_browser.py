@@ -21,6 +21,7 @@ import pytest
 from deltalake import DeltaTable
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.certs import self_signed_pem
 from tests.edge.sources.helpers import free_port
 from tests.edge.sources.mosquitto import Mosquitto, Publisher
 from tests.edge.sources.opcua_server import VALUES, node_id
@@ -68,9 +69,12 @@ def page(gui: Gui, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
         )
         context.set_default_timeout(WAIT_MS)
         page = context.pages[0] if context.pages else context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))  # an uncaught exception in the GUI's JS
         page.goto(gui.url + "/")
         yield page
         context.close()
+        assert errors == []
 
 
 def shot(page: Page, name: str) -> None:
@@ -122,14 +126,32 @@ def test_add_an_mqtt_source_and_a_bad_pem_is_refused(page: Page, gui: Gui, peers
     form = page.locator("#source-form")
     form.locator('[data-path="name"]').fill("line1-mqtt")
     form.locator('[data-path="url"]').fill(broker.url)
-    topics = [{"topic": "plant/+/temperature", "qos": 1, "format": "json", "value_path": "v"}]
-    form.locator('[data-path="topics"]').fill(json.dumps(topics))
+    tls = form.locator("#mqtt-tls")
+    expect(tls).not_to_be_checked()
+    expect(form.locator('[data-path="ca_file"]')).to_be_hidden()  # certificate pickers only with TLS
+    tls.check()
+    expect(form.locator('[data-path="url"]')).to_have_value(broker.url.replace("mqtt://", "mqtts://"))
+    expect(form.locator('[data-path="ca_file"]')).to_be_visible()
+    tls.uncheck()
+    expect(form.locator('[data-path="url"]')).to_have_value(broker.url)
+    topics = form.locator('[data-path="topics"]')
+    topics.locator(".add-row").click()  # a second row, then removed again
+    expect(topics.locator("tbody tr")).to_have_count(2)
+    topics.locator("tbody tr").nth(1).locator(".remove-row").click()
+    row = topics.locator("tbody tr").first
+    row.locator('[data-col="topic"]').fill("plant/+/temperature")
+    row.locator('[data-col="qos"]').select_option(label="1")
+    row.locator('[data-col="format"]').select_option(label="json")
+    row.locator('[data-col="value_path"]').fill("v")
     page.click("#source-test")
     expect(page.locator("#source-message")).to_contain_text("127.0.0.1")
     expect(page.locator("#source-message")).to_have_class("message ok")
     page.click("#source-save")
-    expect(page.locator("#source-message")).to_contain_text("saved; line1-mqtt is running")
+    expect(page.locator("#source-message")).to_have_text("saved; line1-mqtt is connected and running")
+    expect(page.locator("#source-message")).to_have_class("message ok")
     expect(page.locator('#source-table tr[data-source="line1-mqtt"] .dot')).to_have_class("dot up")
+    saved = json.loads((gui.config_dir / "connector_state.json").read_text())["sources"][0]["topics"]
+    assert [(t["topic"], t["qos"], t["value_path"]) for t in saved] == [("plant/+/temperature", 1, "v")]
 
     page.select_option("#cert-kind", "ca")
     page.set_input_files("#cert-file", files=[{"name": "ca.pem", "mimeType": "text/plain", "buffer": b"not a cert"}])
@@ -137,8 +159,27 @@ def test_add_an_mqtt_source_and_a_bad_pem_is_refused(page: Page, gui: Gui, peers
     expect(page.locator("#cert-message")).to_have_text(
         "not a PEM certificate: expected a '-----BEGIN CERTIFICATE-----' block"
     )
-    shot(page, "sources")
     assert not (gui.config_dir / "certs" / "ca.pem").exists()
+
+    pem = self_signed_pem("broker-ca")[0]
+    page.set_input_files("#cert-file", files=[{"name": "broker-ca.pem", "mimeType": "text/plain", "buffer": pem}])
+    page.click("#cert-upload")
+    expect(page.locator("#cert-message")).to_contain_text("stored broker-ca.pem")
+    listed = page.locator('#cert-list li[data-cert="broker-ca.pem"]')
+    expect(listed.locator("a")).to_have_attribute("href", "/api/certs/broker-ca.pem")
+    dialogs: list[str] = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.click("#cert-upload")  # the same name again: asks before overwriting, and dismissed: nothing sent
+    assert dialogs == [
+        "broker-ca.pem exists; sources using it will use the new file after their next connect. Overwrite?"
+    ]
+    page.locator('#source-table tr[data-source="line1-mqtt"] .edit').click()
+    form.locator("#mqtt-tls").check()
+    ca_file = form.locator('[data-path="ca_file"]')
+    ca_file.select_option(label="broker-ca.pem")  # picked from the uploaded files
+    expect(ca_file).to_have_value(str((gui.config_dir / "certs" / "broker-ca.pem").resolve()))
+    shot(page, "sources")
+    page.click("#source-cancel")
 
 
 def test_add_a_modbus_source(page: Page, peers):
@@ -149,15 +190,40 @@ def test_add_a_modbus_source(page: Page, peers):
     form.locator('[data-path="name"]').fill("press-modbus")
     form.locator('[data-path="url"]').fill(f"modbus+tcp://127.0.0.1:{modbus.port}")
     form.locator('[data-path="poll_interval_s"]').fill("0.2")
-    registers = [
-        {"name": "speed", "table": "holding", "address": 0, "data_type": "uint16"},
-        {"name": "setpoint", "table": "holding", "address": 1, "data_type": "uint16"},
-    ]
-    form.locator('[data-path="registers"]').fill(json.dumps(registers))
+    registers = form.locator('[data-path="registers"]')
+    registers.locator(".add-row").click()
+    for row, (name, address) in zip(
+        registers.locator("tbody tr").all(), [("speed", "0"), ("setpoint", "1")], strict=True
+    ):
+        row.locator('[data-col="name"]').fill(name)
+        row.locator('[data-col="table"]').select_option(label="holding")
+        row.locator('[data-col="address"]').fill(address)
+        row.locator('[data-col="data_type"]').select_option(label="uint16")
     page.click("#source-test")
     expect(page.locator("#source-message")).to_contain_text("read 2 tags")
+    shot(page, "sources-modbus")
     page.click("#source-save")
-    expect(page.locator("#source-message")).to_contain_text("saved; press-modbus is running")
+    expect(page.locator("#source-message")).to_have_text("saved; press-modbus is connected and running")
+
+
+def test_an_unreachable_source_is_not_called_running(page: Page):
+    page.select_option("#new-source-type", "modbus")
+    page.click("#source-add")
+    form = page.locator("#source-form")
+    form.locator('[data-path="name"]').fill("nowhere")
+    form.locator('[data-path="url"]').fill(f"modbus+tcp://127.0.0.1:{free_port()}")
+    page.click("#source-save")
+    message = page.locator("#source-message")
+    expect(message).to_contain_text("saved, but nowhere cannot connect: ")
+    expect(message).to_have_class("message error")
+    expect(page.locator('#source-table tr[data-source="nowhere"] .state')).to_have_text("failed")
+    expect(page.locator("#agent-state")).to_have_text(re.compile(r"agent running, 1 of \d sources not connected"))
+    expect(page.locator("#agent-state")).to_have_class("warn")
+    shot(page, "sources-unreachable")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator('#source-table tr[data-source="nowhere"] .remove').click()
+    expect(page.locator('#source-table tr[data-source="nowhere"]')).to_have_count(0)
+    expect(page.locator("#agent-state")).to_have_text("agent running")
 
 
 def test_add_an_opcua_source_by_browsing_its_nodes(page: Page, peers):
@@ -170,10 +236,21 @@ def test_add_an_opcua_source_by_browsing_its_nodes(page: Page, peers):
     form.locator('[data-path="publishing_interval_ms"]').fill("50")
     page.click("#source-browse")
     page.locator("#browse-result button", has_text=re.compile(r"^Object: .*Line1 \(")).click()
-    page.locator("#browse-result button", has_text=re.compile(r"^Variable: .*Temperature \(")).click()
-    assert json.loads(form.locator('[data-path="nodes"]').input_value()) == [node_id("Temperature")]
+    variable = page.locator("#browse-result button", has_text=re.compile(r"^Variable: .*Temperature \("))
+    variable.click()
+    variable.click()  # twice: still one row
+    expect(page.locator("#browse-result .crumb")).to_have_text(["Objects", "Line1"])
+    ids = form.locator('[data-path="nodes"] [data-col="id"]')
+    expect(ids).to_have_count(1)
+    expect(ids).to_have_value(node_id("Temperature"))
+    form.locator('[data-path="cert_file"]').select_option(label="other path (type it)...")  # a path to generate
+    typed = form.locator('input[data-path="cert_file"]')
+    typed.fill("pki/oven-client.der")
+    expect(typed).to_be_focused()
+    typed.fill("")  # no security policy here: no client certificate
+    shot(page, "sources-opcua")
     page.click("#source-save")
-    expect(page.locator("#source-message")).to_contain_text("saved; oven-opcua is running")
+    expect(page.locator("#source-message")).to_have_text("saved; oven-opcua is connected and running")
 
 
 def test_records_flow_on_the_monitoring_tab(page: Page, gui: Gui, peers):
@@ -199,7 +276,37 @@ def test_records_flow_on_the_monitoring_tab(page: Page, gui: Gui, peers):
         expect(page.locator("#stat-failed")).to_have_text("1")
         expect(page.locator("#stat-sink")).to_contain_text(" up, breaker closed")
         page.wait_for_timeout(2500)  # a few polls so the throughput graph has a line
+        expect(mqtt_row.locator(".rate")).not_to_have_text("-")
         shot(page, "monitoring")
+
+        # the live tag view: each value equal to what the peer published / holds
+        page.click("#tabs button[data-tab=sources]")
+        page.locator('#source-table tr[data-source="line1-mqtt"] .tags').click()
+        expect(page.locator("#tab-monitoring")).to_be_visible()
+        expect(page.locator("#tag-source")).to_have_value("line1-mqtt")
+        publisher.publish("plant/oven0/temperature", json.dumps({"v": 99.25}))
+        publisher.publish("plant/oven1/temperature", json.dumps({"v": -3.5}))
+        hostile = "<img src=x onerror=window.__xss=1>"
+        publisher.publish(f"plant/{hostile}/temperature", json.dumps({"v": 5}))
+        tags = page.locator("#tag-table tbody")
+        expect(tags.locator('tr[data-tag="plant/oven0/temperature#v"] .value')).to_have_text("99.25")
+        expect(tags.locator('tr[data-tag="plant/oven1/temperature#v"] .value')).to_have_text("-3.5")
+        expect(tags.locator('tr[data-tag="plant/oven0/temperature#v"] .quality')).to_have_text("GOOD")
+        expect(tags.locator("td.tag", has_text=hostile)).to_have_count(1)  # shown as text
+        assert page.evaluate("window.__xss") is None
+        assert page.locator("#tag-table img").count() == 0
+        page.select_option("#tag-source", "press-modbus")
+        for name, value in (("speed", MODBUS_REGISTERS[0]), ("setpoint", MODBUS_REGISTERS[1])):
+            row = tags.locator("tr", has=page.locator("td.tag", has_text=re.compile(f"^{name}$")))
+            expect(row.locator(".value")).to_have_text(str(value))
+        expect(tags.locator("tr").first.locator(".rate")).not_to_have_text("0.0")  # polled every 0.2 s
+        page.select_option("#tag-source", "oven-opcua")
+        expect(tags.locator(f'tr[data-tag="{node_id("Temperature")}"] .value')).to_have_text(
+            str(VALUES["Temperature"][0])
+        )
+        page.select_option("#tag-source", "line1-mqtt")
+        page.wait_for_timeout(1500)
+        shot(page, "tags")
     finally:
         publisher.close()
     table = DeltaTable(str(gui.config_dir / "data" / "iot_records")).to_pyarrow_table().to_pylist()

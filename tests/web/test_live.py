@@ -60,8 +60,11 @@ def test_browse_add_edit_remove_an_opcua_source_while_running(opcua: OpcuaPeer, 
 
     edited = draft | {"nodes": [node_id("Temperature"), node_id("Count")]}
     assert http.post(gui.url + "/api/sources", json={"original": "opc", "source": edited}, timeout=30).ok
-    status = wait_status(http, gui, lambda s: s["sources"].get("opc", {}).get("records_read", 0) >= 2)
-    assert status["sources"]["opc"]["records_read"] >= 2  # the new instance reads both nodes
+    deadline, tags = time.monotonic() + 20, []
+    while len(tags) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        tags = http.get(gui.url + "/api/sources/opc/tags", timeout=10).json()["tags"]
+    assert {t["tag_id"] for t in tags} == {node_id("Temperature"), node_id("Count")}  # the new instance reads both
     deadline, metrics = time.monotonic() + 10, ""
     while 'iot_connection_status{source="opc"} 1.0' not in metrics and time.monotonic() < deadline:
         time.sleep(0.2)  # the agent refreshes its gauges once a second

@@ -32,7 +32,7 @@ class Buffer(abc.ABC):
     def __init__(self, drop_policy: str):
         self.drop_policy = drop_policy
         self._space = asyncio.Event()
-        self._data = asyncio.Event()
+        self._arrival: asyncio.Future[None] | None = None
 
     @abc.abstractmethod
     async def put(self, records: Sequence[Record]) -> PutResult:
@@ -60,21 +60,20 @@ class Buffer(abc.ABC):
         return 0
 
     async def open(self) -> None:
-        if self.pending:
-            self._data.set()
+        return None
 
     async def close(self) -> None:
         self._space.set()
 
-    async def wait_data(self, timeout: float | None) -> bool:
-        if self.pending:
-            return True
-        self._data.clear()
-        try:
-            await asyncio.wait_for(self._data.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+    def arrival(self) -> asyncio.Future[None]:
+        """A future the next put of records (or `wake`) resolves: what the batcher waits on."""
+        if self._arrival is None or self._arrival.done():
+            self._arrival = asyncio.get_running_loop().create_future()
+        return self._arrival
+
+    def wake(self) -> None:
+        if self._arrival is not None and not self._arrival.done():
+            self._arrival.set_result(None)
 
     async def _wait_space(self) -> None:
         self._space.clear()
@@ -107,6 +106,7 @@ class MemoryBuffer(Buffer):
         for record in records:
             while self.depth >= self.max_records:
                 if self.drop_policy == "block":
+                    self.wake()  # what was queued so far can go out meanwhile
                     await self._wait_space()
                 elif self.drop_policy == "oldest" and self._queue:
                     self._queue.popleft()
@@ -119,7 +119,7 @@ class MemoryBuffer(Buffer):
             self._queue.append(record)
             result.accepted += 1
         if result.accepted:
-            self._data.set()
+            self.wake()
         return result
 
     def read(self, max_records: int) -> tuple[list[Record], int]:
@@ -179,7 +179,7 @@ class SpoolBuffer(Buffer):
         if not records:
             return result
         self.spool.append(records, payloads)
-        self._data.set()
+        self.wake()
         await self.spool.wait_durable()
         return result
 

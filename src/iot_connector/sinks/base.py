@@ -22,6 +22,12 @@ class SinkError(Exception):
 class Sink(abc.ABC):
     name: str = "sink"
 
+    def pace(self, interval_s: float, full_rows: int) -> None:
+        """The pipeline's batch window and batch size, given once. A sink whose every write is a commit
+        (costly: CPU, a file) starts at most one per `interval_s` unless `full_rows` are waiting; the
+        pipeline sends whenever the sink is idle, which would otherwise mean a commit per round trip."""
+        return None
+
     @abc.abstractmethod
     async def open(self) -> None:
         """Connect / create the table. May raise SinkError; the pipeline retries it like a write."""

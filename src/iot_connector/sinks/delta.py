@@ -1,9 +1,13 @@
 """Local Delta table written with delta-rs: the embedded default, so the agent is useful without Databricks.
 
 Append-only with RECORD_SCHEMA. Batches the pipeline sends while a commit runs are committed together in
-the next one (group commit): a Delta commit costs ~6 ms plus ~0.7 µs per row, so fewer, larger commits
-carry more rows per CPU-second and leave fewer small files; a commit of fewer than GROUP_MIN_ROWS rows
-first waits GROUP_LINGER_S (20 ms, beside a commit's 20-50 ms) for more batches to join it. A commit is atomic, so a crash mid-write leaves
+the next one (group commit): a Delta commit costs ~6 ms plus ~0.7 µs per row, so under load fewer, larger
+commits carry more rows per CPU-second. Commits are paced (`pace`): after a quiet period a batch is
+committed at once (leading edge); under a steady flow a commit starts no sooner than one pipeline window
+after the previous one started and no sooner than the previous one's duration after it ended, unless a
+full batch is waiting. So the window bounds the commit rate when commits are quick, and under load the
+commits grow instead of running back to back (each costs ~6-10 ms of CPU and a file at any size); the
+fixed 20 ms linger before added 20 ms to every commit. A commit is atomic, so a crash mid-write leaves
 at most an orphan Parquet file and its batches are re-sent from the spool (same record_id) on restart. A
 failed commit fails its batches and every batch queued behind it, so the table never gets a later batch
 before an earlier one.
@@ -23,9 +27,6 @@ from deltalake.exceptions import DeltaError
 
 from iot_connector.model import RECORD_SCHEMA, SCHEMA_VERSION, Record
 from iot_connector.sinks.base import Sink, SinkError
-
-GROUP_MIN_ROWS = 5_000  # below this a commit waits GROUP_LINGER_S for more batches to join it
-GROUP_LINGER_S = 0.02
 
 
 def records_table(records: Sequence[Record], agent_id: str) -> pa.Table:
@@ -55,6 +56,13 @@ class DeltaSink(Sink):
         self._table: DeltaTable | None = None
         self._queue: list[tuple[pa.Table, asyncio.Future[None]]] = []  # batches waiting for the next commit
         self._committer: asyncio.Task[None] | None = None
+        self._interval_s = 0.0  # the smallest time between two commit starts (`pace`)
+        self._full_rows = 0  # ... unless this many rows wait
+        self._last_start = self._last_end = -float("inf")
+        self._last_took = 0.0  # how long the last commit took
+
+    def pace(self, interval_s: float, full_rows: int) -> None:
+        self._interval_s, self._full_rows = interval_s, full_rows
 
     async def open(self) -> None:
         self._table = await asyncio.to_thread(self._create_if_missing)
@@ -80,9 +88,15 @@ class DeltaSink(Sink):
         return done
 
     async def _commit_queued(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._queue:
-            if sum(table.num_rows for table, _ in self._queue) < GROUP_MIN_ROWS:
-                await asyncio.sleep(GROUP_LINGER_S)  # let more batches join: fewer commits, fewer small files
+            # Rest as long as the last commit took, and at least the window since it started: under load
+            # commits grow instead of running back to back (each costs ~6-10 ms of CPU at any size).
+            start = max(self._last_start + self._interval_s, self._last_end + self._last_took)
+            wait = start - loop.time()
+            if wait > 0 and sum(table.num_rows for table, _ in self._queue) < self._full_rows:
+                await asyncio.sleep(wait)  # batches sent meanwhile join this commit
+            self._last_start = loop.time()
             group, self._queue = self._queue, []
             try:
                 await self._append(pa.concat_tables([table for table, _ in group]))
@@ -92,6 +106,8 @@ class DeltaSink(Sink):
                 for _, done in group:
                     _fail(done, exc)
                 continue
+            self._last_end = loop.time()
+            self._last_took = self._last_end - self._last_start
             for _, done in group:
                 if not done.done():  # the pipeline may have stopped waiting for it
                     done.set_result(None)

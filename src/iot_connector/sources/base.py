@@ -34,6 +34,11 @@ REPEAT_LOG_INTERVAL_S = 60.0  # the same connection error is logged at WARNING o
 REJECT_LOG_INTERVAL_S = 1.0  # a flood of bad messages logs one line a second per source, not one per message
 
 
+class PartialSuccess(str):
+    """What `test_connection` returns when the peer answered but not everything is well (e.g. an OPC-UA node
+    without a good value): the GUI shows it as a warning, not as success."""
+
+
 class SourceConfig(BaseModel):
     """Base of every source's config model; `type` is the discriminator (opcua | mqtt | modbus)."""
 

@@ -100,6 +100,16 @@ def store_cert(config_dir: Path, name: str, kind: str, pem: str) -> tuple[Path, 
     return target, described
 
 
+def cert_file(config_dir: Path, name: str) -> Path:
+    """An uploaded file by its listed name: a regular file in the certs directory (never a link), or CheckError."""
+    if name not in list_certs(config_dir):
+        raise CheckError(f"no uploaded file named {name[:100]!r}")
+    path = certs_dir(config_dir) / name
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise CheckError(f"{name[:100]!r} is not a regular file")
+    return path
+
+
 def list_certs(config_dir: Path) -> list[str]:
     folder = certs_dir(config_dir)
     if not folder.is_dir():

@@ -254,6 +254,8 @@ class Runtime:
         buckets = [(labels["le"], value) for labels, value in samples.get("iot_batch_latency_seconds_bucket", [])]
         agent_status: dict[str, Any] = self.agent.status() if self.agent is not None else {"sources": {}}
         configured = self.config.sources if self.config is not None else []
+        # read counts from the metrics, which outlive agent and source restarts: the total is their sum
+        read = _by_label(samples, "iot_records_read_total", "source")
         sources = {
             s.name: {
                 "type": s.type,
@@ -264,6 +266,7 @@ class Runtime:
                 "last_error": None,
             }
             | agent_status["sources"].get(s.name, {})
+            | {"records_read": int(read.get(s.name, 0))}
             for s in configured
         }
         running = self.agent is not None and self._task is not None and not self._task.done()
@@ -278,7 +281,7 @@ class Runtime:
             "queue_depth": agent_status.get("queue_depth", 0),
             "spool_bytes": agent_status.get("spool_bytes", 0),
             "sink": agent_status.get("sink"),
-            "records_read": _total(samples, "iot_records_read_total"),
+            "records_read": sum(s["records_read"] for s in sources.values()),
             "records_written": _total(samples, "iot_records_written_total"),
             "records_failed": _total(samples, "iot_records_failed_total"),
             "records_failed_by_type": _by_label(samples, "iot_records_failed_total", "error_type"),

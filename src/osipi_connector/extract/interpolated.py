@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from osipi_connector.extract.pi_json import error_text, get_many, to_table
+from osipi_connector.extract.per_tag import send_per_tag, tag_of
+from osipi_connector.extract.pi_json import to_table
 from osipi_connector.extract.timed_values import TIMED_VALUE_FIELDS, grid_ceil, grid_floor, timestamp, value_columns
 from osipi_connector.extract.timeseries import FetchResult
 from osipi_connector.lake.schemas import INTERPOLATED
-from osipi_connector.piwebapi.client import PIClient, PIWebAPIError, SubRequest
+from osipi_connector.piwebapi.client import PIClient, SubRequest
 from osipi_connector.piwebapi.pitime import format_datetime
 from osipi_connector.plan import Tag
 
@@ -69,23 +70,12 @@ def fetch_interpolated(
                 "selectedFields": SELECTED_FIELDS,
             }
             requests[f"{tag.webid}|{k}"] = SubRequest(f"streams/{tag.webid}/interpolated", params)
-    result = FetchResult(INTERPOLATED.schema.empty_table())
-    if not requests:
-        return result
-    try:
-        answers = get_many(client, requests)
-    except PIWebAPIError as exc:
-        result.failed = dict.fromkeys(tags, f"batch request failed: {exc}")
-        return result
-    result.requests = len(requests)
+    result, answers = send_per_tag(client, INTERPOLATED, requests, tags)
     rows = []
-    for key, answer in answers.items():
-        webid = key.split("|", 1)[0]
-        if not answer.ok or not isinstance(answer.content, dict):
-            result.failed[webid] = f"HTTP {answer.status}: {error_text(answer.content)}"
-            continue
-        units = answer.content.get("UnitsAbbreviation")
-        for item in answer.content.get("Items") or []:
+    for key, content in answers:
+        webid = tag_of(key)
+        units = content.get("UnitsAbbreviation")
+        for item in content.get("Items") or []:
             at = timestamp(item)
             if at is None:
                 continue

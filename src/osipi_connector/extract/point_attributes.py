@@ -11,10 +11,11 @@ from typing import Any
 
 import orjson
 
-from osipi_connector.extract.pi_json import error_text, get_many, to_table
+from osipi_connector.extract.per_tag import send_per_tag
+from osipi_connector.extract.pi_json import to_table
 from osipi_connector.extract.timeseries import FetchResult
 from osipi_connector.lake.schemas import POINT_ATTRIBUTES
-from osipi_connector.piwebapi.client import PIClient, PIWebAPIError, SubRequest
+from osipi_connector.piwebapi.client import PIClient, SubRequest
 from osipi_connector.plan import Tag
 
 FIELDS = "Items.Name;Items.Value"
@@ -24,22 +25,11 @@ def fetch_point_attributes(client: PIClient, tags: Iterable[Tag], *, run_id: str
     """POINT_ATTRIBUTES rows of every tag; a tag whose request failed is named in `failed`."""
     chosen = {tag.webid: tag for tag in tags}
     requests = {w: SubRequest(f"points/{w}/attributes", {"selectedFields": FIELDS}) for w in chosen}
-    result = FetchResult(POINT_ATTRIBUTES.schema.empty_table())
-    if not requests:
-        return result
-    try:
-        answers = get_many(client, requests)
-    except PIWebAPIError as exc:
-        result.failed = dict.fromkeys(chosen, f"batch request failed: {exc}")
-        return result
-    result.requests = len(requests)
+    result, answers = send_per_tag(client, POINT_ATTRIBUTES, requests, chosen)
     rows = []
-    for webid, answer in answers.items():
-        if not answer.ok or not isinstance(answer.content, dict):
-            result.failed[webid] = f"HTTP {answer.status}: {error_text(answer.content)}"
-            continue
+    for webid, content in answers:
         seen = set()
-        for item in answer.content.get("Items") or []:
+        for item in content.get("Items") or []:
             name = item.get("Name")
             if not name or name in seen:
                 continue

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from osipi_connector.extract.pi_json import error_text, get_many, to_table
+from osipi_connector.extract.per_tag import send_per_tag
+from osipi_connector.extract.pi_json import to_table
 from osipi_connector.extract.recorded_scan import odd_value
 from osipi_connector.extract.timed_values import grid_floor, timestamp
 from osipi_connector.extract.timeseries import FetchResult
 from osipi_connector.lake.schemas import SUMMARY
-from osipi_connector.piwebapi.client import PIClient, PIWebAPIError, SubRequest
+from osipi_connector.piwebapi.client import PIClient, SubRequest
 from osipi_connector.piwebapi.pitime import format_datetime
 from osipi_connector.plan import Tag
 
@@ -88,23 +89,12 @@ def fetch_summaries(
             }
             requests[key] = SubRequest(f"streams/{tag.webid}/summary", params)
             first, k = b, k + 1
-    result = FetchResult(SUMMARY.schema.empty_table())
-    if not requests:
-        return result
-    try:
-        answers = get_many(client, requests)
-    except PIWebAPIError as exc:
-        result.failed = dict.fromkeys(tags, f"batch request failed: {exc}")
-        return result
-    result.requests = len(requests)
+    result, answers = send_per_tag(client, SUMMARY, requests, tags)
     rows: list[dict[str, Any]] = []
-    for key, answer in answers.items():
+    for key, content in answers:
         webid, kinds, intervals, extra = asked[key]
-        if not answer.ok or not isinstance(answer.content, dict):
-            result.failed[webid] = f"HTTP {answer.status}: {error_text(answer.content)}"
-            continue
         by_type: dict[str, list[dict]] = {kind: [] for kind in kinds}
-        for item in answer.content.get("Items") or []:
+        for item in content.get("Items") or []:
             by_type.setdefault(item.get("Type"), []).append(item.get("Value") or {})
         expected = len(intervals) + extra
         wrong = {kind: len(values) for kind, values in by_type.items() if len(values) != expected}

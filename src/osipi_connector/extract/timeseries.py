@@ -60,7 +60,7 @@ class FetchResult:
     table: pa.Table  # TIMESERIES rows, no duplicate keys
     failed: dict[str, str] = field(default_factory=dict)  # webid -> why (after the client's retries)
     rows: dict[str, int] = field(default_factory=dict)  # webid -> rows
-    requests: int = 0
+    requests: int = 0  # HTTP requests sent for these rows (each retry and batch POST counted)
 
 
 @dataclass
@@ -237,10 +237,15 @@ def _split_values(values: list[Any]) -> tuple[pa.Array, ...]:
     )
 
 
-def _error_text(response: SubResponse) -> str:
+def _error_text(response: SubResponse, count: int) -> str:
     content = response.content
     errors = content.get("Errors") if isinstance(content, dict) else None
     detail = "; ".join(str(e) for e in errors) if errors else str(content)[:200]
+    if response.status == 400 and "maxcount" in detail.lower():  # above the server's MaxReturnedItemsPerCall
+        detail += (
+            f" — this run asked for maxCount={count}: lower extraction.max_count_per_tag (or "
+            "performance.max_values_per_request) to at most the server's MaxReturnedItemsPerCall"
+        )
     return f"HTTP {response.status}: {detail}"
 
 
@@ -296,6 +301,7 @@ def fetch_recorded(
     alive per call. A tag whose request fails for good is listed in `failed` (its rows so far are kept:
     they are correct, and re-writing them later is a no-op); the other tags are unaffected."""
     result = FetchResult(table=TIMESERIES.schema.empty_table())
+    sent_before = client.requests_sent()
     tables: list[pa.Table] = []
     # key -> (window, startTime text); the text of a continuation is PI's own timestamp (100-ns exact)
     pending = {str(i): (w, format_datetime(w.start)) for i, w in enumerate(windows)}
@@ -313,13 +319,14 @@ def fetch_recorded(
             )
             for key, (w, start) in pending.items()
         }
-        result.requests += 1
         try:
             answers = _batch(client, requests)
         except PIWebAPIError as exc:
             for w, _ in pending.values():
                 result.failed[w.webid] = f"batch request failed: {exc}"
             break
+        finally:
+            result.requests = client.requests_sent() - sent_before
         columns = _Columns()
         pending = _read_round(pending, answers, count, columns, result.failed)
         del answers
@@ -343,7 +350,7 @@ def _read_round(
     for key, (w, _start) in pending.items():
         answer = answers.get(key)
         if answer is None or not answer.ok or not isinstance(answer.content, dict):
-            failed[w.webid] = _error_text(answer) if answer is not None else "no answer in the batch"
+            failed[w.webid] = _error_text(answer, count) if answer is not None else "no answer in the batch"
             continue
         items = answer.content.get("Items") or []
         units = answer.content.get("UnitsAbbreviation") or ""

@@ -163,6 +163,9 @@ class ConflictRetry:
     def read(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
         return self._retry("read", spec, lambda: self.sink.read(spec, columns))  # Spark's read creates the table
 
+    def latest(self, spec: TableSpec, column: str, by: str) -> dict[str, datetime]:
+        return self._retry("read", spec, lambda: self.sink.latest(spec, column, by))
+
     def optimize(self, spec: TableSpec) -> Optimized | dict:
         return self._retry("optimize", spec, lambda: self.sink.optimize(spec))
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import ColumnProperties, DeltaTable, QueryBuilder, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from osipi_connector.lake import merge_conditions
@@ -242,6 +242,13 @@ class DeltaSink:
             return schema.empty_table()
         return table.to_pyarrow_table(columns=columns)
 
+    def latest(self, spec: TableSpec, column: str, by: str) -> dict[str, datetime]:
+        table = self._open(spec)
+        if table is None:
+            return {}
+        found = QueryBuilder().register("t", table).execute(merge_conditions.latest_sql("t", column, by)).read_all()
+        return dict(zip(found["item"].to_pylist(), found["latest"].to_pylist(), strict=True))
+
     def optimize(self, spec: TableSpec) -> dict:
         """Compact, then Z-order by `spec.zorder_by` (Z-order rewrites every file, so it runs only when set)."""
         table = self._open(spec)
@@ -307,5 +314,6 @@ def _check_existing(spec: TableSpec, table: DeltaTable) -> None:
     if problems:
         raise SchemaMismatchError(
             f"table {spec.name} at {table.table_uri} does not match its spec: {'; '.join(problems)}. "
-            "Migrate the table (or write to a new root) before running this version."
+            "Run `osipi-connector upgrade-tables --config ...` (checkpoint tables), or migrate the table / write "
+            "to a new root, before running this version."
         )

@@ -130,6 +130,11 @@ def merge_condition(
     return " AND ".join(clauses)
 
 
+def latest_sql(table: str, column: str, by: str, q: str = '"') -> str:
+    """The latest `column` per value of `by` (`Sink.latest`): an aggregate, so no engine holds the table's rows."""
+    return f"SELECT {quote(by, q)} AS item, max({quote(column, q)}) AS latest FROM {table} GROUP BY {quote(by, q)}"
+
+
 def compared_columns(spec: TableSpec) -> list[str]:
     """The columns whose difference makes a matched row "changed": all but keys, partitions and lineage."""
     skipped = {*spec.keys, *spec.partition_by, *LINEAGE_COLUMNS}  # keys and partitions already matched in ON

@@ -546,15 +546,21 @@ RUN_METRICS = TableSpec(
         ("rows_asset_hierarchy", pa.int64(), True),
         ("rows_element_attributes", pa.int64(), True),
         ("rows_event_frames", pa.int64(), True),
-        ("requests", pa.int64(), True),
-        ("status", pa.string(), False),  # success | partial | failed
+        ("requests", pa.int64(), True),  # HTTP requests sent (each retry and /batch POST counted)
+        # running (written when the run starts) | success | partial | failed | died (the run stopped without
+        # its final row; the next run of the same mode and datasets marks it so and says so)
+        ("status", pa.string(), False),
         ("errors", STRINGS, True),  # one line per failed tag/dataset: what failed and why
         # the run's Delta commits re-run after losing to a concurrent writer (lake/conflict_retry.py), up to
-        # this row's own append; last, so an older table takes it with ALTER TABLE ... ADD COLUMNS
+        # this row's own final MERGE; last, so an older table takes it with ALTER TABLE ... ADD COLUMNS
         ("conflict_retries", pa.int64(), True),
+        # added later still (osipi-connector upgrade-tables adds them to an older table):
+        ("datasets", STRINGS, True),  # the datasets the run was asked for: with `mode`, which runs follow each other
+        # watermarks found past the server's clock and moved back to the data committed (reported, then repaired)
+        ("watermarks_repaired", pa.int64(), True),
     ),
     keys=("run_id",),
-    comment="One row per connector run, for monitoring and alerting.",
+    comment="One row per connector run (status running while it runs), for monitoring and alerting.",
 )
 
 ALL_TABLES: tuple[TableSpec, ...] = (

@@ -82,6 +82,11 @@ class Sink(Protocol):
         """Whole table as Arrow (small tables: watermarks, run metrics); empty table with the schema if missing."""
         ...
 
+    def latest(self, spec: TableSpec, column: str, by: str) -> dict[str, datetime]:
+        """{value of `by`: max of `column`} computed by the engine (any table size); {} if the table is missing.
+        The runner's safe point for a watermark found past the server's clock: the data actually committed."""
+        ...
+
     def optimize(self, spec: TableSpec) -> Optimized | dict:
         """Compact small files and Z-order by `spec.zorder_by` (when set). SparkSink answers `Optimized`;
         DeltaSink still answers delta-rs' metrics dict, which `maintenance.maintain` turns into `Optimized`."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pyarrow as pa
 
 from osipi_connector.lake import spark_sql
-from osipi_connector.lake.merge_conditions import key_ranges
+from osipi_connector.lake.merge_conditions import key_ranges, latest_sql
 from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location, Optimized, Sink, Vacuumed, WriteResult
 from osipi_connector.lake.spark_arrow import to_arrow, to_dataframe
@@ -69,7 +69,8 @@ class SparkSink:
         if problems:
             raise SchemaMismatchError(
                 f"table {self.table_name(spec)} does not match its spec: {'; '.join(problems)}. "
-                "ALTER the table (or point unity_catalog.schema elsewhere) before running this version."
+                "Run `osipi-connector upgrade-tables --config ...` (checkpoint tables), or ALTER the table (or "
+                "point unity_catalog.schema elsewhere), before running this version."
             )
         self._ensured.add(spec.name)
 
@@ -134,6 +135,14 @@ class SparkSink:
         self.ensure(spec)
         table = to_arrow(self.spark.sql(spark_sql.select_sql(spec, self.location, columns)), schema, self.arrow_native)
         return conform_to(schema, table, f"table {self.table_name(spec)}")
+
+    def latest(self, spec: TableSpec, column: str, by: str) -> dict[str, datetime]:
+        if not self.exists(spec):
+            return {}
+        query = latest_sql(spark_sql.full_name(spec, self.location), column, by, "`")
+        schema = pa.schema([("item", spec.schema.field(by).type), ("latest", spec.schema.field(column).type)])
+        found = to_arrow(self.spark.sql(query), schema, self.arrow_native)  # aware UTC times, as delta-rs gives
+        return dict(zip(found["item"].to_pylist(), found["latest"].to_pylist(), strict=True))
 
     def exists(self, spec: TableSpec) -> bool:
         return bool(self.spark.catalog.tableExists(self.table_name(spec)))

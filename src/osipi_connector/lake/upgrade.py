@@ -1,8 +1,8 @@
 """Bring checkpoint tables an earlier version created to this version's layout (`osipi-connector upgrade-tables`).
 
-Two changes so far, both for concurrent writers (docs/deployment.md, "Jobs that run at the same time"):
-`pi_watermarks` partitioned by `dataset` (the parallel hourly tasks then write disjoint files) and
-`pi_run_metrics.conflict_retries`. Each step runs only when needed, so the command is safe to repeat; run it
+Changes so far: `pi_watermarks` partitioned by `dataset` (the parallel hourly tasks then write disjoint files;
+docs/deployment.md, "Jobs that run at the same time"), `pi_run_metrics.conflict_retries`, and
+`pi_run_metrics.datasets` / `watermarks_repaired` (runs that died, watermarks past the server's clock). Each step runs only when needed, so the command is safe to repeat; run it
 while no job writes (it rewrites the small watermark table in one commit).
 """
 

@@ -26,7 +26,7 @@ from osipi_connector.piwebapi.batch import (
     retry_keys,
     with_query,
 )
-from osipi_connector.piwebapi.errors import PIWebAPIError, safe_url, server_errors
+from osipi_connector.piwebapi.errors import PIWebAPIError, is_pi_json, not_pi_json, safe_url, server_errors
 from osipi_connector.piwebapi.settings import ClientSettings, Credentials
 from osipi_connector.piwebapi.transport import Answer, BodyError, Transport, backoff, encode_params
 
@@ -51,17 +51,23 @@ class PIClient(Protocol):
 
     def batch(self, requests: Mapping[str, SubRequest], *, decode: Decode | None = None) -> dict[str, SubResponse]: ...
 
+    def requests_sent(self) -> int: ...
+
     def close(self) -> None: ...
 
 
 def _json_body(response: Answer, decode: Decode = orjson.loads) -> Any:
-    """The parsed body of a 2xx answer; a body that cannot be parsed is worth another try."""
+    """The parsed body of a 2xx answer; a JSON body that cannot be parsed (cut) is worth another try, an HTML
+    page (a login portal, a wrong URL) is not: it fails at once with its content type and first characters."""
     content = response.content
     if not content:
         return None
     try:
         data = decode(content)
     except orjson.JSONDecodeError as exc:
+        content_type = response.headers.get("Content-Type", "")
+        if not is_pi_json(content_type, content):
+            raise not_pi_json(response.url, response.status_code, content_type, content) from None
         raise BodyError(f"the {response.status_code} answer is not valid JSON ({exc})") from None
     if isinstance(data, dict) and isinstance(data.get("WebException"), dict):  # failed while streaming (2017 R2+)
         errors = "; ".join(server_errors(data)) or "no message"
@@ -107,6 +113,11 @@ class PIWebAPIClient:
 
     def url(self, resource: str) -> str:
         return absolute(self.base_url, resource)
+
+    def requests_sent(self) -> int:
+        """HTTP requests the calling thread has sent with this client, every retry and batch POST counted
+        (`pi_run_metrics.requests` sums the differences around each piece of work)."""
+        return self._transport.sent_by_this_thread()
 
     def get_json(self, resource: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET with retries (429/5xx/connection errors, Retry-After honoured); parsed JSON or PIWebAPIError."""

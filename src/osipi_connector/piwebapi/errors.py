@@ -99,12 +99,44 @@ def _advice(status: int, method: str, challenge: str) -> str:
     return "see the server's message"
 
 
+def is_pi_json(content_type: str, body: bytes | bytearray) -> bool:
+    """Could `body` be a PI Web API answer? PI answers JSON; a login page, a proxy's error page or a web
+    server at the wrong URL answer HTML (or another type), which no retry will turn into JSON."""
+    start = bytes(body[:64]).lstrip()[:1]
+    if start in (b"{", b"["):  # JSON, perhaps cut short: worth another try whatever the header says
+        return True
+    return start != b"<" and (not content_type or "json" in content_type.lower())
+
+
+def body_start(body: bytes | bytearray, length: int = 120) -> str:
+    """The first characters of a body on one line, for an error message."""
+    return " ".join(bytes(body[: length * 2]).decode("utf-8", "replace").split())[:length]
+
+
+def not_pi_json(url: str, status: int, content_type: str, body: bytes) -> PIWebAPIError:
+    """The error for an answer that is not PI Web API JSON (raised at once: retrying cannot change it)."""
+    message = (
+        f"{safe_url(url)} answered {status} with {content_type or 'no content type'}, not PI Web API JSON: "
+        f"{body_start(body)!r}. Check pi_web_api.url (it must end in /piwebapi) and whether a login page, "
+        "a single-sign-on portal or a proxy answers instead of PI Web API (auth_type and credentials)."
+    )
+    return PIWebAPIError(message, status=status, url=safe_url(url))
+
+
 def http_error(
-    method: str, url: str, status: int, body: bytes | Any, attempts: int, challenge: str = ""
+    method: str,
+    url: str,
+    status: int,
+    body: bytes | Any,
+    attempts: int,
+    challenge: str = "",
+    content_type: str = "",
 ) -> PIWebAPIError:
     """The error for a final non-2xx answer."""
     errors = server_errors(body)
     said = f": {'; '.join(e.rstrip('.') for e in errors)}" if errors else ""
+    if not errors and isinstance(body, bytes | bytearray) and body and not is_pi_json(content_type, body):
+        said = f" with {content_type or 'no content type'}, not PI Web API JSON: {body_start(body)!r}"
     tries = f" after {attempts} tries" if attempts > 1 else ""
     message = (
         f"PI Web API answered {status} to {method} {safe_url(url)}{tries}{said}. {_advice(status, method, challenge)}."

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -61,6 +62,19 @@ class BodyError(Exception):
     """A 2xx answer whose body is unusable (cut, not JSON, or a WebException); worth another try."""
 
 
+class _QuietRetries(logging.Filter):
+    """Drops urllib3's own `Retrying (PIRetry(total=...)) after connection broken by ...` warnings for our
+    retries (other urllib3 users keep theirs): PIRetry logs one line of its own per retry instead (what
+    failed, which try), without urllib3's object dumps."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (str(record.msg).startswith("Retrying (") and args and isinstance(args[0], PIRetry))
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_QuietRetries())
+
+
 def backoff(settings: RetrySettings, retry_number: int) -> float:
     """Wait before retry number `retry_number` (1-based): doubles from backoff_seconds, capped, with
     "equal jitter" (half fixed, half random) so parallel workers do not retry in lock-step."""
@@ -87,6 +101,30 @@ class PIRetry(Retry):
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
         wait = super().get_retry_after(response)
         return None if wait is None else min(wait, self.settings.max_retry_after_seconds)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> PIRetry:
+        """One log line per retry (urllib3's own warning is filtered out: `_QuietRetries`); raises
+        MaxRetryError when no try is left, which `Transport` turns into one clear message."""
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        what = _reason(error) if error is not None else f"HTTP {response.status}" if response is not None else "?"
+        where = f"{_pool.scheme}://{_pool.host}:{_pool.port}" if _pool is not None else ""
+        log.warning(
+            "%s %s: %s; try %d of %d failed, retrying",
+            method,
+            safe_url(where + (url or "")),
+            what,
+            len(retry.history),
+            self.settings.max_attempts,
+        )
+        return retry
 
 
 def make_retry(settings: RetrySettings) -> PIRetry:
@@ -154,6 +192,15 @@ class Transport:
             "timeout": (settings.connect_timeout, settings.read_timeout),
             "verify": self.session.verify,
         }
+        self._sent = threading.local()  # HTTP requests sent, per thread: see `sent_by_this_thread`
+
+    def sent_by_this_thread(self) -> int:
+        """HTTP requests this thread has sent through this transport (each retry counts): a caller takes the
+        difference around its own work, which stays exact while other threads share the transport."""
+        return getattr(self._sent, "count", 0)
+
+    def _count(self, requests: int) -> None:
+        self._sent.count = self.sent_by_this_thread() + requests
 
     def close(self) -> None:
         self.session.close()
@@ -169,11 +216,14 @@ class Transport:
             )
 
         response = once()
+        self._count(_tries(response))
         answer = read_answer(response)
         auth = self.session.auth
         if answer.status_code == 401 and isinstance(auth, BearerAuth) and auth.invalidate(sent_token(response.request)):
             log.info("PI Web API answered 401; renewing the bearer token once")
-            answer = read_answer(once())
+            response = once()
+            self._count(_tries(response))
+            answer = read_answer(response)
         return answer
 
     def send(
@@ -195,7 +245,13 @@ class Transport:
                 if not accept(response):
                     tries = attempt - 1 + response.tries
                     raise http_error(
-                        method, response.url, response.status_code, response.content, tries, _challenge(response)
+                        method,
+                        response.url,
+                        response.status_code,
+                        response.content,
+                        tries,
+                        _challenge(response),
+                        response.headers.get("Content-Type", ""),
                     )
                 return parse(response)
             except (
@@ -221,7 +277,16 @@ class Transport:
         """One request and its body, with requests' exceptions turned into PIWebAPIErrors that say what to do."""
         s = self.settings
         try:
-            return self._raw(method, url, params, json_body)
+            try:
+                return self._raw(method, url, params, json_body)
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.RetryError,
+            ) as exc:
+                ssl = isinstance(exc, requests.exceptions.SSLError)
+                self._count(1 if ssl else s.retry.max_attempts)  # no answer: urllib3 used every try (TLS: one)
+                raise
         except requests.exceptions.SSLError as exc:
             reason = _reason(exc)
             raise transport_error(
@@ -259,7 +324,7 @@ class Transport:
 
 def _reason(exc: BaseException) -> str:
     """The innermost cause of a requests/urllib3 error, without the URL (it may carry a query)."""
-    cause: Any = exc.args[0] if exc.args else exc
+    cause: Any = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
     if isinstance(cause, MaxRetryError):
         cause = cause.reason
     if isinstance(cause, NewConnectionError):  # a ConnectTimeoutError subclass, but not a time-out

@@ -25,6 +25,13 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+LOGIN_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Sign in - Plant Portal</title></head>"
+    b'<body><form method="post" action="/login"><input name="user"><input name="password" type="password">'
+    b"</form></body></html>"
+)
+
+
 class SimulatorApp:
     def __init__(self, simulator: Simulator):
         self.sim = simulator
@@ -59,6 +66,8 @@ class SimulatorApp:
             return
         if fault.status:
             response = Response(fault.status, {"Errors": [f"Simulated server error {fault.status}."]})
+        elif self.sim.config.login_page:
+            response = Response(200, LOGIN_PAGE, {"Content-Type": "text/html; charset=utf-8"})
         else:
             response = self.respond(request)
         await self._send(send, response, truncate=fault.truncate)
@@ -113,7 +122,7 @@ class SimulatorApp:
     @staticmethod
     async def _send(send: Send, response: Response, truncate: bool = False) -> None:
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        if response.body is not None:
+        if response.body is not None and not any(name == b"content-type" for name, _ in headers):
             headers.append((b"content-type", b"application/json; charset=utf-8"))
         pieces = response.pieces() if response.body is not None else iter([b""])
         first = next(pieces)

@@ -51,6 +51,9 @@ class SimConfig:
     clients: dict[str, str] = field(default_factory=lambda: {"osipi-connector": "client-secret"})
     token_ttl_s: float = 3600.0
     faults: FaultConfig = field(default_factory=FaultConfig)
+    # True: every request is answered by a single-sign-on login page (200, text/html), as when a portal or
+    # proxy sits in front of PI Web API or pi_web_api.url points at the wrong site
+    login_page: bool = False
 
     def __post_init__(self) -> None:
         if self.tags < 1:

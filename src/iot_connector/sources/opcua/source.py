@@ -22,7 +22,7 @@ from asyncua.common.subscription import OverflowPolicy, StatusChangeEvent, Subsc
 
 from iot_connector.compat.asyncua import DataChangeBatch, monitored_item_request, whole_notifications
 from iot_connector.model import Record
-from iot_connector.sources.base import Emit, Source
+from iot_connector.sources.base import Emit, PartialSuccess, Source
 from iot_connector.sources.opcua.config import BrowseConfig, OpcuaConfig
 from iot_connector.sources.opcua.nodes import Tag, build_tags, discover
 from iot_connector.sources.opcua.session import new_client
@@ -265,7 +265,12 @@ class OpcuaSource(Source):
             await client.disconnect()
         good = sum(1 for dv in values if is_good(dv))
         policy = f"{self.config.security_policy}/{self.config.security_mode}"
-        return f"connected to {self.config.endpoint} ({policy}): {len(tags)} nodes, {good} read with good status"
+        text = f"connected to {self.config.endpoint} ({policy}): {len(tags)} nodes, {good} read with good status"
+        bad = [t.tag_id for t, dv in zip(tags, values, strict=True) if not is_good(dv)]
+        if bad:
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            return PartialSuccess(f"{text}; no good value from {', '.join(bad[:5])}{more}")
+        return text
 
     async def browse(self, root: str = "i=85", depth: int = 1, filter: str = "*") -> list[dict[str, str]]:
         """One connection, browse below `root`; for the GUI's node picker (ids in stable nsu= form)."""

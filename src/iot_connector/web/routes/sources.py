@@ -7,12 +7,13 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from iot_connector.config import ConfigError, parse_config
-from iot_connector.sources.base import Source
-from iot_connector.web.deps import GuiState, State, Writer, apply, audit, problems
+from iot_connector.latest import MAX_TAGS
+from iot_connector.sources.base import PartialSuccess, Source
+from iot_connector.web.deps import GuiState, Reader, State, Writer, apply, audit, problems
 from iot_connector.web.masking import unmask
 
 router = APIRouter(prefix="/api/sources")
@@ -58,11 +59,17 @@ async def delete_source(name: str, request: Request, state: State, s: Writer) ->
     return await apply(state, mutate, s, request, f"source.remove {name}")
 
 
-def _probe(state: GuiState, edit: SourceEdit, for_browse: bool = False) -> Source:
+def _needs_nodes(raw: dict[str, Any]) -> bool:
+    """An OPC-UA draft without nodes yet: browse and test read the server clock instead (every server has it),
+    since browsing is how an operator finds the first nodes."""
+    return raw.get("type") == "opcua" and not raw.get("nodes") and not raw.get("browse")
+
+
+def _probe(state: GuiState, edit: SourceEdit) -> Source:
     try:
         raw = unmask(edit.source, _stored(state, edit.original), _where(edit))
-        if for_browse and not raw.get("nodes") and not raw.get("browse"):
-            raw = raw | {"nodes": [CURRENT_TIME_NODE]}  # browsing is how an operator finds the first nodes
+        if _needs_nodes(raw):
+            raw = raw | {"nodes": [CURRENT_TIME_NODE]}
         config = parse_config({"sources": [raw]}).sources[0]
     except ConfigError as exc:
         raise HTTPException(400, problems(exc)) from None
@@ -89,14 +96,31 @@ def _target(source: Source) -> dict[str, Any]:
 async def source_test(edit: SourceEdit, request: Request, state: State, s: Writer) -> dict[str, Any]:
     source = _probe(state, edit)
     audit(state, s.user, request, "source.test", _target(source))
-    return {"ok": True, "message": await _bounded(source.test_connection(), "connection test")}
+    message = await _bounded(source.test_connection(), "connection test")
+    if _needs_nodes(edit.source):
+        message = PartialSuccess(f"{message} (no nodes chosen yet: read the server clock {CURRENT_TIME_NODE})")
+    return {"ok": True, "warning": isinstance(message, PartialSuccess), "message": message}
+
+
+@router.get("/{name}/tags")
+async def source_tags(
+    name: str, state: State, _s: Reader, limit: int = Query(500, ge=1, le=MAX_TAGS)
+) -> dict[str, Any]:
+    """The live tag view: each tag's latest value, quality, timestamps and updates/s (at most `limit`)."""
+    if _stored(state, name) is None:
+        raise HTTPException(404, f"no source named {name[:100]!r}")
+    agent = state.runtime.agent
+    table = agent.latest.get(name) if agent is not None else None
+    if table is None:  # configured but not running (disabled, cannot be created, agent stopped)
+        return {"source": name, "running": False, "tags": [], "total": 0, "not_shown_updates": 0}
+    return {"source": name, "running": True} | table.snapshot(limit)
 
 
 @router.post("/browse")
 async def source_browse(
     edit: SourceEdit, request: Request, state: State, s: Writer, root: str = "i=85"
 ) -> dict[str, Any]:
-    source = _probe(state, edit, for_browse=True)
+    source = _probe(state, edit)
     if not hasattr(source, "browse"):
         raise HTTPException(400, ["browse is only for OPC-UA sources"])
     audit(state, s.user, request, "source.browse", _target(source) | {"root": root})

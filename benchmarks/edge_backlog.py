@@ -1,0 +1,235 @@
+"""The agent as users run it draining an MQTT backlog, beside Debian's `mosquitto_sub` draining the same one.
+
+`iot-connector run` (a process, its default configuration: spool fsync, batches of 5,000, MQTT 5) with one
+MQTT source on a persistent session (`clean_start: false`, fixed `client_id`) and, in turn, the local Delta
+sink and the ZeroBus sink (the ZeroBus double, in its own process). Per sink, in the same run:
+1. both sessions exist on the broker (the agent's and mosquitto_sub's: subscribed once, disconnected);
+2. start-up, measured separately: one message is queued, the agent is started and the time until the sink
+   acknowledged it is taken from the agent's metrics (process start, imports, spool, sink, MQTT connect);
+3. `--messages` QoS 1 messages are published (queued for both sessions);
+4. `mosquitto_sub -c -q 1 -C N` drains its copy: the broker's own delivery rate, the physical limit here;
+5. the agent is started again and drains its copy into the sink; `iot_records_written_total` (records
+   the sink acknowledged) is polled every `--poll-ms`. Drain time = first record read → last record
+   acknowledged, so start-up is excluded (mosquitto_sub likewise: first message out → exit).
+Steps 3-5 repeat `--rounds` times. The Delta run also checks the table: every message one row, distinct
+record_ids. `--profile DIR` runs the draining agent under cProfile.
+
+    .venv/bin/python benchmarks/edge_backlog.py [--messages 200000] [--rounds 2] [--sinks delta,zerobus]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+from edge_e2e import ZerobusPeer, mosquitto, zerobus_peer
+from edge_sources import JSON_TOPIC, SESSION, free_port, publish
+
+REPO = Path(__file__).resolve().parents[1]
+MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
+SUB_SESSION = "bench-mosquitto-sub"
+_SAMPLE = re.compile(rb"^(iot_records_(?:read|written)_total)\{[^}]*\} ([0-9.e+]+)$", re.M)
+
+
+def agent_config(port: int, sink: dict) -> dict:
+    """Only what a user must set for this: the broker, a persistent session, the topic, the sink."""
+    source = {
+        "name": "plant",
+        "type": "mqtt",
+        "url": f"mqtt://127.0.0.1:{port}",
+        "client_id": SESSION,
+        "clean_start": False,
+        "topics": [JSON_TOPIC],
+    }
+    return {"sink": sink, "sources": [source]}
+
+
+def zerobus_sink(zb: ZerobusPeer) -> dict:
+    return {
+        "type": "zerobus",
+        "workspace_url": zb.workspace_url,
+        "zerobus_endpoint": zb.endpoint,
+        "client_id": zb.client_id,
+        "client_secret": zb.client_secret,
+        "table": "main.edge.backlog",
+    }
+
+
+def counters(metrics_port: int) -> tuple[float, float] | None:
+    """(records read, records written) from the agent's /metrics, or None while it is not serving yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2) as response:
+            text = response.read()
+    except OSError:
+        return None
+    totals = {b"iot_records_read_total": 0.0, b"iot_records_written_total": 0.0}
+    for name, value in _SAMPLE.findall(text):
+        totals[name] += float(value)
+    return totals[b"iot_records_read_total"], totals[b"iot_records_written_total"]
+
+
+@dataclass
+class AgentRun:
+    total_s: float  # process start -> `expected` records acknowledged
+    first_read_s: float  # process start -> first poll that saw a record read
+    cpu_s: float  # the agent process's CPU time (user + system) from the first record read to the end
+
+    @property
+    def drain_s(self) -> float:
+        return self.total_s - self.first_read_s
+
+
+def run_agent(
+    config_dir: Path, expected: int, poll_s: float, profile: Path | None = None, timeout: float = 300
+) -> AgentRun:
+    """`iot-connector run` until the sink acknowledged `expected` records, then SIGTERM (a clean stop).
+    With `profile`, under cProfile writing there (slower: compare only profiles with each other)."""
+    metrics_port = free_port()
+    python = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else [])]
+    args = [*python, "-m", "iot_connector.cli", "run", "--config-dir", str(config_dir)]
+    log = (config_dir / "agent.log").open("a")
+    start = time.perf_counter()
+    proc = subprocess.Popen([*args, "--metrics-port", str(metrics_port)], cwd=REPO, stderr=log, stdout=log)
+    first_read = cpu0 = 0.0
+    try:
+        deadline = start + timeout
+        while True:
+            now = time.perf_counter()
+            seen = counters(metrics_port)
+            if seen is not None:
+                read, written = seen
+                if read and not first_read:
+                    first_read, cpu0 = now - start, _cpu_seconds(proc.pid)
+                if written >= expected:
+                    total = now - start
+                    break
+            if now > deadline or proc.poll() is not None:
+                raise SystemExit(f"agent: {seen} records (read, written) of {expected}; see {config_dir / 'agent.log'}")
+            time.sleep(poll_s)
+        cpu = _cpu_seconds(proc.pid) - cpu0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+    return AgentRun(total, first_read, cpu)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class SubRun:
+    total_s: float  # process start -> exit
+    drain_s: float  # first message out -> exit
+
+
+def mosquitto_sub(port: int, count: int) -> SubRun:
+    """Debian's mosquitto_sub on its persistent session (`-c`, QoS 1) until `count` messages; 0: subscribe
+    (creating the session) and exit."""
+    args = [MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(port), "-i", SUB_SESSION, "-c", "-q", "1", "-t", "bench/#"]
+    start = time.perf_counter()
+    proc = subprocess.Popen([*args, *(["-C", str(count)] if count else ["-E"])], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    first, lines = 0.0, 0
+    while chunk := proc.stdout.read1(1 << 16):
+        first = first or time.perf_counter()
+        lines += chunk.count(b"\n")
+    proc.wait(30)
+    end = time.perf_counter()
+    if proc.returncode or lines < count:
+        raise SystemExit(f"mosquitto_sub exited {proc.returncode} after {lines} of {count} messages")
+    return SubRun(end - start, end - (first or start))
+
+
+def delta_rows(config_dir: Path) -> tuple[int, int]:
+    """(rows, distinct record_ids) of the agent's default Delta table."""
+    from deltalake import DeltaTable
+
+    ids = DeltaTable(str(config_dir / "data" / "iot_records")).to_pyarrow_table(columns=["record_id"])["record_id"]
+    return len(ids), len(set(ids.to_pylist()))
+
+
+def bench_sink(name: str, sink: dict, port: int, work: Path, args: argparse.Namespace) -> list[float]:
+    """Rows of the table for one sink, a round each; returns the rounds' agent / mosquitto_sub ratios."""
+    n = args.messages
+    config_dir = work / name
+    config_dir.mkdir()
+    (config_dir / "connector.yaml").write_text(json.dumps(agent_config(port, sink)))  # JSON is YAML
+    mosquitto_sub(port, 0)  # its session: subscribed once, then gone
+    publish(port, "json", 1)
+    startup = run_agent(config_dir, 1, args.poll_ms / 1000)
+    mosquitto_sub(port, 1)
+    ratios = []
+    for round_ in range(1, args.rounds + 1):
+        t0 = time.perf_counter()
+        publish(port, "json", n)
+        published = time.perf_counter() - t0
+        load = os.getloadavg()[0]
+        sub = mosquitto_sub(port, n)
+        profile = args.profile / f"{name}.prof" if args.profile else None
+        agent = run_agent(config_dir, n, args.poll_ms / 1000, profile)
+        ratios.append(sub.drain_s / agent.drain_s)
+        print(
+            f"| {name} #{round_} | {n:,} | {sub.drain_s:.2f} s ({n / sub.drain_s:,.0f}/s; {sub.total_s:.2f} s with"
+            f" start) | {agent.drain_s:.2f} s ({n / agent.drain_s:,.0f}/s; {agent.total_s:.2f} s with start)"
+            f" | **{ratios[-1]:.2f}×** | {startup.total_s:.2f} s | {agent.cpu_s / n * 1e6:.1f} µs | {load:.1f} |",
+            flush=True,
+        )
+        print(f"<!-- {name} #{round_}: {n:,} published in {published:.1f} s -->", flush=True)
+    if name == "delta":
+        rows, distinct = delta_rows(config_dir)
+        print(f"<!-- delta table: {rows:,} rows, {distinct:,} distinct record_ids, {args.rounds * n + 1:,} sent -->")
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--sinks", default="delta,zerobus")
+    parser.add_argument("--rounds", type=int, default=2, help="backlogs drained per sink (the machine is shared)")
+    parser.add_argument("--poll-ms", type=float, default=50, help="how often the agent's /metrics is read")
+    parser.add_argument("--profile", type=Path, help="run the draining agent under cProfile, <sink>.prof here")
+    args = parser.parse_args()
+    if not Path(MOSQUITTO_SUB).exists():
+        raise SystemExit(f"{MOSQUITTO_SUB} is missing: apt-get install mosquitto-clients (the baseline)")
+    print(
+        f"# edge backlog — {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPU,"
+        f" Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        "| sink | backlog | mosquitto_sub drain | agent drain (`iot-connector run`) | agent / mosquitto_sub"
+        " | agent start-up (to 1st ack) | agent CPU/message | load |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp, zerobus_peer() as zb:
+        work = Path(tmp)
+        sinks: dict[str, Callable[[], dict]] = {
+            "delta": lambda: {"type": "delta"},
+            "zerobus": lambda: zerobus_sink(zb),
+        }
+        with mosquitto(work) as port:
+            for name in args.sinks.split(","):
+                ratios = bench_sink(name, sinks[name](), port, work, args)
+                print(f"<!-- {name}: median agent / mosquitto_sub {statistics.median(ratios):.2f}× -->", flush=True)
+
+
+if __name__ == "__main__":
+    main()
