@@ -22,7 +22,11 @@ from osipi_connector.piwebapi.settings import ClientSettings, RetrySettings
 Mode = Literal["incremental", "full", "backfill"]
 # computed by PI per tag; off unless asked for (extraction.include_<name>, --datasets)
 COMPUTED_DATASETS = ("interpolated", "summary", "current_value", "point_attributes")
-DATASETS = ("tags", "af", "timeseries", "event_frames", *COMPUTED_DATASETS)  # also the order a run writes them in
+# the AF catalogue around the hierarchy, snapshots of extraction.af_database; off unless asked for
+AF_CATALOG_DATASETS = ("templates", "categories", "analyses", "af_tables", "annotations", "units_of_measure")
+OPTIONAL_DATASETS = (*COMPUTED_DATASETS, *AF_CATALOG_DATASETS)  # each has an extraction.include_<name> switch
+# also the order a run writes them in
+DATASETS = ("tags", "af", "timeseries", "event_frames", *COMPUTED_DATASETS, *AF_CATALOG_DATASETS)
 TAG_DATASETS = ("timeseries", "interpolated", "summary", "current_value", "point_attributes")  # need the tag list
 SummaryType = Literal[
     "Total", "Average", "Minimum", "Maximum", "Range", "StdDev", "PopulationStdDev", "Count", "PercentGood"
@@ -152,6 +156,14 @@ class ExtractionConfig(_Strict):
     include_summary: bool = False
     include_current_value: bool = False
     include_point_attributes: bool = False
+    # The AF catalogue of af_database, off by default (a few requests each; annotations follow event frames'
+    # window): templates, categories, analyses, AF tables, event-frame annotations, units of measure.
+    include_templates: bool = False
+    include_categories: bool = False
+    include_analyses: bool = False
+    include_af_tables: bool = False
+    include_annotations: bool = False
+    include_units_of_measure: bool = False
     interpolated: InterpolatedConfig = Field(default_factory=InterpolatedConfig)
     summary: SummaryConfig = Field(default_factory=SummaryConfig)
     # PI Web API Stream Updates as the change feed of pi_timeseries (incremental runs): edits and removals older
@@ -287,6 +299,7 @@ _FLAT = {
     "include_summary": ("extraction", "include_summary"),
     "include_current_value": ("extraction", "include_current_value"),
     "include_point_attributes": ("extraction", "include_point_attributes"),
+    **{f"include_{d}": ("extraction", f"include_{d}") for d in AF_CATALOG_DATASETS},
     "mode": ("extraction", "mode"),
     "start_date": ("extraction", "start_date"),
     "end_date": ("extraction", "end_date"),

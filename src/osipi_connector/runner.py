@@ -24,8 +24,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from osipi_connector import tag_datasets, watermarks
-from osipi_connector.config import COMPUTED_DATASETS, DATASETS, TAG_DATASETS, ConfigError, ConnectorConfig, resolve_time
+from osipi_connector import af_datasets, tag_datasets, watermarks
+from osipi_connector.config import (
+    AF_CATALOG_DATASETS,
+    DATASETS,
+    OPTIONAL_DATASETS,
+    TAG_DATASETS,
+    ConfigError,
+    ConnectorConfig,
+    resolve_time,
+)
 from osipi_connector.executor import FetchJob
 from osipi_connector.extract.change_feed import ChangeFeed
 from osipi_connector.extract.clock import server_now
@@ -48,7 +56,10 @@ from osipi_connector.plan import Plan, Tag
 
 log = logging.getLogger(__name__)
 EVENT_FRAMES_DATASET = "event_frames"
-NEEDS_AF_DATABASE = "extraction.af_database: needed for the af / event_frames datasets — set it"
+NEEDS_AF_DATABASE = (
+    "extraction.af_database: needed for the af, event_frames and AF catalogue (templates, categories, ...) datasets"
+    " — set it"
+)
 
 
 @dataclass(frozen=True)
@@ -156,13 +167,15 @@ class PILakeflowConnector:
                 wanted.add("af")
             if ext.af_database and ext.include_event_frames:
                 wanted.add("event_frames")
-            wanted |= {d for d in COMPUTED_DATASETS if getattr(ext, f"include_{d}")}
+            wanted |= {d for d in OPTIONAL_DATASETS if getattr(ext, f"include_{d}")}
+            if wanted & set(AF_CATALOG_DATASETS) and not ext.af_database:
+                raise ConfigError(NEEDS_AF_DATABASE)
         else:
             wanted = set(datasets)
             unknown = wanted - set(DATASETS)
             if unknown:
                 raise ConfigError(f"datasets: unknown {sorted(unknown)} — choose from {', '.join(DATASETS)}")
-            if wanted & {"af", "event_frames"} and not ext.af_database:
+            if wanted & {"af", "event_frames", *AF_CATALOG_DATASETS} and not ext.af_database:
                 raise ConfigError(NEEDS_AF_DATABASE)
         return [d for d in DATASETS if d in wanted]
 
@@ -224,6 +237,7 @@ class _Run:
                 "summary": lambda c: tag_datasets.summary(self, c),
                 "current_value": lambda c: tag_datasets.current_value(self, c),
                 "point_attributes": lambda c: tag_datasets.point_attributes(self, c),
+                **{name: af_datasets.step(self, name) for name in AF_CATALOG_DATASETS},
             }
             if set(self.datasets) & set(TAG_DATASETS) and "tags" not in self.datasets:
                 self._select_tags(client, write=False)

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 SIM_AF_DATABASE = "\\\\PISIM-AF\\Plant"
 CREDENTIALS = {"PI_USERNAME": "piuser", "PI_PASSWORD": "pipassword"}  # basic auth: from the environment off Databricks
-HOURLY = ("af_hierarchy_and_tags", "timeseries", "event_frames", "values")
+HOURLY = ("af_hierarchy_and_tags", "timeseries", "event_frames", "values", "af_catalog")
 PLANT_TAGS = 40  # a small plant: the shipped tag_name_filter "*" takes every point
 
 
@@ -79,6 +79,10 @@ def test_hourly_job_backfill_and_maintenance_succeed_with_the_shipped_config(
     assert len(set(first)) == len(first)
     assert {k[0] for k in first} <= set(tags.column("tag_webid").to_pylist())
     for name in ("pi_interpolated", "pi_summary", "pi_current_value", "pi_point_attributes"):  # the values task
+        assert table(tmp_path, variables, "bronze", name).to_pyarrow_table().num_rows > 0, name
+    catalog = ("pi_element_templates", "pi_attribute_templates", "pi_categories", "pi_analyses", "pi_analysis_templates",
+               "pi_af_tables", "pi_af_table_rows", "pi_eventframe_annotations", "pi_units_of_measure")  # fmt: skip
+    for name in catalog:  # the af_catalog task
         assert table(tmp_path, variables, "bronze", name).to_pyarrow_table().num_rows > 0, name
     datasets = set(table(tmp_path, variables, "checkpoints", "pi_watermarks").to_pyarrow_table()["dataset"].to_pylist())
     assert {"timeseries", "event_frames", "interpolated", "summary"} <= datasets

@@ -35,10 +35,12 @@ pytestmark = pytest.mark.integration
 START = FIXED_NOW - timedelta(hours=5)
 MAX_ITERATIONS = 50  # the framework's read_termination_max_iterations
 # Columns empty in every row of this 5-hour sample, each for a reason of the data (the framework's
-# allow_null_columns): PI computed every summary (no error); no frame of these hours was acknowledged.
+# allow_null_columns): PI computed every summary (no error); no frame of these hours was acknowledged; the
+# operators' annotations carry their note as the value, without a description.
 ALLOW_NULL = {
     "pi_summary": {"error"},
     "pi_event_frames": {"acknowledged_by", "acknowledged_date"},
+    "pi_eventframe_annotations": {"description"},
 }
 
 
@@ -225,3 +227,36 @@ def test_bad_options_name_the_option(options) -> None:
         PILakeflowConnect({**options, "window": "soon"})
     with pytest.raises(ConfigError, match=r"summary\.types"):
         PILakeflowConnect({**options, "summary_types": "Median"})
+
+
+def test_the_af_catalogue_reads_the_rows_the_connectors_own_runs_write(connector, full_reads, options, tmp_path):
+    """Templates, categories, analyses, AF tables and rows, annotations since start_date and units of measure:
+    the same rows as a run of the connector writes (tests/extract/test_af_catalog.py compares those with the
+    simulator's endpoints), each key once."""
+    from osipi_connector import PILakeflowConnector
+    from osipi_connector.lake.delta_sink import DeltaSink
+    from osipi_connector.lake.schemas import AF_CATALOG_TABLES
+
+    assert {spec.name for spec in AF_CATALOG_TABLES} <= set(connector.list_tables())
+    sink = DeltaSink(tmp_path)
+    cfg = {
+        "pi_web_api": {"url": options["pi_web_api_url"], "auth_type": "anonymous"},
+        "extraction": {"af_database": options["af_database"], "tag_names": ["SINUSOID"], "mode": "full",
+                       "start_date": options["start_date"], "end_date": format_datetime(connector.cap)},
+        "local": {"lakehouse_root": str(tmp_path)},
+    }  # fmt: skip
+    datasets = ["templates", "categories", "analyses", "af_tables", "annotations", "units_of_measure"]
+    result = PILakeflowConnector(cfg, sink=sink).run(datasets=datasets)
+    assert result.status == "success", result.errors
+    for spec in AF_CATALOG_TABLES:
+        records, _ = full_reads[spec.name]
+        keys = [tuple(r[k] for k in spec.keys) for r in records]
+        assert len(set(keys)) == len(keys) > 0, spec.name
+        written = sink.read(spec).drop_columns(["ingested_at", "run_id"]).to_pylist()
+        read = [{k: v for k, v in r.items() if k not in ("ingested_at", "run_id")} for r in records]
+        as_text = lambda rows: sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)  # noqa: E731
+        assert as_text(read) == as_text(_iso(written)), spec.name
+
+
+def _iso(rows: list[dict]) -> list[dict]:
+    return [{k: v.isoformat() if isinstance(v, datetime | date) else v for k, v in r.items()} for r in rows]

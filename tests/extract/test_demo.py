@@ -42,8 +42,8 @@ def test_demo_lands_every_table_and_prints_the_checks(tmp_path):
     assert all(n > 0 for n in counts.values()), counts
     tags = TAGS + len(DEFAULT_POINTS)  # the generated tags and PI's default points (SINUSOID...)
     assert counts["bronze.pi_tags"] == tags
-    # every tag for timeseries, interpolated and summary, and the event frames of the AF database
-    assert counts["checkpoints.pi_watermarks"] == 3 * tags + 1
+    # every tag for timeseries, interpolated and summary, and the event frames and annotations of the AF database
+    assert counts["checkpoints.pi_watermarks"] == 3 * tags + 2
     printed = {}
     for line in result.stdout.splitlines():
         cells = [cell.strip() for cell in line.strip("| ").split(" | ")]

@@ -2,8 +2,9 @@
 pipeline of that framework can read PI through our client, paging and parsing instead of its own source.
 
 Tables and schemas are the ones the connector's own runs write (`lake/schemas.py`, converted to Spark types).
-Metadata, catalogues and snapshots (`pi_tags`, `pi_point_attributes`, `pi_current_value`, the AF tables, the
-event frames active since `start_date`) are read whole in one batch (offset None). The time series
+Metadata, catalogues and snapshots (`pi_tags`, `pi_point_attributes`, `pi_current_value`, the AF hierarchy and
+its catalogue — templates, categories, analyses, AF tables, units of measure —, the event frames and their
+annotations active since `start_date`) are read whole in one batch (offset None). The time series
 (`pi_timeseries`, `pi_interpolated`, `pi_summary`) are `cdc` tables read window by window: the offset is
 `{"cursor": ISO time}`, each call reads [cursor, cursor + window) — interpolated grid points and completed
 summary intervals aligned to the epoch, so windows never share a row — and the cursor stops at the PI server's
@@ -77,6 +78,7 @@ TABLES = {
         _Table(schemas.ASSET_HIERARCHY, needs_af=True),
         _Table(schemas.ELEMENT_ATTRIBUTES, needs_af=True),
         _Table(schemas.EVENT_FRAMES, needs_af=True),
+        *(_Table(spec, needs_af=True) for spec in schemas.AF_CATALOG_TABLES),
     )
 }
 
@@ -119,6 +121,7 @@ class PILakeflowConnect(LakeflowConnect):
         self.cap = server_now(self.client) if self.config.extraction.clock == "server" else self.ingested_at
         self.start = resolve_time(self.config.extraction.start_date, self.cap)
         self._tags: pa.Table | None = None
+        self._database: dict[str, Any] | None = None
 
     # --- the contract -----------------------------------------------------------------------------------
     def list_tables(self) -> list[str]:
@@ -188,12 +191,28 @@ class PILakeflowConnect(LakeflowConnect):
         if spec is schemas.CURRENT_VALUE:
             return _checked(spec, fetch_current_values(self.client, self.tags(), **self._lineage()))
         database = ext.af_database or ""
+        if spec in schemas.AF_CATALOG_TABLES:
+            return self._catalog(spec)
         if spec is schemas.EVENT_FRAMES:
             return fetch_event_frames(
                 self.client, af_database=database, start=self.start, end=self.cap, **self._lineage()
             )
         hierarchy, attributes = fetch_af(self.client, af_database=database, **self._lineage())
         return hierarchy if spec is schemas.ASSET_HIERARCHY else attributes
+
+    def _catalog(self, spec: TableSpec) -> pa.Table:
+        """One table of the AF catalogue (af_datasets.py's extractors); annotations of the frames since start."""
+        from osipi_connector.af_datasets import snapshot_extractors
+        from osipi_connector.extract.af import find_database
+        from osipi_connector.extract.annotations import fetch_annotations
+
+        if self._database is None:
+            self._database = find_database(self.client, self.config.extraction.af_database or "")
+        if spec is schemas.EVENT_FRAME_ANNOTATIONS:
+            return fetch_annotations(self.client, self._database, start=self.start, end=self.cap, **self._lineage())
+        fetch, specs = next(entry for entry in snapshot_extractors().values() if spec in entry[1])
+        tables = fetch(self.client, self._database, **self._lineage())
+        return (tables if isinstance(tables, tuple) else (tables,))[specs.index(spec)]
 
     def _window(self, spec: TableSpec, offset: dict) -> tuple[Iterator[dict], dict]:
         ext = self.config.extraction

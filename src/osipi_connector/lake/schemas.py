@@ -280,11 +280,235 @@ POINT_ATTRIBUTES = TableSpec(
     comment="Every PI point attribute (points/{webId}/attributes), one row per point and attribute.",
 )
 
+# --- the AF catalogue around the hierarchy: snapshots of one AF database (units: of its AF server) ----------
+ELEMENT_TEMPLATES = TableSpec(
+    name="pi_element_templates",
+    layer="bronze",
+    schema=_schema(
+        ("template_id", pa.string(), False),
+        ("template_webid", pa.string(), False),
+        ("template_name", pa.string(), False),
+        ("instance_type", pa.string(), True),  # Element | EventFrame (event-frame templates are here too)
+        ("path", pa.string(), True),
+        ("description", pa.string(), True),
+        ("base_template", pa.string(), True),
+        ("naming_pattern", pa.string(), True),
+        ("allow_element_to_extend", pa.bool_(), True),
+        ("severity", pa.string(), True),
+        ("can_be_acknowledged", pa.bool_(), True),
+        ("categories", STRINGS, True),
+        ("af_database_webid", pa.string(), False),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("template_id",),
+    comment="AF element and event-frame templates of the configured database (latest snapshot).",
+)
+
+ATTRIBUTE_TEMPLATES = TableSpec(
+    name="pi_attribute_templates",
+    layer="bronze",
+    schema=_schema(
+        ("attribute_template_id", pa.string(), False),
+        ("attribute_template_webid", pa.string(), False),
+        ("template_id", pa.string(), False),  # joins to pi_element_templates
+        ("template_name", pa.string(), True),
+        ("attribute_name", pa.string(), False),
+        ("path", pa.string(), True),
+        ("description", pa.string(), True),
+        ("type", pa.string(), True),
+        ("type_qualifier", pa.string(), True),
+        ("default_units", pa.string(), True),
+        ("default_value", pa.string(), True),  # JSON: whatever type the template's default has
+        ("data_reference", pa.string(), True),
+        ("config_string", pa.string(), True),
+        ("is_configuration_item", pa.bool_(), True),
+        ("is_excluded", pa.bool_(), True),
+        ("is_hidden", pa.bool_(), True),
+        ("categories", STRINGS, True),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("attribute_template_id",),
+    comment="Attribute templates of every element and event-frame template in pi_element_templates.",
+)
+
+CATEGORIES = TableSpec(
+    name="pi_categories",
+    layer="bronze",
+    schema=_schema(
+        ("category_type", pa.string(), False),  # Element | Attribute | Analysis | Table
+        ("category_id", pa.string(), False),
+        ("category_webid", pa.string(), False),
+        ("category_name", pa.string(), False),
+        ("description", pa.string(), True),
+        ("path", pa.string(), True),
+        ("af_database_webid", pa.string(), False),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("category_type", "category_id"),
+    comment="AF element, attribute, analysis and table categories of the configured database.",
+)
+
+ANALYSES = TableSpec(
+    name="pi_analyses",
+    layer="bronze",
+    schema=_schema(
+        ("analysis_id", pa.string(), False),
+        ("analysis_webid", pa.string(), False),
+        ("analysis_name", pa.string(), False),
+        ("path", pa.string(), True),
+        ("description", pa.string(), True),
+        ("target_webid", pa.string(), True),  # the element it runs on: joins to pi_asset_hierarchy.element_webid
+        ("template_name", pa.string(), True),  # null when it has no analysis template
+        ("analysis_rule", pa.string(), True),  # PerformanceEquation, Rollup, EventFrame, SQC...
+        ("time_rule", pa.string(), True),  # Periodic | Natural
+        ("status", pa.string(), True),  # Enabled | Disabled | Error
+        ("priority", pa.string(), True),
+        ("output_time", pa.string(), True),
+        ("group_id", pa.int32(), True),
+        ("auto_created", pa.bool_(), True),
+        ("is_configured", pa.bool_(), True),
+        ("publish_results", pa.bool_(), True),
+        ("categories", STRINGS, True),
+        ("af_database_webid", pa.string(), False),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("analysis_id",),
+    comment="AF analyses of the configured database (assetdatabases/{webId}/analyses).",
+)
+
+ANALYSIS_TEMPLATES = TableSpec(
+    name="pi_analysis_templates",
+    layer="bronze",
+    schema=_schema(
+        ("analysis_template_id", pa.string(), False),
+        ("analysis_template_webid", pa.string(), False),
+        ("analysis_template_name", pa.string(), False),
+        ("path", pa.string(), True),
+        ("description", pa.string(), True),
+        ("target_template_name", pa.string(), True),  # the element template its analyses run on
+        ("analysis_rule", pa.string(), True),
+        ("time_rule", pa.string(), True),
+        ("output_time", pa.string(), True),
+        ("create_enabled", pa.bool_(), True),
+        ("group_id", pa.int32(), True),
+        ("categories", STRINGS, True),
+        ("af_database_webid", pa.string(), False),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("analysis_template_id",),
+    comment="AF analysis templates of the configured database.",
+)
+
+AF_TABLES = TableSpec(
+    name="pi_af_tables",
+    layer="bronze",
+    schema=_schema(
+        ("table_id", pa.string(), False),
+        ("table_webid", pa.string(), False),
+        ("table_name", pa.string(), False),
+        ("path", pa.string(), True),
+        ("description", pa.string(), True),
+        ("columns", pa.string(), True),  # JSON {column name: .NET type}, as PI's TableData has them
+        ("row_count", pa.int64(), False),  # rows now: pi_af_table_rows keeps row_index < row_count current
+        ("time_zone", pa.string(), True),
+        ("convert_to_local_time", pa.bool_(), True),
+        ("categories", STRINGS, True),
+        ("af_database_webid", pa.string(), False),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("table_id",),
+    comment="AF tables (lookup tables) of the configured database.",
+)
+
+AF_TABLE_ROWS = TableSpec(
+    name="pi_af_table_rows",
+    layer="bronze",
+    schema=_schema(
+        ("table_id", pa.string(), False),
+        ("row_index", pa.int64(), False),  # position in PI's answer: AF tables need no primary key
+        ("table_name", pa.string(), True),
+        ("row", pa.string(), False),  # JSON {column: value}; Databricks SQL: row:Density
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("table_id", "row_index"),
+    comment="Rows of the AF tables in pi_af_tables; a row_index at or past the table's row_count is gone in PI.",
+)
+
+EVENT_FRAME_ANNOTATIONS = TableSpec(
+    name="pi_eventframe_annotations",
+    layer="bronze",
+    schema=_schema(
+        ("event_frame_id", pa.string(), False),
+        ("annotation_id", pa.string(), False),
+        ("event_frame_webid", pa.string(), False),
+        ("event_name", pa.string(), True),
+        ("name", pa.string(), True),
+        ("description", pa.string(), True),
+        ("value", pa.string(), True),  # text; other value types as JSON
+        ("creator", pa.string(), True),
+        ("creation_date", TS, True),
+        ("modifier", pa.string(), True),
+        ("modify_date", TS, True),
+        ("af_database_webid", pa.string(), False),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("event_frame_id", "annotation_id"),
+    comment="Annotations of the event frames active in each run's window (eventframes/{webId}/annotations).",
+)
+
+UNITS_OF_MEASURE = TableSpec(
+    name="pi_units_of_measure",
+    layer="bronze",
+    schema=_schema(
+        ("uom_id", pa.string(), False),
+        ("uom_webid", pa.string(), False),
+        ("uom_name", pa.string(), False),
+        ("abbreviation", pa.string(), True),
+        ("description", pa.string(), True),
+        ("path", pa.string(), True),
+        ("class_id", pa.string(), False),
+        ("class_name", pa.string(), False),  # Temperature, Pressure, ...
+        ("canonical_unit_name", pa.string(), True),
+        ("canonical_unit_abbreviation", pa.string(), True),
+        ("is_canonical", pa.bool_(), False),
+        ("factor", pa.float64(), True),  # canonical value = value * factor + offset
+        ("offset", pa.float64(), True),
+        ("reference_factor", pa.float64(), True),
+        ("reference_offset", pa.float64(), True),
+        ("reference_unit_abbreviation", pa.string(), True),
+        ("asset_server_webid", pa.string(), False),
+        ("ingested_at", TS, False),
+        ("run_id", pa.string(), True),
+    ),
+    keys=("uom_id",),
+    comment="Units of measure of the AF server's UOM database, one row per unit with its class.",
+)
+
+AF_CATALOG_TABLES = (
+    ELEMENT_TEMPLATES,
+    ATTRIBUTE_TEMPLATES,
+    CATEGORIES,
+    ANALYSES,
+    ANALYSIS_TEMPLATES,
+    AF_TABLES,
+    AF_TABLE_ROWS,
+    EVENT_FRAME_ANNOTATIONS,
+    UNITS_OF_MEASURE,
+)
+
 WATERMARKS = TableSpec(
     name="pi_watermarks",
     layer="checkpoints",
     schema=_schema(
-        ("dataset", pa.string(), False),  # timeseries | event_frames | interpolated | summary
+        ("dataset", pa.string(), False),  # timeseries | event_frames | interpolated | summary | annotations
         ("item_id", pa.string(), False),  # tag WebID, or the AF database WebID
         ("item_name", pa.string(), True),
         ("low_watermark", TS, True),  # earliest time covered (only ever moves back: backfills widen it)
@@ -370,6 +594,15 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     SUMMARY,
     CURRENT_VALUE,
     POINT_ATTRIBUTES,
+    ELEMENT_TEMPLATES,
+    ATTRIBUTE_TEMPLATES,
+    CATEGORIES,
+    ANALYSES,
+    ANALYSIS_TEMPLATES,
+    AF_TABLES,
+    AF_TABLE_ROWS,
+    EVENT_FRAME_ANNOTATIONS,
+    UNITS_OF_MEASURE,
     WATERMARKS,
     RUN_METRICS,
     CHANGE_MARKERS,

@@ -32,6 +32,13 @@ LAYOUTS: dict[str, str] = {
     "EC": "sg",  # element category
     "AC": "sg",  # attribute category
     "ATE": "sgg",  # attribute template owned by an element template: system, template, attribute template
+    "Xs": "sg",  # analysis
+    "XT": "sg",  # analysis template
+    "XC": "sg",  # analysis category
+    "Bl": "sg",  # AF table
+    "BC": "sg",  # table category
+    "UC": "sg",  # unit class (of the AF server's UOM database)
+    "Ut": "sg",  # unit of measure
     "MSD": "sg",  # enumeration set owned by a data server: server GUID + set GUID
     "MVD": "sgg",  # enumeration value of a data server's set: server, set and value GUIDs
 }

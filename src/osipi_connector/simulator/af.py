@@ -54,9 +54,11 @@ class Template:
     rating: tuple[str, str, float, float] = ("", "", 0.0, 0.0)  # nameplate rating: name, units, low, high
     severity: str = "None"
     can_be_acknowledged: bool = False
+    naming_pattern: str = ""  # AF's name of new instances; the frames' names follow it (Batch-20250301-0001)
 
 
 _EQ_CATS = ("Asset",)
+_FRAME_NAMES = "%TEMPLATE%-%STARTTIME:yyyyMMdd%-%COUNTER:0000%"
 TEMPLATES = (
     Template("Enterprise", "Top of the asset hierarchy", ("Organization",)),
     Template("Site", "A production site", ("Geography",)),
@@ -73,11 +75,12 @@ TEMPLATES = (
              rating=("Capacity", "m3", 50, 5000)),
     Template("Valve", "Control valve", (*_EQ_CATS, "Control"), "Equipment", prefix="CV",
              rating=("Nominal Size", "mm", 25, 600)),
-    Template("Batch", "A production batch", ("Production",), instance_type="EventFrame"),
+    Template("Batch", "A production batch", ("Production",), instance_type="EventFrame",
+             naming_pattern=_FRAME_NAMES),
     Template("Downtime", "Unplanned equipment downtime", ("Reliability",), instance_type="EventFrame",
-             severity="Warning", can_be_acknowledged=True),
+             severity="Warning", can_be_acknowledged=True, naming_pattern=_FRAME_NAMES),
     Template("Alarm", "A process alarm", ("Process Safety",), instance_type="EventFrame", severity="Major",
-             can_be_acknowledged=True),
+             can_be_acknowledged=True, naming_pattern=_FRAME_NAMES),
 )  # fmt: skip
 TEMPLATE_INDEX = {t.name: i for i, t in enumerate(TEMPLATES)}
 EQUIPMENT_TEMPLATES = ("Pump", "Pump", "Pump", "Compressor", "HeatExchanger", "HeatExchanger", "Tank", "Valve")

@@ -31,6 +31,13 @@ KIND_CODES = {
     "attributetemplate": 10,
     "enumerationvalue": 11,
     "attributecategory": 12,
+    "analysis": 13,
+    "analysistemplate": 14,
+    "analysiscategory": 15,
+    "table": 16,
+    "tablecategory": 17,
+    "unitclass": 18,
+    "unit": 19,
 }
 # the server whose GUID a WebID of each marker carries first
 SYSTEM_OF = {"DS": "dataserver", "DP": "dataserver", "MSD": "dataserver", "MVD": "dataserver"}

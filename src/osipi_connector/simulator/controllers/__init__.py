@@ -24,6 +24,7 @@ MODULES = (
     "multiple",
     "afsearch",
     "templates",
+    "catalog",
     "enumerations",
     "unmodelled",
     "batch",

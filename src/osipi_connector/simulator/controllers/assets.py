@@ -432,7 +432,7 @@ def register(sim: Simulator) -> None:
             "AllowElementToExtend": True,
             "BaseTemplate": tpl.base,
             "InstanceType": tpl.instance_type,
-            "NamingPattern": "",
+            "NamingPattern": tpl.naming_pattern,
             "CategoryNames": list(tpl.categories),
             "ExtendedProperties": {},
             "Severity": tpl.severity,

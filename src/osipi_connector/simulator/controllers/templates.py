@@ -3,11 +3,12 @@
 `/eventframes/{id}/categories|annotations`).
 
 An element template's attribute templates are the attributes its elements carry from it (read off the
-first element built on it); event-frame templates define none here.
+first element built on it); an event-frame template's, those of the first frame built on it.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ from osipi_connector.simulator.http import ApiError, Request, select_fields
 if TYPE_CHECKING:
     from osipi_connector.simulator.core import Simulator
 
+POINT_PATTERN = "\\\\%Server%\\%Element%.%Attribute%"
+FRAME_SCAN = 10_000  # event-frame slots searched for the first frame of a template
 STRIDE = 256  # attribute-template GUID index: template * STRIDE + attribute number
 
 
@@ -35,9 +38,17 @@ def register(sim: Simulator) -> None:
     router, af, ids = sim.router, sim.af, sim.ids
     owners = resolvers(sim)
 
+    @functools.cache
     def defined(t: int) -> list[AttrSpec]:
-        """The attributes template `t` defines, from the first element built on it."""
+        """The attributes template `t` defines, from the first element (event frame) built on it."""
         name = TEMPLATES[t].name
+        if TEMPLATES[t].instance_type == "EventFrame":
+            now = sim.now_ticks()
+            for slot in range(FRAME_SCAN):
+                frame = sim.event_frames.frame(slot, now)
+                if frame is not None and frame.kind.template == name:
+                    return [s for s in sim.event_frames.attributes(frame) if s.template == name]
+            return []
         first = next((x for x in range(af.total) if int(af.template_codes[x]) == t), None)
         return [] if first is None else [s for s in af.attributes(first) if s.template == name]
 
@@ -56,8 +67,9 @@ def register(sim: Simulator) -> None:
             "TypeQualifier": spec.type_qualifier,
             "DefaultUnitsName": UNIT_NAMES.get(spec.units, spec.units),
             "DefaultValue": spec.value,
-            "DataReferencePlugIn": "",
-            "ConfigString": "",
+            # a PI Point attribute's template names its point by substitution, as AF templates do
+            "DataReferencePlugIn": "PI Point" if spec.point_index is not None else "",
+            "ConfigString": POINT_PATTERN if spec.point_index is not None else "",
             "IsConfigurationItem": True,
             "IsExcluded": spec.excluded,
             "IsHidden": spec.hidden,

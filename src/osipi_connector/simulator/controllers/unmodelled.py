@@ -1,5 +1,5 @@
-"""GET routes of the official swagger for things the simulated PI System has none of (analyses, tables,
-unit classes, time rules, security identities...) and the security of the objects it has.
+"""GET routes of the official swagger for things the simulated PI System has none of (time rules, security
+identities, AF enumeration sets...) and the security of the objects it has.
 
 Each answers as the real server does for a system without them: an empty `{"Links", "Items"}`
 collection after checking the owner's WebID (so a bad WebID is still a 400/404). Security is read-only:
@@ -21,14 +21,10 @@ if TYPE_CHECKING:
 EMPTY = {
     "assetservers": (
         "analysisruleplugins", "notificationcontacttemplates", "securityidentities", "securitymappings",
-        "timeruleplugins", "timerules", "unitclasses",
+        "timeruleplugins", "timerules",
     ),
-    "assetdatabases": (
-        "analyses", "analysiscategories", "analysistemplates", "enumerationsets",
-        "referencedelements", "tablecategories", "tables",
-    ),
-    "elements": ("analyses", "referencedelements"),
-    "elementtemplates": ("analysistemplates",),
+    "assetdatabases": ("enumerationsets", "referencedelements"),
+    "elements": ("referencedelements",),
 }  # fmt: skip
 SECURED = (
     "assetservers", "assetdatabases", "elements", "elementtemplates", "elementcategories", "eventframes",
