@@ -23,6 +23,7 @@ from osipi_connector import PILakeflowConnector
 from osipi_connector.config import ConfigError
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.schemas import (
+    AF_CATALOG_TABLES,
     AF_TABLE_ROWS,
     AF_TABLES,
     ANALYSES,
@@ -43,17 +44,7 @@ pytestmark = pytest.mark.integration
 DATABASE = "\\\\PISIM-AF\\Plant"
 START, END = FIXED_NOW - timedelta(days=2), FIXED_NOW
 DATASETS = ["templates", "categories", "analyses", "af_tables", "annotations", "units_of_measure"]
-SPECS = (
-    ELEMENT_TEMPLATES,
-    ATTRIBUTE_TEMPLATES,
-    CATEGORIES,
-    ANALYSES,
-    ANALYSIS_TEMPLATES,
-    AF_TABLES,
-    AF_TABLE_ROWS,
-    EVENT_FRAME_ANNOTATIONS,
-    UNITS_OF_MEASURE,
-)
+SPECS = AF_CATALOG_TABLES
 
 
 def config(url: str, root: Path, **extraction: object) -> dict:

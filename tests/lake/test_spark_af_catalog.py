@@ -11,32 +11,14 @@ import pytest
 from osipi_connector import PILakeflowConnector
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.schemas import (
-    AF_TABLE_ROWS,
-    AF_TABLES,
-    ANALYSES,
-    ANALYSIS_TEMPLATES,
-    ATTRIBUTE_TEMPLATES,
-    CATEGORIES,
-    ELEMENT_TEMPLATES,
-    EVENT_FRAME_ANNOTATIONS,
-    UNITS_OF_MEASURE,
+    AF_CATALOG_TABLES,
 )
 from osipi_connector.lake.spark_sink import SparkSink
 from osipi_connector.piwebapi.pitime import format_datetime
 from tests.conftest import FIXED_NOW
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # two runs through local Spark: MERGEs take seconds each
-SPECS = (
-    ELEMENT_TEMPLATES,
-    ATTRIBUTE_TEMPLATES,
-    CATEGORIES,
-    ANALYSES,
-    ANALYSIS_TEMPLATES,
-    AF_TABLES,
-    AF_TABLE_ROWS,
-    EVENT_FRAME_ANNOTATIONS,
-    UNITS_OF_MEASURE,
-)
+SPECS = AF_CATALOG_TABLES
 DATASETS = ["templates", "categories", "analyses", "af_tables", "annotations", "units_of_measure"]
 
 
