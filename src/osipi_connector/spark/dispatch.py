@@ -15,7 +15,7 @@ from osipi_connector.piwebapi.settings import ClientSettings, Credentials
 from osipi_connector.plan import WorkUnit
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from pyspark.sql import DataFrame, SparkSession
 
@@ -33,7 +33,7 @@ class SparkWriter(Sink, Protocol):
         self,
         spec: TableSpec,
         df: DataFrame,
-        partition_values: dict[str, Iterable[object]] | None = None,
+        partition_values: Mapping[str, Iterable[object]] | None = None,
         reread_from: datetime | None = None,
     ) -> WriteResult: ...
 
