@@ -311,6 +311,7 @@ class SparkEngine:
         for pid in family:  # peak RSS from here on (Linux: 5 resets VmHWM)
             Path(f"/proc/{pid}/clear_refs").write_text("5")
         sink = self.reference if full else self.day
+        before = self._version(sink)
         cpu, started = sum(cpu_seconds(pid) for pid in family), time.perf_counter()
         datasets = ["timeseries"] if full else ["tags", "timeseries"]
         result = PILakeflowConnector(connector_config(url, self.root, self.args, full), sink=sink).run(
@@ -330,8 +331,28 @@ class SparkEngine:
             "sink_seconds": float("nan"),
             "table_rows": self.spark.table(table).count(),
             "table_files": files,
-            "shape": "",
+            "shape": self._shape(sink, before),
         }
+
+    def _version(self, sink) -> int:
+        if not sink.exists(TIMESERIES):
+            return -1
+        return int(self.spark.sql(f"DESCRIBE HISTORY {sink.table_name(TIMESERIES)} LIMIT 1").collect()[0]["version"])
+
+    def _shape(self, sink, before: int) -> str:
+        """What the run's MERGEs into pi_timeseries did, from DESCRIBE HISTORY's operationMetrics."""
+        history = self.spark.sql(f"DESCRIBE HISTORY {sink.table_name(TIMESERIES)}")
+        merges = [
+            {k: int(v) for k, v in (r["operationMetrics"] or {}).items() if v.isdigit()}
+            for r in history.where(f"version > {before} AND operation = 'MERGE'").collect()
+        ]
+        total = {k: sum(m.get(k, 0) for m in merges) for k in merges[0]} if merges else {}
+        return (
+            f"0/{len(merges)} {total.get('numSourceRows', 0):,} rows MERGEd "
+            f"({total.get('numTargetRowsInserted', 0):,} inserted, {total.get('numTargetRowsUpdated', 0):,} updated), "
+            f"{total.get('numTargetFilesRemoved', 0)} files rewritten ({total.get('numTargetRowsCopied', 0):,} rows "
+            f"copied), {total.get('numTargetFilesAdded', 0)} files added"
+        )
 
     def check(self, webids: list[str], horizon: datetime) -> tuple[int, str | None]:
         """Both directions of EXCEPT ALL over the checked rows (Spark's set operations: NaN equals NaN)."""

@@ -60,8 +60,8 @@ class Choreographed:
     def merge(self, spec, data, **hints):
         return self._call("merge", spec, lambda: self.sink.merge(spec, data, **hints))
 
-    def merge_dataframe(self, spec, df, partition_values=None):
-        return self._call("merge", spec, lambda: self.sink.merge_dataframe(spec, df, partition_values))
+    def merge_dataframe(self, spec, df, partition_values=None, **hints):
+        return self._call("merge", spec, lambda: self.sink.merge_dataframe(spec, df, partition_values, **hints))
 
     def append(self, spec, data):
         return self._call("append", spec, lambda: self.sink.append(spec, data))

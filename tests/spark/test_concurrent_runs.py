@@ -194,9 +194,9 @@ def test_maintenance_beside_a_run(spark, simulator, tags, location) -> None:
     assert hourly.status == "success", hourly.errors
     assert [c.error for c in care] == [None, None]
     assert (run_sink.cued, care_sink.cued) == ([("merge", TIMESERIES.name)], [("optimize", TIMESERIES.name)])
-    # OPTIMIZE of three small files commits first; the MERGE then finds files added to the partition it read
-    # (ConcurrentAppendException) and re-runs. Were the MERGE first, OPTIMIZE would be the one to re-run.
-    assert retried(hourly) or any(c.conflict_retries for c in care)
+    # No retry is needed unless the run's update MERGE rewrites a file OPTIMIZE compacted: its insert-only
+    # MERGEs remove no file, and Delta lets an append commit beside a compaction (whose rewrites change no
+    # data). Before the sink split its MERGE (lake/spark_sql.py merge_sql), one of the two always re-ran.
     print("retried:", retried(hourly), [c.conflict_retries for c in care])
 
     check = SparkSink(spark, location)

@@ -17,6 +17,7 @@ import pytest
 from osipi_connector.config import ConfigError, PerformanceConfig
 from osipi_connector.extract.points import resolve_points
 from osipi_connector.extract.timeseries import fetch_recorded
+from osipi_connector.lake.merge_conditions import sql_literal
 from osipi_connector.lake.schemas import TIMESERIES, WATERMARKS
 from osipi_connector.lake.sink import Location
 from osipi_connector.lake.spark_sink import SparkSink
@@ -190,9 +191,15 @@ def test_the_runner_merges_rows_from_the_executors_then_advances_watermarks(
     recorder, result = run_on_spark(simulator.url, tags[:4], simulator.url, spark, spark_location)
 
     assert result.status == "success", result.errors
-    [(data_at, _)] = recorder.merged(TIMESERIES)
-    [(marks_at, _)] = recorder.merged(WATERMARKS)
-    assert data_at < marks_at  # watermarks only after the data MERGE
+    data_at = [i for i, _ in recorder.merged(TIMESERIES)]
+    marks_at = [i for i, _ in recorder.merged(WATERMARKS)]
+    assert max(data_at) < min(marks_at)  # watermarks only after the data MERGEs
+    # update, insert before the next run's lookback (END - 2 h default), insert from it: files of their own
+    reread_from = sql_literal(END - timedelta(hours=2))
+    update, before, after = (recorder.statements[i] for i in data_at)
+    assert "WHEN MATCHED" in update
+    assert f"`timestamp` < {reread_from}" in before
+    assert f"`timestamp` >= {reread_from}" in after
     expected = local_path(job(simulator.url, tags[:4]))
     data = stored(spark, spark_location, TIMESERIES)
     marks = stored(spark, spark_location, WATERMARKS)

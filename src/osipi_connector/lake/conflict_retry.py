@@ -149,13 +149,17 @@ class ConflictRetry:
         return self._retry("merge", spec, lambda: self.sink.merge(spec, data, reread_from=reread_from))
 
     def merge_dataframe(
-        self, spec: TableSpec, df: Any, partition_values: Mapping[str, Iterable[Any]] | None = None
+        self,
+        spec: TableSpec,
+        df: Any,
+        partition_values: Mapping[str, Iterable[Any]] | None = None,
+        reread_from: datetime | None = None,
     ) -> WriteResult:
         """The Spark sink's MERGE from executors' rows: re-running it recomputes the (idempotent) source."""
         merge = getattr(self.sink, "merge_dataframe", None)  # the Spark sink's alone, outside the Sink protocol
         if merge is None:
             raise TypeError(f"the {self.engine} sink cannot MERGE a Spark DataFrame")
-        return self._retry("merge", spec, lambda: merge(spec, df, partition_values))
+        return self._retry("merge", spec, lambda: merge(spec, df, partition_values, reread_from=reread_from))
 
     def append(self, spec: TableSpec, data: pa.Table) -> None:
         self._retry("append", spec, lambda: self.sink.append(spec, data))

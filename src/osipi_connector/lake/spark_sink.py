@@ -79,21 +79,27 @@ class SparkSink:
         return to_dataframe(self.spark, conform(spec, data), spark_schema(spec.schema), self.arrow_native)
 
     def merge(self, spec: TableSpec, data: pa.Table, reread_from: datetime | None = None) -> WriteResult:
-        """One MERGE whose ON clause bounds the target by the batch's partitions and key ranges (file pruning).
-        `reread_from` (a layout hint, see `Sink.merge`) is not used here: Databricks lays out the files
-        (optimizeWrite, autoCompact)."""
+        """Upsert as `spark_sql.merge_sql`'s statements (update the changed rows, then insert the new ones,
+        those at or after `reread_from` in files of their own), their ON clauses bounded by the batch's
+        partitions and key ranges (file pruning)."""
         source, partitions = merge_source(spec, data)
         if source.num_rows == 0:
             return WriteResult(inserted=0, updated=0)
-        return self._merge_view(spec, self.dataframe(spec, source), partitions, key_ranges(spec, source))
+        return self._merge_view(spec, self.dataframe(spec, source), partitions, key_ranges(spec, source), reread_from)
 
     def merge_dataframe(
-        self, spec: TableSpec, df: DataFrame, partition_values: Mapping[str, Iterable[Any]] | None = None
+        self,
+        spec: TableSpec,
+        df: DataFrame,
+        partition_values: Mapping[str, Iterable[Any]] | None = None,
+        reread_from: datetime | None = None,
     ) -> WriteResult:
-        """MERGE from a DataFrame computed on the executors (the distributed timeseries), same SQL as `merge`.
+        """Upsert from a DataFrame computed on the executors (the distributed timeseries), same SQL as `merge`.
 
-        Nothing is collected to the driver, so the caller guarantees unique keys (the planned units never
-        overlap) and passes the partition values the rows can have, which prune the target; None scans it."""
+        Nothing but its key ranges (one aggregate row) is collected to the driver, so the caller guarantees
+        unique keys (the planned units never overlap) and passes the partition values the rows can have, which
+        prune the target; None scans it. Pass a DataFrame that is cheap to read twice (a staged table): it is
+        read by the key-range query and by each statement."""
         problems = column_differences(
             {f.name: f.dataType.simpleString() for f in spark_schema(spec.schema)},
             {f.name: f.dataType.simpleString() for f in df.schema},
@@ -103,7 +109,22 @@ class SparkSink:
             raise SchemaMismatchError(
                 f"DataFrame for {self.table_name(spec)} does not match its spec: {'; '.join(problems)}"
             )
-        return self._merge_view(spec, df.select(*spec.schema.names), partition_values)
+        df = df.select(*spec.schema.names)
+        return self._merge_view(spec, df, partition_values, self._key_ranges(spec, df), reread_from)
+
+    def _key_ranges(self, spec: TableSpec, df: DataFrame) -> dict[str, tuple[object, object]]:
+        """`merge_conditions.key_ranges` of a DataFrame: min and max of each key in one aggregate query, as a
+        two-row Arrow table (collected through `to_arrow`, so timestamps stay UTC instants)."""
+        from pyspark.sql import functions as F
+
+        keys = spec.keys
+        bounds = df.agg(*[F.min(k).alias(f"min_{k}") for k in keys], *[F.max(k).alias(f"max_{k}") for k in keys])
+        schema = pa.schema([spec.schema.field(k).with_name(f"{end}_{k}") for end in ("min", "max") for k in keys])
+        row = to_arrow(bounds, schema.with_metadata({}), self.arrow_native)
+        both = pa.table(
+            {k: pa.concat_arrays([row[f"min_{k}"].combine_chunks(), row[f"max_{k}"].combine_chunks()]) for k in keys}
+        )
+        return key_ranges(spec, both)
 
     def _merge_view(
         self,
@@ -111,15 +132,17 @@ class SparkSink:
         df: DataFrame,
         partition_values: Mapping[str, Iterable[Any]] | None,
         ranges: Mapping[str, tuple[object, object]] | None = None,
+        reread_from: datetime | None = None,
     ) -> WriteResult:
         self.ensure(spec)
+        inserted = updated = 0
         with _TempView(self.spark, _view_name(spec), df) as view:
-            statement = spark_sql.merge_sql(spec, self.location, view, partition_values, ranges)
-            rows = self.spark.sql(statement).collect()
-        metrics = rows[0].asDict() if rows else {}
-        return WriteResult(
-            inserted=int(metrics.get("num_inserted_rows", 0)), updated=int(metrics.get("num_updated_rows", 0))
-        )
+            for statement in spark_sql.merge_sql(spec, self.location, view, partition_values, ranges, reread_from):
+                rows = self.spark.sql(statement).collect()
+                metrics = rows[0].asDict() if rows else {}
+                inserted += int(metrics.get("num_inserted_rows", 0))
+                updated += int(metrics.get("num_updated_rows", 0))
+        return WriteResult(inserted=inserted, updated=updated)
 
     def append(self, spec: TableSpec, data: pa.Table) -> None:
         source = conform(spec, data)

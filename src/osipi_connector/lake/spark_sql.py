@@ -7,6 +7,7 @@ Identifiers are back-quoted (catalog names may contain '-'); literals use Spark'
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from osipi_connector.lake.merge_conditions import (
@@ -14,6 +15,7 @@ from osipi_connector.lake.merge_conditions import (
     TARGET,
     changed_condition,
     merge_condition,
+    sql_literal,
     update_assignments,
 )
 from osipi_connector.lake.schemas import TableSpec
@@ -69,41 +71,100 @@ def create_table_sql(spec: TableSpec, location: Location) -> str:
     return "\n".join(lines)
 
 
-def merge_sql(
+def update_sql(
     spec: TableSpec,
     location: Location,
     source_view: str,
     partition_values: Mapping[str, Iterable[Any]] | None = None,
     key_ranges: Mapping[str, tuple[object, object]] | None = None,
-) -> str:
-    """MERGE by the spec's keys; `partition_values` (the batch's distinct partition values) and `key_ranges`
-    (min/max of its keys, `merge_conditions.key_ranges`) are literal bounds that prune the target's files.
+) -> str | None:
+    """The first of a write's MERGEs (see `insert_sql`'s): update the rows the target holds with other values;
+    None when the spec compares no column (a matched row never changes).
 
-    The source is first cut to the rows that are new or changed: Delta rewrites every file holding a row the
-    ON condition matches, even when `WHEN MATCHED AND <changed>` then updates nothing, so without the cut a
-    re-run (or a backfill over landed hours) would rewrite all its partitions and conflict with concurrent
-    writers for nothing."""
-    on = merge_condition(spec, partition_values, q="`", key_ranges=key_ranges)
+    Its source is cut to exactly those rows (`EXISTS` a target row with the key and other values) and it has
+    no INSERT clause: Delta rewrites every file holding a row the ON condition matches — even when
+    `WHEN MATCHED AND <changed>` then updates nothing — and writes the inserted rows into the same new files.
+    So a combined MERGE fuses new rows with the rewritten file, and after a few hourly runs the day is one
+    file that every lookback edit rewrites whole (docs/benchmarks.md, pi_hourly). Cut like this, it rewrites
+    the files holding edited keys only. `partition_values` (the batch's partition values) and `key_ranges`
+    (min/max of its keys, `merge_conditions.key_ranges`) are literal bounds that prune the target's files."""
     when_changed = changed_condition(spec, q="`")
-    unchanged = f" AND NOT ({when_changed})" if when_changed else ""
+    if when_changed is None:
+        return None
+    on = merge_condition(spec, partition_values, q="`", key_ranges=key_ranges)
     assignments = update_assignments(spec, q="`")
     update = (
         "UPDATE SET *"
         if assignments is None
         else "UPDATE SET " + ", ".join(f"{ident(column)} = {expression}" for column, expression in assignments.items())
     )
-    matched = f"WHEN MATCHED AND ({when_changed}) THEN {update}" if when_changed else f"WHEN MATCHED THEN {update}"
     target = full_name(spec, location)
     return "\n".join(
         [
             f"MERGE INTO {target} AS {TARGET}",
             f"USING (SELECT * FROM {ident(source_view)} AS {SOURCE}",
-            f"  WHERE NOT EXISTS (SELECT 1 FROM {target} AS {TARGET} WHERE {on}{unchanged})) AS {SOURCE}",
+            f"  WHERE EXISTS (SELECT 1 FROM {target} AS {TARGET} WHERE {on} AND ({when_changed}))) AS {SOURCE}",
             f"ON {on}",
-            matched,
+            f"WHEN MATCHED AND ({when_changed}) THEN {update}",
+        ]
+    )
+
+
+def insert_new_sql(
+    spec: TableSpec,
+    location: Location,
+    source_view: str,
+    partition_values: Mapping[str, Iterable[Any]] | None = None,
+    key_ranges: Mapping[str, tuple[object, object]] | None = None,
+    time_range: tuple[datetime | None, datetime | None] = (None, None),
+) -> str:
+    """The second MERGE: insert the source rows whose key the target lacks, nothing else.
+
+    Delta runs an insert-only MERGE as an anti join plus an append: it writes new files and rewrites none. It
+    still reads the target, so two writers inserting the same keys at once conflict and the loser re-runs
+    (lake/conflict_retry.py) and finds them: exactly once, unlike a blind INSERT. `time_range` [from, to)
+    keeps only source rows whose `spec.time_column` lies in it, so that rows the next run re-reads land in
+    files of their own (`Sink.merge`'s `reread_from`)."""
+    on = merge_condition(spec, partition_values, q="`", key_ranges=key_ranges)
+    wanted = []
+    if spec.time_column is not None:
+        column = f"{SOURCE}.{ident(spec.time_column)}"
+        low, high = (None if t is None else sql_literal(t) for t in time_range)
+        if (low is None) != (time_range[0] is None) or (high is None) != (time_range[1] is None):
+            raise ValueError(f"no SQL literal for the time range {time_range} (times must be time-zone aware)")
+        wanted = ([f"{column} >= {low}"] if low else []) + ([f"{column} < {high}"] if high else [])
+    where = f" WHERE {' AND '.join(wanted)}" if wanted else ""
+    return "\n".join(
+        [
+            f"MERGE INTO {full_name(spec, location)} AS {TARGET}",
+            f"USING (SELECT * FROM {ident(source_view)} AS {SOURCE}{where}) AS {SOURCE}",
+            f"ON {on}",
             "WHEN NOT MATCHED THEN INSERT *",
         ]
     )
+
+
+def merge_sql(
+    spec: TableSpec,
+    location: Location,
+    source_view: str,
+    partition_values: Mapping[str, Iterable[Any]] | None = None,
+    key_ranges: Mapping[str, tuple[object, object]] | None = None,
+    reread_from: datetime | None = None,
+) -> list[str]:
+    """An upsert by the spec's keys as the statements to run in order: `update_sql`, then `insert_new_sql`
+    once, or twice when `reread_from` is given (rows before it, then rows at or after it: the next run's
+    lookback, whose files the next run's update rewrites). Each statement is idempotent; a run that dies
+    between them is repaired by the next, whose source finds the landed rows unchanged."""
+    statements = []
+    update = update_sql(spec, location, source_view, partition_values, key_ranges)
+    if update is not None:
+        statements.append(update)
+    parts: list[tuple[datetime | None, datetime | None]] = [(None, None)]
+    if reread_from is not None and spec.time_column is not None:
+        parts = [(None, reread_from), (reread_from, None)]
+    statements += [insert_new_sql(spec, location, source_view, partition_values, key_ranges, p) for p in parts]
+    return statements
 
 
 def insert_sql(spec: TableSpec, location: Location, source_view: str) -> str:

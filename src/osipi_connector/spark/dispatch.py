@@ -4,6 +4,7 @@ Imports no pyspark itself (distributed.py does, on first use)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from osipi_connector.config import ConnectorConfig, PerformanceConfig
@@ -14,7 +15,7 @@ from osipi_connector.piwebapi.settings import ClientSettings, Credentials
 from osipi_connector.plan import WorkUnit
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from pyspark.sql import DataFrame, SparkSession
 
@@ -29,7 +30,11 @@ class SparkWriter(Sink, Protocol):
     location: Location
 
     def merge_dataframe(
-        self, spec: TableSpec, df: DataFrame, partition_values: dict[str, Iterable[object]] | None = None
+        self,
+        spec: TableSpec,
+        df: DataFrame,
+        partition_values: Mapping[str, Iterable[object]] | None = None,
+        reread_from: datetime | None = None,
     ) -> WriteResult: ...
 
 
@@ -60,16 +65,22 @@ def executor(sink: SparkWriter, config: ConnectorConfig) -> UnitExecutor:
         return ThreadPoolUnits(config.performance.workers)
     from osipi_connector.secrets import resolve_credentials
 
-    return SparkUnits(sink, config.client_settings(), resolve_credentials(config))
+    return SparkUnits(sink, config.client_settings(), resolve_credentials(config), config.extraction.lookback)
 
 
 class SparkUnits:
     """Every unit fetched on the Spark executors and MERGEd from there by the sink (spark/distributed.py):
     one `Fetched` for all units, its table empty and `committed` the rows merged; the runner then writes the
-    watermarks as for the thread pool."""
+    watermarks as for the thread pool.
 
-    def __init__(self, sink: SparkWriter, settings: ClientSettings, credentials: Credentials) -> None:
-        self.sink, self.settings, self.credentials = sink, settings, credentials
+    `lookback` places the rows the next incremental run re-reads (from the run's end − lookback) in files of
+    their own, as the runner's own commits do (`Sink.merge`'s `reread_from`); every unit's windows end at
+    the run's end."""
+
+    def __init__(
+        self, sink: SparkWriter, settings: ClientSettings, credentials: Credentials, lookback: timedelta | None = None
+    ) -> None:
+        self.sink, self.settings, self.credentials, self.lookback = sink, settings, credentials, lookback
 
     def fetch(self, units: Sequence[WorkUnit], job: FetchJob, client: PIClient) -> Iterator[Fetched]:
         from osipi_connector.spark.distributed import UnitsJob, fetch_and_merge
@@ -84,6 +95,7 @@ class SparkUnits:
             max_values=job.max_values,
             run_id=job.run_id,
             ingested_at=job.ingested_at,
+            reread_from=None if self.lookback is None else max(w.end for u in units for w in u.windows) - self.lookback,
         )
         fetched = fetch_and_merge(self.sink, units_job)
         yield Fetched(tuple(units), fetched, committed=sum(fetched.rows.values()))

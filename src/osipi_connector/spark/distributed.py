@@ -64,6 +64,7 @@ class UnitsJob:
     max_values: int | None
     run_id: str
     ingested_at: datetime
+    reread_from: datetime | None = None  # the next run's lookback start: `Sink.merge`'s layout hint
 
     def __repr__(self) -> str:  # a plan or a traceback may print it: neither secrets nor 10,000 windows
         return f"UnitsJob(url={self.settings.url!r}, units={len(self.units)}, run_id={self.run_id!r})"
@@ -196,7 +197,8 @@ def fetch_and_merge(sink: SparkWriter, job: UnitsJob) -> FetchResult:
     sink.spark.sql(spark_sql.create_schema_sql(WATERMARKS, sink.location))
     with extract(sink.spark, job, staging_table(sink.location)) as extracted:
         if extracted.row_count:
-            sink.merge_dataframe(TIMESERIES, extracted.data, {"partition_date": job.partition_dates()})
+            dates = {"partition_date": job.partition_dates()}
+            sink.merge_dataframe(TIMESERIES, extracted.data, dates, reread_from=job.reread_from)
     log.info(
         "distributed fetch: %d units, %d rows, %d tags failed",
         len(job.units),
