@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from osipi_connector.lake.schemas import TIMESERIES
 from osipi_connector.lake.sink import Sink
@@ -21,6 +22,19 @@ def make_client(url: str) -> PIWebAPIClient:
 def pi_client(simulator: RunningSimulator) -> Iterator[PIWebAPIClient]:
     with make_client(simulator.url) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def names(simulator: RunningSimulator) -> dict[str, str]:
+    """name -> WebID of two points of each point type (digital and string points included)."""
+    server = requests.get(f"{simulator.url}/dataservers").json()["Items"][0]
+    points = requests.get(f"{simulator.url}/dataservers/{server['WebId']}/points", params={"maxCount": 500}).json()
+    chosen: dict[str, dict[str, str]] = {}
+    for p in points["Items"]:
+        group = chosen.setdefault(p["PointType"], {})
+        if len(group) < 2:
+            group[p["Name"]] = p["WebId"]
+    return {name: webid for group in chosen.values() for name, webid in group.items()}
 
 
 # --- timeseries / runner helpers (helper A) ----------------------------------------------------------------

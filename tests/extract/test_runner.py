@@ -17,26 +17,13 @@ from osipi_connector.lake.sink import WriteResult
 from osipi_connector.piwebapi.client import PIWebAPIClient, SubRequest, SubResponse
 from osipi_connector.piwebapi.pitime import format_datetime
 from osipi_connector.simulator.config import FaultConfig, SimConfig
-from osipi_connector.simulator.server import RunningSimulator, running_simulator
+from osipi_connector.simulator.server import running_simulator
 from tests.conftest import FIXED_NOW
 from tests.extract.conftest import make_client, served_rows, table_rows
 
 pytestmark = pytest.mark.integration
 END = FIXED_NOW
 START = END - timedelta(hours=2)
-
-
-@pytest.fixture(scope="module")
-def names(simulator: RunningSimulator) -> dict[str, str]:
-    """name -> WebID of two points of each type."""
-    server = requests.get(f"{simulator.url}/dataservers").json()["Items"][0]
-    points = requests.get(f"{simulator.url}/dataservers/{server['WebId']}/points", params={"maxCount": 500}).json()
-    chosen: dict[str, dict[str, str]] = {}
-    for p in points["Items"]:
-        group = chosen.setdefault(p["PointType"], {})
-        if len(group) < 2:
-            group[p["Name"]] = p["WebId"]
-    return {name: webid for group in chosen.values() for name, webid in group.items()}
 
 
 def config(url: str, root: Path, tag_names: list[str], **extraction: object) -> dict:

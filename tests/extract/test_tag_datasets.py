@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-import requests
 
 from osipi_connector import PILakeflowConnector
 from osipi_connector.config import ConfigError, ConnectorConfig
@@ -27,7 +26,7 @@ from osipi_connector.lake.schemas import (
 from osipi_connector.lake.sink import WriteResult
 from osipi_connector.piwebapi.pitime import format_datetime, parse_iso
 from osipi_connector.simulator.config import SimConfig
-from osipi_connector.simulator.server import RunningSimulator, running_simulator
+from osipi_connector.simulator.server import running_simulator
 from tests.conftest import FIXED_NOW
 
 pytestmark = pytest.mark.integration
@@ -38,19 +37,6 @@ INTERVALS = (START - timedelta(minutes=20), END - timedelta(minutes=50))  # 06:0
 DATASETS = ["interpolated", "summary", "current_value", "point_attributes"]
 TYPES = ["Average", "Minimum", "Maximum", "Count", "PercentGood"]
 SPECS = (INTERPOLATED, SUMMARY, CURRENT_VALUE, POINT_ATTRIBUTES)
-
-
-@pytest.fixture(scope="module")
-def names(simulator: RunningSimulator) -> dict[str, str]:
-    """name -> WebID of two points of each type (digital and string points included)."""
-    server = requests.get(f"{simulator.url}/dataservers").json()["Items"][0]
-    points = requests.get(f"{simulator.url}/dataservers/{server['WebId']}/points", params={"maxCount": 500}).json()
-    chosen: dict[str, dict[str, str]] = {}
-    for p in points["Items"]:
-        group = chosen.setdefault(p["PointType"], {})
-        if len(group) < 2:
-            group[p["Name"]] = p["WebId"]
-    return {name: webid for group in chosen.values() for name, webid in group.items()}
 
 
 def config(url: str, root: Path, tags: list[str], **extraction: object) -> dict:
