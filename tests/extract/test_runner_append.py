@@ -21,7 +21,6 @@ from osipi_connector.piwebapi.pitime import format_datetime
 from osipi_connector.plan import Tag, plan_units
 from tests.extract.conftest import served_rows, table_rows
 from tests.extract.test_runner import END, START, config
-from tests.extract.test_runner import names as names  # a module-scoped fixture, re-exported
 
 pytestmark = pytest.mark.integration
 
