@@ -31,6 +31,7 @@ from osipi_connector.lake.validate import (
     merge_source,
     read_schema,
 )
+from osipi_connector.spark.py4j_logging import cap_py4j_logging
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -45,7 +46,11 @@ class SparkSink:
     engine = "spark"
 
     def __init__(self, spark: SparkSession, location: Location | None = None, arrow_native: bool | None = None) -> None:
-        """`arrow_native`: None detects it from spark.version (Spark 4+); False forces the Spark 3.5 path."""
+        """`arrow_native`: None detects it from spark.version (Spark 4+); False forces the Spark 3.5 path.
+
+        Every Spark entry point (the CLI and the bundle's wheel tasks through `runner.default_sink`, notebooks,
+        the benchmarks) makes one, so it is where py4j's DEBUG logger is capped (spark/py4j_logging.py)."""
+        cap_py4j_logging()
         self.spark = spark
         self.location = location or Location()
         self.arrow_native = arrow_native

@@ -1,0 +1,17 @@
+"""Keep py4j's DEBUG lines off unless asked for: formatting a caught Java exception while py4j logs at DEBUG
+calls back into the gateway, which logs again, without end (tens of GB of log in a test run that set the root
+logger to DEBUG). Imports no pyspark."""
+
+from __future__ import annotations
+
+import logging
+
+PY4J = "py4j"
+
+
+def cap_py4j_logging() -> None:
+    """Set the `py4j` logger to INFO when nobody configured it (level NOTSET: it inherits the root's, perhaps
+    DEBUG); a level the user set, DEBUG included, is left as it is."""
+    logger = logging.getLogger(PY4J)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
