@@ -15,6 +15,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from osipi_connector import cli
+from osipi_connector.lake import spark_sql
 from osipi_connector.lake.delta_sink import DeltaSink
 from osipi_connector.lake.maintenance import maintain
 from osipi_connector.lake.schemas import ALL_TABLES, EVENT_FRAMES, RUN_METRICS, TIMESERIES, WATERMARKS
@@ -76,6 +77,32 @@ def test_every_table_is_created_with_its_schema_partitioning_and_properties(spar
         assert sink.exists(spec)
     comment = spark.sql(f"DESCRIBE TABLE EXTENDED {sink.table_name(TIMESERIES)}").where("col_name = 'Comment'")
     assert comment.collect()[0]["data_type"] == TIMESERIES.comment
+
+
+def test_deletion_vectors_stay_off_even_where_new_tables_get_them_by_default(spark, spark_location, tmp_path):
+    # what a Databricks workspace's "auto-enable deletion vectors" setting does to every CREATE TABLE
+    default = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
+    spark.conf.set(default, "true")
+    try:
+        plain = f"`{spark_location.catalog}`.`{spark_location.schema}`.plain"
+        spark.sql(f"CREATE TABLE {plain} (x INT) USING DELTA")
+        assert "deletionVectors" in detail(spark, plain).tableFeatures  # the default does take effect...
+        sink = SparkSink(spark, spark_location)
+        sink.merge(TIMESERIES, rows.timeseries(tags=2, days=1, per_day=3))
+    finally:
+        spark.conf.unset(default)
+
+    table = detail(spark, sink.table_name(TIMESERIES))
+    assert "deletionVectors" not in table.tableFeatures  # ...but not on the sink's tables
+    assert table.minReaderVersion == 1
+    assert {k: table.properties.get(k) for k in spark_sql.TABLE_PROPERTIES} == {
+        "delta.autoOptimize.optimizeWrite": "true",
+        "delta.autoOptimize.autoCompact": "true",
+        "delta.enableDeletionVectors": "false",
+    }
+    changed = rows.timeseries(tags=2, days=1, per_day=3, value=7.0)  # so delta-rs still reads and writes them
+    assert DeltaSink(tmp_path, spark_location).merge(TIMESERIES, changed) == WriteResult(inserted=0, updated=6)
+    assert read(spark, sink.table_name(TIMESERIES)).equals(changed.sort_by(KEYS))
 
 
 def test_comments_with_quotes_and_backslashes_reach_the_table(spark, spark_location):

@@ -22,9 +22,15 @@ from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location
 
 TABLE_PROPERTIES = {
-    # Databricks bins small writes into larger files and compacts after writes: hourly runs stay cheap to read.
+    # Bin small writes into larger files and compact after writes (Delta 3.1+ as on Databricks): hourly runs
+    # stay cheap to read. Databricks does both for MERGE whatever these say.
     "delta.autoOptimize.optimizeWrite": "true",
     "delta.autoOptimize.autoCompact": "true",
+    # Pinned off, whatever the workspace's "auto-enable deletion vectors" default: with them the table needs
+    # reader feature deletionVectors, which delta-rs (the embedded engine, and other readers) cannot read.
+    # The hourly layout already bounds what an update copies to the previous run's lookback file; a table
+    # only Databricks reads may turn them on (ALTER TABLE ... SET TBLPROPERTIES), see docs/lake.md.
+    "delta.enableDeletionVectors": "false",
 }
 
 
