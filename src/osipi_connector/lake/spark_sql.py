@@ -22,8 +22,8 @@ from osipi_connector.lake.schemas import TableSpec
 from osipi_connector.lake.sink import Location
 
 TABLE_PROPERTIES = {
-    # Bin small writes into larger files and compact after writes (Delta 3.1+ as on Databricks): hourly runs
-    # stay cheap to read. Databricks does both for MERGE whatever these say.
+    # Bin small writes into larger files and compact after writes (open-source Delta too): hourly runs stay
+    # cheap to read. Databricks does both for MERGE whatever these say.
     "delta.autoOptimize.optimizeWrite": "true",
     "delta.autoOptimize.autoCompact": "true",
     # Pinned off, whatever the workspace's "auto-enable deletion vectors" default: with them the table needs
