@@ -44,6 +44,17 @@ def test_a_spark_sink_keeps_py4j_debug_lines_off_and_the_users_on(spark, spark_l
     assert [r.getMessage() for r in caplog.records if r.name == "osipi_connector.tests"] == ["still at DEBUG"]
 
 
+def test_py4j_stays_pinned_when_the_root_drops_to_debug_later(spark, spark_location, py4j_unset, caplog):
+    caplog.set_level(logging.WARNING)
+    SparkSink(spark, spark_location)
+    caplog.set_level(logging.DEBUG)  # e.g. a notebook cell configuring logging after the job's setup
+
+    with pytest.raises(AnalysisException):
+        spark.sql("SELECT * FROM main.no_such_schema.no_such_table").collect()
+
+    assert [r for r in caplog.records if r.name.startswith("py4j")] == []  # not even its INFO lines
+
+
 def test_a_level_the_user_set_on_py4j_is_left_alone(spark, spark_location, py4j_unset):
     py4j_unset.setLevel(logging.DEBUG)  # asked for explicitly: theirs to keep
 
@@ -63,5 +74,7 @@ def test_the_cli_on_databricks_caps_py4j(spark, spark_location, py4j_unset, tmp_
     with pytest.raises(SystemExit) as exited:  # the quickest command through default_sink's SparkSink
         cli.main(["maintain", "--config", str(config), *schemas])
 
-    assert (exited.value.code, "no tables in" in capsys.readouterr().err) == (2, True)
-    assert py4j_unset.level == logging.INFO
+    printed = capsys.readouterr().err
+    assert (exited.value.code, "no tables in" in printed) == (2, True)
+    assert py4j_unset.level == logging.WARNING  # the CLI's level: pinned there, neither DEBUG nor INFO chatter
+    assert "py4j" not in printed

@@ -10,8 +10,10 @@ PY4J = "py4j"
 
 
 def cap_py4j_logging() -> None:
-    """Set the `py4j` logger to INFO when nobody configured it (level NOTSET: it inherits the root's, perhaps
-    DEBUG); a level the user set, DEBUG included, is left as it is."""
+    """Pin the `py4j` logger at its inherited level, but no lower than INFO, when nobody configured it (level
+    NOTSET: it follows the root's, perhaps DEBUG, even when that changes later). Not simply INFO: under a root
+    at WARNING (the CLI's default) that would let py4j's INFO chatter through. A level the user set, DEBUG
+    included, is left as it is."""
     logger = logging.getLogger(PY4J)
     if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
+        logger.setLevel(max(logging.INFO, logger.getEffectiveLevel()))
