@@ -52,7 +52,7 @@ from osipi_connector.lake.schemas import (
 from osipi_connector.lake.sink import Location, Sink
 from osipi_connector.piwebapi.client import PIClient
 from osipi_connector.piwebapi.pitime import UTC
-from osipi_connector.plan import Plan, Tag
+from osipi_connector.plan import CommitGrid, Plan, Tag
 
 log = logging.getLogger(__name__)
 EVENT_FRAMES_DATASET = "event_frames"
@@ -362,13 +362,17 @@ class _Run:
         job = FetchJob(ext.max_count_per_tag, perf.max_values_per_request, self.run_id, self.ingested_at)
         executor = self.sink.executor(self.config)  # the thread pool, or Spark's executors: chosen with the sink
 
+        grid = CommitGrid(units, perf.commit_rows)  # the same commit boundaries every run: see plan.py
         self.connector._report("timeseries", 0, len(units))
         done = 0
         for fetched in executor.fetch(units, job, client):
             if fetched.slot != state.slot:  # one time slot per commit: tight file statistics, see plan.py
                 state.flush()
                 state.slot = fetched.slot
+            elif fetched.units and grid.starts_commit(fetched.units[0]):
+                state.flush()
             state.add(fetched.result)
+            grid.observe(len(fetched.units), fetched.result.table.num_rows)
             if fetched.committed:  # MERGEd by the executor itself (Spark): count it like a commit of ours
                 self.result.rows[TIMESERIES.name] = self.result.rows.get(TIMESERIES.name, 0) + fetched.committed
                 state.rows_total += fetched.committed
@@ -377,7 +381,7 @@ class _Run:
                     remaining[webid] -= 1
                     if remaining[webid] == 0:
                         state.finished.append(webid)
-            if state.buffered >= perf.commit_rows:
+            if grid.must_commit(state.buffered):
                 state.flush()
             done += len(fetched.units)
             self.connector._report("timeseries", done, len(units), state.rows_total)
