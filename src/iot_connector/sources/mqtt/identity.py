@@ -80,6 +80,7 @@ class Arrivals:
         self.n = 0
         # key -> n of this epoch, or (epoch, n) of an earlier start (read from the journal)
         self._recent: dict[int, int | tuple[int, int]] = {}
+        self._earlier = False  # _recent holds numbers of earlier starts (tuples), read from the journal
         self._unwritten = array("Q")
         self._journal: Path | None = None
         self._entries = 0
@@ -121,8 +122,7 @@ class Arrivals:
             unwritten.append(n)
             unwritten.append(key)
             if len(recent) > 2 * self.window:
-                oldest = n - self.window
-                self._recent = {k: v for k, v in recent.items() if type(v) is int and v > oldest}
+                self._prune(n - self.window)
         self.n = n + 1
         return f"{self.prefix}{n:x}:"
 
@@ -157,8 +157,7 @@ class Arrivals:
             recent = self._recent
             recent.update(zip(keys.tolist(), range(n0, n0 + k)))
             if len(recent) > 2 * self.window:
-                oldest = n0 + k - 1 - self.window
-                self._recent = {key: v for key, v in recent.items() if type(v) is int and v > oldest}
+                self._prune(n0 + k - 1 - self.window)
         self.n = n0 + k
         return list(map(f"{self.prefix}{{:x}}:{suffix}".format, range(n0, n0 + k)))
 
@@ -189,8 +188,30 @@ class Arrivals:
                 )
             self._failing = True
 
+    def _prune(self, oldest: int) -> None:
+        """Keep the numbers of this start above `oldest` (earlier starts' go: older than any of this one)."""
+        recent = self._recent
+        if self._earlier:
+            self._recent = {k: v for k, v in recent.items() if type(v) is int and v > oldest}
+            self._earlier = False
+            return
+        keys, numbers = self._columns()  # all ints: the same, with numpy instead of a loop
+        keep = numbers > oldest
+        self._recent = dict(zip(keys[keep].tolist(), numbers[keep].tolist()))
+
+    def _columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and numbers of `_recent` while it holds this start's numbers only."""
+        recent = self._recent
+        return np.fromiter(recent.keys(), np.uint64, len(recent)), np.fromiter(recent.values(), np.int64, len(recent))
+
     def _recent_entries(self) -> array:
         words = array("Q")
+        if not self._earlier:
+            keys, numbers = self._columns()
+            entries = np.empty((len(keys), _WORDS), np.uint64)
+            entries[:, 0], entries[:, 1], entries[:, 2] = self.epoch, numbers, keys
+            words.frombytes(entries.tobytes())
+            return words
         for key, value in self._recent.items():
             epoch, n = value if isinstance(value, tuple) else (self.epoch, value)
             words.extend((epoch, n, key))
@@ -210,6 +231,7 @@ class Arrivals:
         recent = self._recent
         for i in range(max(0, len(words) - _WORDS * self.window), len(words), _WORDS):
             recent[words[i + 2]] = (words[i], words[i + 1])
+        self._earlier = bool(recent)
         self._entries = len(words) // _WORDS
 
 
