@@ -17,8 +17,9 @@ record_ids. `--profile DIR` runs the draining agent under cProfile.
 `--src A,B` compares agents from several source trees in the same run (e.g. `git archive <rev> src` unpacked
 in /tmp): each tree's agent has its own persistent session and config folder, one publish queues the
 backlog for all of them and mosquitto_sub, and they drain in turn (the order alternates per round). CPU per
-message is printed for the whole process and for its main (event-loop) thread: on a shared machine those
-are the figures to compare, the rates move with the load.
+message is printed for the agent process, for its main (event-loop) thread, and for the broker while each
+drain runs: on a shared machine those are the figures to compare, the rates move with the load; on 2 cores
+the broker's share is what the agent cannot have.
 
     .venv/bin/python benchmarks/edge_backlog.py [--messages 200000] [--rounds 2] [--sinks delta,zerobus]
         [--src /tmp/old/src,src]
@@ -45,7 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
-from edge_e2e import ZerobusPeer, mosquitto, zerobus_peer
+from edge_e2e import BROKER_PIDS, ZerobusPeer, mosquitto, zerobus_peer
 from edge_sources import JSON_TOPIC, SESSION, free_port, publish
 
 REPO = Path(__file__).resolve().parents[1]
@@ -224,21 +225,26 @@ def bench_sink(name: str, sink: dict, port: int, work: Path, args: argparse.Name
         publish(port, "json", n)  # queued for every session
         published = time.perf_counter() - t0
         load = os.getloadavg()[0]
+        broker0 = _cpu_seconds(BROKER_PIDS[port])
         sub = mosquitto_sub(port, n)
+        broker_sub = _cpu_seconds(BROKER_PIDS[port]) - broker0
         order = list(range(len(trees)))
         if round_ % 2 == 0:
             order.reverse()
         for i in order:
             src, label = trees[i], str(trees[i] or "this tree")
             profile = args.profile / f"{name}-{i}.prof" if args.profile else None
+            broker0 = _cpu_seconds(BROKER_PIDS[port])
             agent = run_agent(dirs[i], n, args.poll_ms / 1000, profile, src=src)
+            broker = _cpu_seconds(BROKER_PIDS[port]) - broker0
             ratio = sub.drain_s / agent.drain_s
             ratios.setdefault(label, []).append(ratio)
             print(
                 f"| {name} #{round_} | {label} | {n:,} | {sub.drain_s:.2f} s ({n / sub.drain_s:,.0f}/s; {sub.total_s:.2f} s"
                 f" with start) | {agent.drain_s:.2f} s ({n / agent.drain_s:,.0f}/s; {agent.total_s:.2f} s with start)"
                 f" | **{ratio:.2f}×** | {startups[i].total_s:.2f} s | {agent.cpu_s / n * 1e6:.1f} µs"
-                f" | {agent.main_cpu_s / n * 1e6:.1f} µs | {load:.1f} |",
+                f" | {agent.main_cpu_s / n * 1e6:.1f} µs | {broker_sub / n * 1e6:.1f} / {broker / n * 1e6:.1f} µs"
+                f" | {load:.1f} |",
                 flush=True,
             )
         print(f"<!-- {name} #{round_}: {n:,} published in {published:.1f} s -->", flush=True)
@@ -270,9 +276,10 @@ def main() -> None:
     )
     print(
         "| sink | agent tree | backlog | mosquitto_sub drain | agent drain (`iot-connector run`) | agent / mosquitto_sub"
-        " | agent start-up (to 1st ack) | agent CPU/message | main thread CPU/message | load |"
+        " | agent start-up (to 1st ack) | agent CPU/message | main thread CPU/message"
+        " | broker CPU/message (mosquitto_sub / agent drain) | load |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp, zerobus_peer() as zb:
         work = Path(tmp)
         sinks: dict[str, Callable[[], dict]] = {
