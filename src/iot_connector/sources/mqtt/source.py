@@ -2,8 +2,9 @@
 
 paho is driven from the event loop (its documented external-loop API: `socket()`, `loop_read()`,
 `loop_write()`, `loop_misc()`, `want_write()`), with no network thread: one wake-up reads everything the
-socket holds, QoS 0/1 PUBLISH packets are sliced out in bulk (`wire.py` says why and how), and the batch's
-PUBACKs leave in one write. With QoS >= 1 the PUBACK is sent (manual_ack) only after `emit` returned, so
+socket holds, QoS 0/1 PUBLISH packets are sliced out in bulk (`wire.py` says why and how), a batch is
+numbered for record_id at once (`identity.py`), the common JSON shape becomes records and spool bytes in one
+loop (`fastjson.py`), and the batch's PUBACKs leave in one write. With QoS >= 1 the PUBACK is sent (manual_ack) only after `emit` returned, so
 whatever the agent had not accepted is redelivered by the broker. Each connection is a new paho client
 (`session`), reconnected by `Source.run`; paho's own reconnect is never used.
 """

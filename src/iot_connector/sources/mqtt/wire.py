@@ -4,7 +4,7 @@ WHY (measured on the 2-core test machine, see docs/benchmarks.md "Edge sources")
 25 µs of CPU per received PUBLISH even with no syscall at all (1-byte `recv` calls for the fixed header, a
 `threading.Condition` per `MQTTMessage`, the topic matcher, callback locks) and one `send` per PUBACK. That
 caps a single Python process near 25-30k messages/s, below the 50k/s target. Here the socket is read in
-256 KB chunks, QoS 0/1 PUBLISH packets are sliced out of the buffer (~1.5 µs each) and the PUBACKs of a
+256 KB chunks, QoS 0/1 PUBLISH packets are sliced out of the buffer (~0.6 µs each) and the PUBACKs of a
 batch go out in one write. Everything else (CONNECT/CONNACK, SUBSCRIBE, keepalive, QoS 2, MQTT 5 PUBLISH
 with properties, TLS, DISCONNECT) stays paho's: such packets are handed to `loop_read()` one whole packet
 at a time, so paho never holds a partial packet and its state machine is unchanged.
