@@ -226,10 +226,51 @@ def _item_ends(body: bytes, b: np.ndarray, starts: np.ndarray) -> tuple[np.ndarr
 
 
 def _timestamps(words: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`YYYY-MM-DDTHH:MM:SS[.f{1,7}]Z` at `pos` -> (ns since the epoch, text length); exact to the tick."""
-    t = _block(words, pos, 24) ^ np.uint8(0x30)  # digits become 0..9
-    head = t[:, :19]
-    ok = ((head >= _TS_LOW) & (head <= _TS_HIGH)).all(axis=1)  # digits, and `-`, `T`, `:` where they belong
+    """`YYYY-MM-DDTHH:MM:SS[.f{1,7}]Z` at `pos` -> (ns since the epoch, text length); exact to the tick.
+
+    Consecutive items mostly share their minute (`YYYY-MM-DDTHH:MM`, the first 16 bytes): only the rows
+    whose minute differs from the row before are read digit by digit; the others are equal byte for byte
+    to such a row, so they take its value. Seconds and the `Z` come from one 8-byte word per row."""
+    head, middle, tail = words[pos], words[pos + 8], words[pos + 16]
+    new = np.empty(len(pos), dtype=bool)
+    new[:1] = True
+    np.not_equal(head[1:], head[:-1], out=new[1:])
+    new[1:] |= middle[1:] != middle[:-1]
+    minute = _minutes(words, pos[new])[np.cumsum(new) - 1]
+    # tail: `:SS` then `Z","V` (whole seconds) or `.` and the fraction
+    tens, units = (tail >> np.uint64(8)) & np.uint64(0xFF), (tail >> np.uint64(16)) & np.uint64(0xFF)
+    mark = tail >> np.uint64(24)
+    whole = mark == np.uint64(_WHOLE_TAIL)
+    ok = (tail & np.uint64(0xFF)) == np.uint64(ord(":"))
+    ok &= (tens >= np.uint64(ord("0"))) & (tens <= np.uint64(ord("5")))
+    ok &= (units >= np.uint64(ord("0"))) & (units <= np.uint64(ord("9")))
+    ok &= whole | ((mark & np.uint64(0xFF)) == np.uint64(ord(".")))
+    _require(ok)
+    second = (tens * np.uint64(10) + units).astype(np.int64) - 11 * ord("0")
+    ns = minute + second * 1_000_000_000
+    length = np.full(len(pos), 20, dtype=np.int64)
+    if whole.all():
+        _require(words[pos + 22] == np.uint64(_VALUE_WORD))  # `","Value":` after the `Z`: `"Value":` here
+        return ns, length
+    _require(words[pos[whole] + 22] == np.uint64(_VALUE_WORD))
+    dot = np.flatnonzero(~whole)  # '.', 1..7 digits, 'Z'
+    fraction = _block(words, pos[dot] + 20, 8) ^ np.uint8(0x30)
+    is_digit = fraction <= 9
+    count = np.argmin(is_digit, axis=1)  # the first non-digit; 0 also when all 8 are digits
+    _require((count >= 1) & (count <= 7) & (fraction[np.arange(len(dot)), count] == (ord("Z") ^ 0x30)))
+    value = np.zeros(len(dot), dtype=np.int64)
+    for k in range(7):
+        value = np.where(k < count, value * 10 + fraction[:, k], value)
+    ns[dot] += value * 10 ** (9 - count)
+    length[dot] = 21 + count
+    _require(_equals(words, pos[dot] + length[dot], _VALUE_KEY))
+    return ns, length
+
+
+def _minutes(words: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """`YYYY-MM-DDTHH:MM` at `pos` -> ns since the epoch of that minute, digit by digit, every field checked."""
+    t = _block(words, pos, 16) ^ np.uint8(0x30)  # digits become 0..9
+    ok = ((t >= _TS_LOW) & (t <= _TS_HIGH)).all(axis=1)  # digits, and `-`, `T`, `:` where they belong
 
     def number(*cols: int) -> np.ndarray:
         out = t[:, cols[0]].astype(np.int64)
@@ -238,35 +279,19 @@ def _timestamps(words: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndar
         return out
 
     year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
-    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
+    hour, minute = number(11, 12), number(14, 15)
     # int64 ns holds 1677-09-21 .. 2262-04-11: other years go the orjson way (and fail there as before)
     ok &= (year >= _FIRST_YEAR) & (year <= _LAST_YEAR) & (month >= 1) & (month <= 12)
-    ok &= (hour <= 23) & (minute <= 59) & (second <= 59)
+    ok &= (hour <= 23) & (minute <= 59)
     index = np.clip((year - _FIRST_YEAR) * 12 + month - 1, 0, len(_MONTH_START) - 1)
     ok &= (day >= 1) & (day <= _MONTH_DAYS[index])
     _require(ok)
-    ns = ((_MONTH_START[index] + day - 1) * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000_000
-    length = np.full(len(pos), 20, dtype=np.int64)
-    mark = t[:, 19] ^ np.uint8(0x30)
-    dot = np.flatnonzero(mark == ord("."))
-    whole = mark == ord("Z")
-    _require(whole | (mark == ord(".")))
-    _require(~whole | _equals(words, pos + 20, _VALUE_KEY))  # `","Value":` after a whole second
-    if len(dot):  # '.', 1..7 digits, 'Z'
-        fraction = _block(words, pos[dot] + 20, 8) ^ np.uint8(0x30)
-        is_digit = fraction <= 9
-        count = np.argmin(is_digit, axis=1)  # the first non-digit; 0 also when all 8 are digits
-        _require((count >= 1) & (count <= 7) & (fraction[np.arange(len(dot)), count] == (ord("Z") ^ 0x30)))
-        value = np.zeros(len(dot), dtype=np.int64)
-        for k in range(7):
-            value = np.where(k < count, value * 10 + fraction[:, k], value)
-        ns[dot] += value * 10 ** (9 - count)
-        length[dot] = 21 + count
-        _require(_equals(words, pos[dot] + length[dot], _VALUE_KEY))
-    return ns, length
+    return ((_MONTH_START[index] + day - 1) * 86_400 + hour * 3600 + minute * 60) * 1_000_000_000
 
 
-_TS_SHAPE = np.frombuffer(b"0000-00-00T00:00:00", dtype=np.uint8) ^ np.uint8(0x30)  # 0 where a digit goes
+_WHOLE_TAIL = int.from_bytes(b'Z","V', "little")  # bytes 19..23 of a whole-second stamp and what follows
+_VALUE_WORD = int.from_bytes(b'"Value":', "little")  # bytes 22..29 of the same
+_TS_SHAPE = np.frombuffer(b"0000-00-00T00:00", dtype=np.uint8) ^ np.uint8(0x30)  # 0 where a digit goes
 _TS_LOW, _TS_HIGH = _TS_SHAPE, np.where(_TS_SHAPE == 0, 9, _TS_SHAPE).astype(np.uint8)
 _FIRST_YEAR, _LAST_YEAR = 1678, 2261
 
@@ -317,16 +342,16 @@ def _numbers(b: np.ndarray, words: np.ndarray, start: np.ndarray, stop: np.ndarr
         return number, plain
     lengths = length[rows]
     width = -(-int(lengths.max()) // 8) * 8
-    texts = _block(words, start[rows], width)
-    inside = np.arange(width) < lengths[:, None]
-    valid = _plain_numbers(texts, lengths, inside)
+    columns = [words[start[rows] + k] for k in range(0, width, 8)]
+    valid = _plain_numbers(columns, lengths)
     if not valid.all():
-        rows, texts, lengths, inside = rows[valid], texts[valid], lengths[valid], inside[valid]
+        rows, lengths, columns = rows[valid], lengths[valid], [column[valid] for column in columns]
         plain[:] = False
         plain[rows] = True
+    texts = np.stack(columns, axis=1).view(np.uint8).reshape(len(rows), width)
     offsets = np.zeros(len(rows) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    data = pa.py_buffer(texts[inside].tobytes())
+    data = pa.py_buffer(texts[_INSIDE[lengths, :width]].tobytes())
     strings = pa.Array.from_buffers(pa.string(), len(rows), [None, pa.py_buffer(offsets), data])
     parsed = strings.cast(pa.float64()).to_numpy(zero_copy_only=False)
     negative_zero = (lengths == 2) & (texts[:, 1] == ord("0"))  # orjson reads the integer -0 as 0
@@ -334,28 +359,51 @@ def _numbers(b: np.ndarray, words: np.ndarray, start: np.ndarray, stop: np.ndarr
     return number, plain
 
 
-def _plain_numbers(texts: np.ndarray, lengths: np.ndarray, inside: np.ndarray) -> np.ndarray:
+def _plain_numbers(columns: list[np.ndarray], lengths: np.ndarray) -> np.ndarray:
     """Which texts are `-?(0|[1-9][0-9]*)(\\.[0-9]+)?` (integers of at most 15 digits): the JSON numbers whose
-    double is the same from any correct parser; the others (exponents, long integers) go to orjson."""
-    # per byte after the first: digit 0, '.' 1, '-' 32, other 1024 (bytes past the end count 0)
-    counts = np.where(inside[:, 1:], _NUMBER_CLASS[texts[:, 1:]], 0).sum(axis=1)
-    dots = counts % 32
-    negative = texts[:, 0] == ord("-")
-    body_start = negative.astype(np.int64)
-    rows = np.arange(len(texts))
-    first_digit = texts[rows, body_start]
-    dot_at = np.where(dots == 1, np.argmax(texts == ord("."), axis=1), lengths)
-    ok = (counts < 2) & (lengths > body_start) & (first_digit >= ord("0")) & (first_digit <= ord("9"))
-    ok &= (dot_at > body_start) & (dot_at != lengths - 1)  # digits before and after the dot
-    ok &= ~((first_digit == ord("0")) & (dot_at > body_start + 1))  # no leading zero
-    ok &= (dots == 1) | (lengths - body_start <= _DIGITS_EXACT)
+    double is the same from any correct parser; the others (exponents, long integers) go to orjson.
+
+    `columns` are the texts as 8-byte words (bytes past `lengths` are ignored); every byte is classified
+    eight at a time (SWAR): the high bit of each byte says "not a digit", "a dot", "a minus"."""
+    nondigit, dots, minus = (np.zeros(len(lengths), dtype=np.uint64) for _ in range(3))
+    ok = np.ones(len(lengths), dtype=bool)
+    last = lengths - 1
+    for k, word in enumerate(columns):
+        inside = _HIGH_BITS[np.clip(lengths - 8 * k, 0, 8)]
+        x = word ^ _REPEAT * np.uint64(ord("0"))  # digits become 0..9
+        other = (((x & _LOW7) + _REPEAT * np.uint64(0x76)) | x) & inside  # high bit: the byte is above 9
+        dot, dash = _zero_bytes(x ^ _REPEAT * np.uint64(ord(".") ^ ord("0"))) & inside, _zero_bytes(
+            x ^ _REPEAT * np.uint64(ord("-") ^ ord("0"))
+        ) & inside
+        ok &= other == dot | dash  # nothing but digits, dots and minus signs
+        ok &= np.where(last // 8 == k, other & (np.uint64(0x80) << ((last % 8) * 8).astype(np.uint64)), 0) == 0
+        if k == 0:
+            nondigit, minus = other, dash
+            ok &= (dash & ~np.uint64(0x80)) == 0  # a minus sign only in front
+        else:
+            ok &= dash == 0
+        dots += np.bitwise_count(dot)
+    negative = (minus != 0).astype(np.int64)
+    body_start = negative * 8
+    first_digit = (columns[0] >> body_start.astype(np.uint64)) & np.uint64(0xFF)
+    second = (columns[0] >> (body_start + 8).astype(np.uint64)) & np.uint64(0xFF)
+    ok &= lengths > negative
+    ok &= (nondigit & (np.uint64(0x80) << body_start.astype(np.uint64))) == 0  # a digit first (after the sign)
+    ok &= dots <= 1  # the last byte is a digit (above): so is the one before a dot is not the sign
+    ok &= ~((first_digit == ord("0")) & (lengths > negative + 1) & (second != ord(".")))  # no leading zero
+    ok &= (dots == 1) | (lengths - negative <= _DIGITS_EXACT)
     return ok
 
 
-_NUMBER_CLASS = np.full(256, 1024, dtype=np.int32)
-_NUMBER_CLASS[ord("0") : ord("9") + 1] = 0
-_NUMBER_CLASS[ord(".")] = 1
-_NUMBER_CLASS[ord("-")] = 32
+def _zero_bytes(x: np.ndarray) -> np.ndarray:
+    """The high bit of each byte of `x` that is zero (exact: no carries between bytes)."""
+    return ~(((x & _LOW7) + _LOW7) | x | _LOW7)
+
+
+_REPEAT = np.uint64(0x0101010101010101)
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH_BITS = np.array([(1 << (8 * k)) - 1 & 0x8080808080808080 for k in range(9)], dtype=np.uint64)
+_INSIDE = np.arange(_MAX_NUMBER) < np.arange(_MAX_NUMBER + 1)[:, None]  # [length, byte]: byte < length
 
 
 def _distinct_odd_values(

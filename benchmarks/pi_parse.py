@@ -1,0 +1,179 @@
+"""Connector CPU per fetched value after the bytes arrive: recorded /batch answers -> `pi_timeseries` table.
+
+Replays /batch answers captured from the simulator (the hourly job's shape: `--batch-size` tags × 70 min —
+an hour plus the 10 min lookback — late and edited data on) through the connector's own fetch path,
+`extract.timeseries.fetch_recorded` with a real `PIWebAPIClient` whose transport hands back the captured
+bytes instead of reading a socket: the 207 decode (`recorded_scan`), the per-tag paging logic and the round
+table. No HTTP, no Delta, no threads. Measured: CPU time of the thread, best of `--rounds`, in CPU-seconds
+per million values; each `--src` tree runs in its own process, alternating, so old and new are measured in
+the same minutes.
+
+    .venv/bin/python benchmarks/pi_parse.py capture /tmp/answers --tags 3000           # once (simulator)
+    .venv/bin/python benchmarks/pi_parse.py replay /tmp/answers --src /tmp/old/src src  # old vs new
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+NOW = datetime(2025, 3, 1, 13, 0, tzinfo=timezone.utc)
+HERE = Path(__file__).resolve()
+
+
+def capture(args: argparse.Namespace) -> None:
+    """Fetch `--tags` tags through `fetch_recorded` (as a run does) and keep every /batch body it decoded."""
+    import requests
+
+    from osipi_connector.extract.recorded_scan import scan_batch
+    from osipi_connector.extract.timeseries import TagWindow, fetch_recorded
+    from osipi_connector.piwebapi.client import PIWebAPIClient
+    from osipi_connector.piwebapi.settings import ClientSettings
+    from pi_extract import start_simulator
+
+    out = Path(args.directory)
+    out.mkdir(parents=True, exist_ok=True)
+    late = ["--late-delay", "60", "540", "--edit-delay", "300"]  # pi_hourly's delays for a 10 min lookback
+    proc, url = start_simulator(args.tags, NOW, *late)
+    bodies: list[bytes] = []
+
+    class Recording(PIWebAPIClient):
+        def batch(self, requests, *, decode=None):  # type: ignore[no-untyped-def]
+            def keep(body: bytes) -> Any:
+                bodies.append(body)
+                return (decode or scan_batch)(body)
+
+            return super().batch(requests, decode=keep)
+
+    try:
+        http = requests.Session()
+        server = http.get(f"{url}/dataservers", timeout=30).json()["Items"][0]
+        points = http.get(
+            f"{url}/dataservers/{server['WebId']}/points", params={"maxCount": args.tags}, timeout=60
+        ).json()["Items"]
+        start = NOW - timedelta(minutes=70)
+        units = []
+        with Recording(ClientSettings(url=url, auth_type="anonymous")) as client:
+            for i in range(0, len(points), args.batch_size):
+                windows = [TagWindow(p["WebId"], p["Name"], start, NOW) for p in points[i : i + args.batch_size]]
+                first = len(bodies)
+                result = fetch_recorded(client, windows, max_count=args.max_count, run_id="capture", ingested_at=NOW)
+                units.append(
+                    {
+                        "windows": [[w.webid, w.name] for w in windows],
+                        "bodies": list(range(first, len(bodies))),
+                        "rows": result.table.num_rows,
+                    }
+                )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    for i, body in enumerate(bodies):
+        (out / f"{i:05d}.json").write_bytes(body)
+    meta = {"start": (NOW - timedelta(minutes=70)).isoformat(), "end": NOW.isoformat(), "max_count": args.max_count}
+    (out / "units.json").write_bytes(orjson.dumps({**meta, "units": units}))
+    values = sum(u["rows"] for u in units)
+    size = sum(len(b) for b in bodies)
+    print(f"captured {len(units)} units, {len(bodies)} /batch answers, {values:,} values, {size / 1e6:.1f} MB in {out}")
+
+
+def replay_child(args: argparse.Namespace) -> None:
+    """One tree: every captured unit through `fetch_recorded`, `--rounds` times; JSON line on stdout."""
+    from osipi_connector.extract import timeseries
+    from osipi_connector.extract.timeseries import TagWindow, fetch_recorded
+    from osipi_connector.piwebapi import transport
+    from osipi_connector.piwebapi.client import PIWebAPIClient
+    from osipi_connector.piwebapi.settings import ClientSettings
+
+    folder = Path(args.directory)
+    meta = orjson.loads((folder / "units.json").read_bytes())
+    start, end = datetime.fromisoformat(meta["start"]), datetime.fromisoformat(meta["end"])
+    bodies = {int(p.stem): p.read_bytes() for p in folder.glob("*.json") if p.stem.isdigit()}
+
+    class Replay:
+        """The transport's `send`, answering each POST with the next captured body."""
+
+        def __init__(self) -> None:
+            self.queue: list[bytes] = []
+
+        def send(self, method, url, params=None, json_body=None, *, parse, accept=lambda r: r.ok):  # type: ignore[no-untyped-def]
+            answer = transport.Answer(207, url, {"Content-Type": "application/json"}, self.queue.pop(0))
+            return parse(answer)
+
+        def sent_by_this_thread(self) -> int:
+            return 0
+
+        def close(self) -> None:
+            pass
+
+    client = PIWebAPIClient(ClientSettings(url="http://127.0.0.1:1/piwebapi", auth_type="anonymous"))
+    replay = Replay()
+    client._transport = replay  # type: ignore[assignment]
+    units = [
+        ([TagWindow(w, n, start, end) for w, n in u["windows"]], [bodies[i] for i in u["bodies"]], u["rows"])
+        for u in meta["units"]
+    ]
+    times = []
+    rows = 0
+    for _ in range(args.rounds):
+        rows = 0
+        started = time.thread_time()
+        for windows, answers, expected in units:
+            replay.queue = list(answers)
+            table = fetch_recorded(client, windows, max_count=meta["max_count"], run_id="r", ingested_at=end).table
+            assert table.num_rows == expected, (table.num_rows, expected)
+            rows += table.num_rows
+            del table
+        times.append(time.thread_time() - started)
+    print(orjson.dumps({"times": times, "rows": rows, "module": timeseries.__file__}).decode())
+
+
+def replay(args: argparse.Namespace) -> None:
+    trees = args.src or [str(HERE.parent.parent / "src")]
+    results: dict[str, list[float]] = {tree: [] for tree in trees}
+    rows = 0
+    for _ in range(args.repeat):
+        for tree in trees:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(tree).resolve()), str(HERE.parent)])}
+            command = [sys.executable, str(HERE), "replay-child", args.directory, "--rounds", str(args.rounds)]
+            done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+            out = orjson.loads(done.stdout.strip().splitlines()[-1])
+            assert str(Path(tree).resolve()) in out["module"], out["module"]
+            results[tree] += out["times"]
+            rows = out["rows"]
+    print(
+        f"{platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}, load "
+        f"{os.getloadavg()[0]:.1f}; {rows:,} values per round, {args.repeat} processes × {args.rounds} rounds per tree"
+    )
+    base = min(results[trees[0]])
+    for tree, times in results.items():
+        best, median = min(times) / rows * 1e6, statistics.median(times) / rows * 1e6
+        print(f"{tree:40s} best {best:.3f} CPU-s per M values (median {median:.3f})  × {base / min(times):.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["capture", "replay", "replay-child"])
+    parser.add_argument("directory", help="where the captured answers are (capture writes them)")
+    parser.add_argument("--tags", type=int, default=3000, help="capture: tags (default 3000)")
+    parser.add_argument("--batch-size", type=int, default=100, help="capture: tags per unit (default 100)")
+    parser.add_argument("--max-count", type=int, default=150_000, help="capture: maxCount per sub-request")
+    parser.add_argument("--src", nargs="+", help="replay: source trees (first is the baseline; default this tree)")
+    parser.add_argument("--rounds", type=int, default=3, help="replay: rounds per process (best counts)")
+    parser.add_argument("--repeat", type=int, default=2, help="replay: processes per tree, alternating")
+    args = parser.parse_args()
+    {"capture": capture, "replay": replay, "replay-child": replay_child}[args.action](args)
+
+
+if __name__ == "__main__":
+    main()
