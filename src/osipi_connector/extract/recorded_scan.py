@@ -182,7 +182,7 @@ def _scan(body: bytes) -> Any:
         part = slice(lo, lo + _ITEMS)
         ts_ns[part], ts_len[part] = _timestamps(words, starts[part] + len(_HEAD))
         value_start[part] = starts[part] + (len(_HEAD) + len(_VALUE_KEY)) + ts_len[part]
-        value_end[part] = _flags(words, b, ends[part], {name: flag[part] for name, flag in flags.items()})
+        value_end[part] = _flags(body, ends[part], {name: flag[part] for name, flag in flags.items()})
         _require(value_end[part] > value_start[part])
         number[part], plain[part] = _numbers(b, words, value_start[part], value_end[part])
     odd = np.full(n, -1, dtype=np.int32)
@@ -312,22 +312,54 @@ _MONTH_DAYS = np.diff(_MONTH_START)
 _MONTH_START = _MONTH_START[:-1]
 
 
-def _flags(words: np.ndarray, b: np.ndarray, ends: np.ndarray, out: dict[str, np.ndarray]) -> np.ndarray:
-    """The four quality flags (into `out`), read right to left from each item's `}`; where the Value ends."""
-    ok = b[ends] == ord("}")
-    pos = ends
-    for key in _FLAG_KEYS:
-        word = words[pos - 5]  # "false" in its low 5 bytes, or "true" in bytes 1..4
-        true = (word >> np.uint64(8)) & np.uint64(0xFFFFFFFF) == np.uint64(_TRUE)
-        ok &= true | (word & np.uint64(0xFFFFFFFFFF) == np.uint64(_FALSE))
-        pos = pos - (5 + len(key)) + true
-        ok &= _equals(words, pos, key)
+def _flags(body: bytes, ends: np.ndarray, out: dict[str, np.ndarray]) -> np.ndarray:
+    """The four quality flags (into `out`) and where the Value ends, from the last `_TAIL` bytes of each item
+    (one gather): each flag's `true`/`false` is read right to left (its position depends on the flags after
+    it), then the bytes are compared with the one tail text those four flags give, byte for byte."""
+    tail = _records(body, _TAIL)[ends - (_TAIL - 1)].view(np.uint8).reshape(len(ends), _TAIL)
+    flat = tail.reshape(-1)
+    row = np.arange(len(ends)) * _TAIL
+    variant = np.zeros(len(ends), dtype=np.int64)
+    length = np.ones(len(ends), dtype=np.int64)  # of the tail so far, from its right end: `}`
+    for bit, key in zip((8, 4, 2, 1), _FLAG_KEYS, strict=True):  # Annotated ... Good
+        true = flat[row + (_TAIL - 1 - length - 4)] == ord(":")  # `:true` or `false`, ending before `length`
         out[key[2:-2].decode()][:] = true
+        variant += bit * true
+        length += 5 - true + len(key)
+    words = tail.view("<u8")
+    common = int(np.bincount(variant, minlength=16).argmax())  # most items share their flags: no gather
+    masks, texts = _TAIL_MASKS[common], _TAIL_TEXTS[common]
+    ok = (words[:, 0] & masks[0]) == texts[0]
+    for k in range(1, _TAIL // 8):
+        ok &= (words[:, k] & masks[k]) == texts[k]
+    ok &= variant == common
+    others = np.flatnonzero(variant != common)
+    if len(others):
+        rows = variant[others]
+        ok[others] = ((words[others] & _TAIL_MASKS[rows]) == _TAIL_TEXTS[rows]).all(axis=1)
     _require(ok)
-    return pos
+    return ends + 1 - length
 
 
-_TRUE, _FALSE = int.from_bytes(b"true", "little"), int.from_bytes(b"false", "little")
+def _records(body: bytes, width: int) -> np.ndarray:
+    """The `width` bytes starting at every byte offset, as one opaque record each (a strided view, no copy):
+    gathering them costs about what gathering one 8-byte word does."""
+    return np.ndarray(shape=(len(body) - width + 1,), dtype=f"V{width}", buffer=body, strides=(1,))
+
+
+def _tail_texts() -> tuple[np.ndarray, np.ndarray]:
+    """Per flag combination (bit 8 Annotated .. bit 1 Good): the item's tail text right-aligned in _TAIL
+    bytes, and the mask of its bytes, as 8-byte words."""
+    texts, masks = [], []
+    for variant in range(16):
+        text = b"".join(key + (b"true" if variant & bit else b"false") for bit, key in zip((1, 2, 4, 8), _FLAG_KEYS[::-1], strict=True)) + b"}"
+        texts.append(bytes(_TAIL - len(text)) + text)
+        masks.append(bytes(_TAIL - len(text)) + b"\xff" * len(text))
+    return (np.frombuffer(b"".join(masks), dtype="<u8").reshape(16, -1), np.frombuffer(b"".join(texts), dtype="<u8").reshape(16, -1))
+
+
+_TAIL = 80  # >= the longest tail (73 bytes: four `false`) and a multiple of 8
+_TAIL_MASKS, _TAIL_TEXTS = _tail_texts()
 
 
 def _numbers(b: np.ndarray, words: np.ndarray, start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
