@@ -166,25 +166,25 @@ def _require(ok: np.ndarray | bool) -> None:
 # --- the scan -------------------------------------------------------------------------------------------------
 def _scan(body: bytes) -> Any:
     b = np.frombuffer(body, dtype=np.uint8)
-    words = _words(body)
-    starts = _item_starts(b, words)
+    starts = _item_starts(b, body)
     if len(starts) == 0:
         raise NotRecorded
     ends, inner = _item_ends(body, b, starts)
     _require(ends - starts >= _SHORTEST_ITEM - 1)  # so reading right to left never leaves the item
+    padded = body
     if len(body) - int(starts[-1]) < _PAD or len(body) - int(ends[-1]) < _PAD:  # reads past the end: pad
-        words = _words(body + bytes(_PAD))
+        padded = body + bytes(_PAD)
     n = len(starts)
     ts_ns, ts_len, value_start, value_end = (np.empty(n, dtype=np.int64) for _ in range(4))
     number, plain = np.empty(n), np.empty(n, dtype=bool)
     flags = {key[2:-2].decode(): np.empty(n, dtype=bool) for key in _FLAG_KEYS}
     for lo in range(0, n, _ITEMS):  # a slice of items at a time: the temporaries stay in cache
         part = slice(lo, lo + _ITEMS)
-        ts_ns[part], ts_len[part] = _timestamps(words, starts[part] + len(_HEAD))
+        ts_ns[part], ts_len[part] = _timestamps(padded, starts[part] + len(_HEAD))
         value_start[part] = starts[part] + (len(_HEAD) + len(_VALUE_KEY)) + ts_len[part]
         value_end[part] = _flags(body, ends[part], {name: flag[part] for name, flag in flags.items()})
         _require(value_end[part] > value_start[part])
-        number[part], plain[part] = _numbers(b, words, value_start[part], value_end[part])
+        number[part], plain[part] = _numbers(padded, value_start[part], value_end[part])
     odd = np.full(n, -1, dtype=np.int32)
     odd_rows = np.flatnonzero(~plain)
     odd_columns = {name: pa.array([], kind) for name, kind in VALUE_COLUMNS.items()}
@@ -194,13 +194,18 @@ def _scan(body: bytes) -> Any:
     return _skeleton(body, starts, ends, inner, answer)
 
 
-def _item_starts(b: np.ndarray, words: np.ndarray) -> np.ndarray:
+def _item_starts(b: np.ndarray, body: bytes) -> np.ndarray:
     """Positions of `{"Timestamp":"`: every `{` (found a slice at a time, to keep temporaries in cache)
     whose next 13 bytes match."""
     found = [np.flatnonzero(b[lo : lo + _SLICE] == ord("{")) + lo for lo in range(0, len(b), _SLICE)]
     braces = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
-    braces = braces[braces <= len(b) - len(_HEAD)]
-    return braces[_equals(words, braces, _HEAD)]
+    braces = braces[braces <= len(b) - 16]
+    words = _records(body, 16)[braces].view("<u8").reshape(len(braces), 2)
+    return braces[(words[:, 0] == np.uint64(_HEAD_WORDS[0])) & ((words[:, 1] & np.uint64(_HEAD_MASK)) == _HEAD_WORDS[1])]
+
+
+_HEAD_WORDS = np.frombuffer(_HEAD + bytes(2), dtype="<u8")
+_HEAD_MASK = (1 << 8 * (len(_HEAD) - 8)) - 1
 
 
 def _item_ends(body: bytes, b: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,22 +230,24 @@ def _item_ends(body: bytes, b: np.ndarray, starts: np.ndarray) -> tuple[np.ndarr
     return ends, inner
 
 
-def _timestamps(words: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _timestamps(body: bytes, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`YYYY-MM-DDTHH:MM:SS[.f{1,7}]Z` at `pos` -> (ns since the epoch, text length); exact to the tick.
 
-    Consecutive items mostly share their minute (`YYYY-MM-DDTHH:MM`, the first 16 bytes): only the rows
-    whose minute differs from the row before are read digit by digit; the others are equal byte for byte
-    to such a row, so they take its value. Seconds and the `Z` come from one 8-byte word per row."""
-    head, middle, tail = words[pos], words[pos + 8], words[pos + 16]
+    One gather of the stamp and what follows it per row. Consecutive items mostly share their minute
+    (`YYYY-MM-DDTHH:MM`, the first 16 bytes): only the rows whose minute differs from the row before are
+    read digit by digit; the others are equal byte for byte to such a row, so they take its value."""
+    record = _records(body, _STAMP)[pos].view(np.uint8).reshape(len(pos), _STAMP)
+    words = record.view("<u8")
+    head, middle, tail, after = words[:, 0], words[:, 1], words[:, 2], words[:, 3]
     new = np.empty(len(pos), dtype=bool)
     new[:1] = True
     np.not_equal(head[1:], head[:-1], out=new[1:])
     new[1:] |= middle[1:] != middle[:-1]
-    minute = _minutes(words, pos[new])[np.cumsum(new) - 1]
-    # tail: `:SS` then `Z","V` (whole seconds) or `.` and the fraction
+    minute = _minutes(record[new, :16])[np.cumsum(new) - 1]
+    # bytes 16..: `:SS` then `Z","Value":` (whole seconds) or `.`, 1..7 digits, `Z","Value":`
     tens, units = (tail >> np.uint64(8)) & np.uint64(0xFF), (tail >> np.uint64(16)) & np.uint64(0xFF)
     mark = tail >> np.uint64(24)
-    whole = mark == np.uint64(_WHOLE_TAIL)
+    whole = (mark == np.uint64(_WHOLE_TAIL)) & ((after & np.uint64(0xFFFFFFFFFFFF)) == np.uint64(_WHOLE_AFTER))
     ok = (tail & np.uint64(0xFF)) == np.uint64(ord(":"))
     ok &= (tens >= np.uint64(ord("0"))) & (tens <= np.uint64(ord("5")))
     ok &= (units >= np.uint64(ord("0"))) & (units <= np.uint64(ord("9")))
@@ -249,27 +256,22 @@ def _timestamps(words: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndar
     second = (tens * np.uint64(10) + units).astype(np.int64) - 11 * ord("0")
     ns = minute + second * 1_000_000_000
     length = np.full(len(pos), 20, dtype=np.int64)
-    if whole.all():
-        _require(words[pos + 22] == np.uint64(_VALUE_WORD))  # `","Value":` after the `Z`: `"Value":` here
-        return ns, length
-    _require(words[pos[whole] + 22] == np.uint64(_VALUE_WORD))
-    dot = np.flatnonzero(~whole)  # '.', 1..7 digits, 'Z'
-    fraction = _block(words, pos[dot] + 20, 8) ^ np.uint8(0x30)
-    is_digit = fraction <= 9
-    count = np.argmin(is_digit, axis=1)  # the first non-digit; 0 also when all 8 are digits
-    _require((count >= 1) & (count <= 7) & (fraction[np.arange(len(dot)), count] == (ord("Z") ^ 0x30)))
-    value = np.zeros(len(dot), dtype=np.int64)
-    for k in range(7):
-        value = np.where(k < count, value * 10 + fraction[:, k], value)
-    ns[dot] += value * 10 ** (9 - count)
-    length[dot] = 21 + count
-    _require(_equals(words, pos[dot] + length[dot], _VALUE_KEY))
+    dot = np.flatnonzero(~whole)
+    if len(dot):
+        fraction = record[dot, 20:28] ^ np.uint8(0x30)  # digits become 0..9
+        count = np.argmin(fraction <= 9, axis=1)  # the first non-digit; 0 also when all 8 are digits
+        _require((count >= 1) & (count <= 7) & (fraction[np.arange(len(dot)), count] == (ord("Z") ^ 0x30)))
+        digits = np.where(np.arange(7) < count[:, None], fraction[:, :7], 0).astype(np.int64)
+        ns[dot] += digits @ _FRACTION_NS  # ".5" is 500 ms: the digits padded with zeros to 7, in 100 ns
+        length[dot] = 21 + count
+        at = (dot * _STAMP + 21 + count)[:, None] + np.arange(len(_VALUE_KEY))  # `","Value":` after the `Z`
+        _require((record.reshape(-1)[at] == _VALUE_KEY_BYTES).all(axis=1))
     return ns, length
 
 
-def _minutes(words: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """`YYYY-MM-DDTHH:MM` at `pos` -> ns since the epoch of that minute, digit by digit, every field checked."""
-    t = _block(words, pos, 16) ^ np.uint8(0x30)  # digits become 0..9
+def _minutes(t: np.ndarray) -> np.ndarray:
+    """`YYYY-MM-DDTHH:MM` (rows of 16 bytes) -> ns since the epoch of that minute, every field checked."""
+    t = t ^ np.uint8(0x30)  # digits become 0..9
     ok = ((t >= _TS_LOW) & (t <= _TS_HIGH)).all(axis=1)  # digits, and `-`, `T`, `:` where they belong
 
     def number(*cols: int) -> np.ndarray:
@@ -289,8 +291,11 @@ def _minutes(words: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return ((_MONTH_START[index] + day - 1) * 86_400 + hour * 3600 + minute * 60) * 1_000_000_000
 
 
+_STAMP = 40  # bytes read per stamp: the longest (28) and the `","Value":` after it (10), rounded up to 8
+_FRACTION_NS = 10 ** np.arange(8, 1, -1, dtype=np.int64)  # ns of a 1 in each of the 7 fraction digits
+_VALUE_KEY_BYTES = np.frombuffer(_VALUE_KEY, dtype=np.uint8)
 _WHOLE_TAIL = int.from_bytes(b'Z","V', "little")  # bytes 19..23 of a whole-second stamp and what follows
-_VALUE_WORD = int.from_bytes(b'"Value":', "little")  # bytes 22..29 of the same
+_WHOLE_AFTER = int.from_bytes(b'alue":', "little")  # bytes 24..29 of the same
 _TS_SHAPE = np.frombuffer(b"0000-00-00T00:00", dtype=np.uint8) ^ np.uint8(0x30)  # 0 where a digit goes
 _TS_LOW, _TS_HIGH = _TS_SHAPE, np.where(_TS_SHAPE == 0, 9, _TS_SHAPE).astype(np.uint8)
 _FIRST_YEAR, _LAST_YEAR = 1678, 2261
@@ -362,11 +367,12 @@ _TAIL = 80  # >= the longest tail (73 bytes: four `false`) and a multiple of 8
 _TAIL_MASKS, _TAIL_TEXTS = _tail_texts()
 
 
-def _numbers(b: np.ndarray, words: np.ndarray, start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _numbers(body: bytes, start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(float64, is_plain) of each value: plain JSON numbers through Arrow's string -> float64 cast (correctly
     rounded, as orjson); NaN and False for every other value (the orjson way, `_distinct_odd_values`)."""
     length = stop - start
-    first = b[start]
+    texts = _records(body, _MAX_NUMBER)[start].view(np.uint8).reshape(len(start), _MAX_NUMBER)
+    first = texts[:, 0]
     plain = (((first >= ord("0")) & (first <= ord("9"))) | (first == ord("-"))) & (length <= _MAX_NUMBER)
     number = np.full(len(start), np.nan)
     rows = np.flatnonzero(plain)
@@ -374,13 +380,14 @@ def _numbers(b: np.ndarray, words: np.ndarray, start: np.ndarray, stop: np.ndarr
         return number, plain
     lengths = length[rows]
     width = -(-int(lengths.max()) // 8) * 8
-    columns = [words[start[rows] + k] for k in range(0, width, 8)]
+    texts = texts[rows, :width] if len(rows) < len(start) else texts[:, :width]
+    columns = list(np.ascontiguousarray(texts).view("<u8").T)
     valid = _plain_numbers(columns, lengths)
     if not valid.all():
-        rows, lengths, columns = rows[valid], lengths[valid], [column[valid] for column in columns]
+        rows, lengths, texts = rows[valid], lengths[valid], texts[valid]
+        columns = [column[valid] for column in columns]
         plain[:] = False
         plain[rows] = True
-    texts = np.stack(columns, axis=1).view(np.uint8).reshape(len(rows), width)
     offsets = np.zeros(len(rows) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     data = pa.py_buffer(texts[_INSIDE[lengths, :width]].tobytes())
