@@ -201,7 +201,9 @@ def _item_starts(b: np.ndarray, body: bytes) -> np.ndarray:
     braces = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
     braces = braces[braces <= len(b) - 16]
     words = _records(body, 16)[braces].view("<u8").reshape(len(braces), 2)
-    return braces[(words[:, 0] == np.uint64(_HEAD_WORDS[0])) & ((words[:, 1] & np.uint64(_HEAD_MASK)) == _HEAD_WORDS[1])]
+    return braces[
+        (words[:, 0] == np.uint64(_HEAD_WORDS[0])) & ((words[:, 1] & np.uint64(_HEAD_MASK)) == _HEAD_WORDS[1])
+    ]
 
 
 _HEAD_WORDS = np.frombuffer(_HEAD + bytes(2), dtype="<u8")
@@ -357,10 +359,19 @@ def _tail_texts() -> tuple[np.ndarray, np.ndarray]:
     bytes, and the mask of its bytes, as 8-byte words."""
     texts, masks = [], []
     for variant in range(16):
-        text = b"".join(key + (b"true" if variant & bit else b"false") for bit, key in zip((1, 2, 4, 8), _FLAG_KEYS[::-1], strict=True)) + b"}"
+        text = (
+            b"".join(
+                key + (b"true" if variant & bit else b"false")
+                for bit, key in zip((1, 2, 4, 8), _FLAG_KEYS[::-1], strict=True)
+            )
+            + b"}"
+        )
         texts.append(bytes(_TAIL - len(text)) + text)
         masks.append(bytes(_TAIL - len(text)) + b"\xff" * len(text))
-    return (np.frombuffer(b"".join(masks), dtype="<u8").reshape(16, -1), np.frombuffer(b"".join(texts), dtype="<u8").reshape(16, -1))
+    return (
+        np.frombuffer(b"".join(masks), dtype="<u8").reshape(16, -1),
+        np.frombuffer(b"".join(texts), dtype="<u8").reshape(16, -1),
+    )
 
 
 _TAIL = 80  # >= the longest tail (73 bytes: four `false`) and a multiple of 8
@@ -380,12 +391,10 @@ def _numbers(body: bytes, start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarr
         return number, plain
     lengths = length[rows]
     width = -(-int(lengths.max()) // 8) * 8
-    texts = texts[rows, :width] if len(rows) < len(start) else texts[:, :width]
-    columns = list(np.ascontiguousarray(texts).view("<u8").T)
-    valid = _plain_numbers(columns, lengths)
+    texts = np.ascontiguousarray(texts[rows, :width] if len(rows) < len(start) else texts[:, :width])
+    valid = _plain_numbers(texts, lengths)
     if not valid.all():
         rows, lengths, texts = rows[valid], lengths[valid], texts[valid]
-        columns = [column[valid] for column in columns]
         plain[:] = False
         plain[rows] = True
     offsets = np.zeros(len(rows) + 1, dtype=np.int32)
@@ -393,44 +402,36 @@ def _numbers(body: bytes, start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarr
     data = pa.py_buffer(texts[_INSIDE[lengths, :width]].tobytes())
     strings = pa.Array.from_buffers(pa.string(), len(rows), [None, pa.py_buffer(offsets), data])
     parsed = strings.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    negative_zero = (lengths == 2) & (texts[:, 1] == ord("0"))  # orjson reads the integer -0 as 0
+    negative_zero = (lengths == 2) & (texts[:, 0] == ord("-")) & (texts[:, 1] == ord("0"))  # orjson: -0 is 0
     number[rows] = np.where(negative_zero, 0.0, parsed)
     return number, plain
 
 
-def _plain_numbers(columns: list[np.ndarray], lengths: np.ndarray) -> np.ndarray:
+def _plain_numbers(texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Which texts are `-?(0|[1-9][0-9]*)(\\.[0-9]+)?` (integers of at most 15 digits): the JSON numbers whose
     double is the same from any correct parser; the others (exponents, long integers) go to orjson.
 
-    `columns` are the texts as 8-byte words (bytes past `lengths` are ignored); every byte is classified
-    eight at a time (SWAR): the high bit of each byte says "not a digit", "a dot", "a minus"."""
-    nondigit, dots, minus = (np.zeros(len(lengths), dtype=np.uint64) for _ in range(3))
-    ok = np.ones(len(lengths), dtype=bool)
-    last = lengths - 1
-    for k, word in enumerate(columns):
+    `texts` holds one text per row (bytes past `lengths` are ignored); bytes are classified eight at a time
+    (SWAR): the high bit of each byte says "not a digit", "a dot"."""
+    width = texts.shape[1]
+    flat, at = texts.reshape(-1), np.arange(len(lengths)) * width
+    sign = (texts[:, 0] == ord("-")).astype(np.int64)
+    ok = lengths > sign
+    dots = np.zeros(len(lengths), dtype=np.uint64)
+    for k, word in enumerate(texts.view("<u8").T):
         inside = _HIGH_BITS[np.clip(lengths - 8 * k, 0, 8)]
-        x = word ^ _REPEAT * np.uint64(ord("0"))  # digits become 0..9
-        other = (((x & _LOW7) + _REPEAT * np.uint64(0x76)) | x) & inside  # high bit: the byte is above 9
-        dot, dash = _zero_bytes(x ^ _REPEAT * np.uint64(ord(".") ^ ord("0"))) & inside, _zero_bytes(
-            x ^ _REPEAT * np.uint64(ord("-") ^ ord("0"))
-        ) & inside
-        ok &= other == dot | dash  # nothing but digits, dots and minus signs
-        ok &= np.where(last // 8 == k, other & (np.uint64(0x80) << ((last % 8) * 8).astype(np.uint64)), 0) == 0
+        x = word ^ _ZEROS  # digits become 0..9
+        other = (((x & _LOW7) + _NINES) | x) & inside  # high bit: the byte is not a digit
+        dot = _zero_bytes(x ^ _DOT) & inside
         if k == 0:
-            nondigit, minus = other, dash
-            ok &= (dash & ~np.uint64(0x80)) == 0  # a minus sign only in front
-        else:
-            ok &= dash == 0
+            other ^= sign.astype(np.uint64) << np.uint64(7)  # the minus sign in front
+        ok &= other == dot  # nothing but digits and dots (and the sign)
         dots += np.bitwise_count(dot)
-    negative = (minus != 0).astype(np.int64)
-    body_start = negative * 8
-    first_digit = (columns[0] >> body_start.astype(np.uint64)) & np.uint64(0xFF)
-    second = (columns[0] >> (body_start + 8).astype(np.uint64)) & np.uint64(0xFF)
-    ok &= lengths > negative
-    ok &= (nondigit & (np.uint64(0x80) << body_start.astype(np.uint64))) == 0  # a digit first (after the sign)
-    ok &= dots <= 1  # the last byte is a digit (above): so is the one before a dot is not the sign
-    ok &= ~((first_digit == ord("0")) & (lengths > negative + 1) & (second != ord(".")))  # no leading zero
-    ok &= (dots == 1) | (lengths - negative <= _DIGITS_EXACT)
+    first, last = flat[at + sign], flat[at + np.maximum(lengths - 1, 0)]
+    second = flat[at + np.minimum(sign + 1, width - 1)]
+    ok &= (dots <= 1) & (first - np.uint8(ord("0")) <= 9) & (last - np.uint8(ord("0")) <= 9)  # digits around dots
+    ok &= ~((first == ord("0")) & (lengths > sign + 1) & (second != ord(".")))  # no leading zero
+    ok &= (dots == 1) | (lengths - sign <= _DIGITS_EXACT)
     return ok
 
 
@@ -439,7 +440,7 @@ def _zero_bytes(x: np.ndarray) -> np.ndarray:
     return ~(((x & _LOW7) + _LOW7) | x | _LOW7)
 
 
-_REPEAT = np.uint64(0x0101010101010101)
+_ZEROS, _NINES, _DOT = (np.uint64(0x0101010101010101 * byte) for byte in (ord("0"), 0x76, ord(".") ^ ord("0")))
 _LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
 _HIGH_BITS = np.array([(1 << (8 * k)) - 1 & 0x8080808080808080 for k in range(9)], dtype=np.uint64)
 _INSIDE = np.arange(_MAX_NUMBER) < np.arange(_MAX_NUMBER + 1)[:, None]  # [length, byte]: byte < length

@@ -164,18 +164,24 @@ class _Columns:
 
 
 def _scanned_rows(parts: list[tuple[ScannedItems, int]]) -> _Rows:
-    """The rows of some sub-responses of one scanned answer: one gather per column."""
+    """The rows of some sub-responses of one scanned answer: one gather per column, or none when they are
+    the whole answer in body order (the usual round: every tag answered, no page cut short)."""
     answer = parts[0][0].answer
     starts = np.array([items.start for items, _ in parts], dtype=np.int64)
-    lengths = np.array([len(items) for items, _ in parts], dtype=np.int64)
-    offsets = np.cumsum(lengths) - lengths
-    rows = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+    stops = np.array([items.stop for items, _ in parts], dtype=np.int64)
+    lengths = stops - starts
     tag_idx = np.repeat(np.array([index for _, index in parts], dtype=np.int32), lengths)
+    whole = starts[0] == 0 and stops[-1] == len(answer.ts_ns) and bool((starts[1:] == stops[:-1]).all())
+    if whole:
+        rows: slice | np.ndarray = slice(None)
+    else:
+        offsets = np.cumsum(lengths) - lengths
+        rows = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
     odd = answer.odd[rows]
     is_odd = odd >= 0
     numbers = pa.array(answer.number[rows])
     if not is_odd.any():  # as `_split_values` for all-numeric pages
-        nulls = pa.nulls(len(rows))
+        nulls = pa.nulls(len(odd))
         values = (numbers, *(nulls.cast(kind) for kind in list(VALUE_COLUMNS.values())[1:]))
     else:
         pick = pa.array(odd, mask=~is_odd)
