@@ -399,7 +399,7 @@ def _numbers(body: bytes, start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarr
         plain[rows] = True
     offsets = np.zeros(len(rows) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    data = pa.py_buffer(texts[_INSIDE[lengths, :width]].tobytes())
+    data = pa.py_buffer(texts[_INSIDE[lengths, :width]])
     strings = pa.Array.from_buffers(pa.string(), len(rows), [None, pa.py_buffer(offsets), data])
     parsed = strings.cast(pa.float64()).to_numpy(zero_copy_only=False)
     negative_zero = (lengths == 2) & (texts[:, 0] == ord("-")) & (texts[:, 1] == ord("0"))  # orjson: -0 is 0
