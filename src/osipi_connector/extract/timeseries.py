@@ -323,7 +323,8 @@ def fetch_recorded(
     sent_before = client.requests_sent()
     tables: list[pa.Table] = []
     # key -> (window, startTime text); the text of a continuation is PI's own timestamp (100-ns exact)
-    pending = {str(i): (w, format_datetime(w.start)) for i, w in enumerate(windows)}
+    text = functools.lru_cache(maxsize=64)(format_datetime)  # a unit's windows share a few start and end times
+    pending = {str(i): (w, text(w.start)) for i, w in enumerate(windows)}
     while pending:
         count = page_size(max_count, max_values, len(pending))
         requests = {
@@ -331,7 +332,7 @@ def fetch_recorded(
                 f"streams/{w.webid}/recorded",
                 params={
                     "startTime": start,
-                    "endTime": format_datetime(w.end),
+                    "endTime": text(w.end),
                     "maxCount": count,
                     "selectedFields": SELECTED_FIELDS,
                 },
