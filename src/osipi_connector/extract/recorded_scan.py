@@ -235,40 +235,54 @@ def _item_ends(body: bytes, b: np.ndarray, starts: np.ndarray) -> tuple[np.ndarr
 def _timestamps(body: bytes, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`YYYY-MM-DDTHH:MM:SS[.f{1,7}]Z` at `pos` -> (ns since the epoch, text length); exact to the tick.
 
-    One gather of the stamp and what follows it per row. Consecutive items mostly share their minute
-    (`YYYY-MM-DDTHH:MM`, the first 16 bytes): only the rows whose minute differs from the row before are
-    read digit by digit; the others are equal byte for byte to such a row, so they take its value."""
-    record = _records(body, _STAMP)[pos].view(np.uint8).reshape(len(pos), _STAMP)
+    One gather per row of the stamp and what follows it (from 4 bytes before the stamp, so that the fraction
+    is one 8-byte word). Consecutive items mostly share their minute (`YYYY-MM-DDTHH:MM`): only the rows
+    whose minute differs from the row before are read digit by digit; the others are equal byte for byte
+    to such a row, so they take its value. Seconds, fraction and what follows are read eight bytes at a time."""
+    record = _records(body, _STAMP)[pos - 4].view(np.uint8).reshape(len(pos), _STAMP)
     words = record.view("<u8")
+    # words: 0 `p":"YYYY`, 1 `-MM-DDTH`, 2 `H:MM:SS` + mark, 3 `","Value` or the fraction, 4 `":..`, 5
     head, middle, tail, after = words[:, 0], words[:, 1], words[:, 2], words[:, 3]
     new = np.empty(len(pos), dtype=bool)
     new[:1] = True
     np.not_equal(head[1:], head[:-1], out=new[1:])
     new[1:] |= middle[1:] != middle[:-1]
-    minute = _minutes(record[new, :16])[np.cumsum(new) - 1]
-    # bytes 16..: `:SS` then `Z","Value":` (whole seconds) or `.`, 1..7 digits, `Z","Value":`
-    tens, units = (tail >> np.uint64(8)) & np.uint64(0xFF), (tail >> np.uint64(16)) & np.uint64(0xFF)
-    mark = tail >> np.uint64(24)
-    whole = (mark == np.uint64(_WHOLE_TAIL)) & ((after & np.uint64(0xFFFFFFFFFFFF)) == np.uint64(_WHOLE_AFTER))
-    ok = (tail & np.uint64(0xFF)) == np.uint64(ord(":"))
+    new[1:] |= ((tail[1:] ^ tail[:-1]) & np.uint64(0xFFFFFFFF)) != 0
+    minute = _minutes(record[new, 4:20])[np.cumsum(new) - 1]
+    colon, tens, units, mark = ((tail >> np.uint64(8 * k)) & np.uint64(0xFF) for k in (4, 5, 6, 7))
+    ok = colon == np.uint64(ord(":"))
     ok &= (tens >= np.uint64(ord("0"))) & (tens <= np.uint64(ord("5")))
     ok &= (units >= np.uint64(ord("0"))) & (units <= np.uint64(ord("9")))
-    ok &= whole | ((mark & np.uint64(0xFF)) == np.uint64(ord(".")))
+    whole = (mark == np.uint64(ord("Z"))) & (after == _VALUE_KEY_WORD)
+    whole &= (words[:, 4] & np.uint64(0xFFFF)) == _VALUE_KEY_END
+    ok &= whole | (mark == np.uint64(ord(".")))
     _require(ok)
     second = (tens * np.uint64(10) + units).astype(np.int64) - 11 * ord("0")
     ns = minute + second * 1_000_000_000
     length = np.full(len(pos), 20, dtype=np.int64)
     dot = np.flatnonzero(~whole)
-    if len(dot):
-        fraction = record[dot, 20:28] ^ np.uint8(0x30)  # digits become 0..9
-        count = np.argmin(fraction <= 9, axis=1)  # the first non-digit; 0 also when all 8 are digits
-        _require((count >= 1) & (count <= 7) & (fraction[np.arange(len(dot)), count] == (ord("Z") ^ 0x30)))
-        digits = np.where(np.arange(7) < count[:, None], fraction[:, :7], 0).astype(np.int64)
-        ns[dot] += digits @ _FRACTION_NS  # ".5" is 500 ms: the digits padded with zeros to 7, in 100 ns
+    if len(dot):  # '.', 1..7 digits, 'Z', then `","Value":`
+        fraction = after[dot]
+        x = fraction ^ _ZEROS  # digits become 0..9
+        other = (((x & _LOW7) + _NINES) | x) & _HIGHS  # high bit of each byte that is not a digit
+        count = (np.bitwise_count((other & (~other + np.uint64(1))) - np.uint64(1)) // 8).astype(np.int64)
+        shift = (8 * count).astype(np.uint64)  # the first byte that is not a digit: 0..7 (all digits: 7)
+        _require((other != 0) & (count >= 1) & (((fraction >> shift) & np.uint64(0xFF)) == np.uint64(ord("Z"))))
+        digits = x & ((np.uint64(1) << shift) - np.uint64(1))  # the fraction's digits, zeros after them
+        ns[dot] += (_eight_digits(digits) * np.uint64(10)).astype(np.int64)  # as 8 digits: 10 ns units
         length[dot] = 21 + count
-        at = (dot * _STAMP + 21 + count)[:, None] + np.arange(len(_VALUE_KEY))  # `","Value":` after the `Z`
-        _require((record.reshape(-1)[at] == _VALUE_KEY_BYTES).all(axis=1))
+        rest = shift + np.uint64(8)  # bits of word 3 up to and including the `Z`
+        key = (fraction >> rest) | (words[dot, 4] << (np.uint64(64) - rest))
+        end = (words[dot, 4] >> rest) | (words[dot, 5] << (np.uint64(64) - rest))
+        _require((key == _VALUE_KEY_WORD) & ((end & np.uint64(0xFFFF)) == _VALUE_KEY_END))
     return ns, length
+
+
+def _eight_digits(v: np.ndarray) -> np.ndarray:
+    """Eight digit bytes (0..9, the first in the lowest byte) -> their decimal value, SWAR."""
+    v = ((v * np.uint64(10)) + (v >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+    v = ((v * np.uint64(100)) + (v >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+    return ((v * np.uint64(10000)) + (v >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
 
 
 def _minutes(t: np.ndarray) -> np.ndarray:
@@ -293,11 +307,10 @@ def _minutes(t: np.ndarray) -> np.ndarray:
     return ((_MONTH_START[index] + day - 1) * 86_400 + hour * 3600 + minute * 60) * 1_000_000_000
 
 
-_STAMP = 40  # bytes read per stamp: the longest (28) and the `","Value":` after it (10), rounded up to 8
-_FRACTION_NS = 10 ** np.arange(8, 1, -1, dtype=np.int64)  # ns of a 1 in each of the 7 fraction digits
-_VALUE_KEY_BYTES = np.frombuffer(_VALUE_KEY, dtype=np.uint8)
-_WHOLE_TAIL = int.from_bytes(b'Z","V', "little")  # bytes 19..23 of a whole-second stamp and what follows
-_WHOLE_AFTER = int.from_bytes(b'alue":', "little")  # bytes 24..29 of the same
+_STAMP = 48  # bytes read per stamp: 4 before it, the longest (28) and the `","Value":` after it (10), to 8
+_VALUE_KEY_WORD = np.uint64(int.from_bytes(_VALUE_KEY[:8], "little"))
+_VALUE_KEY_END = np.uint64(int.from_bytes(_VALUE_KEY[8:], "little"))
+_HIGHS = np.uint64(0x8080808080808080)
 _TS_SHAPE = np.frombuffer(b"0000-00-00T00:00", dtype=np.uint8) ^ np.uint8(0x30)  # 0 where a digit goes
 _TS_LOW, _TS_HIGH = _TS_SHAPE, np.where(_TS_SHAPE == 0, 9, _TS_SHAPE).astype(np.uint8)
 _FIRST_YEAR, _LAST_YEAR = 1678, 2261
