@@ -10,6 +10,11 @@ the same minutes.
 
     .venv/bin/python benchmarks/pi_parse.py capture /tmp/answers --tags 3000           # once (simulator)
     .venv/bin/python benchmarks/pi_parse.py replay /tmp/answers --src /tmp/old/src src  # old vs new
+    .venv/bin/python benchmarks/pi_parse.py fetch - --tags 3000 --src /tmp/old/src src     # with HTTP
+
+`fetch` is the fetch side of a run as the executor drives it: the same units fetched from a live simulator (its
+own process, started once) by `--workers` threads sharing one client — HTTP, decode, paging, round tables —
+measured as the CPU time of the whole fetching process (all threads, user + system) per value.
 """
 
 from __future__ import annotations
@@ -138,14 +143,68 @@ def replay_child(args: argparse.Namespace) -> None:
     print(orjson.dumps({"times": times, "rows": rows, "module": timeseries.__file__}).decode())
 
 
+def fetch_child(args: argparse.Namespace) -> None:
+    """One tree: fetch every unit from the simulator at `args.url` with `--workers` threads; JSON line out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from osipi_connector.extract.timeseries import TagWindow, fetch_recorded
+    from osipi_connector.piwebapi.client import PIWebAPIClient
+    from osipi_connector.piwebapi.settings import ClientSettings
+
+    http = requests.Session()
+    server = http.get(f"{args.url}/dataservers", timeout=30).json()["Items"][0]
+    points = http.get(
+        f"{args.url}/dataservers/{server['WebId']}/points", params={"maxCount": args.tags}, timeout=60
+    ).json()["Items"]
+    start = NOW - timedelta(minutes=70)
+    units = [
+        [TagWindow(p["WebId"], p["Name"], start, NOW) for p in points[i : i + args.batch_size]]
+        for i in range(0, len(points), args.batch_size)
+    ]
+    times, rows = [], 0
+    with PIWebAPIClient(ClientSettings(url=args.url, auth_type="anonymous", max_connections=args.workers)) as client:
+
+        def one(windows: list) -> int:
+            got = fetch_recorded(client, windows, max_count=args.max_count, run_id="r", ingested_at=NOW)
+            assert not got.failed, got.failed
+            return got.table.num_rows
+
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(one, units[:2]))  # warm: imports, connections
+            for _ in range(args.rounds):
+                started = time.process_time()
+                rows = sum(pool.map(one, units))
+                times.append(time.process_time() - started)
+    print(orjson.dumps({"times": times, "rows": rows, "module": fetch_recorded.__code__.co_filename}).decode())
+
+
+def fetch(args: argparse.Namespace) -> None:
+    from pi_extract import start_simulator
+
+    late = ["--late-delay", "60", "540", "--edit-delay", "300"]
+    proc, url = start_simulator(args.tags, NOW, *late)
+    try:
+        compare(args, ["fetch-child", "-", "--url", url, "--tags", str(args.tags), "--workers", str(args.workers)])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def replay(args: argparse.Namespace) -> None:
+    compare(args, ["replay-child", args.directory])
+
+
+def compare(args: argparse.Namespace, child: list[str]) -> None:
+    """Run `child` once per tree and repeat, alternating; print CPU-s per million values per tree."""
     trees = args.src or [str(HERE.parent.parent / "src")]
     results: dict[str, list[float]] = {tree: [] for tree in trees}
     rows = 0
     for _ in range(args.repeat):
         for tree in trees:
             env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(tree).resolve()), str(HERE.parent)])}
-            command = [sys.executable, str(HERE), "replay-child", args.directory, "--rounds", str(args.rounds)]
+            command = [sys.executable, str(HERE), *child, "--rounds", str(args.rounds)]
             done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
             out = orjson.loads(done.stdout.strip().splitlines()[-1])
             assert str(Path(tree).resolve()) in out["module"], out["module"]
@@ -163,16 +222,20 @@ def replay(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["capture", "replay", "replay-child"])
-    parser.add_argument("directory", help="where the captured answers are (capture writes them)")
-    parser.add_argument("--tags", type=int, default=3000, help="capture: tags (default 3000)")
-    parser.add_argument("--batch-size", type=int, default=100, help="capture: tags per unit (default 100)")
+    parser.add_argument("action", choices=["capture", "replay", "replay-child", "fetch", "fetch-child"])
+    parser.add_argument("directory", help="where the captured answers are (capture writes them; fetch: -)")
+    parser.add_argument("--tags", type=int, default=3000, help="capture, fetch: tags (default 3000)")
+    parser.add_argument("--batch-size", type=int, default=100, help="capture, fetch: tags per unit (default 100)")
     parser.add_argument("--max-count", type=int, default=150_000, help="capture: maxCount per sub-request")
     parser.add_argument("--src", nargs="+", help="replay: source trees (first is the baseline; default this tree)")
     parser.add_argument("--rounds", type=int, default=3, help="replay: rounds per process (best counts)")
-    parser.add_argument("--repeat", type=int, default=2, help="replay: processes per tree, alternating")
+    parser.add_argument("--repeat", type=int, default=2, help="replay, fetch: processes per tree, alternating")
+    parser.add_argument("--workers", type=int, default=4, help="fetch: threads (default 4)")
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    {"capture": capture, "replay": replay, "replay-child": replay_child}[args.action](args)
+    actions = {"capture": capture, "replay": replay, "replay-child": replay_child}
+    actions |= {"fetch": fetch, "fetch-child": fetch_child}
+    actions[args.action](args)
 
 
 if __name__ == "__main__":
