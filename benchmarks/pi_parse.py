@@ -163,6 +163,19 @@ def fetch_child(args: argparse.Namespace) -> None:
         [TagWindow(p["WebId"], p["Name"], start, NOW) for p in points[i : i + args.batch_size]]
         for i in range(0, len(points), args.batch_size)
     ]
+    import gc
+
+    gc_time = {"s": 0.0, "n": [0, 0, 0], "t0": 0.0}
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_time["t0"] = time.thread_time()
+        else:
+            gc_time["s"] += time.thread_time() - gc_time["t0"]
+            gc_time["n"][info["generation"]] += 1
+
+    if os.environ.get("PI_PARSE_GC_STATS"):
+        gc.callbacks.append(on_gc)
     times, rows = [], 0
     with PIWebAPIClient(ClientSettings(url=args.url, auth_type="anonymous", max_connections=args.workers)) as client:
 
@@ -177,6 +190,8 @@ def fetch_child(args: argparse.Namespace) -> None:
                 started = time.process_time()
                 rows = sum(pool.map(one, units))
                 times.append(time.process_time() - started)
+    if os.environ.get("PI_PARSE_GC_STATS"):
+        print("gc", gc_time, file=sys.stderr)
     print(orjson.dumps({"times": times, "rows": rows, "module": fetch_recorded.__code__.co_filename}).decode())
 
 

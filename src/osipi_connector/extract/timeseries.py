@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from osipi_connector.extract.recorded_scan import VALUE_COLUMNS, ScannedItems, odd_value, scan_batch
+from osipi_connector.extract.recorded_scan import VALUE_COLUMNS, ScannedItems, numpy_view, odd_value, scan_batch
 from osipi_connector.lake.schemas import TIMESERIES, TS
 from osipi_connector.piwebapi.client import PIClient, PIWebAPIError, SubRequest, SubResponse
 from osipi_connector.piwebapi.pitime import format_datetime, parse_pi_timestamp_ticks
@@ -130,8 +130,8 @@ class _Columns:
         tag_idx = np.concatenate([p.tag_idx for p in parts])
         order = pa.array(np.argsort(tag_idx, kind="stable"))
         return _Rows(
-            tag_idx[order.to_numpy()],
-            np.concatenate([p.ts_ns for p in parts])[order.to_numpy()],
+            tag_idx[numpy_view(order)],
+            np.concatenate([p.ts_ns for p in parts])[numpy_view(order)],
             tuple(pa.concat_arrays([p.values[i] for p in parts]).take(order) for i in range(5)),
             tuple(pa.concat_arrays([p.flags[i] for p in parts]).take(order) for i in range(4)),
         )
@@ -195,7 +195,7 @@ def _timestamps_ns(texts: list[str]) -> np.ndarray:
     """PI timestamps to int64 ns since the epoch; Arrow parses the 7-digit fractions, Python the rare rest."""
     strings = pa.array(texts, pa.string())
     try:
-        return strings.cast(_NS).cast(pa.int64()).to_numpy()
+        return numpy_view(strings.cast(_NS).cast(pa.int64()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return np.asarray([parse_pi_timestamp_ticks(t) * 100 for t in texts], dtype=np.int64)
 
