@@ -139,7 +139,8 @@ class _Columns:
     def table(self, run_id: str, ingested_at: datetime) -> pa.Table:
         rows = self._rows()
         n = len(rows.ts_ns)
-        timestamp = pa.array(rows.ts_ns // 1000, pa.int64()).cast(TS)
+        micros = rows.ts_ns // 1000
+        timestamp = pa.array(micros, pa.int64()).cast(TS)
         idx = pa.array(rows.tag_idx)
         webids, names, units = (pa.array([tag[i] for tag in self.tags], pa.string()) for i in range(3))
         value, value_string, state_name, state_code, state_system = rows.values
@@ -148,7 +149,7 @@ class _Columns:
             "tag_name": names.take(idx),
             "timestamp": timestamp,
             # numbered per stored (microsecond) timestamp: two values 100 ns apart are two keys, in PI's order
-            "value_seq": pa.array(_value_seq(rows.tag_idx, rows.ts_ns // 1000), pa.int32()),
+            "value_seq": pa.array(_value_seq(rows.tag_idx, micros), pa.int32()),
             "value": value,
             "value_string": value_string,
             "digital_state_name": state_name,
