@@ -194,12 +194,12 @@ def encode_arrays(
         return [b"[]"] * len(points)
     decimals = DECIMALS[points[0].point_type]
     subsecond = bool((events.ticks % TICKS_PER_SECOND).any())
-    tails = _unit_tails(points, fields)
-    tail_width = max(len(t) for point_tails in tails for t in point_tails)
+    tails, unit = _unit_tails(points, fields)
+    tail_width = max(len(t) for unit_tails in tails for t in unit_tails)
     layout = _Layout(subsecond, decimals, tail_width)
     rows = np.empty((n, layout.width), dtype=np.uint8)
     rows[:] = _template(layout, b"")
-    rows[:, layout.tail : layout.tail + tail_width] = _tail_table(tails, tail_width)[owner * 16 + combo]
+    rows[:, layout.tail : layout.tail + tail_width] = _tail_table(tails, tail_width)[unit[owner] * 16 + combo]
     ends = np.cumsum(counts)
     starts = ends - counts
     rows[starts[counts > 0], 1] = ord("[")
@@ -219,13 +219,17 @@ def encode_arrays(
     return out
 
 
-def _unit_tails(points: list[Point], fields: tuple[str, ...]) -> list[list[bytes]]:
-    """`_tails` of each point (they differ by units only)."""
-    by_units: dict[str, list[bytes]] = {}
-    for point in points:
+def _unit_tails(points: list[Point], fields: tuple[str, ...]) -> tuple[list[list[bytes]], np.ndarray]:
+    """`_tails` of each units string among `points` (tails differ by units only), and each point's entry."""
+    by_units: dict[str, int] = {}
+    tails: list[list[bytes]] = []
+    unit = np.empty(len(points), dtype=np.int64)
+    for i, point in enumerate(points):
         if point.units not in by_units:
-            by_units[point.units] = _tails(point, fields)
-    return [by_units[point.units] for point in points]
+            by_units[point.units] = len(tails)
+            tails.append(_tails(point, fields))
+        unit[i] = by_units[point.units]
+    return tails, unit
 
 
 def _tail_table(tails: list[list[bytes]], width: int) -> np.ndarray:

@@ -327,29 +327,35 @@ class ValueModel:
         if isinstance(sampling, Point):
             sampling = Sampling.of(sampling)
         if owner is None:
-            return self._values_of_type(sampling.point_type, sampling, ticks, h, edited, k)
+            return self._values_of_type(sampling.point_type, sampling, ticks, h, edited, k, None)
         value = np.empty(len(ticks))
-        types = sampling.point_type[owner]
-        for ptype in np.unique(types).tolist():  # several points: each type on its own
-            rows = np.flatnonzero(types == ptype)
-            part = sampling.take(owner[rows])
-            value[rows] = self._values_of_type(ptype, part, ticks[rows], h[rows], edited[rows], k[rows])
+        for ptype in set(sampling.point_type.tolist()):  # several points: each type on its own
+            rows = np.flatnonzero((sampling.point_type == ptype)[owner])
+            value[rows] = self._values_of_type(ptype, sampling, ticks[rows], h[rows], edited[rows], k[rows], owner[rows])
         return value
 
     @staticmethod
     def _values_of_type(
-        ptype: str, p: Sampling, ticks: np.ndarray, h: np.ndarray, edited: np.ndarray, k: np.ndarray
+        ptype: str,
+        p: Sampling,
+        ticks: np.ndarray,
+        h: np.ndarray,
+        edited: np.ndarray,
+        k: np.ndarray,
+        owner: np.ndarray | None,
     ) -> np.ndarray:
-        seconds = (ticks - p.created) / TICKS_PER_SECOND
-        noise = rng.uniform(h, 8) - 0.5
         if ptype == "Digital":
-            n_states = p.n_states
+            n_states = _take(p.n_states, owner)
             state = (rng.uniform(h, 9) * (n_states - 0.2)).astype(np.int64)  # the last state (fault) is rarer
             return np.where(edited, (state + 1) % n_states, state).astype(np.float64)
         if ptype == "String":
             return (k + edited * 1_000_000).astype(np.float64)
-        wave = p.mid + p.amplitude * np.sin(6.283185307179586 * seconds / p.period_s + p.phase)
-        value = wave + p.amplitude * 0.05 * noise + edited * p.amplitude * 0.1
+        seconds = (ticks - _take(p.created, owner)) / TICKS_PER_SECOND
+        noise = rng.uniform(h, 8) - 0.5
+        amplitude = _take(p.amplitude, owner)
+        angle = 6.283185307179586 * seconds / _take(p.period_s, owner) + _take(p.phase, owner)
+        wave = _take(p.mid, owner) + amplitude * np.sin(angle)
+        value = wave + amplitude * 0.05 * noise + edited * amplitude * 0.1
         if ptype == "Int32":
             return np.floor(value).astype(np.float64)
         if ptype == "Float32":
