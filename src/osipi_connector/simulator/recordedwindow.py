@@ -112,7 +112,9 @@ def _encode(points: list[Point], events: Events, owner: np.ndarray, fields: tupl
             part_owner = position[owner]
             mine = part_owner >= 0
             part, part_owner = events.take(mine), part_owner[mine]
-        texts = jsonrows.encode_arrays([points[i] for i in members], part, part_owner, fields, jsonfast.flag_combos(part))
+        texts = jsonrows.encode_arrays(
+            [points[i] for i in members], part, part_owner, fields, jsonfast.flag_combos(part)
+        )
         for i, text in zip(members, texts):
             out[i] = text
     return out

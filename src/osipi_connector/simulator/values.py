@@ -173,9 +173,7 @@ class ValueModel:
         events, _ = self._visible(Sampling.of(point), drawn, now, None)
         return events
 
-    def slots_many(
-        self, points: list[Point], k0: np.ndarray, k1: np.ndarray, now: int
-    ) -> tuple[Events, np.ndarray]:
+    def slots_many(self, points: list[Point], k0: np.ndarray, k1: np.ndarray, now: int) -> tuple[Events, np.ndarray]:
         """`slots` of many points at once (the same events, with one NumPy pass over all of them instead of
         one per point): every point's events in turn, and the position in `points` of each event's point."""
         k0 = np.maximum(k0, 0)
@@ -331,7 +329,9 @@ class ValueModel:
         value = np.empty(len(ticks))
         for ptype in set(sampling.point_type.tolist()):  # several points: each type on its own
             rows = np.flatnonzero((sampling.point_type == ptype)[owner])
-            value[rows] = self._values_of_type(ptype, sampling, ticks[rows], h[rows], edited[rows], k[rows], owner[rows])
+            value[rows] = self._values_of_type(
+                ptype, sampling, ticks[rows], h[rows], edited[rows], k[rows], owner[rows]
+            )
         return value
 
     @staticmethod
