@@ -152,6 +152,8 @@ class PointCatalog:
         self.server_guid = ids.guid("dataserver", 0)
         self.total = count + len(DEFAULT_POINTS)  # the plant, then PI's default points
         self.point = functools.lru_cache(maxsize=200_000)(self._point)
+        # every sub-request of the connector's batches names its point by WebID: decoded once each
+        self.index_of = functools.lru_cache(maxsize=200_000)(self._index_of)
 
     # --- identity ------------------------------------------------------------------------------------
     @property
@@ -165,7 +167,7 @@ class PointCatalog:
     def path(self, index: int) -> str:
         return f"\\\\{self.server_name}\\{self.point(index).name}"
 
-    def index_of(self, text: str) -> int | None:
+    def _index_of(self, text: str) -> int | None:
         """The point a WebID names (IDOnly, Full or PathOnly), or None."""
         try:
             parsed = webid.decode(text)
