@@ -178,13 +178,13 @@ class ValueModel:
         one per point): every point's events in turn, and the position in `points` of each event's point."""
         k0 = np.maximum(k0, 0)
         counts = np.maximum(k1 - k0, 0)
-        owner = np.repeat(np.arange(len(points)), counts)
-        k = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts - k0, counts)
+        slot_owner = np.repeat(np.arange(len(points)), counts)
+        k = np.arange(len(slot_owner), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts - k0, counts)
         prefix = rng.hash_keys(self.seed, np.array([p.index for p in points], dtype=np.int64))
-        h = rng.extend(prefix[owner], k)
+        h = rng.extend(prefix[slot_owner], k)
         sampling = Sampling.of_many(points)
-        k, h, ticks, visible_at, owner = self._drawn(k, h, sampling, owner)
-        events, owner = self._visible(sampling, (k, h, ticks, visible_at), now, owner)
+        *drawn, event_owner = self._drawn(k, h, sampling, slot_owner)
+        events, owner = self._visible(sampling, tuple(drawn), now, event_owner)
         assert owner is not None
         return events, owner
 
@@ -218,7 +218,7 @@ class ValueModel:
 
     def _drawn(
         self, k: np.ndarray, h: np.ndarray, sampling: Sampling, owner: np.ndarray | None
-    ) -> tuple[np.ndarray, ...]:
+    ) -> tuple[Any, ...]:
         """`_draw` from slots `k` and their hashes `hash_keys(seed, point, k)`. `sampling` holds the point's
         parameters, or with `owner` (each slot's position in them) those of many points; the last member
         is each event's owner."""
