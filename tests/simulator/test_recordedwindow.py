@@ -41,7 +41,7 @@ def _windows(model: ValueModel, sim: Simulator, seed: int, fields: tuple[str, ..
 
 
 @pytest.mark.parametrize("fields", FIELD_CHOICES, ids="-".join)
-@pytest.mark.parametrize("delete_share", [0.0, 0.05])
+@pytest.mark.parametrize("delete_share", [0.0, 0.05, 0.6])
 def test_windows_made_together_are_the_windows_made_one_by_one(fields: tuple[str, ...], delete_share: float) -> None:
     config = SimConfig(
         seed=11,
@@ -59,8 +59,10 @@ def test_windows_made_together_are_the_windows_made_one_by_one(fields: tuple[str
     prefill(together)
     made = [w for w in together if w._made is not None]
     spans = [w.slot_range() for w in together]
-    assert len(made) == sum(1 for s in spans if s is not None and s[1] - s[0] <= STREAM_CHUNK_SLOTS)
-    assert len(made) > 100  # the shared path is what is compared
+    eligible = sum(1 for s in spans if s is not None and s[1] - s[0] <= STREAM_CHUNK_SLOTS)
+    assert len(made) > 50  # the shared path is what is compared
+    # most deleted: windows cut to the slots that should hold maxCount values fall short, made on their own
+    assert (len(made) < eligible) == (delete_share > 0.5)
     for a, b in zip(together, alone):
         assert b"".join(a.pieces()) == b"".join(b.pieces()), a.point.name
     assert all(w._made is None for w in together)  # handed out once, not kept with the batch's answers

@@ -53,39 +53,49 @@ class RecordedWindow(LazyJson):
 
 def prefill(windows: list[RecordedWindow]) -> None:
     """Make the Items of ascending windows of at most `STREAM_CHUNK_SLOTS` slots together (the others are
-    made as they are sent). Windows of one model, clock and field selection go through NumPy as one."""
-    groups: dict[tuple[int, int, tuple[str, ...]], list[tuple[RecordedWindow, int, int]]] = {}
+    made as they are sent). Windows of one model, clock and field selection go through NumPy as one.
+
+    A window longer than its maxCount needs is cut to the slots that should hold maxCount values (as
+    `ValueModel.iter_window` sizes its chunks); the rare window they do not fill is made on its own."""
+    groups: dict[tuple[int, int, tuple[str, ...]], list[tuple[RecordedWindow, int, int, int]]] = {}
     for window in windows:
         span = window.slot_range()
         if span is None or span[1] - span[0] > STREAM_CHUNK_SLOTS:
             continue
-        if span[0] == span[1]:
+        k0, k1 = span
+        if k0 == k1:
             window._made = b"[]"
             continue
-        groups.setdefault((id(window.model), window.now, window.fields), []).append((window, *span))
+        enough = int(window.limit * 1.3 / window.point.kind.event_rate) + 16
+        groups.setdefault((id(window.model), window.now, window.fields), []).append(
+            (window, k0, min(k1, k0 + enough), k1)
+        )
     for group in groups.values():
         _make(group)
 
 
-def _make(group: list[tuple[RecordedWindow, int, int]]) -> None:
+def _make(group: list[tuple[RecordedWindow, int, int, int]]) -> None:
     first = group[0][0]
     model, now, fields = first.model, first.now, first.fields
-    points = [w.point for w, _, _ in group]
-    k0 = np.array([k for _, k, _ in group], dtype=np.int64)
-    k1 = np.array([k for _, _, k in group], dtype=np.int64)
+    points = [w.point for w, *_ in group]
+    k0 = np.array([k for _, k, _, _ in group], dtype=np.int64)
+    k1 = np.array([k for _, _, k, _ in group], dtype=np.int64)
     events, owner = model.slots_many(points, k0, k1, now)
-    lo = np.array([w.start for w, _, _ in group], dtype=np.int64)
-    hi = np.array([min(w.end, now) for w, _, _ in group], dtype=np.int64)
+    lo = np.array([w.start for w, *_ in group], dtype=np.int64)
+    hi = np.array([min(w.end, now) for w, *_ in group], dtype=np.int64)
     inside = (events.ticks >= lo[owner]) & (events.ticks <= hi[owner])
     events, owner = events.take(inside), owner[inside]
     counts = np.bincount(owner, minlength=len(group))
+    limit = np.array([w.limit for w, *_ in group])
     position = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    kept = position < np.array([w.limit for w, _, _ in group])[owner]  # maxCount: the first values
+    kept = position < limit[owner]  # maxCount: the first values
     if not kept.all():
         events, owner = events.take(kept), owner[kept]
     made = _encode(points, events, owner, fields)
-    for (window, _, _), text in zip(group, made):
-        window._made = text
+    short = (counts < limit) & (k1 < np.array([k for *_, k in group]))  # cut too short: made on its own
+    for (window, *_), text, cut in zip(group, made, short.tolist()):
+        if not cut:
+            window._made = text
 
 
 def _encode(points: list[Point], events: Events, owner: np.ndarray, fields: tuple[str, ...]) -> list[bytes]:
