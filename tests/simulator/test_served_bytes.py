@@ -79,6 +79,9 @@ def _requests(sim: Simulator) -> dict[str, tuple[str, str, bytes]]:
         cases[f"value {i}"] = ("GET", f"/streams/{w}/value?time=*-37m", b"")
         cases[f"end {i}"] = ("GET", f"/streams/{w}/end", b"")
         cases[f"recordedattime {i}"] = ("GET", f"/streams/{w}/recordedattime?time=*-1h&retrievalMode=After", b"")
+    server = sim.points.server_webid
+    cases["points"] = ("GET", f"/dataservers/{server}/points?maxCount=1000", b"")
+    cases["points page"] = ("GET", f"/dataservers/{server}/points?startIndex=150&maxCount=200&nameFilter=*", b"")
     some = "&".join(f"webId={w}" for w in webids[:40:3])
     cases["streamsets recorded"] = ("GET", f"/streamsets/recorded?{some}&startTime=*-90m", b"")
     cases["streamsets value"] = ("GET", f"/streamsets/value?{some}", b"")
