@@ -167,10 +167,13 @@ class ValueModel:
     # --- slots ---------------------------------------------------------------------------------------
     def slots(self, point: Point, k0: int, k1: int, now: int) -> Events:
         """Every event visible at `now` in slots k0..k1-1, in time order."""
-        drawn = self._draw(point, k0, k1)
-        if drawn is None:
+        k0 = max(k0, 0)
+        if k1 <= k0:
             return empty_events()
-        events, _ = self._visible(Sampling.of(point), drawn, now, None)
+        k = np.arange(k0, k1, dtype=np.int64)
+        sampling = Sampling.of(point)
+        drawn = self._drawn(k, rng.hash_keys(self.seed, point.index, k), sampling, None)
+        events, _ = self._visible(sampling, drawn[:4], now, None)
         return events
 
     def slots_many(self, points: list[Point], k0: np.ndarray, k1: np.ndarray, now: int) -> tuple[Events, np.ndarray]:
@@ -216,9 +219,7 @@ class ValueModel:
         k = np.arange(k0, k1, dtype=np.int64)
         return self._drawn(k, rng.hash_keys(self.seed, point.index, k), Sampling.of(point), None)[:4]
 
-    def _drawn(
-        self, k: np.ndarray, h: np.ndarray, sampling: Sampling, owner: np.ndarray | None
-    ) -> tuple[Any, ...]:
+    def _drawn(self, k: np.ndarray, h: np.ndarray, sampling: Sampling, owner: np.ndarray | None) -> tuple[Any, ...]:
         """`_draw` from slots `k` and their hashes `hash_keys(seed, point, k)`. `sampling` holds the point's
         parameters, or with `owner` (each slot's position in them) those of many points; the last member
         is each event's owner."""
@@ -236,7 +237,7 @@ class ValueModel:
         interval = _take(sampling.interval, owner)
         offset = (rng.uniform(base, 3) * interval).astype(np.int64)
         subsecond = _take(sampling.subsecond, owner)
-        if np.ndim(subsecond):
+        if isinstance(subsecond, np.ndarray):
             offset = np.where(subsecond, offset, offset - offset % TICKS_PER_SECOND)
         elif not subsecond:
             offset -= offset % TICKS_PER_SECOND
@@ -244,9 +245,10 @@ class ValueModel:
         ticks = _take(sampling.created, owner) + k * interval + offset
         # visibility: late points get their data after a per-event delay
         late = _take(sampling.late, owner)
-        if np.any(late):
+        several = isinstance(late, np.ndarray)
+        if late.any() if several else late:
             delayed = ticks + self.late_lo + (rng.uniform(h, 4) * (self.late_hi - self.late_lo)).astype(np.int64)
-            visible_at = np.where(late, delayed, ticks) if np.ndim(late) else delayed
+            visible_at = np.where(late, delayed, ticks) if several else delayed
         else:
             visible_at = ticks
         return k, h, ticks, visible_at, owner
