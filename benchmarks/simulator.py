@@ -16,6 +16,13 @@ obvious way (a dict per value, `json.dumps`).
 `git archive REV src | tar -x -C /tmp/old`, then `--compare-src /tmp/old/src`), alternating rounds
 with the current tree on one connection, and prints the ratio of the medians: on a shared machine
 that ratio is the trustworthy figure.
+
+`--hourly` measures only the connector's hourly incremental run (issue 12): `--tags` tags × the last 70
+minutes at 13:00 with pi_hourly's late/edit delays, 100 tags per work unit, maxCount and the rounds that
+read on from a full page as `extract.timeseries.fetch_recorded` makes them; server CPU µs per value, per
+tree the median over `--rounds` server starts of the best of 3 runs (with `--compare-src`, alternating).
+
+    .venv/bin/python benchmarks/simulator.py --hourly --tags 2000 --compare-src /tmp/old/src
 """
 
 from __future__ import annotations
