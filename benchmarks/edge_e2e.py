@@ -12,7 +12,10 @@ The p99 is printed twice: from the source timestamp, and from the agent's read (
 own share), with the median beside the first.
 
     .venv/bin/python benchmarks/edge_e2e.py [--only mqtt,opcua,modbus] [--into source,zerobus,delta]
-        [--seconds 3] [--wait-ms 10]
+        [--seconds 3] [--wait-ms 10] [--src /tmp/old/src]
+
+`--src` runs another tree's agent code (sources, pipeline, sinks) with this script: compare trees in the
+same minutes, e.g. `git archive <rev> src | tar -x -C /tmp/old` for the one before a change.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __name__ == "__main__" and "--src" in sys.argv:  # another tree's agent, e.g. `git archive <rev> src` in /tmp
+    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--src") + 1]).resolve()))
 os.environ.setdefault("RUST_LOG", "warn")
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
@@ -326,6 +331,9 @@ def modbus_cases(port: int, seconds: float) -> list[Case]:
     ]
 
 
+BROKER_PIDS: dict[int, int] = {}  # port -> the mosquitto process, whose CPU time edge_backlog.py reads
+
+
 @contextlib.contextmanager
 def mosquitto(tmp: Path):
     port = free_port()
@@ -334,7 +342,8 @@ def mosquitto(tmp: Path):
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
         "max_queued_messages 0\nmax_inflight_messages 0\n"
     )
-    with peer(["/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL):
+    with peer(["/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL) as proc:
+        BROKER_PIDS[port] = proc.pid
         wait_port(port)
         persistent_session(port, "bench/#")
         yield port
@@ -365,12 +374,13 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000, help="pipeline batch_max_records")
     parser.add_argument("--wait-ms", type=float, default=10, help="pipeline batch_max_wait_ms")
     parser.add_argument("--into", default="source,zerobus,delta", help="the sinks (source: the source alone)")
+    parser.add_argument("--src", help="run the agent code of this source tree (read before the imports)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # asyncua's per-session notices would break the table
     print(
         f"# edge end to end — {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPU,"
         f" Python {platform.python_version()}, spool fsync, batch {args.batch}, wait {args.wait_ms:g} ms,"
-        f" load {os.getloadavg()[0]:.1f}"
+        f" load {os.getloadavg()[0]:.1f}, agent code {Path(Pipeline.__module__ and sys.modules['iot_connector'].__file__).parent}"
     )
     print(
         "| case | into | flat out | vs source | agent CPU/record | p99 source→ack at guide rate"

@@ -26,6 +26,7 @@ import orjson
 import requests
 
 from osipi_connector import PILakeflowConnector
+from osipi_connector.config import PerformanceConfig
 from osipi_connector.extract.recorded_scan import scan_batch
 from osipi_connector.extract.timeseries import SELECTED_FIELDS, TagWindow, _Columns
 from osipi_connector.lake.delta_sink import DeltaSink
@@ -168,7 +169,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--max-window", default="6h", help="performance.max_window")
-    parser.add_argument("--commit-rows", type=int, default=1_000_000, help="performance.commit_rows")
+    parser.add_argument(
+        "--commit-rows", type=int, default=PerformanceConfig().commit_rows, help="performance.commit_rows"
+    )
     parser.add_argument(
         "--no-write", action="store_true", help="drop timeseries rows instead of MERGE (isolates fetch)"
     )

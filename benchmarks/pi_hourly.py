@@ -58,7 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import requests
 
-from osipi_connector.config import parse_duration
+from osipi_connector.config import PerformanceConfig, parse_duration
 from osipi_connector.lake.schemas import TIMESERIES
 from pi_extract import cpu_seconds, start_simulator
 
@@ -431,7 +431,7 @@ def main() -> None:
     parser.add_argument("--lookback", default="10m", help="extraction.lookback (default 10m)")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--commit-rows", type=int, default=1_000_000)
+    parser.add_argument("--commit-rows", type=int, default=PerformanceConfig().commit_rows)
     parser.add_argument(
         "--check-tags", type=int, default=1000, help="tags in the full run and the check (default 1000; 0: no check)"
     )

@@ -16,6 +16,13 @@ obvious way (a dict per value, `json.dumps`).
 `git archive REV src | tar -x -C /tmp/old`, then `--compare-src /tmp/old/src`), alternating rounds
 with the current tree on one connection, and prints the ratio of the medians: on a shared machine
 that ratio is the trustworthy figure.
+
+`--hourly` measures only the connector's hourly incremental run (issue 12): `--tags` tags × the last 70
+minutes at 13:00 with pi_hourly's late/edit delays, 100 tags per work unit, maxCount and the rounds that
+read on from a full page as `extract.timeseries.fetch_recorded` makes them; server CPU µs per value, per
+tree the median over `--rounds` server starts of the best of 3 runs (with `--compare-src`, alternating).
+
+    .venv/bin/python benchmarks/simulator.py --hourly --tags 2000 --compare-src /tmp/old/src
 """
 
 from __future__ import annotations
@@ -45,10 +52,13 @@ from osipi_connector.simulator.values import ValueModel
 NOW = "2025-03-01T00:00:00Z"
 
 
-def start_server(tags: int, src: str | None = None) -> tuple[subprocess.Popen, str]:
-    """The simulator in its own process; from the source tree `src` when given."""
+def start_server(
+    tags: int, src: str | None = None, now: str = NOW, options: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, str]:
+    """The simulator in its own process (clock at `now`, extra command `options`); from the source tree
+    `src` when given."""
     cmd = [sys.executable, "-m", "osipi_connector.cli", "simulate", "--port", "0", "--tags", str(tags)]
-    cmd += ["--now", NOW, "--rate-limit", "0"]
+    cmd += ["--now", now, "--rate-limit", "0", *options]
     env = {**os.environ, "PYTHONPATH": src} if src else None
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     line = proc.stdout.readline()
@@ -135,6 +145,76 @@ def batch_cpu(url: str, pid: int, tags: int, batch_size: int = 100) -> dict:
         values += raw.count(b'"Timestamp":')
     elapsed, cpu = time.perf_counter() - t0, server_cpu(pid) - cpu0
     return {"values": values, "values_per_s": values / elapsed, "server_us_per_value": cpu / values * 1e6}
+
+
+# The hourly run (issue 12): the simulator at 13:00 with pi_hourly's late/edit delays (lookback 10 min),
+# one sub-request per tag over the last 70 minutes (the hour plus the lookback), 100 tags per work unit.
+HOURLY_NOW = "2025-03-01T13:00:00Z"
+HOURLY_START = "2025-03-01T11:50:00Z"
+HOURLY_OPTIONS = ("--late-delay", "60", "540", "--edit-delay", "300")
+
+
+def hourly_points(url: str, tags: int) -> list[str]:
+    http = requests.Session()
+    server = http.get(f"{url}/dataservers").json()["Items"][0]
+    points = http.get(f"{url}/dataservers/{server['WebId']}/points", params={"maxCount": tags}).json()["Items"]
+    return [p["WebId"] for p in points]
+
+
+def hourly_cpu(url: str, pid: int, web_ids: list[str], batch_size: int = 100) -> dict:
+    """Server CPU per value of one hourly run's /batch requests, rounds as the connector makes them
+    (`extract.timeseries.fetch_recorded`): per work unit of `batch_size` tags, maxCount = 100,000 values per
+    answer / tags still reading (1,000 for a full unit), and a tag whose page is full reads on from its
+    last timestamp in the next round. One connection; the client's parsing is not in the server's CPU."""
+    http = requests.Session()
+    values, cpu, t0 = 0, 0.0, time.perf_counter()
+    for unit in range(0, len(web_ids), batch_size):
+        pending = dict.fromkeys(web_ids[unit : unit + batch_size], HOURLY_START)
+        while pending:
+            count = min(150_000, max(100_000 // len(pending), 100))
+            keys = list(pending)
+            body = {
+                str(i): {
+                    "Method": "GET",
+                    "Resource": f"{url}/streams/{w}/recorded?startTime={pending[w]}&endTime={HOURLY_NOW}"
+                    f"&maxCount={count}&selectedFields={SELECTED_FIELDS}",
+                }
+                for i, w in enumerate(keys)
+            }
+            cpu0 = server_cpu(pid)
+            raw = http.post(f"{url}/batch", data=orjson.dumps(body), headers={"X-Requested-With": "bench"}).content
+            cpu += server_cpu(pid) - cpu0
+            answers = orjson.loads(raw)
+            pending = {}
+            for i, w in enumerate(keys):
+                items = answers[str(i)]["Content"]["Items"]
+                values += len(items)
+                if len(items) >= count:  # full page: on from the last timestamp (its values come again)
+                    last = items[-1]["Timestamp"]
+                    values -= sum(1 for item in items if item["Timestamp"] == last)
+                    pending[w] = last
+    elapsed = time.perf_counter() - t0
+    return {"values": values, "values_per_s": values / elapsed, "server_us_per_value": cpu / values * 1e6}
+
+
+def compare_hourly(tags: int, other_src: str | None, rounds: int, repeats: int = 3) -> dict:
+    """Server CPU µs per value of the hourly run's /batch requests: per tree, the median over `rounds`
+    alternating server starts of the best of `repeats` runs in each (the first run warms the caches)."""
+    trees = [("this tree", None)] + ([("other tree", other_src)] if other_src else [])
+    results: dict[str, list[float]] = {label: [] for label, _ in trees}
+    values = 0
+    for _ in range(rounds):
+        for label, src in reversed(trees):
+            proc, url = start_server(tags, src, HOURLY_NOW, HOURLY_OPTIONS)
+            try:
+                web_ids = hourly_points(url, tags)
+                runs = [hourly_cpu(url, proc.pid, web_ids) for _ in range(repeats)]
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+            values = runs[0]["values"]
+            results[label].append(min(r["server_us_per_value"] for r in runs))
+    return {"values": values, **{label: statistics.median(v) for label, v in results.items()}}
 
 
 @contextlib.contextmanager
@@ -229,7 +309,26 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--tags", type=int, default=1000)
     parser.add_argument("--compare-src", help="another source tree to serve the same requests from (A/B)")
+    parser.add_argument(
+        "--hourly",
+        action="store_true",
+        help="only the hourly run's /batch requests (--tags tags × 70 min, 100 per POST): server CPU µs/value",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="server starts per tree (--hourly)")
     args = parser.parse_args()
+    if args.hourly:
+        result = compare_hourly(args.tags, args.compare_src, args.rounds)
+        print(f"machine: {platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}")
+        print(
+            f"hourly run: {args.tags:,} tags × 70 min to {HOURLY_NOW}, 100 tags per work unit, {result['values']:,} "
+            "values; "
+            f"server CPU, median of {args.rounds} starts (best of 3 runs each):"
+        )
+        print(f"  this tree                {result['this tree']:.3f} µs/value")
+        if args.compare_src:
+            other = result["other tree"]
+            print(f"  {args.compare_src:<24} {other:.3f} µs/value = {other / result['this tree']:.2f}x this tree")
+        return
     proc, url = start_server(args.tags)
     try:
         runs = [

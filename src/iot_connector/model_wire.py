@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from iot_connector.model import RECORD_FIELDS, Record
@@ -136,6 +138,47 @@ def _tag_bytes(values: tuple, attributes: tuple[tuple[str, str], ...]) -> bytes:
         entry = b"\x0a" + _str_encoder(k) + b"\x12" + _str_encoder(v)
         parts.append(_ATTRIBUTES_KEY + _uvarint(len(entry)) + entry)
     return b"".join(parts)
+
+
+def tag_wire(record: Record) -> bytes:
+    """The bytes of the record's tag columns and attributes (cached per distinct combination): the part of
+    its encoding a source that builds `Record.wire` itself (see sources/mqtt/fastjson.py) reuses."""
+    attributes = record.attributes
+    key = (_tag_values(record), tuple(attributes.items()) if attributes else ())
+    tag = _tag_cache.get(key)
+    if tag is None:
+        if len(_tag_cache) >= _CACHE_LIMIT:
+            _tag_cache.clear()
+        tag = _tag_cache[key] = _tag_bytes(*key)
+    return tag
+
+
+# For such sources: the keys of the reading columns, and the varint encoders, as encode_many uses them.
+READING_KEYS = dict(zip(READING_COLUMNS, (_field(n)[0] for n in READING_COLUMNS)))
+SMALL_VARINTS = _SMALL
+uvarint = _uvarint
+
+
+@lru_cache(maxsize=64)
+def _splitter(size: int, count: int) -> struct.Struct:
+    return struct.Struct(f"{size}s" * count)
+
+
+def uvarints(values: Sequence[int]) -> list[bytes]:
+    """`uvarint` of each int in 0..2**63, for a batch at once: when they all take the same number of bytes
+    (timestamps of one batch: 8) with numpy and one `unpack`, ~0.03 µs a value instead of ~0.2 µs."""
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    if low < 0x4000 or high >= 1 << 63 or low.bit_length() // 7 != high.bit_length() // 7 or low < 0:
+        return list(map(_uvarint, values))
+    size = high.bit_length() // 7 + (high.bit_length() % 7 > 0)
+    if (low.bit_length() + 6) // 7 != size:
+        return list(map(_uvarint, values))
+    groups = np.array(values, dtype=np.uint64)[:, None] >> (np.arange(size, dtype=np.uint64) * np.uint64(7))
+    wire = (groups & np.uint64(0x7F)).astype(np.uint8)
+    wire[:, :-1] |= 0x80
+    return list(_splitter(size, len(values)).unpack(wire.tobytes()))
 
 
 def encode_many(records: Sequence[Record]) -> list[bytes]:

@@ -209,7 +209,9 @@ class PerformanceConfig(_Strict):
     max_values_per_request: int = Field(
         100_000, ge=1000, description="values one /batch answer may hold: lowers maxCount per tag (memory)"
     )
-    commit_rows: int = Field(1_000_000, ge=1, description="rows buffered before a MERGE commit")
+    commit_rows: int = Field(
+        500_000, ge=1, description="rows of one MERGE commit (two commits are held: one written, one buffered)"
+    )
     distributed: bool | Literal["auto"] = Field(
         "auto", description="timeseries units on Spark executors (auto: with the Spark sink, not on serverless)"
     )

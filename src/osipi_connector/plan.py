@@ -8,6 +8,7 @@ pieces of one tag never overlap (all but the last leave the values at their end 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -96,3 +97,46 @@ class Plan:
     def spans(self) -> dict[str, tuple[Tag, datetime, datetime]]:
         """WebID -> (tag, window start, window end)."""
         return {tag.webid: (tag, start, end) for tag, start, end in self.windows}
+
+
+class CommitGrid:
+    """Where the runner commits timeseries rows: every `span` units of a grid slot, counted from the slot's first
+    unit; `span` is the power of two nearest to commit_rows / (mean rows per unit), the mean taken over the run's
+    first units until they hold half of commit_rows. A commit holds ~0.7-1.4 x commit_rows, never more than
+    twice (`must_commit`, memory).
+
+    Why not "every `commit_rows` rows": each commit writes the rows the next run re-reads (its lookback) into a
+    file of their own, and the next run MERGEs its changed rows into that file. Boundaries by row count moved
+    with the data (run 1 reads 60 minutes, the next 70), so a file was split between two commits of the next run
+    and rewritten by both: at 30,000 tags, 6.3 M rows copied instead of 3.3 M. Boundaries counted in units fall
+    on the same tags in every run with the same span; the nearest power of two keeps the span when the rows per
+    unit change by less than ~40 % (60 -> 70 minutes), and powers of two nest, so a run whose span does differ
+    still cuts each file into at most a few commits."""
+
+    def __init__(self, units: Iterable[WorkUnit], commit_rows: int) -> None:
+        self.commit_rows = commit_rows
+        self.span: int | None = None
+        self._seen = [0, 0]  # units, rows before the span is set
+        self._first: dict[int, int] = {}
+        for unit in units:
+            self._first.setdefault(unit.slot, unit.index)
+
+    def observe(self, units: int, rows: int) -> None:
+        """Rows fetched for `units` more units; sets the span once the first units hold half of commit_rows."""
+        if self.span is not None:
+            return
+        self._seen[0] += units
+        self._seen[1] += rows
+        if self._seen[1] * 2 >= self.commit_rows:
+            mean = self._seen[1] / self._seen[0]
+            self.span = 2 ** max(0, round(math.log2(self.commit_rows / mean)))
+
+    def starts_commit(self, unit: WorkUnit) -> bool:
+        """Whether `unit` begins a new commit (the rows buffered before it are committed first)."""
+        if self.span is None:
+            return False
+        return (unit.index - self._first.get(unit.slot, unit.index)) % self.span == 0
+
+    def must_commit(self, buffered: int) -> bool:
+        """A hard cap whatever the grid says: units much larger than the first ones."""
+        return buffered >= 2 * self.commit_rows

@@ -14,6 +14,7 @@ same mode and datasets marks it `died` and says so.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
@@ -25,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from osipi_connector import af_datasets, tag_datasets, watermarks
+from osipi_connector.committer import Committer
 from osipi_connector.config import (
     AF_CATALOG_DATASETS,
     DATASETS,
@@ -34,7 +36,7 @@ from osipi_connector.config import (
     ConnectorConfig,
     resolve_time,
 )
-from osipi_connector.executor import FetchJob
+from osipi_connector.executor import Fetched, FetchJob
 from osipi_connector.extract.change_feed import ChangeFeed
 from osipi_connector.extract.clock import server_now
 from osipi_connector.extract.timeseries import FetchResult
@@ -52,7 +54,7 @@ from osipi_connector.lake.schemas import (
 from osipi_connector.lake.sink import Location, Sink
 from osipi_connector.piwebapi.client import PIClient
 from osipi_connector.piwebapi.pitime import UTC
-from osipi_connector.plan import Plan, Tag
+from osipi_connector.plan import CommitGrid, Plan, Tag
 
 log = logging.getLogger(__name__)
 EVENT_FRAMES_DATASET = "event_frames"
@@ -212,6 +214,7 @@ class _Run:
         self.tags: list[Tag] = []
         self.point_types: dict[str, str | None] = {}  # tag WebID -> PI point type (summaries ask by type)
         self.tags_ok = 0
+        self._count_lock = threading.Lock()
 
     def execute(self, client: PIClient, start: str | datetime | None, end: str | datetime | None) -> None:
         clock = time.monotonic()
@@ -362,31 +365,42 @@ class _Run:
         job = FetchJob(ext.max_count_per_tag, perf.max_values_per_request, self.run_id, self.ingested_at)
         executor = self.sink.executor(self.config)  # the thread pool, or Spark's executors: chosen with the sink
 
+        grid = CommitGrid(units, perf.commit_rows)  # the same commit boundaries every run: see plan.py
         self.connector._report("timeseries", 0, len(units))
+        with state.committer:  # commits on a thread of their own (committer.py)
+            self._fetch_and_commit(executor.fetch(units, job, client), len(units), state, grid, remaining)
+        self.tags_ok = len(spans) - len(state.failed)
+        self.result.tags_failed += len(state.failed)
+        self.result.errors.extend(f"timeseries {state.label(w)}: {e}" for w, e in sorted(state.failed.items()))
+        if feed is not None:  # after the windowed read: see extract/change_feed.py for the order of writes
+            feed.finish(client)
+
+    def _fetch_and_commit(
+        self, fetches: Iterable[Fetched], total: int, state: _TimeseriesState, grid: CommitGrid, remaining: Counter
+    ) -> None:
+        """Buffer the fetched units' rows and hand them over a commit at a time (on the grid, one slot each)."""
         done = 0
-        for fetched in executor.fetch(units, job, client):
+        for fetched in fetches:
             if fetched.slot != state.slot:  # one time slot per commit: tight file statistics, see plan.py
                 state.flush()
                 state.slot = fetched.slot
+            elif fetched.units and grid.starts_commit(fetched.units[0]):
+                state.flush()
             state.add(fetched.result)
+            grid.observe(len(fetched.units), fetched.result.table.num_rows)
             if fetched.committed:  # MERGEd by the executor itself (Spark): count it like a commit of ours
-                self.result.rows[TIMESERIES.name] = self.result.rows.get(TIMESERIES.name, 0) + fetched.committed
+                self._count(TIMESERIES, fetched.committed)
                 state.rows_total += fetched.committed
             for unit in fetched.units:
                 for webid in unit.webids:
                     remaining[webid] -= 1
                     if remaining[webid] == 0:
                         state.finished.append(webid)
-            if state.buffered >= perf.commit_rows:
+            if grid.must_commit(state.buffered):
                 state.flush()
             done += len(fetched.units)
-            self.connector._report("timeseries", done, len(units), state.rows_total)
+            self.connector._report("timeseries", done, total, state.rows_total)
         state.flush()
-        self.tags_ok = len(spans) - len(state.failed)
-        self.result.tags_failed += len(state.failed)
-        self.result.errors.extend(f"timeseries {state.label(w)}: {e}" for w, e in sorted(state.failed.items()))
-        if feed is not None:  # after the windowed read: see extract/change_feed.py for the order of writes
-            feed.finish(client)
 
     def _repair(
         self,
@@ -422,7 +436,11 @@ class _Run:
     # --- writing --------------------------------------------------------------------------------------
     def _merge(self, spec: TableSpec, table: pa.Table, **hints: Any) -> None:
         self.sink.merge(spec, table, **hints)
-        self.result.rows[spec.name] = self.result.rows.get(spec.name, 0) + table.num_rows
+        self._count(spec, table.num_rows)
+
+    def _count(self, spec: TableSpec, rows: int) -> None:
+        with self._count_lock:  # the commit thread and the main thread (Spark's own commits) both count
+            self.result.rows[spec.name] = self.result.rows.get(spec.name, 0) + rows
 
     def _begin(self) -> None:
         """Mark the runs of the same mode and datasets that never finished as `died` (they stopped before their
@@ -513,6 +531,7 @@ class _TimeseriesState:
         self.failed: dict[str, str] = {}
         self.finished: list[str] = []
         self.slot: int | None = None  # grid slot of the buffered units
+        self.committer = Committer()
 
     def label(self, webid: str) -> str:
         tag = self.spans[webid][0] if webid in self.spans else None
@@ -528,14 +547,25 @@ class _TimeseriesState:
         self.failed.update(fetched.failed)
 
     def flush(self) -> None:
-        if self.buffer:
+        """Hand the buffered rows and the finished tags' watermarks to the commit thread (committer.py)."""
+        rows = pa.concat_tables(self.buffer) if self.buffer else None
+        self.buffer, self.buffered = [], 0
+        updates = self._watermark_updates()
+        if rows is not None or updates:
+            self.committer.submit(self._commit, rows, updates)
+
+    def _commit(self, rows: pa.Table | None, updates: list[dict[str, Any]]) -> None:
+        """On the commit thread: the rows first, then the watermarks of the tags they finish."""
+        if rows is not None:
             # the next incremental run re-reads from (its high watermark = this run's end) - lookback: the sink
             # keeps those rows in files of their own, so that run's MERGE rewrites only them (lake/delta_sink.py)
             reread_from = self.run.end - self.run.config.extraction.lookback
-            self.run._merge(TIMESERIES, pa.concat_tables(self.buffer), reread_from=reread_from)
-            self.buffer, self.buffered = [], 0
-        if not self.finished:
-            return
+            self.run._merge(TIMESERIES, rows, reread_from=reread_from)
+        if updates:
+            self.run.sink.merge(WATERMARKS, watermarks.rows(updates, run_id=self.run.run_id, updated_at=_now()))
+
+    def _watermark_updates(self) -> list[dict[str, Any]]:
+        """Watermark rows of the tags finished since the last hand-over (failed tags keep theirs)."""
         updates = []
         for webid in self.finished:
             tag, start, end = self.spans[webid]
@@ -548,8 +578,8 @@ class _TimeseriesState:
                 low, high = watermarks.advanced(self.run.mode, mark, start, end, self.run.now)
                 update |= {"low": low, "high": high, "status": "ok"}
             updates.append(update)
-        self.run.sink.merge(WATERMARKS, watermarks.rows(updates, run_id=self.run.run_id, updated_at=_now()))
         self.finished = []
+        return updates
 
 
 def _now() -> datetime:

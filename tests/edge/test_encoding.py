@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import marshal
 import random
 import struct
@@ -129,6 +130,10 @@ async def test_an_unencodable_record_is_refused_alone_and_counted(tmp_path: Path
     assert pipe.metrics.records_failed.labels(error_type="invalid_record", source="plc1")._value.get() == 2
 
 
+def vars_of(record: Record) -> dict:
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(Record) if f.init}
+
+
 def test_delta_columns_equal_a_row_by_row_table() -> None:
     records = _varied()
     records[1].ingest_ts, records[2].is_replayed = 42, True
@@ -137,6 +142,10 @@ def test_delta_columns_equal_a_row_by_row_table() -> None:
     assert table.schema == RECORD_SCHEMA
     assert table.equals(expected)
     assert records_table([], "x").num_rows == 0
+    shared = [{"qos": "1"}, {}, {"unit_id": "3", "register": "hr"}]
+    many = [Record(**{**vars_of(r), "attributes": shared[i % 3]}) for i, r in enumerate(records * 10)]
+    expected = pa.Table.from_pylist([record_row(r, "edge-2") for r in many], schema=RECORD_SCHEMA)
+    assert records_table(many, "edge-2").equals(expected)  # shared attribute dicts: converted once, repeated
 
 
 def _random_record(rng: random.Random, i: int) -> Record:

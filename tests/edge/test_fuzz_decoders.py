@@ -91,7 +91,7 @@ def mqtt_source(unit: str = "ms") -> MqttSource:
 def convert(source: MqttSource, topic: str, payload: bytes) -> list[Record]:
     """The source's own per-batch conversion (what runs between the socket and emit)."""
     before = source.health.rejected
-    records = source._to_records(None, [(Publish(topic, payload, 1, 1, False), 1_700_000_000_000_000)])  # type: ignore[arg-type]
+    records = source._to_records(None, [Publish(topic, payload, 1, 1, False)], [1_700_000_000_000_000])  # type: ignore[arg-type]
     rejected = source.health.rejected - before
     assert rejected <= 1 or topic.startswith("spBv1.0/")  # this one message (Sparkplug: per unsupported metric)
     encodable_or_refused(records)

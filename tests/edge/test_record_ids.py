@@ -196,3 +196,25 @@ def test_an_unusable_state_folder_keeps_ids_unique_and_says_so(tmp_path: Path, c
     assert one.number(1, False, 1, "t", b"x") != two.number(1, False, 1, "t", b"x")  # random epochs
     one.write()
     assert "cannot keep MQTT arrival numbers" in caplog.text
+
+
+def test_numbering_a_batch_equals_numbering_one_by_one(tmp_path: Path) -> None:
+    """`number_many` (the drain's path) gives the ids and redelivery answers `number` gives, across pruning
+    and compaction of the journal and a restart."""
+    one, many = Arrivals("s", tmp_path / "one", window=50), Arrivals("s", tmp_path / "many", window=50)
+    assert one.epoch == many.epoch == 1
+    previous: list[tuple] = []
+    for round_ in range(12):
+        batch = [(f"t/{i % 3}", b"p%d" % (i % 7), 1, 1 + (round_ * 40 + i) % 65535, False, False) for i in range(40)]
+        if round_ == 5:  # the broker redelivers the last batch after a reconnect: DUP set, same ids expected
+            batch = [(*m[:5], True) for m in previous]
+        if round_ == 7:  # QoS 0 and 1 mixed
+            batch = [(*m[:2], i % 2, m[3] if i % 2 else 0, *m[4:]) for i, m in enumerate(batch)]
+        assert many.number_many(batch, "0") == [one.number(m[3], m[5], m[2], m[0], m[1]) + "0" for m in batch]
+        one.write()
+        many.write()
+        assert (tmp_path / "many" / "mqtt-s.journal").stat().st_size <= 24 * (2 * 50 + 40)  # compacted
+        previous = batch
+    again = Arrivals("s", tmp_path / "many", window=50)  # after a kill -9: the broker redelivers the last batch
+    redelivered = [(*m[:5], True) for m in previous]
+    assert again.number_many(redelivered) == [f"{many.tag}:1:{n:x}:" for n in range(many.n - 40, many.n)]

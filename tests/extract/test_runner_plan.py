@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 
 from osipi_connector import watermarks
-from osipi_connector.plan import Tag, plan_units, split_window
+from osipi_connector.plan import CommitGrid, Tag, WorkUnit, plan_units, split_window
 from osipi_connector.watermarks import Watermark
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
@@ -69,3 +69,42 @@ def test_watermarks_high_only_forward_low_only_back() -> None:
     assert watermarks.advanced("backfill", mark, T0 - 5 * H, T0 + H) == (T0 - 5 * H, T0 + 10 * H)
     # a backfill beyond high leaves a gap: high stays where the contiguous data ends
     assert watermarks.advanced("backfill", mark, T0 + 20 * H, T0 + 30 * H) == (T0, T0 + 10 * H)
+
+
+def test_commit_grid_cuts_a_60_and_a_70_minute_run_at_the_same_units() -> None:
+    """Run 1 reads 60 minutes, the next runs 70: commits counted in units (not rows) fall on the same tags, so
+    the next run MERGEs into each lookback file from one commit (plan.CommitGrid)."""
+    units = [WorkUnit(i, (), slot=0) for i in range(64)]
+
+    def boundaries(rows_per_unit: int) -> list[int]:
+        grid = CommitGrid(units, commit_rows=1_000_000)
+        cuts, buffered = [], 0
+        for unit in units:
+            if buffered and grid.starts_commit(unit):
+                cuts.append(unit.index)
+                buffered = 0
+            buffered += rows_per_unit
+            grid.observe(1, rows_per_unit)
+            assert not grid.must_commit(buffered)
+        return cuts
+
+    def by_rows(rows_per_unit: int) -> list[int]:  # the old rule: commit once commit_rows rows wait
+        cuts, buffered = [], 0
+        for unit in units:
+            buffered += rows_per_unit
+            if buffered >= 1_000_000:
+                cuts.append(unit.index + 1)
+                buffered = 0
+        return cuts
+
+    assert boundaries(61_000) == boundaries(71_200) == list(range(16, 64, 16))
+    assert by_rows(61_000)[:2] == [17, 34]
+    assert by_rows(71_200)[:2] == [15, 30]
+
+
+def test_commit_grid_caps_a_commit_at_twice_commit_rows() -> None:
+    grid = CommitGrid([WorkUnit(0, (), slot=0)], commit_rows=100)
+    grid.observe(1, 10)  # a sparse first unit: no span yet (below half of commit_rows)
+    assert grid.span is None
+    assert not grid.must_commit(199)
+    assert grid.must_commit(200)

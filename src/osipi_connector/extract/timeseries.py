@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from osipi_connector.extract.recorded_scan import VALUE_COLUMNS, ScannedItems, odd_value, scan_batch
+from osipi_connector.extract.recorded_scan import VALUE_COLUMNS, ScannedItems, numpy_view, odd_value, scan_batch
 from osipi_connector.lake.schemas import TIMESERIES, TS
 from osipi_connector.piwebapi.client import PIClient, PIWebAPIError, SubRequest, SubResponse
 from osipi_connector.piwebapi.pitime import format_datetime, parse_pi_timestamp_ticks
@@ -130,8 +130,8 @@ class _Columns:
         tag_idx = np.concatenate([p.tag_idx for p in parts])
         order = pa.array(np.argsort(tag_idx, kind="stable"))
         return _Rows(
-            tag_idx[order.to_numpy()],
-            np.concatenate([p.ts_ns for p in parts])[order.to_numpy()],
+            tag_idx[numpy_view(order)],
+            np.concatenate([p.ts_ns for p in parts])[numpy_view(order)],
             tuple(pa.concat_arrays([p.values[i] for p in parts]).take(order) for i in range(5)),
             tuple(pa.concat_arrays([p.flags[i] for p in parts]).take(order) for i in range(4)),
         )
@@ -139,7 +139,8 @@ class _Columns:
     def table(self, run_id: str, ingested_at: datetime) -> pa.Table:
         rows = self._rows()
         n = len(rows.ts_ns)
-        timestamp = pa.array(rows.ts_ns // 1000, pa.int64()).cast(TS)
+        micros = rows.ts_ns // 1000
+        timestamp = pa.array(micros, pa.int64()).cast(TS)
         idx = pa.array(rows.tag_idx)
         webids, names, units = (pa.array([tag[i] for tag in self.tags], pa.string()) for i in range(3))
         value, value_string, state_name, state_code, state_system = rows.values
@@ -148,7 +149,7 @@ class _Columns:
             "tag_name": names.take(idx),
             "timestamp": timestamp,
             # numbered per stored (microsecond) timestamp: two values 100 ns apart are two keys, in PI's order
-            "value_seq": pa.array(_value_seq(rows.tag_idx, rows.ts_ns // 1000), pa.int32()),
+            "value_seq": pa.array(_value_seq(rows.tag_idx, micros), pa.int32()),
             "value": value,
             "value_string": value_string,
             "digital_state_name": state_name,
@@ -164,18 +165,24 @@ class _Columns:
 
 
 def _scanned_rows(parts: list[tuple[ScannedItems, int]]) -> _Rows:
-    """The rows of some sub-responses of one scanned answer: one gather per column."""
+    """The rows of some sub-responses of one scanned answer: one gather per column, or none when they are
+    the whole answer in body order (the usual round: every tag answered, no page cut short)."""
     answer = parts[0][0].answer
     starts = np.array([items.start for items, _ in parts], dtype=np.int64)
-    lengths = np.array([len(items) for items, _ in parts], dtype=np.int64)
-    offsets = np.cumsum(lengths) - lengths
-    rows = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+    stops = np.array([items.stop for items, _ in parts], dtype=np.int64)
+    lengths = stops - starts
     tag_idx = np.repeat(np.array([index for _, index in parts], dtype=np.int32), lengths)
+    whole = starts[0] == 0 and stops[-1] == len(answer.ts_ns) and bool((starts[1:] == stops[:-1]).all())
+    if whole:
+        rows: slice | np.ndarray = slice(None)
+    else:
+        offsets = np.cumsum(lengths) - lengths
+        rows = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
     odd = answer.odd[rows]
     is_odd = odd >= 0
     numbers = pa.array(answer.number[rows])
     if not is_odd.any():  # as `_split_values` for all-numeric pages
-        nulls = pa.nulls(len(rows))
+        nulls = pa.nulls(len(odd))
         values = (numbers, *(nulls.cast(kind) for kind in list(VALUE_COLUMNS.values())[1:]))
     else:
         pick = pa.array(odd, mask=~is_odd)
@@ -189,7 +196,7 @@ def _timestamps_ns(texts: list[str]) -> np.ndarray:
     """PI timestamps to int64 ns since the epoch; Arrow parses the 7-digit fractions, Python the rare rest."""
     strings = pa.array(texts, pa.string())
     try:
-        return strings.cast(_NS).cast(pa.int64()).to_numpy()
+        return numpy_view(strings.cast(_NS).cast(pa.int64()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return np.asarray([parse_pi_timestamp_ticks(t) * 100 for t in texts], dtype=np.int64)
 
@@ -312,11 +319,13 @@ def fetch_recorded(
     Each round's answer becomes Arrow before the next request, so at most one answer's Python objects are
     alive per call. A tag whose request fails for good is listed in `failed` (its rows so far are kept:
     they are correct, and re-writing them later is a no-op); the other tags are unaffected."""
-    result = FetchResult(table=TIMESERIES.schema.empty_table())
+    # not `schema.empty_table()`: pyarrow imports pandas for it (~1 CPU-s and ~60 MB once per process)
+    result = FetchResult(table=pa.Table.from_batches([], schema=TIMESERIES.schema))
     sent_before = client.requests_sent()
     tables: list[pa.Table] = []
     # key -> (window, startTime text); the text of a continuation is PI's own timestamp (100-ns exact)
-    pending = {str(i): (w, format_datetime(w.start)) for i, w in enumerate(windows)}
+    text = functools.lru_cache(maxsize=64)(format_datetime)  # a unit's windows share a few start and end times
+    pending = {str(i): (w, text(w.start)) for i, w in enumerate(windows)}
     while pending:
         count = page_size(max_count, max_values, len(pending))
         requests = {
@@ -324,7 +333,7 @@ def fetch_recorded(
                 f"streams/{w.webid}/recorded",
                 params={
                     "startTime": start,
-                    "endTime": format_datetime(w.end),
+                    "endTime": text(w.end),
                     "maxCount": count,
                     "selectedFields": SELECTED_FIELDS,
                 },

@@ -174,7 +174,8 @@ class PIWebAPIClient:
         return {k: answers[k] for k in requests}
 
     def _batch_round(self, subs: Mapping[str, SubRequest], decode: Decode) -> dict[str, SubResponse]:
-        urls = {k: with_query(self.url(sub.resource), encode_params(sub.params)) for k, sub in subs.items()}
+        queries: dict[Any, str] = {}  # sub-requests mostly share their parameters (one query per tag otherwise)
+        urls = {k: self._sub_url(sub, queries) for k, sub in subs.items()}
         if self._batch_enabled:
             answer = self._post_batch({k: request_object(urls[k], sub) for k, sub in subs.items()}, decode)
             if answer is not None:
@@ -192,6 +193,18 @@ class PIWebAPIClient:
                 continue
             results[key] = self._transport.send(sub.method.upper(), target, accept=lambda r: True, parse=_sub_response)
         return {k: results[k] for k in subs}
+
+    def _sub_url(self, sub: SubRequest, queries: dict[Any, str]) -> str:
+        """The absolute URL of a sub-request; the query text of equal parameters is encoded once per round."""
+        url = self.url(sub.resource)
+        try:
+            key = tuple((name, type(value), value) for name, value in sub.params.items())  # True is not 1 here
+            query = queries.get(key)
+        except TypeError:  # a list among the values: not hashable
+            return with_query(url, encode_params(sub.params))
+        if query is None:
+            query = queries[key] = with_query("", encode_params(sub.params))  # "?..." or "" (no parameters)
+        return url + ("&" + query[1:] if query and "?" in url else query)
 
     def _post_batch(self, body: dict[str, Any], decode: Decode) -> Any:
         """The parsed 207 body, or None when the batch controller is disabled (405)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 import time
 from datetime import datetime, timedelta
@@ -83,17 +84,7 @@ class Simulator:
     def time_text(self, request: Request, text: str, base: int | None = None) -> int:
         """One PI time string as ticks (all 7 fraction digits kept), in the request's `timeZone`,
         relative to `base` (default: now); 400 when it does not parse."""
-        reference = ticks_to_datetime(self.now_ticks() if base is None else base)
-        try:
-            ticks = datetime_to_ticks(parse_pi_time(text, reference, time_zone(request.arg("timeZone"))))
-        except OverflowError:
-            raise ApiError(400, f"Cannot parse time string '{text}': it is outside the supported range.") from None
-        except ValueError as exc:
-            raise ApiError(400, str(exc)) from None
-        if base is not None:
-            ticks += base % 10  # the sub-microsecond part of the base survives the offset
-        seventh = _SEVENTH_DIGIT.search(text)
-        return ticks + int(seventh[1]) if seventh else ticks
+        return _time_ticks(text, self.now_ticks() if base is None else base, base is not None, request.arg("timeZone"))
 
     @staticmethod
     def span_arg(request: Request, name: str, default: str) -> int:
@@ -123,3 +114,18 @@ class Simulator:
 def _bare_offset(text: str) -> bool:
     """`-1h`, `+30m`: an offset without a base time (`*`, `t`, an absolute time)."""
     return text.strip()[:1] in ("+", "-")
+
+
+@functools.lru_cache(maxsize=4096)
+def _time_ticks(text: str, reference_ticks: int, relative: bool, zone: str | None) -> int:
+    """`Simulator.time_text` (cached: a batch's sub-requests repeat the same few times, at the same now)."""
+    try:
+        ticks = datetime_to_ticks(parse_pi_time(text, ticks_to_datetime(reference_ticks), time_zone(zone)))
+    except OverflowError:
+        raise ApiError(400, f"Cannot parse time string '{text}': it is outside the supported range.") from None
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    if relative:
+        ticks += reference_ticks % 10  # the sub-microsecond part of the base survives the offset
+    seventh = _SEVENTH_DIGIT.search(text)
+    return ticks + int(seventh[1]) if seventh else ticks

@@ -7,6 +7,7 @@ calls the same router in-process, so a sub-request behaves exactly like a direct
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -239,8 +240,13 @@ def select_fields(body: Any, spec: str | None) -> Any:
     """
     if not spec:
         return body
-    paths = [tuple(p.split(".")) for p in spec.split(";") if p.strip()]
-    return _select(body, [tuple(part.lower() for part in p) for p in paths])
+    return _select(body, _field_paths(spec))
+
+
+@functools.lru_cache(maxsize=256)
+def _field_paths(spec: str) -> list[tuple[str, ...]]:
+    """`selectedFields` as lower-case member paths (cached: clients send the same few specs; not mutated)."""
+    return [tuple(part.lower() for part in p.split(".")) for p in spec.split(";") if p.strip()]
 
 
 def _select(node: Any, paths: list[tuple[str, ...]]) -> Any:

@@ -9,6 +9,7 @@ Large answers of numeric points skip even the per-value bytes objects: `encode_b
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Iterable, Iterator
 
@@ -161,6 +162,7 @@ def string_value(point: Point, serial: int) -> str:
     return text + "-rev2" if edited else text
 
 
+@functools.lru_cache(maxsize=256)
 def selected_item_fields(spec: str | None, prefix: str = "Items") -> tuple[str, ...]:
     """Which TimedValue members `selectedFields` keeps (all when the spec does not narrow them)."""
     if not spec:

@@ -173,24 +173,89 @@ def encode_rows(point: Point, events: Events, fields: tuple[str, ...], combo: np
     rows[:] = _template(layout, tails[usual])
     if first:
         rows[0, 1] = ord("[")
-    _write_timestamps(rows, events.ticks, layout, subsecond)
     unusual = np.flatnonzero(combo != usual)
     if len(unusual):
-        table = np.zeros((16, tail_width), dtype=np.uint8)
-        for c, tail in enumerate(tails):
-            table[c, : len(tail)] = np.frombuffer(tail, dtype=np.uint8)
-        rows[unusual, layout.tail : layout.tail + tail_width] = table[combo[unusual]]
-    done = _write_numbers(rows, events.value, layout)
+        rows[unusual, layout.tail : layout.tail + tail_width] = _tail_table([tails], tail_width)[combo[unusual]]
+    done = _fill(rows, events, layout, subsecond)
     special = np.flatnonzero(~done | (events.system != 0))
-    if len(special) == 0:
-        return _text(rows)
-    fragments = _fragments(events, special, decimals)
+    fragments = _fragments(events, special, decimals) if len(special) else []
+    return _joined(rows, layout, 0, n, special.tolist(), fragments)
+
+
+def encode_arrays(
+    points: list[Point], events: Events, owner: np.ndarray, fields: tuple[str, ...], combo: np.ndarray
+) -> list[bytes]:
+    """`encode_rows` of many numeric points of one `DECIMALS` at once: the whole JSON array of each point's
+    items (`[]` when it has none). `events` holds every point's items in turn, `owner` the position in
+    `points` of each item's point."""
+    n = len(events)
+    counts = np.bincount(owner, minlength=len(points))
+    if n == 0:
+        return [b"[]"] * len(points)
+    decimals = DECIMALS[points[0].point_type]
+    subsecond = bool((events.ticks % TICKS_PER_SECOND).any())
+    tails, unit = _unit_tails(points, fields)
+    tail_width = max(len(t) for unit_tails in tails for t in unit_tails)
+    layout = _Layout(subsecond, decimals, tail_width)
+    rows = np.empty((n, layout.width), dtype=np.uint8)
+    rows[:] = _template(layout, b"")
+    rows[:, layout.tail : layout.tail + tail_width] = _tail_table(tails, tail_width)[unit[owner] * 16 + combo]
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    rows[starts[counts > 0], 1] = ord("[")
+    done = _fill(rows, events, layout, subsecond)
+    special = np.flatnonzero(~done | (events.system != 0))
+    fragments = _fragments(events, special, decimals) if len(special) else []
+    cuts = np.searchsorted(special, ends).tolist()  # specials of point i: cuts[i-1]..cuts[i]
+    special_rows = special.tolist()
+    out = []
+    lo = 0
+    for start, end, hi in zip(starts.tolist(), ends.tolist(), cuts):
+        if start == end:
+            out.append(b"[]")
+        else:
+            out.append(_joined(rows, layout, start, end, special_rows[lo:hi], fragments[lo:hi]) + b"]")
+        lo = hi
+    return out
+
+
+def _unit_tails(points: list[Point], fields: tuple[str, ...]) -> tuple[list[list[bytes]], np.ndarray]:
+    """`_tails` of each units string among `points` (tails differ by units only), and each point's entry."""
+    by_units: dict[str, int] = {}
+    tails: list[list[bytes]] = []
+    unit = np.empty(len(points), dtype=np.int64)
+    for i, point in enumerate(points):
+        if point.units not in by_units:
+            by_units[point.units] = len(tails)
+            tails.append(_tails(point, fields))
+        unit[i] = by_units[point.units]
+    return tails, unit
+
+
+def _tail_table(tails: list[list[bytes]], width: int) -> np.ndarray:
+    """Rows of `width` bytes: the tail of flag combination c of point i in row 16 i + c (NUL-padded)."""
+    table = np.zeros((16 * len(tails), width), dtype=np.uint8)
+    for i, point_tails in enumerate(tails):
+        for c, tail in enumerate(point_tails):
+            table[16 * i + c, : len(tail)] = np.frombuffer(tail, dtype=np.uint8)
+    return table
+
+
+def _fill(rows: np.ndarray, events: Events, layout: _Layout, subsecond: bool) -> np.ndarray:
+    """Timestamps and numbers into `rows`; the mask of the numbers written (`_write_numbers`)."""
+    _write_timestamps(rows, events.ticks, layout, subsecond)
+    return _write_numbers(rows, events.value, layout)
+
+
+def _joined(rows: np.ndarray, layout: _Layout, start: int, stop: int, special: list[int], fragments: list) -> bytes:
+    """The text of rows start..stop-1, each row in `special` with its value replaced by its fragment."""
+    if not special:
+        return _text(rows[start:stop])
     pieces: list[bytes] = []
-    start = 0
-    for row, fragment in zip(special.tolist(), fragments):  # rows before, this row around its value
+    for row, fragment in zip(special, fragments):  # rows before, this row around its value
         pieces += (_text(rows[start:row]), _text(rows[row, : layout.sign]), fragment, _text(rows[row, layout.tail :]))
         start = row + 1
-    pieces.append(_text(rows[start:]))
+    pieces.append(_text(rows[start:stop]))
     return b"".join(pieces)
 
 

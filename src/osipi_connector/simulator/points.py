@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from osipi_connector.piwebapi import webid
 from osipi_connector.piwebapi.pitime import TICKS_PER_SECOND, datetime_to_ticks, format_ticks, parse_iso
 from osipi_connector.simulator import rng
@@ -110,6 +112,8 @@ DEFAULT_POINTS = (
                  0, 0, 0),
 )  # fmt: skip
 
+_FIRST_SALT = 11  # rng salts of a plant point's properties: kind 11, interval 12 ... phase 19
+
 # Weights: mostly analog, as in a real plant historian.
 _KIND_TABLE = [0] * 14 + [1] * 10 + [2] * 10 + [3] * 6 + [4] * 8 + [5] * 4 + [6] * 6 + [7] * 6 + [8] * 4 + [9] * 4
 
@@ -152,6 +156,8 @@ class PointCatalog:
         self.server_guid = ids.guid("dataserver", 0)
         self.total = count + len(DEFAULT_POINTS)  # the plant, then PI's default points
         self.point = functools.lru_cache(maxsize=200_000)(self._point)
+        # every sub-request of the connector's batches names its point by WebID: decoded once each
+        self.index_of = functools.lru_cache(maxsize=200_000)(self._index_of)
 
     # --- identity ------------------------------------------------------------------------------------
     @property
@@ -165,7 +171,7 @@ class PointCatalog:
     def path(self, index: int) -> str:
         return f"\\\\{self.server_name}\\{self.point(index).name}"
 
-    def index_of(self, text: str) -> int | None:
+    def _index_of(self, text: str) -> int | None:
         """The point a WebID names (IDOnly, Full or PathOnly), or None."""
         try:
             parsed = webid.decode(text)
@@ -194,7 +200,22 @@ class PointCatalog:
         default = self.default_point(index)
         if default is not None:
             return default.name
-        return f"{self.kind_of(self.seed, index).prefix}{index + 1:06d}.PV"
+        return f"{self._kind(index).prefix}{index + 1:06d}.PV"
+
+    def _kind(self, index: int) -> PointKind:
+        """`kind_of(seed, index)` from the drawn table."""
+        return KINDS[_KIND_TABLE[int(self._u(11, index) * len(_KIND_TABLE))]]
+
+    def _u(self, salt: int, index: int) -> float:
+        """`rng.u(seed, salt, index)` of a plant point, from the drawn table."""
+        return float(self._draws[salt - _FIRST_SALT, index])
+
+    @functools.cached_property
+    def _draws(self) -> np.ndarray:
+        """The plant points' random properties (salts 11..19), drawn for all of them at once: making each
+        point's object with scalar hashes cost more than listing it (a run lists every point)."""
+        index = np.arange(self.count, dtype=np.int64)
+        return np.stack([rng.uniform(rng.hash_keys(self.seed, salt, index)) for salt in range(_FIRST_SALT, 20)])
 
     @functools.cached_property
     def _upper_names(self) -> dict[str, int]:
@@ -230,12 +251,11 @@ class PointCatalog:
                 period_s=default.period_s or 86_400,
                 phase=0.0,
             )
-        s = self.seed
-        kind = self.kind_of(s, index)
-        interval = INTERVALS_S[int(rng.u(s, 12, index) * len(INTERVALS_S))]
+        kind = self._kind(index)
+        interval = INTERVALS_S[int(self._u(12, index) * len(INTERVALS_S))]
         if kind.point_type in ("Digital", "String"):
             interval = max(interval, 60)
-        created = HISTORY_START + int(rng.u(s, 13, index) * HISTORY_SPREAD_S) * TICKS_PER_SECOND
+        created = HISTORY_START + int(self._u(13, index) * HISTORY_SPREAD_S) * TICKS_PER_SECOND
         return Point(
             index=index,
             id=index + 1,
@@ -243,12 +263,12 @@ class PointCatalog:
             kind=kind,
             interval_ticks=interval * TICKS_PER_SECOND,
             created_ticks=created,
-            subsecond=rng.u(s, 14, index) < 0.3,
-            late=rng.u(s, 15, index) < self.late_share,
-            mid=kind.zero + kind.span * (0.3 + 0.4 * rng.u(s, 16, index)),
-            amplitude=kind.span * (0.05 + 0.2 * rng.u(s, 17, index)),
-            period_s=600 + 86400 * rng.u(s, 18, index),
-            phase=6.283185307179586 * rng.u(s, 19, index),
+            subsecond=self._u(14, index) < 0.3,
+            late=self._u(15, index) < self.late_share,
+            mid=kind.zero + kind.span * (0.3 + 0.4 * self._u(16, index)),
+            amplitude=kind.span * (0.05 + 0.2 * self._u(17, index)),
+            period_s=600 + 86400 * self._u(18, index),
+            phase=6.283185307179586 * self._u(19, index),
         )
 
     def descriptor(self, index: int) -> str:

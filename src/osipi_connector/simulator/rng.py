@@ -43,6 +43,12 @@ def hash_keys(*keys: int | np.ndarray) -> np.ndarray:
         return h if isinstance(h, np.ndarray) and h.shape == shape else np.full(shape, h, dtype=np.uint64)
 
 
+def extend(h: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """`hash_keys(*keys, key)` from `h = hash_keys(*keys)`: one more key mixed in (element-wise)."""
+    with np.errstate(over="ignore"):
+        return _mix(h + _GOLDEN + key.astype(np.int64).view(np.uint64))
+
+
 def uniform(h: np.ndarray, salt: int = 0) -> np.ndarray:
     """A float in [0, 1) from a hash (salt gives independent draws from the same hash)."""
     with np.errstate(over="ignore"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,69 @@ def empty_events() -> Events:
     return Events(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8), *(np.empty(0, bool) for _ in range(3)))
 
 
+@dataclass
+class Sampling:
+    """The value model's parameters of a point: scalars for one point, or arrays with one entry per slot or
+    event when many points are generated together (NumPy gives the same numbers either way)."""
+
+    point_type: Any  # str, or an array of str
+    event_rate: Any
+    interval: Any  # ticks
+    created: Any  # ticks
+    subsecond: Any
+    late: Any
+    mid: Any
+    amplitude: Any
+    period_s: Any
+    phase: Any
+    n_states: Any  # digital states (2 when the point has no set)
+
+    @staticmethod
+    def of(point: Point) -> Sampling:
+        digital = point.digital_set
+        return Sampling(
+            point.point_type,
+            point.kind.event_rate,
+            point.interval_ticks,
+            point.created_ticks,
+            point.subsecond,
+            point.late,
+            point.mid,
+            point.amplitude,
+            point.period_s,
+            point.phase,
+            len(digital.states) if digital else 2,
+        )
+
+    @staticmethod
+    def of_many(points: list[Point]) -> Sampling:
+        """One entry per point (index them with the points' positions)."""
+        each = [Sampling.of(p) for p in points]
+        columns = {}
+        for name in _SAMPLING:
+            values = [getattr(s, name) for s in each]
+            if name == "point_type":
+                columns[name] = np.array(values)
+            elif name in ("subsecond", "late"):
+                columns[name] = np.array(values, dtype=bool)
+            elif name in ("interval", "created", "n_states"):
+                columns[name] = np.array(values, dtype=np.int64)
+            else:
+                columns[name] = np.array(values, dtype=np.float64)
+        return Sampling(**columns)
+
+    def take(self, index: np.ndarray) -> Sampling:
+        """The entries at `index` (a mask or positions); scalars stay as they are."""
+        return Sampling(**{name: _take(getattr(self, name), index) for name in _SAMPLING})
+
+
+_SAMPLING = tuple(Sampling.__dataclass_fields__)
+
+
+def _take(value: Any, index: np.ndarray | None) -> Any:
+    return value[index] if index is not None and isinstance(value, np.ndarray) else value
+
+
 class ValueModel:
     def __init__(self, config: SimConfig):
         self.seed = config.seed
@@ -103,22 +167,49 @@ class ValueModel:
     # --- slots ---------------------------------------------------------------------------------------
     def slots(self, point: Point, k0: int, k1: int, now: int) -> Events:
         """Every event visible at `now` in slots k0..k1-1, in time order."""
-        drawn = self._draw(point, k0, k1)
-        if drawn is None:
+        k0 = max(k0, 0)
+        if k1 <= k0:
             return empty_events()
+        k = np.arange(k0, k1, dtype=np.int64)
+        sampling = Sampling.of(point)
+        drawn = self._drawn(k, rng.hash_keys(self.seed, point.index, k), sampling, None)
+        events, _ = self._visible(sampling, drawn[:4], now, None)
+        return events
+
+    def slots_many(self, points: list[Point], k0: np.ndarray, k1: np.ndarray, now: int) -> tuple[Events, np.ndarray]:
+        """`slots` of many points at once (the same events, with one NumPy pass over all of them instead of
+        one per point): every point's events in turn, and the position in `points` of each event's point."""
+        k0 = np.maximum(k0, 0)
+        counts = np.maximum(k1 - k0, 0)
+        slot_owner = np.repeat(np.arange(len(points)), counts)
+        k = np.arange(len(slot_owner), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts - k0, counts)
+        prefix = rng.hash_keys(self.seed, np.array([p.index for p in points], dtype=np.int64))
+        h = rng.extend(prefix[slot_owner], k)
+        sampling = Sampling.of_many(points)
+        *drawn, event_owner = self._drawn(k, h, sampling, slot_owner)
+        events, owner = self._visible(sampling, tuple(drawn), now, event_owner)
+        assert owner is not None
+        return events, owner
+
+    def _visible(
+        self, sampling: Sampling, drawn: tuple[np.ndarray, ...], now: int, owner: np.ndarray | None
+    ) -> tuple[Events, np.ndarray | None]:
+        """The events of `drawn` visible at `now`, with their states and values (`owner` follows them)."""
         k, h, ticks, visible_at = drawn
         visible = visible_at <= now
         if not visible.all():
             k, h, ticks = k[visible], h[visible], ticks[visible]
+            owner = owner[visible] if owner is not None else None
         system, questionable, annotated, editable, deletable = self._states(h, k)
         if self.delete_share:
             kept = ~(deletable & (ticks + self.delete_delay <= now))
             if not kept.all():
                 k, h, ticks, system = k[kept], h[kept], ticks[kept], system[kept]
                 questionable, annotated, editable = questionable[kept], annotated[kept], editable[kept]
+                owner = owner[kept] if owner is not None else None
         edited = editable & (ticks + self.edit_delay <= now)
-        value = self._values(point, ticks, h, edited, k)
-        return Events(ticks, value, system, questionable, edited, annotated)
+        value = self._values(sampling, ticks, h, edited, k, owner)
+        return Events(ticks, value, system, questionable, edited, annotated), owner
 
     def _draw(self, point: Point, k0: int, k1: int) -> tuple[np.ndarray, ...] | None:
         """(slot, event hash, ticks, visible-from ticks) of every event in slots k0..k1-1 whatever `now` is."""
@@ -126,28 +217,41 @@ class ValueModel:
         if k1 <= k0:
             return None
         k = np.arange(k0, k1, dtype=np.int64)
-        h = rng.hash_keys(self.seed, point.index, k)
-        exists = (rng.uniform(h, 1) < point.kind.event_rate) | (k == 0)
+        return self._drawn(k, rng.hash_keys(self.seed, point.index, k), Sampling.of(point), None)[:4]
+
+    def _drawn(self, k: np.ndarray, h: np.ndarray, sampling: Sampling, owner: np.ndarray | None) -> tuple[Any, ...]:
+        """`_draw` from slots `k` and their hashes `hash_keys(seed, point, k)`. `sampling` holds the point's
+        parameters, or with `owner` (each slot's position in them) those of many points; the last member
+        is each event's owner."""
+        exists = (rng.uniform(h, 1) < _take(sampling.event_rate, owner)) | (k == 0)
         k, h = k[exists], h[exists]
         dup = rng.uniform(h, 2)
         mult = 1 + (dup < DUPLICATE_2).astype(np.int64) + (dup < DUPLICATE_3)
         mult[k == 0] = 1
         k, h = np.repeat(k, mult), np.repeat(h, mult)
+        if owner is not None:
+            owner = np.repeat(owner[exists], mult)
         sub = np.arange(len(k)) - np.repeat(np.cumsum(mult) - mult, mult)  # 0, 1, 2 within a slot
         base = h  # the slot's hash, hash_keys(seed, point, k)
         h = rng.hash_keys(h.view(np.int64), sub)  # per-event hash
-        interval = point.interval_ticks
+        interval = _take(sampling.interval, owner)
         offset = (rng.uniform(base, 3) * interval).astype(np.int64)
-        if not point.subsecond:
+        subsecond = _take(sampling.subsecond, owner)
+        if isinstance(subsecond, np.ndarray):
+            offset = np.where(subsecond, offset, offset - offset % TICKS_PER_SECOND)
+        elif not subsecond:
             offset -= offset % TICKS_PER_SECOND
         offset[k == 0] = 0
-        ticks = point.created_ticks + k * interval + offset
+        ticks = _take(sampling.created, owner) + k * interval + offset
         # visibility: late points get their data after a per-event delay
-        if point.late:
-            visible_at = ticks + self.late_lo + (rng.uniform(h, 4) * (self.late_hi - self.late_lo)).astype(np.int64)
+        late = _take(sampling.late, owner)
+        several = isinstance(late, np.ndarray)
+        if late.any() if several else late:
+            delayed = ticks + self.late_lo + (rng.uniform(h, 4) * (self.late_hi - self.late_lo)).astype(np.int64)
+            visible_at = np.where(late, delayed, ticks) if several else delayed
         else:
             visible_at = ticks
-        return k, h, ticks, visible_at
+        return k, h, ticks, visible_at, owner
 
     def _states(self, h: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, ...]:
         """System state, Questionable, Annotated, and whether the event is ever edited / deleted."""
@@ -210,19 +314,50 @@ class ValueModel:
                 latest = max(latest, ticks[j])
         return Changes(action, events)
 
-    def _values(self, point: Point, ticks: np.ndarray, h: np.ndarray, edited: np.ndarray, k: np.ndarray) -> np.ndarray:
-        kind = point.kind
-        seconds = (ticks - point.created_ticks) / TICKS_PER_SECOND
-        noise = rng.uniform(h, 8) - 0.5
-        ptype = kind.point_type
+    def _values(
+        self,
+        sampling: Sampling | Point,
+        ticks: np.ndarray,
+        h: np.ndarray,
+        edited: np.ndarray,
+        k: np.ndarray,
+        owner: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Each event's value; `owner` as in `_drawn`."""
+        if isinstance(sampling, Point):
+            sampling = Sampling.of(sampling)
+        if owner is None:
+            return self._values_of_type(sampling.point_type, sampling, ticks, h, edited, k, None)
+        value = np.empty(len(ticks))
+        for ptype in set(sampling.point_type.tolist()):  # several points: each type on its own
+            rows = np.flatnonzero((sampling.point_type == ptype)[owner])
+            value[rows] = self._values_of_type(
+                ptype, sampling, ticks[rows], h[rows], edited[rows], k[rows], owner[rows]
+            )
+        return value
+
+    @staticmethod
+    def _values_of_type(
+        ptype: str,
+        p: Sampling,
+        ticks: np.ndarray,
+        h: np.ndarray,
+        edited: np.ndarray,
+        k: np.ndarray,
+        owner: np.ndarray | None,
+    ) -> np.ndarray:
         if ptype == "Digital":
-            n_states = len(point.digital_set.states) if point.digital_set else 2
+            n_states = _take(p.n_states, owner)
             state = (rng.uniform(h, 9) * (n_states - 0.2)).astype(np.int64)  # the last state (fault) is rarer
             return np.where(edited, (state + 1) % n_states, state).astype(np.float64)
         if ptype == "String":
             return (k + edited * 1_000_000).astype(np.float64)
-        wave = point.mid + point.amplitude * np.sin(6.283185307179586 * seconds / point.period_s + point.phase)
-        value = wave + point.amplitude * 0.05 * noise + edited * point.amplitude * 0.1
+        seconds = (ticks - _take(p.created, owner)) / TICKS_PER_SECOND
+        noise = rng.uniform(h, 8) - 0.5
+        amplitude = _take(p.amplitude, owner)
+        angle = 6.283185307179586 * seconds / _take(p.period_s, owner) + _take(p.phase, owner)
+        wave = _take(p.mid, owner) + amplitude * np.sin(angle)
+        value = wave + amplitude * 0.05 * noise + edited * amplitude * 0.1
         if ptype == "Int32":
             return np.floor(value).astype(np.float64)
         if ptype == "Float32":

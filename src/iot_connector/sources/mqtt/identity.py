@@ -26,7 +26,11 @@ import os
 import secrets
 import zlib
 from array import array
+from collections.abc import Sequence
+from operator import itemgetter
 from pathlib import Path
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 # Journal entries: three unsigned 64-bit words (machine byte order: the file never leaves this host),
@@ -48,6 +52,8 @@ def record_ids(base: str, count: int) -> list[str]:
 
 
 _topic_crcs: dict[str, int] = {}
+# The fields of a received message tuple (wire.Message) that numbering reads.
+_TOPIC, _PAYLOAD, _QOS, _MID, _DUP = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(5)
 
 
 def _crc(topic: str, payload: bytes) -> int:
@@ -74,6 +80,7 @@ class Arrivals:
         self.n = 0
         # key -> n of this epoch, or (epoch, n) of an earlier start (read from the journal)
         self._recent: dict[int, int | tuple[int, int]] = {}
+        self._earlier = False  # _recent holds numbers of earlier starts (tuples), read from the journal
         self._unwritten = array("Q")
         self._journal: Path | None = None
         self._entries = 0
@@ -115,10 +122,44 @@ class Arrivals:
             unwritten.append(n)
             unwritten.append(key)
             if len(recent) > 2 * self.window:
-                oldest = n - self.window
-                self._recent = {k: v for k, v in recent.items() if type(v) is int and v > oldest}
+                self._prune(n - self.window)
         self.n = n + 1
         return f"{self.prefix}{n:x}:"
+
+    def number_many(self, messages: Sequence[tuple], suffix: str = "") -> list[str]:
+        """`number` of each received message (`wire.Message` tuples), in order, each followed by `suffix`
+        (e.g. "0": the id of its first record, built in the same C-level pass).
+
+        Why a batch: per message, `number` is ~1 µs of Python. Without redeliveries in the batch (no DUP
+        flag: the usual case), the numbers are consecutive and the keys, the recent-numbers dict and the
+        journal entries are built with C-level maps and numpy over the whole batch (~0.3 µs a message);
+        a batch with a DUP, or with QoS 0 and QoS 1 mixed, is numbered one message at a time."""
+        k = len(messages)
+        qos = list(map(_QOS, messages))
+        keyed = self.redeliveries and qos.count(0) == 0  # every message may come back: all get keys
+        if any(map(_DUP, messages)) or (self.redeliveries and not keyed and qos.count(0) != k):
+            return [self.number(m[3], m[5], m[2], m[0], m[1]) + suffix for m in messages]
+        n0 = self.n
+        if keyed and k:
+            topics = list(map(_TOPIC, messages))
+            starts = _topic_crcs
+            for topic in set(topics).difference(starts):
+                if len(starts) >= 100_000:  # bounded: topics with ids in them must not grow memory
+                    starts.clear()
+                starts[topic] = zlib.crc32(topic.encode())
+            crcs = np.fromiter(map(zlib.crc32, map(_PAYLOAD, messages), map(starts.__getitem__, topics)), np.uint64, k)
+            keys = np.fromiter(map(_MID, messages), np.uint64, k) << np.uint64(32) | crcs
+            entries = np.empty((k, 3), np.uint64)
+            entries[:, 0] = self.epoch
+            entries[:, 1] = np.arange(n0, n0 + k, dtype=np.uint64)
+            entries[:, 2] = keys
+            self._unwritten.frombytes(entries.tobytes())  # the journal's words, machine byte order as array("Q")
+            recent = self._recent
+            recent.update(zip(keys.tolist(), range(n0, n0 + k)))
+            if len(recent) > 2 * self.window:
+                self._prune(n0 + k - 1 - self.window)
+        self.n = n0 + k
+        return list(map(f"{self.prefix}{{:x}}:{suffix}".format, range(n0, n0 + k)))
 
     def write(self) -> None:
         """Append the numbers given since the last call to the journal; call before emitting the records."""
@@ -147,8 +188,30 @@ class Arrivals:
                 )
             self._failing = True
 
+    def _prune(self, oldest: int) -> None:
+        """Keep the numbers of this start above `oldest` (earlier starts' go: older than any of this one)."""
+        recent = self._recent
+        if self._earlier:
+            self._recent = {k: v for k, v in recent.items() if type(v) is int and v > oldest}
+            self._earlier = False
+            return
+        keys, numbers = self._columns()  # all ints: the same, with numpy instead of a loop
+        keep = numbers > oldest
+        self._recent = dict(zip(keys[keep].tolist(), numbers[keep].tolist()))
+
+    def _columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and numbers of `_recent` while it holds this start's numbers only."""
+        recent = self._recent
+        return np.fromiter(recent.keys(), np.uint64, len(recent)), np.fromiter(recent.values(), np.int64, len(recent))
+
     def _recent_entries(self) -> array:
         words = array("Q")
+        if not self._earlier:
+            keys, numbers = self._columns()
+            entries = np.empty((len(keys), _WORDS), np.uint64)
+            entries[:, 0], entries[:, 1], entries[:, 2] = self.epoch, numbers, keys
+            words.frombytes(entries.tobytes())
+            return words
         for key, value in self._recent.items():
             epoch, n = value if isinstance(value, tuple) else (self.epoch, value)
             words.extend((epoch, n, key))
@@ -168,6 +231,7 @@ class Arrivals:
         recent = self._recent
         for i in range(max(0, len(words) - _WORDS * self.window), len(words), _WORDS):
             recent[words[i + 2]] = (words[i], words[i + 1])
+        self._earlier = bool(recent)
         self._entries = len(words) // _WORDS
 
 

@@ -2,8 +2,9 @@
 
 paho is driven from the event loop (its documented external-loop API: `socket()`, `loop_read()`,
 `loop_write()`, `loop_misc()`, `want_write()`), with no network thread: one wake-up reads everything the
-socket holds, QoS 0/1 PUBLISH packets are sliced out in bulk (`wire.py` says why and how), and the batch's
-PUBACKs leave in one write. With QoS >= 1 the PUBACK is sent (manual_ack) only after `emit` returned, so
+socket holds, QoS 0/1 PUBLISH packets are sliced out in bulk (`wire.py` says why and how), a batch is
+numbered for record_id at once (`identity.py`), the common JSON shape becomes records and spool bytes in one
+loop (`fastjson.py`), and the batch's PUBACKs leave in one write. With QoS >= 1 the PUBACK is sent (manual_ack) only after `emit` returned, so
 whatever the agent had not accepted is redelivered by the broker. Each connection is a new paho client
 (`session`), reconnected by `Source.run`; paho's own reconnect is never used.
 """
@@ -11,10 +12,11 @@ whatever the agent had not accepted is redelivered by the broker. Each connectio
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import functools
 import logging
 import time
+from operator import itemgetter
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -25,18 +27,23 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from iot_connector.model import Record, now_us
 from iot_connector.sources.base import Emit, Source
+from iot_connector.sources.mqtt import fastjson
 from iot_connector.sources.mqtt.config import MqttConfig, TopicConfig
 from iot_connector.sources.mqtt.identity import Arrivals, record_ids
 from iot_connector.sources.mqtt.payloads import JsonMapper, MalformedPayload, raw_records
 from iot_connector.sources.mqtt.sparkplug import SparkplugDecoder, rebirth_request
-from iot_connector.sources.mqtt.wire import BatchedClient, PacketBuffer, Publish, pubacks, take_publishes
+from iot_connector.sources.mqtt.wire import BatchedClient, Message, PacketBuffer, Publish, pubacks, take_publishes
 
 log = logging.getLogger(__name__)
 # A message's attributes, one shared dict per (qos, retain): records never change theirs once emitted
 # (see Record.attributes), and a dict per message was ~3 % of the receive path.
 _ATTRIBUTES = {
-    (qos, retain): {"qos": str(qos), "retain": "true" if retain else "false"} for qos in range(3) for retain in (0, 1)
+    (qos, retain): {"qos": str(qos), "retain": "true" if retain else "false"}
+    for qos in range(3)
+    for retain in (False, True)
 }
+_BY_INDEX = [_ATTRIBUTES[qos, retain] for qos in range(3) for retain in (False, True)]  # by qos * 2 + retain
+_QOS, _MID = itemgetter(2), itemgetter(3)
 
 
 def new_client(config: MqttConfig, batched: bool = True) -> mqtt.Client:
@@ -72,11 +79,14 @@ class MqttSource(Source):
 
     def __init__(self, config: MqttConfig, emit: Emit):
         super().__init__(config, emit)
-        self._pending: collections.deque[tuple[Publish, int]] = collections.deque()  # (message, receive time)
+        # Received, not yet emitted: the messages and their edge_ts, side by side (a batch is two slices)
+        self._pending: list[Message] = []
+        self._pending_ts: list[int] = []
         self._topics: dict[bytes, str] = {}
         self._wakeup = asyncio.Event()
         self._routes: dict[str, tuple[TopicConfig, JsonMapper | None] | None] = {}
         self._mappers = {id(t): JsonMapper(t) for t in config.topics if t.format == "json"}
+        self._plans: dict[str, Any] = {}  # topic -> fastjson plan, or None for the general path
         self.sparkplug = SparkplugDecoder(config.name, config.url)
         self.arrivals: Arrivals | None = None  # created at run: `state_dir` is set after construction
         self._last_stamp = 0
@@ -126,8 +136,8 @@ class MqttSource(Source):
         """Packets paho parses itself (QoS 2, MQTT 5 PUBLISH with properties)."""
         # paho types payload bytes | bytearray; a received one is bytes, which bytes() returns as is (no copy)
         payload = bytes(message.payload)
-        publish = Publish(message.topic, payload, message.qos, message.mid, message.retain, message.dup)
-        self._pending.append((publish, self._stamp()))
+        self._pending.append(Publish(message.topic, payload, message.qos, message.mid, message.retain, message.dup))
+        self._pending_ts.append(self._stamp())
 
     # --- one connection ----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -146,6 +156,7 @@ class MqttSource(Source):
         finally:
             connection.close()
             self._pending.clear()
+            self._pending_ts.clear()
 
     def probe_address(self) -> tuple[str, int]:
         return self.config.host, self.config.port
@@ -155,9 +166,10 @@ class MqttSource(Source):
         while not self._stopped.is_set() and not connection.lost:
             self._wakeup.clear()
             while self._pending and not self._stopped.is_set():
-                n = min(len(self._pending), self.config.batch_size)
-                batch = [self._pending.popleft() for _ in range(n)]
-                records = self._to_records(connection.client, batch)
+                n = self.config.batch_size
+                batch, stamps = self._pending[:n], self._pending_ts[:n]
+                del self._pending[:n], self._pending_ts[:n]
+                records = self._to_records(connection.client, batch, stamps)
                 assert self.arrivals is not None
                 self.arrivals.write()  # the numbers are on disk before the records can be
                 if records:
@@ -180,36 +192,50 @@ class MqttSource(Source):
             self._routes[topic] = None if sub is None else (sub, self._mappers.get(id(sub)))
         return self._routes[topic]
 
-    def _to_records(self, client: mqtt.Client, batch: list[tuple[Publish, int]]) -> list[Record]:
-        """Records of every message; one that cannot become records (any exception, not only the ones the
-        decoders expect) is rejected alone and still acknowledged, so it can never block what follows."""
-        records: list[Record] = []
+    def _plan(self, topic: str) -> Any:
+        route = self._route(topic)
+        return None if route is None else fastjson.plan_for(topic, route[0])
+
+    def _to_records(self, client: mqtt.Client, batch: list[Message], stamps: list[int]) -> list[Record]:
+        """Records of every message (`stamps`: their edge_ts), numbered for record_id first; the common JSON
+        shape in one loop (fastjson.py), the rest one by one. A message that cannot become records (any
+        exception, not only the ones the decoders expect) is rejected alone and still acknowledged, so it can
+        never block what follows."""
         arrivals = self.arrivals
         assert arrivals is not None
-        for message, edge_ts in batch:
-            try:
-                converted = self._convert(client, message.topic, message, edge_ts)
-                base = arrivals.number(message.mid, message.dup, message.qos, message.topic, message.payload)
-                for record, rid in zip(converted, record_ids(base, len(converted))):
-                    record.record_id = rid
-                records.extend(converted)
-            except MalformedPayload as exc:
-                self.reject(f"topic {message.topic}", str(exc), message.payload)
-            except Exception as exc:  # a decoder bug or a value no one foresaw: still only this message
-                self.reject(f"topic {message.topic}", f"{type(exc).__name__}: {exc}", message.payload)
-        return records
+        ids = arrivals.number_many(batch, "0")  # each message's first record_id (`record_ids`)
+        general = functools.partial(self._general, client)
+        config = self.config
+        return fastjson.convert(
+            batch, stamps, ids, self._plans, self._plan, config.name, config.url, _BY_INDEX, general
+        )
 
-    def _convert(self, client: mqtt.Client, topic: str, message: Publish, edge_ts: int) -> list[Record]:
+    def _general(self, client: mqtt.Client, message: Message, edge_ts: int, base: str) -> list[Record]:
+        """One message's records the general way (any format and shape), or none if it is rejected."""
+        topic, payload = message[0], message[1]
+        try:
+            converted = self._convert(client, topic, message, edge_ts)
+            for record, rid in zip(converted, record_ids(base, len(converted))):
+                record.record_id = rid
+            return converted
+        except MalformedPayload as exc:
+            self.reject(f"topic {topic}", str(exc), payload)
+        except Exception as exc:  # a decoder bug or a value no one foresaw: still only this message
+            self.reject(f"topic {topic}", f"{type(exc).__name__}: {exc}", payload)
+        return []
+
+    def _convert(self, client: mqtt.Client, topic: str, message: Message, edge_ts: int) -> list[Record]:
         route = self._route(topic)
         if route is None:
             return []  # a retained/queued message for a topic no longer configured
         sub, mapper = route
+        payload = message[1]
         if sub.format == "sparkplugb":
-            result = self.sparkplug.decode(topic, message.payload, edge_ts)
+            result = self.sparkplug.decode(topic, payload, edge_ts)
             if result.rebirth_topic and self.config.request_rebirth:
                 client.publish(result.rebirth_topic, rebirth_request(), qos=0)
             for reason in result.unsupported:  # the message's other metrics still become records
-                self.reject(f"topic {topic}", f"metric {reason}", message.payload)
+                self.reject(f"topic {topic}", f"metric {reason}", payload)
             return result.records
         base = Record(
             source_id=self.config.name,
@@ -220,11 +246,11 @@ class MqttSource(Source):
             data_type="",
             edge_ts=edge_ts,
             unit=sub.unit,
-            attributes=_ATTRIBUTES[message.qos, message.retain],
+            attributes=_ATTRIBUTES[message[2], message[4]],
         )
         if mapper is not None:
-            return mapper.records(base, message.payload)
-        return raw_records(base, message.payload)
+            return mapper.records(base, payload)
+        return raw_records(base, payload)
 
     async def stop(self) -> None:
         self._stopped.set()
@@ -290,7 +316,7 @@ class _Connection:
         self.subscribed = False
         self.started = time.monotonic()
         self.next_misc = self.started + 1
-        self._publishes: list[Publish] = []
+        self._publishes: list[Message] = []
 
     async def serve(self) -> None:
         client, source = self.client, self.source
@@ -347,7 +373,8 @@ class _Connection:
         while True:
             more = take_publishes(buffer, self.v5, out, source._topics)
             if out:
-                source._pending.extend(zip(out, source._stamps(len(out))))
+                source._pending += out
+                source._pending_ts += source._stamps(len(out))
                 out.clear()
                 source._wakeup.set()
             if not more or self.lost:
@@ -367,19 +394,23 @@ class _Connection:
             self._readable()  # data may have arrived while paused (TLS keeps some out of select's sight)
 
     # --- writing -----------------------------------------------------------------------------------------
-    def ack(self, batch: list[tuple[Publish, int]]) -> None:
+    def ack(self, batch: list[Message]) -> None:
         """PUBACKs in arrival order (as MQTT requires), written in one go; QoS 2 completes through paho."""
         assert self.buffer is not None
-        mids: list[int] = []
-        for message, _ in batch:
-            if message.qos == 1:
-                mids.append(message.mid)
-            elif message.qos == 2:
+        qos = list(map(_QOS, batch))
+        if qos.count(1) == len(qos):  # the usual case: one array of PUBACKs, no loop
+            self.buffer.queue_acks(pubacks(list(map(_MID, batch))))
+        else:
+            mids: list[int] = []
+            for message in batch:
+                if message[2] == 1:
+                    mids.append(message[3])
+                elif message[2] == 2:
+                    self.buffer.queue_acks(pubacks(mids))
+                    mids = []
+                    self.client.ack(message[3], 2)
+            if mids:
                 self.buffer.queue_acks(pubacks(mids))
-                mids = []
-                self.client.ack(message.mid, 2)
-        if mids:
-            self.buffer.queue_acks(pubacks(mids))
         self._update_writer()
 
     def _update_writer(self) -> None:

@@ -37,6 +37,7 @@ from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.ext import parse as parse_jsonpath
 
 from osipi_connector.simulator.http import ApiError, LazyJson, Request, Response, method_not_allowed
+from osipi_connector.simulator.recordedwindow import RecordedWindow, prefill
 
 if TYPE_CHECKING:
     from jsonpath_ng import JSONPath
@@ -49,6 +50,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
 CHUNK = 1 << 16  # streamed answers go out in pieces of at least this many bytes
+PREFILL_SLOTS = 1 << 17  # recorded windows made together: about this many slots (~17 MB of answers) at a time
 
 
 @functools.lru_cache(maxsize=512)
@@ -355,10 +357,33 @@ class BatchResponse(Response):
 
     def _pieces(self) -> Iterator[bytes]:
         yield b"{"
-        for i, (key, entry) in enumerate(self.body.items()):
+        entries = list(self.body.items())
+        made = 0  # entries before this one have had their recorded windows made
+        for i, (key, entry) in enumerate(entries):
+            if i == made:
+                made = _prefill(entries, i)
             yield (b"," if i else b"") + orjson.dumps(key) + b":"
             yield from _entry_pieces(entry, key in self.templated)
         yield b"}"
+
+
+def _prefill(entries: list[tuple[str, dict[str, Any]]], start: int) -> int:
+    """Make the recorded windows of the answers from `start` on together, up to about `PREFILL_SLOTS`
+    slots (one NumPy pass instead of one per sub-request); the index of the first entry left."""
+    windows: list[RecordedWindow] = []
+    slots = 0
+    end = start
+    while end < len(entries) and slots < PREFILL_SLOTS:
+        content = entries[end][1]["Content"]
+        members = content.values() if isinstance(content, dict) else [content]
+        for member in members:
+            span = member.slot_range() if isinstance(member, RecordedWindow) else None
+            if span is not None:
+                windows.append(member)
+                slots += span[1] - span[0]
+        end += 1
+    prefill(windows)
+    return end
 
 
 def _entry_pieces(entry: dict[str, Any], templated: bool) -> Iterator[bytes]:

@@ -7,7 +7,6 @@ attributes answer with their constant value.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from osipi_connector.simulator.controllers.dataservers import resolve_point
 from osipi_connector.simulator.http import ApiError, LazyJson, Request, select_fields
 from osipi_connector.simulator.interpolation import interpolate
 from osipi_connector.simulator.points import Point
+from osipi_connector.simulator.recordedwindow import RecordedWindow
 from osipi_connector.simulator.values import STATE_NO_DATA, Events, ValueModel, empty_events
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 BOUNDARY_TYPES = ("Inside", "Outside", "Interpolated")
 RETRIEVAL_MODES = ("Auto", "AtOrBefore", "Before", "AtOrAfter", "After", "Exact")
 STATIC_TIMESTAMP = "1970-01-01T00:00:00Z"
-STREAM_CHUNK_SLOTS = 16_384  # slots generated per piece of a streamed recorded answer
 
 
 @dataclass
@@ -137,8 +136,7 @@ class StreamController:
         if boundary != "Inside":
             return self.items_json(request, point, self.recorded_events(request, point))
         fields = jsonfast.selected_item_fields(request.arg("selectedFields"), "Items")
-        parts = functools.partial(self.values.iter_window, point, start, end, now, limit, STREAM_CHUNK_SLOTS)
-        return LazyJson(lambda: jsonfast.encode_parts(point, parts(), fields))
+        return RecordedWindow(self.values, point, start, end, now, limit, fields)
 
     # --- single values -------------------------------------------------------------------------------
     def value_at(self, stream: Stream, t: int, mode: str = "AtOrBefore") -> dict:
