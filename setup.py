@@ -68,6 +68,7 @@ setup(
         "dev": [
             "pytest>=9.2",
             "pytest-timeout>=2.4",
+            "pytest-rerunfailures>=16.7",
             "pytest-asyncio>=1.5",
             "hypothesis>=6.170",
             "ruff>=0.17",

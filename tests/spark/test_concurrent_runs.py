@@ -134,6 +134,7 @@ def test_parallel_hourly_tasks_share_the_watermarks_without_conflicts(spark, sim
     print("retried:", [(r.operation, r.table, r.conflict) for r in series.retries + frames.retries])
 
 
+@pytest.mark.flaky(reruns=2)  # the staged MERGE race does not always produce a Delta conflict
 def test_a_backfill_beside_the_hourly_run_loses_nothing_and_never_moves_a_mark_back(
     spark, simulator, tags, location
 ) -> None:

@@ -138,6 +138,7 @@ async def _opcua_restart(plant: PlantServer, cfg: OpcuaConfig) -> OpcuaSource:
     return source
 
 
+@pytest.mark.flaky(reruns=2)  # asyncua's own reconnect sometimes leaves a dead subscription: see issue 17 note
 async def test_asyncua_server_restart() -> None:
     plant = await PlantServer(free_port()).start()
     try:
