@@ -225,7 +225,7 @@ class DeltaSink:
             cached[0].update_incremental()
             return cached[0]
         table = DeltaTable(path)
-        self._written[path] = (table, _log_identity(path))
+        self._written[path] = (table, identity)
         return table
 
     def _merge_rows(self, table: DeltaTable, spec: TableSpec, rows: pa.Table) -> dict:
