@@ -63,13 +63,14 @@ def setup_logging(level: str = "INFO", overrides: Mapping[str, str] | None = Non
     apply_log_levels(level, overrides)
 
 
-def build_sink(config: AgentConfig, config_dir: Path) -> Sink:
+def build_sink(config: AgentConfig, config_dir: Path, metrics: Metrics | None = None) -> Sink:
     """Relative paths in the config are relative to the config directory (absolute ones win: `/` joins)."""
     settings = config.sink
     if isinstance(settings, DeltaSinkSettings):
         from iot_connector.sinks.delta import DeltaSink
 
-        return DeltaSink(Path(config_dir) / (settings.path or Path("data") / "iot_records"), config.agent_id)
+        path = Path(config_dir) / (settings.path or Path("data") / "iot_records")
+        return DeltaSink(path, config.agent_id, settings.compact_every_commits, settings.retention_hours, metrics)
     from iot_connector.sinks.zerobus import ZerobusSink
 
     return ZerobusSink(settings, config.agent_id)
@@ -80,7 +81,7 @@ class Agent:
         self.config = config
         self.config_dir = Path(config_dir)
         self.metrics = metrics or Metrics()
-        self.sink = build_sink(config, self.config_dir)
+        self.sink = build_sink(config, self.config_dir, self.metrics)
         self.spool_dir = spool_dir = self.config_dir / (config.pipeline.spool.directory or "spool")
         buffer = make_buffer(config.pipeline, spool_dir)
         max_dead = config.pipeline.dead_letters_max_bytes

@@ -70,6 +70,12 @@ class Metrics:
             "1 when the last sink write succeeded and no acknowledgement is overdue (pipeline.sink_ack_timeout_s)",
             registry=r,
         )
+        self.delta_maintenance = Counter(
+            "iot_delta_maintenance",
+            "Compactions and vacuums of the local Delta table (sink delta), by result: a failed one is retried later",
+            ["action", "result"],
+            registry=r,
+        )
         self.breaker_open = Gauge("iot_circuit_breaker_open", "1 while the sink circuit breaker is open", registry=r)
 
     def serve(self, port: int, host: str = "0.0.0.0", basic_auth: tuple[str, str] | None = None) -> int:

@@ -77,6 +77,12 @@ class DeltaSinkSettings(_Strict):
 
     type: Literal["delta"] = "delta"
     path: Path | None = Field(None, description="default: <config-dir>/data/iot_records; relative to the config dir")
+    compact_every_commits: int = Field(
+        100, ge=0, description="compact the table's small files after this many commits (0: never; see docs)"
+    )
+    retention_hours: int = Field(
+        1, ge=1, description="Delta history kept: log and compacted-away files (set when the agent creates the table)"
+    )
 
 
 class ProxySettings(_Strict):

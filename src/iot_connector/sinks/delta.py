@@ -25,8 +25,10 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
+from iot_connector.metrics import Metrics
 from iot_connector.model import RECORD_SCHEMA, SCHEMA_VERSION, Record
 from iot_connector.sinks.base import Sink, SinkError
+from iot_connector.sinks.delta_upkeep import TableUpkeep, table_properties
 
 
 def records_table(records: Sequence[Record], agent_id: str) -> pa.Table:
@@ -70,9 +72,19 @@ REOPEN_EVERY = 100  # appends through one delta-rs table object before it is ope
 class DeltaSink(Sink):
     name = "delta"
 
-    def __init__(self, path: Path, agent_id: str):
+    def __init__(
+        self,
+        path: Path,
+        agent_id: str,
+        compact_every: int = 100,
+        retention_hours: int = 1,
+        metrics: Metrics | None = None,
+    ):
+        """`compact_every` commits (0: never) and `retention_hours`: see `delta_upkeep`."""
         self.path = Path(path)
         self.agent_id = agent_id
+        self.retention_hours = retention_hours
+        self.upkeep = TableUpkeep(self.path, compact_every, retention_hours, metrics)
         # Kept open between appends: each append then only reads the commits since the last one, instead of
         # loading the table's log from scratch (halves the CPU per 5,000-record commit, 38 -> 19 ms). But a
         # delta-rs table object gets slower with every commit it has seen since it was opened (12 ms per
@@ -96,7 +108,8 @@ class DeltaSink(Sink):
         try:
             if not DeltaTable.is_deltatable(str(self.path)):
                 self.path.mkdir(parents=True, exist_ok=True)
-                DeltaTable.create(str(self.path), schema=RECORD_SCHEMA, mode="ignore")
+                properties = table_properties(self.retention_hours)
+                DeltaTable.create(str(self.path), schema=RECORD_SCHEMA, mode="ignore", configuration=properties)
             return DeltaTable(str(self.path))
         except (OSError, DeltaError) as exc:
             raise SinkError(f"cannot create the Delta table at {self.path}: {exc}", error_type="delta_open") from exc
@@ -133,6 +146,7 @@ class DeltaSink(Sink):
                 continue
             self._last_end = loop.time()
             self._last_took = self._last_end - self._last_start
+            self.upkeep.committed()
             for _, done in group:
                 if not done.done():  # the pipeline may have stopped waiting for it
                     done.set_result(None)
@@ -161,6 +175,7 @@ class DeltaSink(Sink):
             with contextlib.suppress(Exception):
                 await self._committer
             self._committer = None
+        await self.upkeep.close()
         self._table = None
 
 

@@ -1,0 +1,89 @@
+"""The local Delta table is compacted and vacuumed while the sink writes it: fewer files, the same rows."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from iot_connector.metrics import Metrics
+from iot_connector.sinks import delta_upkeep
+from iot_connector.sinks.delta import DeltaSink
+from iot_connector.sinks.delta_upkeep import TableUpkeep
+from tests.edge.helpers import make_records
+
+
+def _count(metrics: Metrics, action: str, result: str) -> float:
+    value = metrics.registry.get_sample_value("iot_delta_maintenance_total", {"action": action, "result": result})
+    return value or 0.0
+
+
+async def _write(sink: DeltaSink, batches: int, rows: int = 20) -> None:
+    await sink.open()
+    for i in range(batches):
+        await sink.write([r.finalize() for r in make_records(rows, i * rows)])
+    await sink.close()  # waits for the compaction in progress
+
+
+def _seqs(path: Path, version: int | None = None) -> list[int]:
+    table = DeltaTable(str(path), version=version)
+    return sorted(table.to_pyarrow_table(columns=["seq"]).column("seq").to_pylist())
+
+
+async def test_small_files_are_compacted_while_appends_go_on_and_every_row_stays(tmp_path: Path) -> None:
+    path, metrics = tmp_path / "t", Metrics()
+    await _write(DeltaSink(path, "a", compact_every=5, metrics=metrics), batches=40)
+    table = DeltaTable(str(path))
+    assert _seqs(path) == list(range(800))  # every row once, none lost or doubled by a rewrite
+    assert len(table.file_uris()) < 20  # 40 appends, at least 4 compactions of 5+ files into 1
+    assert _count(metrics, "compact", "ok") >= 4
+    assert _count(metrics, "compact", "failed") == 0
+    operations = [entry["operation"] for entry in table.history()]
+    assert operations.count("OPTIMIZE") >= 4
+    assert operations.count("WRITE") == 40
+
+
+async def test_the_table_is_created_with_the_retention_and_compaction_can_be_turned_off(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    await _write(DeltaSink(path, "a", compact_every=0, retention_hours=3), batches=12)
+    table = DeltaTable(str(path))
+    assert len(table.file_uris()) == 12
+    config = table.metadata().configuration
+    assert config["delta.logRetentionDuration"] == "interval 3 hours"
+    assert config["delta.deletedFileRetentionDuration"] == "interval 3 hours"
+
+
+async def test_the_hourly_step_vacuums_only_files_removed_before_the_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files compacted away just now stay (a reader may still use them): with the retention at 1 h the
+    vacuum deletes nothing and the old version is still readable; with no retention they go."""
+    monkeypatch.setattr(delta_upkeep, "FULL_EVERY_S", 0.0)
+    path, metrics = tmp_path / "t", Metrics()
+    await _write(DeltaSink(path, "a", compact_every=10, metrics=metrics), batches=10)
+    assert _count(metrics, "vacuum", "ok") == 1
+    assert len(DeltaTable(str(path)).file_uris()) == 1
+    assert _seqs(path, version=10) == list(range(200))  # before the compaction: its files are all there
+    parquet = list(path.glob("*.parquet"))
+    assert len(parquet) == 11
+
+    upkeep = TableUpkeep(path, compact_every=1, retention_hours=0, metrics=metrics)
+    upkeep._step(full=True)
+    assert [p.name for p in path.glob("*.parquet")] == [Path(u).name for u in DeltaTable(str(path)).file_uris()]
+    assert _seqs(path) == list(range(200))
+
+
+async def test_a_failed_step_is_counted_and_logged_and_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = Metrics()
+    upkeep = TableUpkeep(tmp_path / "not-a-table", compact_every=2, retention_hours=1, metrics=metrics)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(4):
+            upkeep.committed()
+            await upkeep.close()
+    assert _count(metrics, "compact", "failed") == 2  # tried at commits 2 and 4
+    assert "compact failed, tried again later" in caplog.text
+    assert "not-a-table" in caplog.text
