@@ -1,11 +1,17 @@
-"""The edge Delta sink's commit time as its table grows: 200-record appends (5,000 msg/s at a 40 ms cycle).
+"""The edge Delta sink's commit time as its table grows: 200-record appends, back to back.
 
 Each append goes through `DeltaSink.write` (records -> Arrow -> delta-rs commit). Printed per block of
-appends: p50 / p99 commit time, and CPU per commit. Baseline in the same run: the same appends through a
-sink whose table object is never re-opened (`REOPEN_EVERY` huge: the code before the fix), whose commits
-slow down with every commit the object has seen. The ratio is baseline / sink per block.
+appends: p50 / p99 commit time, CPU per commit (the process: appends, and compactions on their thread), and
+at the end of the block the live files and the entries in `_delta_log`, for three sinks in the same run:
+- shipped: the table object re-opened every REOPEN_EVERY appends, small files compacted every 100 commits,
+  log entries expire after `--log-retention-minutes` (the shipped default is 10: pass 1 to see the steady
+  state within a few minutes);
+- no upkeep: re-opened, never compacted, Delta's default log retention (30 days);
+- before (session 6): never re-opened, never compacted, 30 days; run for `--before-appends` only.
+The ratios are CPU per commit of the other sink / the shipped one, per block.
 
-    .venv/bin/python benchmarks/edge_delta_commits.py [--appends 1000] [--rows 200] [--block 200]
+    .venv/bin/python benchmarks/edge_delta_commits.py [--appends 5000] [--before-appends 1000] [--rows 200]
+        [--block 500] [--log-retention-minutes 10]
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from deltalake import DeltaTable
+
 import iot_connector.sinks.delta as delta
+from iot_connector.config.models import DeltaSinkSettings
 from iot_connector.model import Record
 
 
@@ -46,12 +55,18 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def blocks(reopen_every: int, appends: int, rows: int, block: int) -> list[tuple[float, float, float]]:
-    """(p50 ms, p99 ms, CPU ms per commit) per block of `block` appends."""
+Block = tuple[float, float, float, int, int]  # p50 ms, p99 ms, CPU ms per commit, live files, log entries
+DELTA_DEFAULT_LOG_MINUTES = 30 * 24 * 60
+
+
+async def blocks(
+    reopen_every: int, compact_every: int, log_minutes: int, appends: int, rows: int, block: int
+) -> list[Block]:
     delta.REOPEN_EVERY = reopen_every
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        sink = delta.DeltaSink(Path(tmp) / "t", agent_id="bench")
+        settings = DeltaSinkSettings(compact_every_commits=compact_every, log_retention_minutes=log_minutes)
+        sink = delta.DeltaSink(Path(tmp) / "t", agent_id="bench", settings=settings)
         await sink.open()
         for first in range(0, appends, block):
             took, cpu0 = [], _cpu()
@@ -62,33 +77,44 @@ async def blocks(reopen_every: int, appends: int, rows: int, block: int) -> list
                 took.append((time.perf_counter() - start) * 1000)
             cpu = (_cpu() - cpu0) / block * 1000
             q = statistics.quantiles(took, n=100)
-            out.append((q[49], q[98], cpu))
+            files = len(DeltaTable(sink.path).file_uris())
+            out.append((q[49], q[98], cpu, files, len(list((sink.path / "_delta_log").iterdir()))))
         await sink.close()
     return out
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--appends", type=int, default=1000)
+    parser.add_argument("--appends", type=int, default=5000)
+    parser.add_argument("--before-appends", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=200)
-    parser.add_argument("--block", type=int, default=200)
+    parser.add_argument("--block", type=int, default=500)
+    parser.add_argument("--log-retention-minutes", type=int, default=DeltaSinkSettings().log_retention_minutes)
     args = parser.parse_args()
     fixed = delta.REOPEN_EVERY
     print(
         f"# edge Delta commits — {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPU,"
         f" Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}, {args.rows} records per append"
     )
-    head = f"| appends | p50 / p99 (re-opened every {fixed}) | CPU/commit | p50 / p99 (never re-opened) | CPU/commit"
-    print(head + " | CPU ratio |")
+    print(
+        f"| appends | shipped (log {args.log_retention_minutes} min): p50 / p99, CPU/commit, files, log entries"
+        " | no upkeep | ratio | before | ratio |"
+    )
     print("|---|---|---|---|---|---|")
-    ours = await blocks(fixed, args.appends, args.rows, args.block)
-    base = await blocks(10**9, args.appends, args.rows, args.block)
-    for i, ((p50, p99, cpu), (b50, b99, bcpu)) in enumerate(zip(ours, base)):
-        span = f"{i * args.block + 1}-{(i + 1) * args.block}"
-        print(
-            f"| {span} | {p50:.1f} / {p99:.1f} ms | {cpu:.1f} ms | {b50:.1f} / {b99:.1f} ms | {bcpu:.1f} ms"
-            f" | {bcpu / cpu:.2f}x |"
-        )
+    compact = DeltaSinkSettings().compact_every_commits
+    shipped = await blocks(fixed, compact, args.log_retention_minutes, args.appends, args.rows, args.block)
+    plain = await blocks(fixed, 0, DELTA_DEFAULT_LOG_MINUTES, args.appends, args.rows, args.block)
+    before = await blocks(10**9, 0, DELTA_DEFAULT_LOG_MINUTES, args.before_appends, args.rows, args.block)
+    for i, ours in enumerate(shipped):
+        cells = [f"{i * args.block + 1}-{(i + 1) * args.block}", _cell(ours)]
+        for other in (plain, before):
+            cells += [_cell(other[i]), f"{other[i][2] / ours[2]:.2f}x"] if i < len(other) else ["—", "—"]
+        print("| " + " | ".join(cells) + " |")
+
+
+def _cell(block: Block) -> str:
+    p50, p99, cpu, files, logs = block
+    return f"{p50:.1f} / {p99:.1f} ms, {cpu:.1f} ms, {files:,}, {logs:,}"
 
 
 if __name__ == "__main__":

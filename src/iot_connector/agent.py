@@ -70,7 +70,7 @@ def build_sink(config: AgentConfig, config_dir: Path, metrics: Metrics | None = 
         from iot_connector.sinks.delta import DeltaSink
 
         path = Path(config_dir) / (settings.path or Path("data") / "iot_records")
-        return DeltaSink(path, config.agent_id, settings.compact_every_commits, settings.retention_hours, metrics)
+        return DeltaSink(path, config.agent_id, settings, metrics)
     from iot_connector.sinks.zerobus import ZerobusSink
 
     return ZerobusSink(settings, config.agent_id)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from iot_connector.config.models import DeltaSinkSettings
 from iot_connector.metrics import Metrics
 from iot_connector.sinks import delta_upkeep
 from iot_connector.sinks.delta import DeltaSink
@@ -34,7 +35,7 @@ def _seqs(path: Path, version: int | None = None) -> list[int]:
 
 async def test_small_files_are_compacted_while_appends_go_on_and_every_row_stays(tmp_path: Path) -> None:
     path, metrics = tmp_path / "t", Metrics()
-    await _write(DeltaSink(path, "a", compact_every=5, metrics=metrics), batches=40)
+    await _write(DeltaSink(path, "a", DeltaSinkSettings(compact_every_commits=5), metrics), batches=40)
     table = DeltaTable(str(path))
     assert _seqs(path) == list(range(800))  # every row once, none lost or doubled by a rewrite
     assert len(table.file_uris()) < 20  # 40 appends, at least 4 compactions of 5+ files into 1
@@ -45,13 +46,14 @@ async def test_small_files_are_compacted_while_appends_go_on_and_every_row_stays
     assert operations.count("WRITE") == 40
 
 
-async def test_the_table_is_created_with_the_retention_and_compaction_can_be_turned_off(tmp_path: Path) -> None:
+async def test_the_table_is_created_with_the_retentions_and_compaction_can_be_turned_off(tmp_path: Path) -> None:
     path = tmp_path / "t"
-    await _write(DeltaSink(path, "a", compact_every=0, retention_hours=3), batches=12)
+    settings = DeltaSinkSettings(compact_every_commits=0, log_retention_minutes=7, deleted_file_retention_hours=3)
+    await _write(DeltaSink(path, "a", settings), batches=12)
     table = DeltaTable(str(path))
     assert len(table.file_uris()) == 12
     config = table.metadata().configuration
-    assert config["delta.logRetentionDuration"] == "interval 3 hours"
+    assert config["delta.logRetentionDuration"] == "interval 7 minutes"
     assert config["delta.deletedFileRetentionDuration"] == "interval 3 hours"
 
 
@@ -62,14 +64,15 @@ async def test_the_hourly_step_vacuums_only_files_removed_before_the_retention(
     vacuum deletes nothing and the old version is still readable; with no retention they go."""
     monkeypatch.setattr(delta_upkeep, "FULL_EVERY_S", 0.0)
     path, metrics = tmp_path / "t", Metrics()
-    await _write(DeltaSink(path, "a", compact_every=10, metrics=metrics), batches=10)
+    await _write(DeltaSink(path, "a", DeltaSinkSettings(compact_every_commits=10), metrics), batches=10)
     assert _count(metrics, "vacuum", "ok") == 1
     assert len(DeltaTable(str(path)).file_uris()) == 1
     assert _seqs(path, version=10) == list(range(200))  # before the compaction: its files are all there
     parquet = list(path.glob("*.parquet"))
     assert len(parquet) == 11
 
-    upkeep = TableUpkeep(path, compact_every=1, retention_hours=0, metrics=metrics)
+    upkeep = TableUpkeep(path, DeltaSinkSettings(compact_every_commits=1), metrics)
+    upkeep.retention_hours = 0  # below what the settings allow: the files compacted away just now go
     upkeep._step(full=True)
     assert [p.name for p in path.glob("*.parquet")] == [Path(u).name for u in DeltaTable(str(path)).file_uris()]
     assert _seqs(path) == list(range(200))
@@ -79,7 +82,7 @@ async def test_a_failed_step_is_counted_and_logged_and_tried_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     metrics = Metrics()
-    upkeep = TableUpkeep(tmp_path / "not-a-table", compact_every=2, retention_hours=1, metrics=metrics)
+    upkeep = TableUpkeep(tmp_path / "not-a-table", DeltaSinkSettings(compact_every_commits=2), metrics)
     with caplog.at_level(logging.WARNING):
         for _ in range(4):
             upkeep.committed()

@@ -80,8 +80,13 @@ class DeltaSinkSettings(_Strict):
     compact_every_commits: int = Field(
         100, ge=0, description="compact the table's small files after this many commits (0: never; see docs)"
     )
-    retention_hours: int = Field(
-        1, ge=1, description="Delta history kept: log and compacted-away files (set when the agent creates the table)"
+    log_retention_minutes: int = Field(
+        10,
+        ge=1,
+        description="Delta log entries kept (time travel, stream readers' lag); each one costs every commit a little",
+    )
+    deleted_file_retention_hours: int = Field(
+        1, ge=1, description="files compacted away are vacuumed this long after (a reader may still be using them)"
     )
 
 

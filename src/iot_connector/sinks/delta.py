@@ -25,6 +25,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
+from iot_connector.config.models import DeltaSinkSettings
 from iot_connector.metrics import Metrics
 from iot_connector.model import RECORD_SCHEMA, SCHEMA_VERSION, Record
 from iot_connector.sinks.base import Sink, SinkError
@@ -76,15 +77,14 @@ class DeltaSink(Sink):
         self,
         path: Path,
         agent_id: str,
-        compact_every: int = 100,
-        retention_hours: int = 1,
+        settings: DeltaSinkSettings | None = None,
         metrics: Metrics | None = None,
     ):
-        """`compact_every` commits (0: never) and `retention_hours`: see `delta_upkeep`."""
+        """`settings`: the upkeep's (`delta_upkeep`); the path is given resolved."""
         self.path = Path(path)
         self.agent_id = agent_id
-        self.retention_hours = retention_hours
-        self.upkeep = TableUpkeep(self.path, compact_every, retention_hours, metrics)
+        self.settings = settings or DeltaSinkSettings()
+        self.upkeep = TableUpkeep(self.path, self.settings, metrics)
         # Kept open between appends: each append then only reads the commits since the last one, instead of
         # loading the table's log from scratch (halves the CPU per 5,000-record commit, 38 -> 19 ms). But a
         # delta-rs table object gets slower with every commit it has seen since it was opened (12 ms per
@@ -108,7 +108,7 @@ class DeltaSink(Sink):
         try:
             if not DeltaTable.is_deltatable(str(self.path)):
                 self.path.mkdir(parents=True, exist_ok=True)
-                properties = table_properties(self.retention_hours)
+                properties = table_properties(self.settings)
                 DeltaTable.create(str(self.path), schema=RECORD_SCHEMA, mode="ignore", configuration=properties)
             return DeltaTable(str(self.path))
         except (OSError, DeltaError) as exc:

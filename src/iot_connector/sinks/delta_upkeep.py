@@ -1,19 +1,20 @@
 """Keeps the agent's local Delta table small in files and log while it is written: compaction and vacuum.
 
-Why: the sink commits up to a few times a second, one Parquet file and one log entry each. A delta-rs
-commit costs more with every live file in the table (~0.02 ms per file here, benchmarks/edge_delta_commits.py)
-and so does every read, so an agent left running for weeks would slow itself and its readers down.
+Why: the sink commits up to a few times a second, one Parquet file and one log entry each, and a delta-rs
+commit gets slower with every live file and every entry in `_delta_log` (on a local disk delta-rs lists the
+whole folder after each commit): ~7 µs per log entry and ~10 µs per file per commit here
+(benchmarks/edge_delta_commits.py). An agent left running would slow itself and its readers down.
 
 What runs, on a thread of its own beside the appends, one step at a time:
-- every `compact_every` commits of this sink: the small files are compacted (delta-rs optimize, files under
-  SMALL_FILE_BYTES; bounded so the same growing file is not rewritten for ever);
+- every `compact_every_commits` commits of this sink: the small files are compacted (delta-rs optimize,
+  files under SMALL_FILE_BYTES: bounded, so one growing file is not rewritten for ever);
 - every FULL_EVERY_S: everything under the table's target file size (delta-rs: 100 MB) is compacted, then
-  files removed longer ago than `retention_hours` are vacuumed.
+  files removed longer ago than `deleted_file_retention_hours` are vacuumed.
 A compaction commits with dataChange=false, which a blind append never conflicts with. The table is created
-with log and deleted-file retention of `retention_hours` (`table_properties`): tombstones and log entries of
-thousands of small commits would otherwise be kept for 7 and 30 days, and every checkpoint carries them.
-A failed step is logged and counted (`iot_delta_maintenance_total{action,result="failed"}`) and tried again
-at the next trigger; it never fails a batch, whose rows are already committed.
+with a log retention of `log_retention_minutes` (`table_properties`; delta-rs deletes expired entries at each
+checkpoint, every 100 commits): with Delta's default of 30 days the log of a few commits a second would grow
+to millions of entries. A failed step is logged and counted (`iot_delta_maintenance_total{action,
+result="failed"}`) and tried again at the next trigger; it never fails a batch, whose rows are committed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import TypeVar
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
+from iot_connector.config.models import DeltaSinkSettings
 from iot_connector.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -38,17 +40,19 @@ SMALL_FILE_BYTES = 16 << 20  # the frequent compaction's target: what it rewrite
 FULL_EVERY_S = 3600.0  # full compaction and vacuum
 
 
-def table_properties(retention_hours: int) -> dict[str, str]:
+def table_properties(settings: DeltaSinkSettings) -> dict[str, str]:
     """Set when the agent creates the table (tables created otherwise keep their own)."""
-    interval = f"interval {retention_hours} hours"
-    return {"delta.logRetentionDuration": interval, "delta.deletedFileRetentionDuration": interval}
+    return {
+        "delta.logRetentionDuration": f"interval {settings.log_retention_minutes} minutes",
+        "delta.deletedFileRetentionDuration": f"interval {settings.deleted_file_retention_hours} hours",
+    }
 
 
 class TableUpkeep:
-    def __init__(self, path: Path, compact_every: int, retention_hours: int, metrics: Metrics | None = None):
+    def __init__(self, path: Path, settings: DeltaSinkSettings, metrics: Metrics | None = None):
         self.path = path
-        self.compact_every = compact_every  # 0: never
-        self.retention_hours = retention_hours
+        self.compact_every = settings.compact_every_commits  # 0: never
+        self.retention_hours = settings.deleted_file_retention_hours
         self.metrics = metrics
         self._commits = 0  # since the last compaction started
         self._last_full = time.monotonic()
