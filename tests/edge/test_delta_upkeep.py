@@ -73,7 +73,7 @@ async def test_the_hourly_step_vacuums_only_files_removed_before_the_retention(
 
     upkeep = TableUpkeep(path, DeltaSinkSettings(compact_every_commits=1), metrics)
     upkeep.retention_hours = 0  # below what the settings allow: the files compacted away just now go
-    upkeep._step(full=True)
+    upkeep._step(compact=True, full=True)
     assert [p.name for p in path.glob("*.parquet")] == [Path(u).name for u in DeltaTable(str(path)).file_uris()]
     assert _seqs(path) == list(range(200))
 
@@ -90,3 +90,36 @@ async def test_a_failed_step_is_counted_and_logged_and_tried_again(
     assert _count(metrics, "compact", "failed") == 2  # tried at commits 2 and 4
     assert "compact failed, tried again later" in caplog.text
     assert "not-a-table" in caplog.text
+
+
+async def test_checkpoints_are_written_by_the_upkeep_and_the_sink_takes_its_fresh_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off the commit path: delta-rs' own checkpoint (inside every 100th commit) is off, the upkeep writes one
+    every CHECKPOINT_EVERY commits and hands the sink a table object opened after it."""
+    monkeypatch.setattr(delta_upkeep, "CHECKPOINT_EVERY", 10)
+    path, metrics = tmp_path / "t", Metrics()
+    sink = DeltaSink(path, "a", DeltaSinkSettings(compact_every_commits=0), metrics)
+    await sink.open()
+    objects = []
+    for i in range(25):
+        await sink.write([r.finalize() for r in make_records(4, 4 * i)])
+        await sink.upkeep.close()  # let each step finish before the next append, so the swaps are exact
+        objects.append(sink._table)
+    await sink.close()
+    checkpoints = sorted(int(p.name.split(".")[0]) for p in (path / "_delta_log").glob("*.checkpoint.parquet"))
+    assert checkpoints == [10, 20]
+    assert _count(metrics, "checkpoint", "ok") == 2
+    fresh = [i + 1 for i, o in enumerate(objects) if i and o is not objects[i - 1]]
+    assert fresh == [11, 21]  # the append after each checkpoint used the upkeep's object
+    assert _seqs(path) == list(range(100))
+
+
+async def test_without_the_upkeep_step_no_commit_writes_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delta_upkeep, "CHECKPOINT_EVERY", 1000)
+    path = tmp_path / "t"
+    await _write(DeltaSink(path, "a", DeltaSinkSettings(compact_every_commits=0)), batches=101, rows=2)
+    assert DeltaTable(str(path)).version() == 101
+    assert list((path / "_delta_log").glob("*.checkpoint.parquet")) == []

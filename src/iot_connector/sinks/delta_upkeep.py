@@ -2,7 +2,7 @@
 
 Why: the sink commits up to a few times a second, one Parquet file and one log entry each, and a delta-rs
 commit gets slower with every live file and every entry in `_delta_log` (on a local disk delta-rs lists the
-whole folder after each commit): ~7 µs per log entry and ~10 µs per file per commit here
+whole folder after each commit): ~7 µs per log entry and ~6 µs per live file per commit here
 (benchmarks/edge_delta_commits.py). An agent left running would slow itself and its readers down.
 
 What runs, on a thread of its own beside the appends, one step at a time:
@@ -10,9 +10,11 @@ What runs, on a thread of its own beside the appends, one step at a time:
   files under SMALL_FILE_BYTES: bounded, so one growing file is not rewritten for ever);
 - every FULL_EVERY_S: everything under the table's target file size (delta-rs: 100 MB) is compacted, then
   files removed longer ago than `deleted_file_retention_hours` are vacuumed.
+- every CHECKPOINT_EVERY commits (after the above): a checkpoint, expired log entries deleted, and a fresh
+  table object for the sink (`fresh`). delta-rs would write the checkpoint inside the 100th commit,
+  stalling it and every record waiting behind it (a p99 spike of 20-100 ms).
 A compaction commits with dataChange=false, which a blind append never conflicts with. The table is created
-with a log retention of `log_retention_minutes` (`table_properties`; delta-rs deletes expired entries at each
-checkpoint, every 100 commits): with Delta's default of 30 days the log of a few commits a second would grow
+with a log retention of `log_retention_minutes` (`table_properties`): with Delta's default of 30 days the log of a few commits a second would grow
 to millions of entries. A failed step is logged and counted (`iot_delta_maintenance_total{action,
 result="failed"}`) and tried again at the next trigger; it never fails a batch, whose rows are committed.
 """
@@ -38,6 +40,16 @@ T = TypeVar("T")
 
 SMALL_FILE_BYTES = 16 << 20  # the frequent compaction's target: what it rewrites at most, each time
 FULL_EVERY_S = 3600.0  # full compaction and vacuum
+CHECKPOINT_EVERY = 100  # commits of the sink; delta-rs' own post-commit checkpoint (same cadence) is off
+
+
+def _checkpointed(path: str) -> DeltaTable:
+    """Checkpoint the latest version and drop expired log entries, then open the table again: a fresh
+    object loads from that checkpoint (cheap), and one held open slows with every commit it has seen."""
+    table = DeltaTable(path)
+    table.create_checkpoint()
+    table.cleanup_metadata()
+    return table
 
 
 def table_properties(settings: DeltaSinkSettings) -> dict[str, str]:
@@ -54,22 +66,28 @@ class TableUpkeep:
         self.compact_every = settings.compact_every_commits  # 0: never
         self.retention_hours = settings.deleted_file_retention_hours
         self.metrics = metrics
-        self._commits = 0  # since the last compaction started
+        self.fresh: DeltaTable | None = None  # opened after the last checkpoint, for the sink to take
+        self._since_compact = self._since_checkpoint = 0  # commits of the sink
         self._last_full = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
     def committed(self) -> None:
         """Called after each commit of the sink; starts a step when one is due and none runs."""
-        if not self.compact_every:
+        self._since_compact += 1
+        self._since_checkpoint += 1
+        if self._task is not None and not self._task.done():
+            return  # due steps wait for the next commit after this one
+        compact = bool(self.compact_every) and self._since_compact >= self.compact_every
+        checkpoint = self._since_checkpoint >= CHECKPOINT_EVERY
+        if not (compact or checkpoint):
             return
-        self._commits += 1
-        if self._commits < self.compact_every or (self._task is not None and not self._task.done()):
-            return
-        self._commits = 0
-        full = time.monotonic() - self._last_full >= FULL_EVERY_S
+        full = compact and time.monotonic() - self._last_full >= FULL_EVERY_S
+        if compact:
+            self._since_compact = 0
         if full:
             self._last_full = time.monotonic()
-        self._task = asyncio.create_task(asyncio.to_thread(self._step, full), name="delta-upkeep")
+        self._since_checkpoint = 0  # every step ends with one
+        self._task = asyncio.create_task(asyncio.to_thread(self._step, compact, full), name="delta-upkeep")
 
     async def close(self) -> None:
         """Wait for the step in progress (a thread cannot be interrupted; a compaction takes well under a
@@ -79,13 +97,15 @@ class TableUpkeep:
                 await self._task
             self._task = None
 
-    def _step(self, full: bool) -> None:
+    def _step(self, compact: bool, full: bool) -> None:
         path = str(self.path)
-        target = None if full else SMALL_FILE_BYTES
-        done = self._run("compact", lambda: DeltaTable(path).optimize.compact(target_size=target))
-        if done is not None:
-            level = logging.INFO if full else logging.DEBUG
-            log.log(level, "Delta %s: compacted %d files into %d", path, done["numFilesRemoved"], done["numFilesAdded"])
+        if compact:
+            target = None if full else SMALL_FILE_BYTES
+            done = self._run("compact", lambda: DeltaTable(path).optimize.compact(target_size=target))
+            if done is not None:
+                level = logging.INFO if full else logging.DEBUG
+                removed, added = done["numFilesRemoved"], done["numFilesAdded"]
+                log.log(level, "Delta %s: compacted %d files into %d", path, removed, added)
         if full:
             hours = self.retention_hours
             deleted = self._run(
@@ -94,6 +114,9 @@ class TableUpkeep:
             )
             if deleted is not None:
                 log.info("Delta %s: vacuumed %d files removed over %d h ago", path, len(deleted), hours)
+        table = self._run("checkpoint", lambda: _checkpointed(path))
+        if table is not None:
+            self.fresh = table
 
     def _run(self, action: str, call: Callable[[], T]) -> T | None:
         try:
