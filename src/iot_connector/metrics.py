@@ -72,7 +72,7 @@ class Metrics:
         )
         self.delta_maintenance = Counter(
             "iot_delta_maintenance",
-            "Compactions and vacuums of the local Delta table (sink delta), by result: a failed one is retried later",
+            "Compactions, vacuums and checkpoints of the local Delta table (sink delta): a failed one is retried later",
             ["action", "result"],
             registry=r,
         )
