@@ -3,10 +3,11 @@
 Each append goes through `DeltaSink.write` (records -> Arrow -> delta-rs commit). Printed per block of
 appends: p50 / p99 commit time, CPU per commit (the process: appends, and compactions on their thread), and
 at the end of the block the live files and the entries in `_delta_log`, for three sinks in the same run:
-- shipped: the table object re-opened every REOPEN_EVERY appends, small files compacted every 100 commits,
-  log entries expire after `--log-retention-minutes` (the shipped default is 10: pass 1 to see the steady
+- shipped: the upkeep compacts small files every 100 commits and checkpoints beside the appends, handing
+  the sink a fresh table object each time; log entries expire after `--log-retention-minutes` (the shipped default is 10: pass 1 to see the steady
   state within a few minutes);
-- no upkeep: re-opened, never compacted, Delta's default log retention (30 days);
+- no upkeep: checkpoints and fresh table objects as shipped, never compacted, Delta's default log
+  retention (30 days);
 - before (session 6): never re-opened, never compacted, 30 days; run for `--before-appends` only.
 The ratios are CPU per commit of the other sink / the shipped one, per block.
 
