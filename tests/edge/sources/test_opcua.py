@@ -114,6 +114,30 @@ async def test_server_restart_resumes_the_subscription(own_plant, extra_namespac
     assert source.health.reconnects >= 1
 
 
+async def test_a_subscription_the_server_drops_is_noticed_and_subscribed_again(own_plant):
+    """No restart, no lost connection: the server deletes the subscription (as one does whose lifetime ran out).
+    asyncua stays CONNECTED and its Publish requests get no answer; the source must notice the silence
+    (no data, no keep-alive) and subscribe again, within the 5 s target."""
+    plant = own_plant
+    collector = Collector()
+    source = OpcuaSource(config(plant.endpoint, monitoring={"sampling_interval_ms": 20}), collector)
+    loop = asyncio.get_running_loop()
+    async with running(source):
+        await plant.write("Temperature", 1.0)
+        await collector.wait_for(lambda recs: any(r.value_double == 1.0 for r in recs))
+        service = plant.server.iserver.subscription_service
+        assert await service.delete_subscriptions(list(service.subscriptions))
+        dropped_at = loop.time()
+        for attempt in range(100):
+            await plant.write("Temperature", 100.0 + attempt)
+            await asyncio.sleep(0.1)
+            if any(r.value_double and r.value_double >= 100.0 for r in collector.records):
+                break
+        took = loop.time() - dropped_at
+    assert latest(collector, node_id("Temperature")).value_double >= 100.0, f"no data after {took:.1f}s"
+    assert took < 5.0, f"data again only {took:.1f}s after the server dropped the subscription"
+
+
 async def test_unknown_node_and_unknown_namespace_give_clear_errors_without_crashing(plant):
     collector = Collector()
     nodes = [node_id("Temperature"), f"nsu={PLANT};s=Nope"]

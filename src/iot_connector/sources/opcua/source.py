@@ -3,9 +3,12 @@
 Two reconnect paths, one schedule: while a session lives, asyncua's supervisor resumes it after a lost
 connection (ActivateSession on a new channel, else a new session) and restores the subscription, which keeps
 what the server queued meanwhile (Republish); its backoff is capped at our `reconnect_max_delay_s`
-(session.py). What it cannot know is that namespace indexes may have moved: after each resume we re-read the
-namespace array and, if one of ours moved, end the session so `Source.run` builds a new one from the URIs
-(node ids in config are `nsu=` form). A first connect that fails is retried by `Source.run`.
+(session.py). Its word is not trusted: after each resume we re-read the namespace array and, if one of ours
+moved, end the session so `Source.run` builds a new one from the URIs (node ids in config are `nsu=` form);
+and the subscription must answer a Publish (data or keep-alive, asked for every KEEPALIVE_S) within
+SILENT_KEEPALIVES keep-alive periods, after a resume and at any time, or the session is dropped the same way
+(asyncua can report CONNECTED with its subscription restore failed, or with Publish requests the server no
+longer answers: a silent stall). A first connect that fails is retried by `Source.run`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -33,16 +38,32 @@ log = logging.getLogger(__name__)
 
 _DEADBAND = {"none": ua.DeadbandType.None_, "absolute": ua.DeadbandType.Absolute, "percent": ua.DeadbandType.Percent}
 _CONNECT_ERRORS = (OSError, asyncio.TimeoutError, ua.UaError, ConnectionError, ValueError)
+KEEPALIVE_S = 0.5  # asked of the server: a Publish response at least this often, a keep-alive if nothing changed
+SILENT_KEEPALIVES = 3  # keep-alive periods without any Publish response after which the subscription is dead
+LIFETIME_COUNT = 10000  # publishing intervals the server keeps a subscription nobody publishes for (for a resume)
 
 
 class NamespacesMoved(Exception):
     """The server's namespace array changed under a live session: node ids must be resolved again."""
 
 
+class SubscriptionSilent(ConnectionError):
+    """No Publish response (data or keep-alive) for several keep-alive periods: the subscription is dead,
+    whatever asyncua's state says; a new session subscribes again."""
+
+
+def keepalive_count(publishing_interval_ms: float) -> int:
+    """Publishing intervals between keep-alives so that one comes about every KEEPALIVE_S."""
+    return max(1, math.ceil(KEEPALIVE_S * 1000 / publishing_interval_ms))
+
+
 class OpcuaSource(Source):
     protocol = "opcua"
     config: OpcuaConfig
     transient_errors = (*_CONNECT_ERRORS, NamespacesMoved)
+    _subscription: Subscription | None = None  # of the current session, once created
+    _silent_after_s = 0.0  # SILENT_KEEPALIVES revised keep-alive periods
+    _quiet_since = 0.0  # time.monotonic() from which silence counts: subscription created or session resumed
 
     def __init__(self, config: OpcuaConfig, emit: Emit):
         super().__init__(config, emit)
@@ -80,6 +101,7 @@ class OpcuaSource(Source):
         )
 
     async def session(self) -> None:
+        self._subscription = None
         client, namespaces = await self._connect()
         try:
             self.established()
@@ -159,12 +181,41 @@ class OpcuaSource(Source):
             requests.append(request)
         return requests
 
-    async def _subscribe(self, client: Client, tags: list[Tag]) -> None:
+    async def _create_subscription(self, client: Client) -> Subscription:
+        """A subscription with a keep-alive about every KEEPALIVE_S, and how long it may stay silent. The
+        server may revise what was asked (and asyncua then asks again with its own keep-alive count, about 45
+        minutes long): ModifySubscription asks for ours again and answers with what the server grants."""
+        interval = self.config.publishing_interval_ms
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=interval,
+            RequestedLifetimeCount=LIFETIME_COUNT,
+            RequestedMaxKeepAliveCount=keepalive_count(interval),
+            MaxNotificationsPerPublish=10000,
+            PublishingEnabled=True,
+        )
         sub = await client.create_subscription(
-            self.config.publishing_interval_ms,
+            params,
             queue_maxsize=max(4, self.config.max_pending // 1000),  # whole notifications (up to 10,000 values each)
             overflow=OverflowPolicy.DROP_OLDEST,
         )
+        interval = sub.parameters.RequestedPublishingInterval  # the server's, if it revised ours
+        revised = await sub.update(
+            ua.ModifySubscriptionParameters(
+                SubscriptionId=sub.subscription_id,
+                RequestedPublishingInterval=interval,
+                RequestedLifetimeCount=LIFETIME_COUNT,
+                RequestedMaxKeepAliveCount=keepalive_count(interval),
+                MaxNotificationsPerPublish=10000,
+            )
+        )
+        keepalive_s = revised.RevisedPublishingInterval / 1000 * max(1, revised.RevisedMaxKeepAliveCount)
+        self._silent_after_s = SILENT_KEEPALIVES * keepalive_s
+        self._quiet_since = time.monotonic()
+        self._subscription = sub
+        return sub
+
+    async def _subscribe(self, client: Client, tags: list[Tag]) -> None:
+        sub = await self._create_subscription(client)
         whole_notifications(sub)
         size = self.config.monitored_items_batch_size  # big lists in one call hit BadTooManyOperations
         by_handle: dict[int, Tag] = {}  # client handles survive asyncua's subscription restore; NodeId hashes cost
@@ -180,6 +231,8 @@ class OpcuaSource(Source):
                     self.health.last_error = f"cannot monitor {tag.tag_id}: {result.name}"
                     self._push(rec)
         async for event in sub:
+            if not self.health.connected:  # the first values after asyncua resumed the session
+                self._answered(sub)
             if type(event) is DataChangeBatch:
                 try:
                     records = [
@@ -242,15 +295,54 @@ class OpcuaSource(Source):
                 self._ready.clear()
 
     async def _watch(self, client: Client, namespaces: list[str]) -> None:
+        """Follow asyncua's resumes, and check that the subscription answers (see the module docstring)."""
         async with client.subscribe_state() as states:
             while True:
-                state = await states.next_change()
-                if state is UaClientState.RECONNECTING and self.health.connected:
-                    self.health.connected = False
-                elif state is UaClientState.CONNECTED and not self.health.connected:
-                    if await client.get_namespace_array() != namespaces:
-                        raise NamespacesMoved("the server's namespace array changed; resolving node ids again")
-                    self.established()  # asyncua resumed the session (or made a new one) and restored the subscription
+                with contextlib.suppress(asyncio.TimeoutError):
+                    state = await states.next_change(KEEPALIVE_S / 2)
+                    if state is UaClientState.RECONNECTING:
+                        self.health.connected = False
+                        self._quiet_since = math.inf  # silence counts again once the resume is seen (below)
+                    elif state is UaClientState.CONNECTED and not self.health.connected:
+                        if await client.get_namespace_array() != namespaces:
+                            raise NamespacesMoved("the server's namespace array changed; resolving node ids again")
+                        self._quiet_since = time.monotonic()  # asyncua restores the subscription from now on
+                        if self.config.mode == "poll":  # a Read that fails raises: nothing to prove here
+                            self.established()
+                if self._subscription is not None and client.state is UaClientState.CONNECTED:
+                    self._check_publish_responses(self._subscription)
+
+    def _answered(self, sub: Subscription) -> bool:
+        """Whether a Publish response came since the subscription was made or the session resumed: it proves
+        the subscription alive, and after a resume that is when the source counts as connected again."""
+        last = sub.last_publish_at  # asyncua's monotonic time of the last Publish response, keep-alives included
+        if last is None or last < self._quiet_since:
+            return False
+        if not self.health.connected:
+            self.established()
+        return True
+
+    def _check_publish_responses(self, sub: Subscription) -> None:
+        """Raise SubscriptionSilent once no Publish response came for `_silent_after_s`."""
+        if self._answered(sub):
+            return
+        silent = time.monotonic() - max(self._quiet_since, sub.last_publish_at or 0.0)
+        if silent < self._silent_after_s:
+            return
+        count = int(self.health.details.get("silent_subscriptions", "0")) + 1
+        self.health.details["silent_subscriptions"] = str(count)
+        why = "after asyncua resumed the session" if not self.health.connected else "while connected"
+        log.warning(
+            "opcua source %s: no Publish response (data or keep-alive) for %.1fs %s (keep-alive asked every %.1fs);"
+            " dropping the session and subscribing again on a new one (%d time%s so far)",
+            self.config.name,
+            silent,
+            why,
+            self._silent_after_s / SILENT_KEEPALIVES,
+            count,
+            "" if count == 1 else "s",
+        )
+        raise SubscriptionSilent(f"no Publish response for {silent:.1f}s {why}: the subscription is dead")
 
     # --- GUI helpers ------------------------------------------------------------------------------------
     async def test_connection(self) -> str:
