@@ -208,6 +208,9 @@ class OpcuaSource(Source):
                 MaxNotificationsPerPublish=10000,
             )
         )
+        # what the server granted, for asyncua too (its stale-subscription check and its restore read these)
+        sub.parameters.RequestedPublishingInterval = revised.RevisedPublishingInterval
+        sub.parameters.RequestedMaxKeepAliveCount = revised.RevisedMaxKeepAliveCount
         keepalive_s = revised.RevisedPublishingInterval / 1000 * max(1, revised.RevisedMaxKeepAliveCount)
         self._silent_after_s = SILENT_KEEPALIVES * keepalive_s
         self._quiet_since = time.monotonic()
