@@ -7,6 +7,8 @@
   a reconnect, and `Subscription._replaying` says whether the values are replayed.
 * `Subscription._make_monitored_item_request(...)` builds monitored-item requests with asyncua's own
   client-handle bookkeeping (needed by its subscription restore), with our queue size and DiscardOldest.
+* `Subscription.last_publish_at` (public, but new in asyncua 2.x) is when the last Publish response came,
+  keep-alives included; the source's liveness check reads it (`last_publish_at`).
 * `TrustStore._load_trust_location(location)` is overridden (`TrustList`): asyncua reads trusted
   certificates from folders only; users also name single certificate files.
 
@@ -73,6 +75,16 @@ def whole_notifications(sub: Subscription) -> None:
 
     # a deliberate patch of a private method, yielding our batch type instead of asyncua's events
     sub._explode_datachange = explode  # type: ignore[method-assign,assignment]
+
+
+def last_publish_at(sub: Subscription) -> float | None:
+    """time.monotonic() of `sub`'s last Publish response (data or keep-alive), None before the first."""
+    try:
+        return sub.last_publish_at
+    except AttributeError:
+        raise missing(
+            DISTRIBUTION, "Subscription.last_publish_at", CHECKED, "when the subscription last answered"
+        ) from None
 
 
 def monitored_item_request(

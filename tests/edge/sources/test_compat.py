@@ -49,6 +49,15 @@ def test_asyncua_still_flags_replayed_notifications_and_routes_them_through_the_
     assert "self._explode_notifications(" in inspect.getsource(Subscription.publish_callback)
 
 
+def test_asyncua_still_stamps_every_publish_response_keep_alives_included():
+    """The source's liveness check reads `last_publish_at`: it must be set before the keep-alive early return."""
+    callback = inspect.getsource(Subscription.publish_callback)
+    stamp = callback.index("self.last_publish_at = time.monotonic()")
+    assert stamp < callback.index("NotificationData is None")
+    with pytest.raises(LibraryChanged, match=r"no longer has Subscription\.last_publish_at"):
+        asyncua_compat.last_publish_at(object.__new__(Subscription))
+
+
 def test_the_checked_versions_are_the_installed_ones():
     """A new pin must be checked against the hooks (and the docstrings' version updated) before it lands."""
     assert version("asyncua") == asyncua_compat.CHECKED

@@ -25,7 +25,12 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import OverflowPolicy, StatusChangeEvent, Subscription
 
-from iot_connector.compat.asyncua import DataChangeBatch, monitored_item_request, whole_notifications
+from iot_connector.compat.asyncua import (
+    DataChangeBatch,
+    last_publish_at,
+    monitored_item_request,
+    whole_notifications,
+)
 from iot_connector.model import Record
 from iot_connector.sources.base import Emit, PartialSuccess, Source
 from iot_connector.sources.opcua.config import BrowseConfig, OpcuaConfig
@@ -318,7 +323,7 @@ class OpcuaSource(Source):
     def _answered(self, sub: Subscription) -> bool:
         """Whether a Publish response came since the subscription was made or the session resumed: it proves
         the subscription alive, and after a resume that is when the source counts as connected again."""
-        last = sub.last_publish_at  # asyncua's monotonic time of the last Publish response, keep-alives included
+        last = last_publish_at(sub)
         if last is None or last < self._quiet_since:
             return False
         if not self.health.connected:
@@ -329,7 +334,7 @@ class OpcuaSource(Source):
         """Raise SubscriptionSilent once no Publish response came for `_silent_after_s`."""
         if self._answered(sub):
             return
-        silent = time.monotonic() - max(self._quiet_since, sub.last_publish_at or 0.0)
+        silent = time.monotonic() - max(self._quiet_since, last_publish_at(sub) or 0.0)
         if silent < self._silent_after_s:
             return
         count = int(self.health.details.get("silent_subscriptions", "0")) + 1
