@@ -136,6 +136,8 @@ async def test_a_subscription_the_server_drops_is_noticed_and_subscribed_again(o
         took = loop.time() - dropped_at
     assert latest(collector, node_id("Temperature")).value_double >= 100.0, f"no data after {took:.1f}s"
     assert took < 5.0, f"data again only {took:.1f}s after the server dropped the subscription"
+    assert source.health.details["silent_subscriptions"] == "1"  # noticed once, logged at WARNING
+    assert source.health.reconnects == 1  # on a new session
 
 
 async def test_unknown_node_and_unknown_namespace_give_clear_errors_without_crashing(plant):

@@ -5,10 +5,9 @@ connection (ActivateSession on a new channel, else a new session) and restores t
 what the server queued meanwhile (Republish); its backoff is capped at our `reconnect_max_delay_s`
 (session.py). Its word is not trusted: after each resume we re-read the namespace array and, if one of ours
 moved, end the session so `Source.run` builds a new one from the URIs (node ids in config are `nsu=` form);
-and the subscription must answer a Publish (data or keep-alive, asked for every KEEPALIVE_S) within
-SILENT_KEEPALIVES keep-alive periods, after a resume and at any time, or the session is dropped the same way
-(asyncua can report CONNECTED with its subscription restore failed, or with Publish requests the server no
-longer answers: a silent stall). A first connect that fails is retried by `Source.run`.
+and the subscription must answer a Publish (data or keep-alive) within a few keep-alive periods, after a
+resume and at any time, or the session is dropped the same way (liveness.py: asyncua can report CONNECTED
+with no subscription behind it, a silent stall). A first connect that fails is retried by `Source.run`.
 """
 
 from __future__ import annotations
@@ -27,13 +26,20 @@ from asyncua.common.subscription import OverflowPolicy, StatusChangeEvent, Subsc
 
 from iot_connector.compat.asyncua import (
     DataChangeBatch,
-    last_publish_at,
     monitored_item_request,
+    no_stale_subscription_check,
     whole_notifications,
 )
 from iot_connector.model import Record
 from iot_connector.sources.base import Emit, PartialSuccess, Source
 from iot_connector.sources.opcua.config import BrowseConfig, OpcuaConfig
+from iot_connector.sources.opcua.liveness import (
+    KEEPALIVE_S,
+    SILENT_KEEPALIVES,
+    PublishClock,
+    SubscriptionSilent,
+    keepalive_count,
+)
 from iot_connector.sources.opcua.nodes import Tag, build_tags, discover
 from iot_connector.sources.opcua.session import new_client
 from iot_connector.sources.opcua.values import is_good, record_from
@@ -43,8 +49,6 @@ log = logging.getLogger(__name__)
 
 _DEADBAND = {"none": ua.DeadbandType.None_, "absolute": ua.DeadbandType.Absolute, "percent": ua.DeadbandType.Percent}
 _CONNECT_ERRORS = (OSError, asyncio.TimeoutError, ua.UaError, ConnectionError, ValueError)
-KEEPALIVE_S = 0.5  # asked of the server: a Publish response at least this often, a keep-alive if nothing changed
-SILENT_KEEPALIVES = 3  # keep-alive periods without any Publish response after which the subscription is dead
 LIFETIME_COUNT = 10000  # publishing intervals the server keeps a subscription nobody publishes for (for a resume)
 
 
@@ -52,21 +56,12 @@ class NamespacesMoved(Exception):
     """The server's namespace array changed under a live session: node ids must be resolved again."""
 
 
-class SubscriptionSilent(ConnectionError):
-    """No Publish response (data or keep-alive) for several keep-alive periods: the subscription is dead,
-    whatever asyncua's state says; a new session subscribes again."""
-
-
-def keepalive_count(publishing_interval_ms: float) -> int:
-    """Publishing intervals between keep-alives so that one comes about every KEEPALIVE_S."""
-    return max(1, math.ceil(KEEPALIVE_S * 1000 / publishing_interval_ms))
-
-
 class OpcuaSource(Source):
     protocol = "opcua"
     config: OpcuaConfig
     transient_errors = (*_CONNECT_ERRORS, NamespacesMoved)
     _subscription: Subscription | None = None  # of the current session, once created
+    _clock = PublishClock()  # the current session's (each session gets its own)
     _silent_after_s = 0.0  # SILENT_KEEPALIVES revised keep-alive periods
     _quiet_since = 0.0  # time.monotonic() from which silence counts: subscription created or session resumed
 
@@ -108,6 +103,8 @@ class OpcuaSource(Source):
     async def session(self) -> None:
         self._subscription = None
         client, namespaces = await self._connect()
+        no_stale_subscription_check(client)  # ours is `_check_publish_responses`
+        self._clock = client.uaclient.observer = PublishClock()
         try:
             self.established()
             tags = await build_tags(client, self.config, namespaces)
@@ -240,7 +237,7 @@ class OpcuaSource(Source):
                     self._push(rec)
         async for event in sub:
             if not self.health.connected:  # the first values after asyncua resumed the session
-                self._answered(sub)
+                self._answered()
             if type(event) is DataChangeBatch:
                 try:
                     records = [
@@ -318,39 +315,33 @@ class OpcuaSource(Source):
                         if self.config.mode == "poll":  # a Read that fails raises: nothing to prove here
                             self.established()
                 if self._subscription is not None and client.state is UaClientState.CONNECTED:
-                    self._check_publish_responses(self._subscription)
+                    self._check_publish_responses()
 
-    def _answered(self, sub: Subscription) -> bool:
-        """Whether a Publish response came since the subscription was made or the session resumed: it proves
-        the subscription alive, and after a resume that is when the source counts as connected again."""
-        last = last_publish_at(sub)
-        if last is None or last < self._quiet_since:
-            return False
+    def _answered(self) -> float:
+        """When a Publish was last answered (0.0: not since the subscription was made or the session resumed).
+        An answer proves the subscription alive: after a resume, that is when the source counts as connected."""
+        answered = self._clock.answered_at
+        if answered is None or answered < self._quiet_since:
+            return 0.0
         if not self.health.connected:
             self.established()
-        return True
+        return answered
 
-    def _check_publish_responses(self, sub: Subscription) -> None:
+    def _check_publish_responses(self) -> None:
         """Raise SubscriptionSilent once no Publish response came for `_silent_after_s`."""
-        if self._answered(sub):
-            return
-        silent = time.monotonic() - max(self._quiet_since, last_publish_at(sub) or 0.0)
+        silent = time.monotonic() - max(self._quiet_since, self._answered())
         if silent < self._silent_after_s:
             return
         count = int(self.health.details.get("silent_subscriptions", "0")) + 1
         self.health.details["silent_subscriptions"] = str(count)
         why = "after asyncua resumed the session" if not self.health.connected else "while connected"
-        log.warning(
-            "opcua source %s: no Publish response (data or keep-alive) for %.1fs %s (keep-alive asked every %.1fs);"
-            " dropping the session and subscribing again on a new one (%d time%s so far)",
-            self.config.name,
-            silent,
-            why,
-            self._silent_after_s / SILENT_KEEPALIVES,
-            count,
-            "" if count == 1 else "s",
+        failure = f", the last Publish failed with {self._clock.last_failure}" if self._clock.last_failure else ""
+        # Source.run logs it at WARNING (never deduplicated: the count differs) and opens a new session
+        raise SubscriptionSilent(
+            f"no Publish response (data or keep-alive) for {silent:.1f}s {why} (keep-alive asked every "
+            f"{self._silent_after_s / SILENT_KEEPALIVES:.1f}s{failure}): the subscription is dead; subscribing "
+            f"again on a new session ({plural(count, 'time')} so far)"
         )
-        raise SubscriptionSilent(f"no Publish response for {silent:.1f}s {why}: the subscription is dead")
 
     # --- GUI helpers ------------------------------------------------------------------------------------
     async def test_connection(self) -> str:
