@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 import pytest
 import pytest_asyncio
@@ -138,6 +139,21 @@ async def test_a_subscription_the_server_drops_is_noticed_and_subscribed_again(o
     assert took < 5.0, f"data again only {took:.1f}s after the server dropped the subscription"
     assert source.health.details["silent_subscriptions"] == "1"  # noticed once, logged at WARNING
     assert source.health.reconnects == 1  # on a new session
+
+
+async def test_a_blocked_event_loop_is_not_taken_for_a_silent_subscription(plant):
+    """Answers that wait unread while the loop was blocked (a long synchronous step) do not drop the session."""
+    collector = Collector()
+    source = OpcuaSource(config(plant.endpoint), collector)
+    async with running(source):
+        await collector.wait_for(lambda recs: len(recs) >= 1)
+        await asyncio.sleep(0.5)
+        time.sleep(2.0)  # blocks the loop: no Publish answer can be read meanwhile
+        await asyncio.sleep(1.0)
+        await plant.write("Temperature", 7.5)
+        await collector.wait_for(lambda recs: recs[-1].value_double == 7.5)
+    assert "silent_subscriptions" not in source.health.details
+    assert source.health.reconnects == 0
 
 
 async def test_unknown_node_and_unknown_namespace_give_clear_errors_without_crashing(plant):

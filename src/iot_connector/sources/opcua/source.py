@@ -301,6 +301,7 @@ class OpcuaSource(Source):
 
     async def _watch(self, client: Client, namespaces: list[str]) -> None:
         """Follow asyncua's resumes, and check that the subscription answers (see the module docstring)."""
+        ticked = time.monotonic()
         async with client.subscribe_state() as states:
             while True:
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -314,7 +315,11 @@ class OpcuaSource(Source):
                         self._quiet_since = time.monotonic()  # asyncua restores the subscription from now on
                         if self.config.mode == "poll":  # a Read that fails raises: nothing to prove here
                             self.established()
-                if self._subscription is not None and client.state is UaClientState.CONNECTED:
+                # after the event loop was blocked, answers may wait unread in the socket: look next time
+                now = time.monotonic()
+                stalled_loop = now - ticked > KEEPALIVE_S
+                ticked = now
+                if self._subscription is not None and client.state is UaClientState.CONNECTED and not stalled_loop:
                     self._check_publish_responses()
 
     def _answered(self) -> float:
