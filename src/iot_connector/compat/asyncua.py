@@ -7,6 +7,9 @@
   a reconnect, and `Subscription._replaying` says whether the values are replayed.
 * `Subscription._make_monitored_item_request(...)` builds monitored-item requests with asyncua's own
   client-handle bookkeeping (needed by its subscription restore), with our queue size and DiscardOldest.
+* `Client._stale_check_margin` is set to infinity (`no_stale_subscription_check`): asyncua 2.1 re-creates a
+  subscription it finds silent, also while its own restore after a reconnect works on the same object, and
+  resets the subscription's clock when it does; the source's own check (sources/opcua/liveness.py) decides.
 * `TrustStore._load_trust_location(location)` is overridden (`TrustList`): asyncua reads trusted
   certificates from folders only; users also name single certificate files.
 
@@ -16,11 +19,12 @@ Tests: tests/edge/sources/test_compat.py, tests/edge/sources/test_opcua_batches.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from asyncua import Node, ua
+from asyncua import Client, Node, ua
 from asyncua.common.subscription import Subscription
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.uacrypto import load_certificate
@@ -73,6 +77,13 @@ def whole_notifications(sub: Subscription) -> None:
 
     # a deliberate patch of a private method, yielding our batch type instead of asyncua's events
     sub._explode_datachange = explode  # type: ignore[method-assign,assignment]
+
+
+def no_stale_subscription_check(client: Client) -> None:
+    """Turn asyncua's stale-subscription re-create off for `client` (the source checks liveness itself)."""
+    if not isinstance(getattr(client, "_stale_check_margin", None), float):
+        raise missing(DISTRIBUTION, "Client._stale_check_margin", CHECKED, "asyncua's stale-subscription check off")
+    client._stale_check_margin = math.inf
 
 
 def monitored_item_request(

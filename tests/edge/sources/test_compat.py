@@ -6,6 +6,7 @@ in test_opcua_batches.py; the batched MQTT path under load in test_mqtt_wire.py.
 from __future__ import annotations
 
 import inspect
+import math
 import select
 import time
 from importlib.metadata import version
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from asyncua import Client
 from asyncua.common.subscription import Subscription
 from asyncua.crypto.truststore import TrustStore
 from paho.mqtt.enums import CallbackAPIVersion
@@ -47,6 +49,16 @@ def test_asyncua_still_flags_replayed_notifications_and_routes_them_through_the_
     assert "self._replaying = False" in source
     assert "self._explode_datachange(" in inspect.getsource(Subscription._explode_notifications)
     assert "self._explode_notifications(" in inspect.getsource(Subscription.publish_callback)
+
+
+def test_asyncua_still_reads_the_stale_check_margin_we_set_off():
+    """`no_stale_subscription_check` sets the margin asyncua's stale-subscription watchdog multiplies by."""
+    assert "is_stale(self._stale_check_margin)" in inspect.getsource(Client._stale_watchdog_loop)
+    client = Client("opc.tcp://127.0.0.1:4840")
+    asyncua_compat.no_stale_subscription_check(client)
+    assert client._stale_check_margin == math.inf
+    with pytest.raises(LibraryChanged, match=r"no longer has asyncua\.Client\._stale_check_margin|_stale_check_margin"):
+        asyncua_compat.no_stale_subscription_check(object.__new__(Client))
 
 
 def test_the_checked_versions_are_the_installed_ones():

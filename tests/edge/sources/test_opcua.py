@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 import pytest
 import pytest_asyncio
@@ -112,6 +113,47 @@ async def test_server_restart_resumes_the_subscription(own_plant, extra_namespac
             raise AssertionError(f"no value after the restart: {source.health}")
     assert latest(collector, node_id("Temperature")).value_double >= 100.0
     assert source.health.reconnects >= 1
+
+
+async def test_a_subscription_the_server_drops_is_noticed_and_subscribed_again(own_plant):
+    """No restart, no lost connection: the server deletes the subscription (as one does whose lifetime ran out).
+    asyncua stays CONNECTED and its Publish requests get no answer; the source must notice the silence
+    (no data, no keep-alive) and subscribe again, within the 5 s target."""
+    plant = own_plant
+    collector = Collector()
+    source = OpcuaSource(config(plant.endpoint, monitoring={"sampling_interval_ms": 20}), collector)
+    loop = asyncio.get_running_loop()
+    async with running(source):
+        await plant.write("Temperature", 1.0)
+        await collector.wait_for(lambda recs: any(r.value_double == 1.0 for r in recs))
+        service = plant.server.iserver.subscription_service
+        assert await service.delete_subscriptions(list(service.subscriptions))
+        dropped_at = loop.time()
+        for attempt in range(100):
+            await plant.write("Temperature", 100.0 + attempt)
+            await asyncio.sleep(0.1)
+            if any(r.value_double and r.value_double >= 100.0 for r in collector.records):
+                break
+        took = loop.time() - dropped_at
+    assert latest(collector, node_id("Temperature")).value_double >= 100.0, f"no data after {took:.1f}s"
+    assert took < 5.0, f"data again only {took:.1f}s after the server dropped the subscription"
+    assert source.health.details["silent_subscriptions"] == "1"  # noticed once, logged at WARNING
+    assert source.health.reconnects == 1  # on a new session
+
+
+async def test_a_blocked_event_loop_is_not_taken_for_a_silent_subscription(plant):
+    """Answers that wait unread while the loop was blocked (a long synchronous step) do not drop the session."""
+    collector = Collector()
+    source = OpcuaSource(config(plant.endpoint), collector)
+    async with running(source):
+        await collector.wait_for(lambda recs: len(recs) >= 1)
+        await asyncio.sleep(0.5)
+        time.sleep(2.0)  # blocks the loop: no Publish answer can be read meanwhile
+        await asyncio.sleep(1.0)
+        await plant.write("Temperature", 7.5)
+        await collector.wait_for(lambda recs: recs[-1].value_double == 7.5)
+    assert "silent_subscriptions" not in source.health.details
+    assert source.health.reconnects == 0
 
 
 async def test_unknown_node_and_unknown_namespace_give_clear_errors_without_crashing(plant):

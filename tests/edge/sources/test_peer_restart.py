@@ -7,13 +7,17 @@ every source runs with the default reconnect settings: the target holds for what
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
+from asyncua import ua
+from asyncua.common.utils import ServiceError
 from paho.mqtt.enums import CallbackAPIVersion
 from pymodbus.server import ModbusSerialServer
 
@@ -105,7 +109,10 @@ async def test_mosquitto_restart(tmp_path: Path) -> None:
     assert source.health.connect_attempts >= 2
 
 
-async def _opcua_restart(plant: PlantServer, cfg: OpcuaConfig) -> OpcuaSource:
+async def _opcua_restart(
+    plant: PlantServer, cfg: OpcuaConfig, restarted: Callable[[PlantServer], None] = lambda _: None
+) -> OpcuaSource:
+    """Stop the server under load for OUTAGE_S, start it again (then call `restarted`), and check data resumes."""
     collector = Collector()
     source = OpcuaSource(cfg, collector)
     stop_writing = asyncio.Event()
@@ -128,6 +135,7 @@ async def _opcua_restart(plant: PlantServer, cfg: OpcuaConfig) -> OpcuaSource:
             await asyncio.sleep(OUTAGE_S)
             before = len(collector.records)
             await plant.start()
+            restarted(plant)
             back_at = asyncio.get_running_loop().time()
             stop_writing.clear()
             writer = asyncio.create_task(write_forever())
@@ -138,7 +146,6 @@ async def _opcua_restart(plant: PlantServer, cfg: OpcuaConfig) -> OpcuaSource:
     return source
 
 
-@pytest.mark.flaky(reruns=2)  # asyncua's own reconnect sometimes leaves a dead subscription: see issue 17 note
 async def test_asyncua_server_restart() -> None:
     plant = await PlantServer(free_port()).start()
     try:
@@ -149,6 +156,42 @@ async def test_asyncua_server_restart() -> None:
     finally:
         await plant.stop()
     assert source.health.reconnects == 1
+
+
+def refuse_first_subscription(plant: PlantServer) -> None:
+    """The restarted server refuses the first CreateSubscription (BadTooManySubscriptions, as a server at its
+    limit or still starting up would). asyncua's own reconnect reaches the server first: it then reports
+    CONNECTED with no subscription behind it (its restore failed), and nothing it does re-creates one."""
+    assert plant.server is not None
+    service = plant.server.iserver.subscription_service
+    create = service.create_subscription
+    refused: list[object] = []
+
+    async def refuse_once(*args, **kwargs):
+        if not refused:
+            refused.append(args)
+            raise ServiceError(ua.StatusCodes.BadTooManySubscriptions)
+        return await create(*args, **kwargs)
+
+    service.create_subscription = refuse_once  # type: ignore[method-assign]
+
+
+async def test_asyncua_server_restart_with_the_restored_subscription_refused(caplog) -> None:
+    """The dead-subscription state after asyncua's own reconnect, made deterministic: the source must notice
+    that no Publish response comes, drop the session and subscribe again on a new one, within the target."""
+    plant = await PlantServer(free_port()).start()
+    try:
+        cfg = OpcuaConfig(
+            name="opc", endpoint=plant.endpoint, publishing_interval_ms=50, nodes=[node_id("Temperature")]
+        )
+        with caplog.at_level(logging.WARNING, logger="iot_connector.sources"):
+            source = await _opcua_restart(plant, cfg, restarted=refuse_first_subscription)
+    finally:
+        await plant.stop()
+    assert source.health.reconnects == 1  # the fresh session, once the resumed one proved dead
+    dropped = [r.getMessage() for r in caplog.records if "no Publish response" in r.getMessage()]
+    assert dropped, "the dropped session was not logged at WARNING"
+    assert source.health.details["silent_subscriptions"] == "1"
 
 
 def _modbus_config(url: str, tags: list[dict]) -> ModbusConfig:

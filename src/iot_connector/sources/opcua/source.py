@@ -3,9 +3,11 @@
 Two reconnect paths, one schedule: while a session lives, asyncua's supervisor resumes it after a lost
 connection (ActivateSession on a new channel, else a new session) and restores the subscription, which keeps
 what the server queued meanwhile (Republish); its backoff is capped at our `reconnect_max_delay_s`
-(session.py). What it cannot know is that namespace indexes may have moved: after each resume we re-read the
-namespace array and, if one of ours moved, end the session so `Source.run` builds a new one from the URIs
-(node ids in config are `nsu=` form). A first connect that fails is retried by `Source.run`.
+(session.py). Its word is not trusted: after each resume we re-read the namespace array and, if one of ours
+moved, end the session so `Source.run` builds a new one from the URIs (node ids in config are `nsu=` form);
+and the subscription must answer a Publish (data or keep-alive) within a few keep-alive periods, after a
+resume and at any time, or the session is dropped the same way (liveness.py: asyncua can report CONNECTED
+with no subscription behind it, a silent stall). A first connect that fails is retried by `Source.run`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -20,10 +24,22 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import OverflowPolicy, StatusChangeEvent, Subscription
 
-from iot_connector.compat.asyncua import DataChangeBatch, monitored_item_request, whole_notifications
+from iot_connector.compat.asyncua import (
+    DataChangeBatch,
+    monitored_item_request,
+    no_stale_subscription_check,
+    whole_notifications,
+)
 from iot_connector.model import Record
 from iot_connector.sources.base import Emit, PartialSuccess, Source
 from iot_connector.sources.opcua.config import BrowseConfig, OpcuaConfig
+from iot_connector.sources.opcua.liveness import (
+    KEEPALIVE_S,
+    SILENT_KEEPALIVES,
+    PublishClock,
+    SubscriptionSilent,
+    keepalive_count,
+)
 from iot_connector.sources.opcua.nodes import Tag, build_tags, discover
 from iot_connector.sources.opcua.session import new_client
 from iot_connector.sources.opcua.values import is_good, record_from
@@ -33,6 +49,7 @@ log = logging.getLogger(__name__)
 
 _DEADBAND = {"none": ua.DeadbandType.None_, "absolute": ua.DeadbandType.Absolute, "percent": ua.DeadbandType.Percent}
 _CONNECT_ERRORS = (OSError, asyncio.TimeoutError, ua.UaError, ConnectionError, ValueError)
+LIFETIME_COUNT = 10000  # publishing intervals the server keeps a subscription nobody publishes for (for a resume)
 
 
 class NamespacesMoved(Exception):
@@ -43,6 +60,10 @@ class OpcuaSource(Source):
     protocol = "opcua"
     config: OpcuaConfig
     transient_errors = (*_CONNECT_ERRORS, NamespacesMoved)
+    _subscription: Subscription | None = None  # of the current session, once created
+    _clock = PublishClock()  # the current session's (each session gets its own)
+    _silent_after_s = 0.0  # SILENT_KEEPALIVES revised keep-alive periods
+    _quiet_since = 0.0  # time.monotonic() from which silence counts: subscription created or session resumed
 
     def __init__(self, config: OpcuaConfig, emit: Emit):
         super().__init__(config, emit)
@@ -80,7 +101,10 @@ class OpcuaSource(Source):
         )
 
     async def session(self) -> None:
+        self._subscription = None
         client, namespaces = await self._connect()
+        no_stale_subscription_check(client)  # ours is `_check_publish_responses`
+        self._clock = client.uaclient.observer = PublishClock()
         try:
             self.established()
             tags = await build_tags(client, self.config, namespaces)
@@ -159,12 +183,44 @@ class OpcuaSource(Source):
             requests.append(request)
         return requests
 
-    async def _subscribe(self, client: Client, tags: list[Tag]) -> None:
+    async def _create_subscription(self, client: Client) -> Subscription:
+        """A subscription with a keep-alive about every KEEPALIVE_S, and how long it may stay silent. The
+        server may revise what was asked (and asyncua then asks again with its own keep-alive count, about 45
+        minutes long): ModifySubscription asks for ours again and answers with what the server grants."""
+        interval = self.config.publishing_interval_ms
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=interval,
+            RequestedLifetimeCount=LIFETIME_COUNT,
+            RequestedMaxKeepAliveCount=keepalive_count(interval),
+            MaxNotificationsPerPublish=10000,
+            PublishingEnabled=True,
+        )
         sub = await client.create_subscription(
-            self.config.publishing_interval_ms,
+            params,
             queue_maxsize=max(4, self.config.max_pending // 1000),  # whole notifications (up to 10,000 values each)
             overflow=OverflowPolicy.DROP_OLDEST,
         )
+        interval = sub.parameters.RequestedPublishingInterval  # the server's, if it revised ours
+        revised = await sub.update(
+            ua.ModifySubscriptionParameters(
+                SubscriptionId=sub.subscription_id,
+                RequestedPublishingInterval=interval,
+                RequestedLifetimeCount=LIFETIME_COUNT,
+                RequestedMaxKeepAliveCount=keepalive_count(interval),
+                MaxNotificationsPerPublish=10000,
+            )
+        )
+        # what the server granted, for asyncua too (its stale-subscription check and its restore read these)
+        sub.parameters.RequestedPublishingInterval = revised.RevisedPublishingInterval
+        sub.parameters.RequestedMaxKeepAliveCount = revised.RevisedMaxKeepAliveCount
+        keepalive_s = revised.RevisedPublishingInterval / 1000 * max(1, revised.RevisedMaxKeepAliveCount)
+        self._silent_after_s = SILENT_KEEPALIVES * keepalive_s
+        self._quiet_since = time.monotonic()
+        self._subscription = sub
+        return sub
+
+    async def _subscribe(self, client: Client, tags: list[Tag]) -> None:
+        sub = await self._create_subscription(client)
         whole_notifications(sub)
         size = self.config.monitored_items_batch_size  # big lists in one call hit BadTooManyOperations
         by_handle: dict[int, Tag] = {}  # client handles survive asyncua's subscription restore; NodeId hashes cost
@@ -180,6 +236,8 @@ class OpcuaSource(Source):
                     self.health.last_error = f"cannot monitor {tag.tag_id}: {result.name}"
                     self._push(rec)
         async for event in sub:
+            if not self.health.connected:  # the first values after asyncua resumed the session
+                self._answered()
             if type(event) is DataChangeBatch:
                 try:
                     records = [
@@ -242,15 +300,53 @@ class OpcuaSource(Source):
                 self._ready.clear()
 
     async def _watch(self, client: Client, namespaces: list[str]) -> None:
+        """Follow asyncua's resumes, and check that the subscription answers (see the module docstring)."""
+        ticked = time.monotonic()
         async with client.subscribe_state() as states:
             while True:
-                state = await states.next_change()
-                if state is UaClientState.RECONNECTING and self.health.connected:
-                    self.health.connected = False
-                elif state is UaClientState.CONNECTED and not self.health.connected:
-                    if await client.get_namespace_array() != namespaces:
-                        raise NamespacesMoved("the server's namespace array changed; resolving node ids again")
-                    self.established()  # asyncua resumed the session (or made a new one) and restored the subscription
+                with contextlib.suppress(asyncio.TimeoutError):
+                    state = await states.next_change(KEEPALIVE_S / 2)
+                    if state is UaClientState.RECONNECTING:
+                        self.health.connected = False
+                        self._quiet_since = math.inf  # silence counts again once the resume is seen (below)
+                    elif state is UaClientState.CONNECTED and not self.health.connected:
+                        if await client.get_namespace_array() != namespaces:
+                            raise NamespacesMoved("the server's namespace array changed; resolving node ids again")
+                        self._quiet_since = time.monotonic()  # asyncua restores the subscription from now on
+                        if self.config.mode == "poll":  # a Read that fails raises: nothing to prove here
+                            self.established()
+                # after the event loop was blocked, answers may wait unread in the socket: look next time
+                now = time.monotonic()
+                stalled_loop = now - ticked > KEEPALIVE_S
+                ticked = now
+                if self._subscription is not None and client.state is UaClientState.CONNECTED and not stalled_loop:
+                    self._check_publish_responses()
+
+    def _answered(self) -> float:
+        """When a Publish was last answered (0.0: not since the subscription was made or the session resumed).
+        An answer proves the subscription alive: after a resume, that is when the source counts as connected."""
+        answered = self._clock.answered_at
+        if answered is None or answered < self._quiet_since:
+            return 0.0
+        if not self.health.connected:
+            self.established()
+        return answered
+
+    def _check_publish_responses(self) -> None:
+        """Raise SubscriptionSilent once no Publish response came for `_silent_after_s`."""
+        silent = time.monotonic() - max(self._quiet_since, self._answered())
+        if silent < self._silent_after_s:
+            return
+        count = int(self.health.details.get("silent_subscriptions", "0")) + 1
+        self.health.details["silent_subscriptions"] = str(count)
+        why = "after asyncua resumed the session" if not self.health.connected else "while connected"
+        failure = f", the last Publish failed with {self._clock.last_failure}" if self._clock.last_failure else ""
+        # Source.run logs it at WARNING (never deduplicated: the count differs) and opens a new session
+        raise SubscriptionSilent(
+            f"no Publish response (data or keep-alive) for {silent:.1f}s {why} (keep-alive asked every "
+            f"{self._silent_after_s / SILENT_KEEPALIVES:.1f}s{failure}): the subscription is dead; subscribing "
+            f"again on a new session ({plural(count, 'time')} so far)"
+        )
 
     # --- GUI helpers ------------------------------------------------------------------------------------
     async def test_connection(self) -> str:
