@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from iot_connector.pipeline.spool import CURSOR_FILE, Spool, SpoolWriteError, scan_segment
+from iot_connector.pipeline.spool import CURSOR_FILE, CURSOR_INTERVAL_S, Spool, SpoolWriteError, scan_segment
 from tests.edge.helpers import make_records, seqs
 
 
@@ -235,6 +235,31 @@ async def test_commit_soon_persists_the_cursor_in_the_background(tmp_path: Path)
     _rest, end = _read_all(spool)
     spool.commit_soon(end)
     await spool.close()  # close persists what the background writer had not yet
+    assert _spool(tmp_path).pending == 0
+
+
+async def test_commits_arriving_quickly_share_cursor_writes_and_close_saves_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ack per record at thousands a second must not mean one fsync'd cursor write each: at most one per
+    CURSOR_INTERVAL_S, and a clean stop still saves the last position (nothing re-sent after it)."""
+    import asyncio
+
+    written = []
+    real = Spool._write_cursor
+    monkeypatch.setattr(Spool, "_write_cursor", lambda self, position: (written.append(position), real(self, position)))
+    spool = _spool(tmp_path)
+    _append(spool, 200)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(200):
+        _batch, pos = spool.read(1)
+        spool.commit_soon(pos)
+        await asyncio.sleep(0.001)
+    took = loop.time() - start
+    await spool.close()
+    assert len(written) <= took / CURSOR_INTERVAL_S + 3  # 200 commits, a handful of writes
+    assert Spool(tmp_path)._load_cursor() == pos
     assert _spool(tmp_path).pending == 0
 
 
