@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError
 
 from iot_connector.config.models import DeltaSinkSettings
 from iot_connector.metrics import Metrics
@@ -121,7 +120,7 @@ class TableUpkeep:
     def _run(self, action: str, call: Callable[[], T]) -> T | None:
         try:
             result = call()
-        except (OSError, DeltaError) as exc:
+        except Exception as exc:  # whatever it is (delta-rs, the disk, pyarrow): counted, the appends go on
             log.warning("Delta %s: %s failed, tried again later: %s", self.path, action, exc)
             self._count(action, "failed")
             return None
