@@ -42,10 +42,10 @@ FULL_EVERY_S = 3600.0  # full compaction and vacuum
 CHECKPOINT_EVERY = 100  # commits of the sink; delta-rs' own post-commit checkpoint (same cadence) is off
 
 
-def _checkpointed(path: str) -> DeltaTable:
-    """Checkpoint the latest version and drop expired log entries, then open the table again: a fresh
-    object loads from that checkpoint (cheap), and one held open slows with every commit it has seen."""
-    table = DeltaTable(path)
+def _checkpointed(table: DeltaTable) -> DeltaTable:
+    """Checkpoint the table at its version and drop expired log entries. The object, opened at the start of
+    the step, goes to the sink: it loaded from the previous checkpoint (cheap), and one held open slows with
+    every commit it has seen."""
     table.create_checkpoint()
     table.cleanup_metadata()
     return table
@@ -97,10 +97,19 @@ class TableUpkeep:
             self._task = None
 
     def _step(self, compact: bool, full: bool) -> None:
+        """One open of the table for the whole step: delta-rs brings the object up to date after its own
+        compaction, so the vacuum and the checkpoint see it."""
         path = str(self.path)
+        opened: list[DeltaTable] = []
+
+        def table() -> DeltaTable:  # opened by the first action that needs it; a failed open fails that action
+            if not opened:
+                opened.append(DeltaTable(path))
+            return opened[0]
+
         if compact:
             target = None if full else SMALL_FILE_BYTES
-            done = self._run("compact", lambda: DeltaTable(path).optimize.compact(target_size=target))
+            done = self._run("compact", lambda: table().optimize.compact(target_size=target))
             if done is not None:
                 level = logging.INFO if full else logging.DEBUG
                 removed, added = done["numFilesRemoved"], done["numFilesAdded"]
@@ -109,13 +118,13 @@ class TableUpkeep:
             hours = self.retention_hours
             deleted = self._run(
                 "vacuum",
-                lambda: DeltaTable(path).vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False),
+                lambda: table().vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False),
             )
             if deleted is not None:
                 log.info("Delta %s: vacuumed %d files removed over %d h ago", path, len(deleted), hours)
-        table = self._run("checkpoint", lambda: _checkpointed(path))
-        if table is not None:
-            self.fresh = table
+        checkpointed = self._run("checkpoint", lambda: _checkpointed(table()))
+        if checkpointed is not None:
+            self.fresh = checkpointed
 
     def _run(self, action: str, call: Callable[[], T]) -> T | None:
         try:
