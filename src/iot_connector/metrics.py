@@ -76,6 +76,12 @@ class Metrics:
             ["action", "result"],
             registry=r,
         )
+        self.delta_blind_append = Gauge(
+            "iot_delta_blind_append",
+            "1 while the local Delta sink commits its appends itself (~2 ms); 0 while the table needs delta-rs' writer"
+            " (~20 ms a commit; a WARNING log line says why)",
+            registry=r,
+        )
         self.breaker_open = Gauge("iot_circuit_breaker_open", "1 while the sink circuit breaker is open", registry=r)
 
     def serve(self, port: int, host: str = "0.0.0.0", basic_auth: tuple[str, str] | None = None) -> int:

@@ -1,11 +1,15 @@
-"""Shared test helpers for the edge pipeline: records with a known order, and a sink that fails on demand."""
+"""Shared test helpers for the edge pipeline: records with a known order, a sink that fails on demand, and a
+Delta table the blind appender declines."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
-from iot_connector.model import Record
+from deltalake import DeltaTable
+
+from iot_connector.model import RECORD_SCHEMA, Record
 from iot_connector.sinks.base import Sink, SinkError
 
 
@@ -94,3 +98,10 @@ class PipelinedSink(RecordingSink):
 
         asyncio.get_running_loop().call_later(self.ack_delay_s, resolve)
         return ack
+
+
+def declined_table(path: Path) -> None:
+    """A table the blind appender leaves to delta-rs' writer: one with a CHECK constraint, which the writer
+    must enforce."""
+    DeltaTable.create(str(path), schema=RECORD_SCHEMA)
+    DeltaTable(str(path)).alter.add_constraint({"seq_not_negative": "seq >= 0"})

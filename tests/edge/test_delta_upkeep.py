@@ -13,7 +13,7 @@ from iot_connector.metrics import Metrics
 from iot_connector.sinks import delta_upkeep
 from iot_connector.sinks.delta import DeltaSink
 from iot_connector.sinks.delta_upkeep import TableUpkeep
-from tests.edge.helpers import make_records
+from tests.edge.helpers import declined_table, make_records
 
 
 def _count(metrics: Metrics, action: str, result: str) -> float:
@@ -35,7 +35,9 @@ def _seqs(path: Path, version: int | None = None) -> list[int]:
 
 async def test_small_files_are_compacted_while_appends_go_on_and_every_row_stays(tmp_path: Path) -> None:
     path, metrics = tmp_path / "t", Metrics()
-    await _write(DeltaSink(path, "a", DeltaSinkSettings(compact_every_commits=5), metrics), batches=40)
+    sink = DeltaSink(path, "a", DeltaSinkSettings(compact_every_commits=5), metrics)
+    sink.pace(0.03, 10**6)  # commits at most every 30 ms, as the pipeline's window paces them
+    await _write(sink, batches=40)
     table = DeltaTable(str(path))
     assert _seqs(path) == list(range(800))  # every row once, none lost or doubled by a rewrite
     assert len(table.file_uris()) < 20  # 40 appends, at least 4 compactions of 5+ files into 1
@@ -92,24 +94,45 @@ async def test_a_failed_step_is_counted_and_logged_and_tried_again(
     assert "not-a-table" in caplog.text
 
 
-async def test_checkpoints_are_written_by_the_upkeep_and_the_sink_takes_its_fresh_table(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Off the commit path: delta-rs' own checkpoint (inside every 100th commit) is off, the upkeep writes one
-    every CHECKPOINT_EVERY commits and hands the sink a table object opened after it."""
-    monkeypatch.setattr(delta_upkeep, "CHECKPOINT_EVERY", 10)
-    path, metrics = tmp_path / "t", Metrics()
-    sink = DeltaSink(path, "a", DeltaSinkSettings(compact_every_commits=0), metrics)
+async def _write_stepwise(sink: DeltaSink, batches: int) -> list[object]:
+    """Appends with each upkeep step finished before the next, so the swaps are exact; the sink's delta-rs
+    table object after each."""
     await sink.open()
     objects = []
-    for i in range(25):
+    for i in range(batches):
         await sink.write([r.finalize() for r in make_records(4, 4 * i)])
-        await sink.upkeep.close()  # let each step finish before the next append, so the swaps are exact
+        await sink.upkeep.close()
         objects.append(sink._table)
     await sink.close()
-    checkpoints = sorted(int(p.name.split(".")[0]) for p in (path / "_delta_log").glob("*.checkpoint.parquet"))
-    assert checkpoints == [10, 20]
+    return objects
+
+
+def _checkpoints(path: Path) -> list[int]:
+    return sorted(int(p.name.split(".")[0]) for p in (path / "_delta_log").glob("*.checkpoint.parquet"))
+
+
+async def test_checkpoints_are_written_by_the_upkeep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off the commit path: delta-rs' own checkpoint (inside every 100th commit) is off, the upkeep writes one
+    every CHECKPOINT_EVERY commits; the sink's own appends read no table object at all."""
+    monkeypatch.setattr(delta_upkeep, "CHECKPOINT_EVERY", 10)
+    path, metrics = tmp_path / "t", Metrics()
+    objects = await _write_stepwise(DeltaSink(path, "a", DeltaSinkSettings(compact_every_commits=0), metrics), 25)
+    assert _checkpoints(path) == [10, 20]
     assert _count(metrics, "checkpoint", "ok") == 2
+    assert objects == [None] * 25
+    assert _seqs(path) == list(range(100))
+
+
+async def test_through_delta_rs_writer_the_sink_takes_the_upkeeps_fresh_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table the blind appender declines is appended to by delta-rs' writer, which keeps a table object:
+    after each checkpoint the sink takes the one the upkeep opened."""
+    monkeypatch.setattr(delta_upkeep, "CHECKPOINT_EVERY", 10)
+    path, metrics = tmp_path / "t", Metrics()
+    declined_table(path)  # versions 0 and 1
+    objects = await _write_stepwise(DeltaSink(path, "a", DeltaSinkSettings(compact_every_commits=0), metrics), 25)
+    assert _checkpoints(path) == [11, 21]
     fresh = [i + 1 for i, o in enumerate(objects) if i and o is not objects[i - 1]]
     assert fresh == [11, 21]  # the append after each checkpoint used the upkeep's object
     assert _seqs(path) == list(range(100))
