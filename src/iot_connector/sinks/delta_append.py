@@ -47,7 +47,7 @@ SAFE_WRITER_FEATURES = frozenset(
     {"appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns", "identityColumns"}
     | {"timestampNtz", "variantType", "vacuumProtocolCheck"}
 )
-STATS_STRING_CHARS = 256  # longer strings: min is their prefix (still a lower bound), max is left out
+STATS_STRING_BYTES = 64  # longer strings get bounds cut to this many bytes of UTF-8, as delta-rs' writer does
 TEMP_PREFIX = ".iot-append-"  # entries being written; readers ignore names that are not <version>.json
 
 
@@ -81,10 +81,12 @@ _AGENT_SCHEMA = json.loads(DeltaSchema.from_arrow(RECORD_SCHEMA).to_json())
 
 
 def file_stats(table: pa.Table) -> str:
-    """The add action's `stats`, as Delta readers use them to skip files (and delta-rs writes them): row count,
-    min and max of each primitive column with a value, null count. A float column holding NaN or an infinity
-    gets no min/max: JSON cannot hold them, and Spark orders NaN above every number, so a max without it
-    would skip a file that matches `x > 5`."""
+    """The add action's `stats`, as Delta readers use them to skip files, the same as delta-rs writes for the
+    same rows (a test compares them): row count, null count, and min and max of each primitive column with a
+    value. Like the Parquet statistics delta-rs copies, NaN is left out of min and max, a zero min is -0.0,
+    an infinity is null (JSON has none), and strings are cut to STATS_STRING_BYTES (`_string_bounds`).
+    Beware: delta-rs' reader skips a file whose min or max is missing or null for a filtered column, as it
+    does for the tables it writes itself."""
     mins: dict[str, object] = {}
     maxs: dict[str, object] = {}
     nulls: dict[str, int] = {}
@@ -95,18 +97,45 @@ def file_stats(table: pa.Table) -> str:
         if column.null_count == len(column):
             continue
         low, high = (value.as_py() for value in pc.min_max(column).values())
-        if pa.types.is_floating(field.type):
-            if pc.any(pc.is_nan(column)).as_py() or not (math.isfinite(low) and math.isfinite(high)):
+        if isinstance(low, float):
+            if math.isnan(low):  # only NaN
                 continue
+            low, high = _finite_or_none(low), _finite_or_none(high)
+            low = -0.0 if low == 0 else low
         elif isinstance(low, str):
-            low = low[:STATS_STRING_CHARS]
-            if len(high) > STATS_STRING_CHARS:
-                high = None
-        mins[field.name] = low
-        if high is not None:
-            maxs[field.name] = high
+            low, high = _string_bounds(low, high)
+        mins[field.name], maxs[field.name] = low, high
     stats = {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
     return json.dumps(stats, allow_nan=False, separators=(",", ":"))
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _string_bounds(low: str, high: str) -> tuple[str, str]:
+    """Strings over STATS_STRING_BYTES of UTF-8 are cut at a character boundary; the max then has its last
+    character that can be incremented without changing its width incremented, so it stays an upper bound
+    (kept whole if none can)."""
+    return _utf8_prefix(low), _upper_bound(high)
+
+
+def _utf8_prefix(text: str) -> str:
+    encoded = text.encode()
+    if len(encoded) <= STATS_STRING_BYTES:
+        return text
+    return encoded[:STATS_STRING_BYTES].decode(errors="ignore")  # a split last character is dropped
+
+
+def _upper_bound(text: str) -> str:
+    prefix = _utf8_prefix(text)
+    if prefix == text:
+        return text
+    for i in range(len(prefix) - 1, -1, -1):
+        code = ord(prefix[i]) + 1
+        if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF and len(chr(code).encode()) == len(prefix[i].encode()):
+            return prefix[:i] + chr(code)
+    return text
 
 
 class BlindAppender:
