@@ -73,7 +73,8 @@ class PipelineSettings(_Strict):
 
 
 class DeltaSinkSettings(_Strict):
-    """Local Delta table written with delta-rs: the embedded default, needs no Databricks."""
+    """Local Delta table (delta-rs keeps it; the agent commits its appends itself): the embedded default, needs no
+    Databricks."""
 
     type: Literal["delta"] = "delta"
     path: Path | None = Field(None, description="default: <config-dir>/data/iot_records; relative to the config dir")
