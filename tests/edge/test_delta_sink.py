@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,34 @@ async def test_the_table_object_is_opened_afresh_every_reopen_every_appends(
     assert DeltaTable(str(path)).version() == 24  # created, constraint added, 22 appends
     fresh = [i + 1 for i, o in enumerate(objects) if i == 0 or o is not objects[i - 1]]
     assert fresh == [1, 6, 11, 16, 21]  # the appends made on a table object opened afresh
+
+
+async def test_the_rest_after_a_commit_is_its_cpu_not_its_wait_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that mostly waits (fsync on a slow disk) costs no CPU: the next one is not held back as long
+    as it waited, only by the window."""
+    from iot_connector.sinks.delta_append import BlindAppender
+
+    spans: list[tuple[float, float]] = []
+    append = BlindAppender.append
+
+    def slow_disk(self: BlindAppender, table):  # type: ignore[no-untyped-def]
+        start = time.monotonic()
+        time.sleep(0.3)  # waiting, not computing
+        version = append(self, table)
+        spans.append((start, time.monotonic()))
+        return version
+
+    monkeypatch.setattr(BlindAppender, "append", slow_disk)
+    sink = DeltaSink(tmp_path / "t", agent_id="a")
+    sink.pace(0.02, 10**6)
+    await sink.open()
+    first = await sink.send([r.finalize() for r in make_records(5)])
+    await asyncio.sleep(0.05)  # the first commit runs; the second batch waits for it
+    second = await sink.send([r.finalize() for r in make_records(5, 5)])
+    await asyncio.gather(first, second)
+    await sink.close()
+    assert len(spans) == 2
+    assert spans[1][0] - spans[0][1] < 0.15  # resting as long as the first took would be >= 0.3 s
+    assert _seqs(tmp_path / "t") == list(range(10))
