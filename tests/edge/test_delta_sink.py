@@ -4,7 +4,11 @@ table removed under it, do not lose or corrupt rows."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -130,3 +134,37 @@ async def test_the_rest_after_a_commit_is_its_cpu_not_its_wait_for_the_disk(
     assert len(spans) == 2
     assert spans[1][0] - spans[0][1] < 0.15  # resting as long as the first took would be >= 0.3 s
     assert _seqs(tmp_path / "t") == list(range(10))
+
+
+_FIRST_WRITE = """
+import asyncio, json, sys
+from pathlib import Path
+from iot_connector.sinks.delta import DeltaSink
+from tests.edge.helpers import make_records
+
+async def main():
+    sink = DeltaSink(Path(sys.argv[1]), agent_id="a")
+    await sink.open()
+    before = set(sys.modules)
+    await sink.write([r.finalize() for r in make_records(3)])
+    await sink.close()
+    print(json.dumps(sorted(set(sys.modules) - before)))
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_batch_imports_nothing(tmp_path: Path) -> None:
+    """pyarrow imports pandas on its first list conversion (~0.2 s holding the GIL): the sink does that when it
+    opens, so the first records do not wait for it (a fresh process: this one has imported everything)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_WRITE, str(tmp_path / "t")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    imported = json.loads(done.stdout)
+    assert [name for name in imported if name.split(".")[0] in ("pandas", "numpy", "pyarrow")] == []

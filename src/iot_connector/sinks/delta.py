@@ -128,6 +128,9 @@ class DeltaSink(Sink):
                 properties = table_properties(self.settings)
                 DeltaTable.create(str(self.path), schema=RECORD_SCHEMA, mode="ignore", configuration=properties)
             self._load()
+            # pyarrow imports pandas (~0.2 s, holding the GIL) on its first conversion of a Python list: here,
+            # at start-up, instead of stalling the event loop at the first batch.
+            records_table([], self.agent_id)
         except _COMMIT_ERRORS as exc:
             raise SinkError(f"cannot create the Delta table at {self.path}: {exc}", error_type="delta_open") from exc
 
