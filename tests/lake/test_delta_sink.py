@@ -306,3 +306,20 @@ def test_two_writer_processes_racing_on_one_table_all_land(tmp_path):
     table = DeltaTable(DeltaSink(tmp_path).path(TIMESERIES)).to_pyarrow_table()
     assert table.num_rows == 9 * 8
     assert table.group_by(KEYS).aggregate([]).num_rows == 9 * 8
+
+
+def test_the_cached_table_object_is_opened_afresh_every_reopen_after_versions(sink, monkeypatch):
+    """A delta-rs table object slows down with every commit it has seen (a long backfill in one process
+    crawled): the sink opens it afresh once it has seen REOPEN_AFTER_VERSIONS commits; rows stay exact."""
+    monkeypatch.setattr("osipi_connector.lake.delta_sink.REOPEN_AFTER_VERSIONS", 3)
+    path = sink.path(TIMESERIES)
+    objects, versions = [], []  # the sink's table object and the table's version after each merge
+    for i in range(8):
+        sink.merge(TIMESERIES, rows.timeseries(tags=2, days=1, per_day=3, value=float(i), run_id=f"run-{i}"))
+        objects.append(sink._written[path][0])
+        versions.append(DeltaTable(path).version())
+    table = on_disk(sink, TIMESERIES)
+    assert table.num_rows == 6
+    assert sorted(set(table["value"].to_pylist())) == [7.0, 8.0]  # tag index + the last value
+    assert versions[-1] >= 8  # 8 merges, a commit or more each
+    assert len({id(o) for o in objects}) >= 3  # opened afresh at least twice (objects kept alive: ids unique)

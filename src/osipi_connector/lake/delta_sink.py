@@ -97,6 +97,9 @@ def _table_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+REOPEN_AFTER_VERSIONS = 100  # a cached table object is opened afresh after this many commits (see DeltaSink)
+
+
 class DeltaSink:
     """Sink on local Delta tables; see the module docstring for the layout and the one-writer rule."""
 
@@ -110,8 +113,11 @@ class DeltaSink:
         self.location = location or Location()
         # path -> the table as this sink last wrote it, brought up to date with `update_incremental` under the
         # writer lock: re-opening replays the log since the last checkpoint and every file's statistics, which
-        # at ~1,300 files cost ~50 ms per open, 4-5 opens per commit — an hourly run slowed as the day grew
-        self._written: dict[Path, tuple[DeltaTable, tuple[int, int] | None]] = {}
+        # at ~1,300 files cost ~50 ms per open, 4-5 opens per commit — an hourly run slowed as the day grew.
+        # But a delta-rs table object slows down with every commit it has seen (~0.2 ms a merge per 100 merges:
+        # a backfill of thousands of commits in one process crawled), so after REOPEN_AFTER_VERSIONS it is
+        # opened afresh. Also (table, identity of its log, version it was opened at).
+        self._written: dict[Path, tuple[DeltaTable, tuple[int, int] | None, int]] = {}
         for key in ("catalog", "schema", "checkpoint_schema"):
             value = getattr(self.location, key)
             if not _NAME.fullmatch(value):
@@ -222,10 +228,12 @@ class DeltaSink:
         identity = _log_identity(path)
         cached = self._written.get(path)
         if cached is not None and identity is not None and cached[1] == identity:
-            cached[0].update_incremental()
-            return cached[0]
+            table, _, opened_at = cached
+            table.update_incremental()
+            if table.version() - opened_at < REOPEN_AFTER_VERSIONS:
+                return table
         table = DeltaTable(path)
-        self._written[path] = (table, identity)
+        self._written[path] = (table, identity, table.version())
         return table
 
     def _merge_rows(self, table: DeltaTable, spec: TableSpec, rows: pa.Table) -> dict:
