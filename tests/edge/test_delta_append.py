@@ -4,6 +4,7 @@ corrupt nothing."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -308,3 +309,29 @@ def test_records_round_trip_through_the_appender(tmp_path: Path) -> None:
     assert dict(row["attributes"]) == {"topic": "a/b", "qos": "1"}
     assert row["record_id"] == record.record_id
     assert row["agent_id"] == "agent"
+
+
+async def test_a_file_system_without_hard_links_sends_the_sink_to_delta_rs_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """link(2) fails with EPERM where the file system has no hard links (some network and FUSE mounts): the
+    batch is committed by delta-rs' writer instead, and so is every later one; nothing is lost or doubled."""
+    path, metrics = tmp_path / "t", Metrics()
+    sink = DeltaSink(path, "a", metrics=metrics)
+    await sink.open()
+    attempts = []
+
+    def no_links(src: object, dst: object) -> None:
+        attempts.append(dst)
+        raise OSError(errno.EPERM, "Operation not permitted", str(dst))
+
+    monkeypatch.setattr(os, "link", no_links)
+    with caplog.at_level(logging.WARNING):
+        for start in range(0, 30, 10):
+            await sink.write([r.finalize() for r in make_records(10, start)])
+    await sink.close()
+    assert _seqs(path) == list(range(30))
+    assert len(attempts) == 1  # then delta-rs' writer only
+    assert "cannot hard-link" in caplog.text
+    assert metrics.registry.get_sample_value("iot_delta_blind_append") == 0
+    assert len(list(path.glob("*.parquet"))) == 3  # delta-rs' three; the appender's try left no file

@@ -36,7 +36,7 @@ from iot_connector.config.models import DeltaSinkSettings
 from iot_connector.metrics import Metrics
 from iot_connector.model import RECORD_SCHEMA, SCHEMA_VERSION, Record
 from iot_connector.sinks.base import Sink, SinkError
-from iot_connector.sinks.delta_append import BlindAppender, TableChanged, unsupported
+from iot_connector.sinks.delta_append import BlindAppender, LinksUnsupported, TableChanged, unsupported
 from iot_connector.sinks.delta_upkeep import TableUpkeep, table_properties
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class DeltaSink(Sink):
         # when fresh, 65 ms 800 appends later): it is replaced by the upkeep's fresh object after each
         # checkpoint (every 100 commits), or re-opened after REOPEN_EVERY if none came.
         self._appender: BlindAppender | None = None
+        self._declined: str | None = None  # why the appender cannot work here at all (for this process)
         self._table: DeltaTable | None = None
         self._appends_since_open = 0
         self._queue: list[tuple[pa.Table, asyncio.Future[None]]] = []  # batches waiting for the next commit
@@ -137,7 +138,7 @@ class DeltaSink(Sink):
     def _load(self) -> None:
         """Open the table at its latest version and choose how to append to it."""
         table = DeltaTable(str(self.path))
-        reason = unsupported(table)
+        reason = self._declined or unsupported(table)
         if reason is None:
             self._appender, self._table = BlindAppender(self.path, table.version()), None
             self._appender.remove_temporaries()
@@ -210,6 +211,9 @@ class DeltaSink(Sink):
             try:
                 self._appender.append(table)
                 return
+            except LinksUnsupported as exc:  # nothing was committed: this batch goes through delta-rs' writer
+                self._declined = str(exc)
+                self._load()
             except TableChanged as changed:
                 log.info("Delta table %s: %s; checking it again", self.path, changed)
                 self._load()

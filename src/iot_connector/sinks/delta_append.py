@@ -23,6 +23,7 @@ flushed after the link, so an acknowledged commit survives a power cut.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -53,6 +54,10 @@ TEMP_PREFIX = ".iot-append-"  # entries being written; readers ignore names that
 
 class TableChanged(Exception):
     """Another writer changed the table's protocol or metadata: check it again before appending."""
+
+
+class LinksUnsupported(Exception):
+    """The file system cannot hard-link (some network and FUSE mounts): this appender cannot commit there."""
 
 
 def unsupported(table: DeltaTable) -> str | None:
@@ -209,6 +214,10 @@ class BlindAppender:
             except FileExistsError:
                 if _changes_protocol_or_metadata(entry):
                     raise TableChanged(f"version {version} of {self.path} changed its protocol or metadata") from None
+            except OSError as exc:
+                if exc.errno in (errno.EPERM, errno.EOPNOTSUPP):  # link(2): "does not support hard links"
+                    raise LinksUnsupported(f"its file system cannot hard-link ({exc.strerror})") from exc
+                raise
 
     def _last_checkpoint(self) -> int:
         """Log entries up to the last checkpoint may have been deleted as expired: a version number below it
