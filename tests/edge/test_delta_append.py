@@ -16,14 +16,15 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from iot_connector.metrics import Metrics
 from iot_connector.model import RECORD_SCHEMA, Record
 from iot_connector.sinks.base import SinkError
 from iot_connector.sinks.delta import DeltaSink, records_table
-from iot_connector.sinks.delta_append import TEMP_PREFIX, BlindAppender, unsupported
+from iot_connector.sinks.delta_append import DICTIONARY_COLUMNS, TEMP_PREFIX, BlindAppender, unsupported
 from tests.edge.helpers import make_records
 
 LONG = "line-7/" + "é" * 300  # over STATS_STRING_BYTES
@@ -126,9 +127,10 @@ def test_a_racing_writer_takes_versions_and_every_row_lands_once(tmp_path: Path)
     path = tmp_path / "t"
     appender = _new_table(path)
 
-    def other() -> None:
+    def other() -> None:  # delta-rs gives up after 15 lost races by default: the appender commits ~1 ms apart
+        retries = CommitProperties(max_commit_retries=1000)
         for start in range(10_000, 10_400, 20):
-            write_deltalake(str(path), _batch(start, 20), mode="append")
+            write_deltalake(str(path), _batch(start, 20), mode="append", commit_properties=retries)
 
     racer = threading.Thread(target=other)
     racer.start()
@@ -335,3 +337,14 @@ async def test_a_file_system_without_hard_links_sends_the_sink_to_delta_rs_write
     assert "cannot hard-link" in caplog.text
     assert metrics.registry.get_sample_value("iot_delta_blind_append") == 0
     assert len(list(path.glob("*.parquet"))) == 3  # delta-rs' three; the appender's try left no file
+
+
+def test_only_columns_whose_values_repeat_are_dictionary_encoded(tmp_path: Path) -> None:
+    _new_table(tmp_path).append(_batch(0, 500))
+    (data,) = tmp_path.glob("*.parquet")
+    metadata = pq.ParquetFile(data).metadata
+    group = metadata.row_group(0)
+    chunks = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert set(DICTIONARY_COLUMNS) <= set(chunks)  # every name is a column of the file
+    encoded = {path for path, chunk in chunks.items() if chunk.has_dictionary_page}
+    assert encoded == set(DICTIONARY_COLUMNS)
