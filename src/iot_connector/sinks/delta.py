@@ -77,7 +77,7 @@ def _maps(dicts: list[dict[str, str]], map_type: pa.DataType) -> pa.Array:
     return pa.array(list(distinct.values()), type=map_type).take(indices)
 
 
-UPKEEP_GAP_S = 0.01  # the least time between two commits while the upkeep compacts or vacuums
+UPKEEP_GAP_S = 0.01  # the least time between two commit starts while the upkeep compacts or vacuums
 REOPEN_EVERY = 200  # appends through one delta-rs table object before it is opened afresh (see DeltaSink)
 _NO_CHECKPOINT = PostCommitHookProperties(create_checkpoint=False, cleanup_expired_logs=False)  # the upkeep's job
 # What a commit can fail with: the disk, the table removed or replaced, a damaged log or Parquet write.
@@ -175,7 +175,7 @@ class DeltaSink(Sink):
             if wait > 0 and sum(table.num_rows for table, _ in self._queue) < self._full_rows:
                 await asyncio.sleep(wait)  # batches sent meanwhile join this commit
             if self.upkeep.committing:  # leave the compaction room to commit (TableUpkeep.committing)
-                await asyncio.sleep(max(0.0, self._last_end + UPKEEP_GAP_S - loop.time()))
+                await asyncio.sleep(max(0.0, self._last_start + UPKEEP_GAP_S - loop.time()))
             self._last_start = loop.time()
             group, self._queue = self._queue, []
             try:
