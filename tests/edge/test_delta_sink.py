@@ -168,3 +168,22 @@ def test_the_first_batch_imports_nothing(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     imported = json.loads(done.stdout)
     assert [name for name in imported if name.split(".")[0] in ("pandas", "numpy", "pyarrow")] == []
+
+
+async def test_the_tail_of_a_burst_is_committed_without_waiting_out_the_window(tmp_path: Path) -> None:
+    """A backlog drains in full batches; the partial one left at its end goes at once instead of waiting out
+    the window, while a steady trickle of partial batches stays paced by it."""
+    sink = DeltaSink(tmp_path / "t", agent_id="a")
+    sink.pace(2.0, 100)  # a long window: waiting it out would show
+    await sink.open()
+    loop = asyncio.get_running_loop()
+    await sink.write([r.finalize() for r in make_records(100)])  # full: committed at once
+    started = loop.time()
+    await sink.write([r.finalize() for r in make_records(30, 100)])  # the burst's tail
+    assert loop.time() - started < 1.0
+    partial = await sink.send([r.finalize() for r in make_records(30, 130)])  # after a partial commit: paced
+    await asyncio.sleep(0.5)
+    assert not partial.done()
+    await asyncio.wait_for(partial, 5)
+    await sink.close()
+    assert _seqs(tmp_path / "t") == list(range(160))

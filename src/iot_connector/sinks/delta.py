@@ -9,8 +9,9 @@ Batches the pipeline sends while a commit runs are committed together in the nex
 commit has a fixed cost and makes a file, so under load fewer, larger commits carry more rows per
 CPU-second. Commits are paced (`pace`): after a quiet period a batch is committed at once (leading edge);
 under a steady flow a commit starts no sooner than one pipeline window after the previous one started, and
-no sooner than the previous one's CPU time after it ended, unless a full batch is waiting. So the window
-bounds the commit rate, and commits never take more than about half a core. The rest follows CPU, not wall
+no sooner than the previous one's CPU time after it ended, unless a full batch is waiting or the previous
+commit was full (the tail of a burst goes at once). So the window bounds the commit rate, and commits never
+take more than about half a core. The rest follows CPU, not wall
 time: a commit mostly waits for its fsyncs, which cost no CPU, and resting that long too only added latency.
 
 A commit is atomic, so a crash mid-write leaves at most an orphan Parquet file and its batches are re-sent
@@ -116,6 +117,7 @@ class DeltaSink(Sink):
         self._full_rows = 0  # ... unless this many rows wait
         self._last_start = self._last_end = -float("inf")
         self._last_cpu = 0.0  # CPU seconds the last commit took
+        self._last_rows = 0  # rows it committed
 
     def pace(self, interval_s: float, full_rows: int) -> None:
         self._interval_s, self._full_rows = interval_s, full_rows
@@ -169,8 +171,12 @@ class DeltaSink(Sink):
         loop = asyncio.get_running_loop()
         while self._queue:
             # Rest as long as the last commit's CPU, and at least the window since it started: under load
-            # commits grow instead of running back to back (each has a fixed cost at any size).
-            start = max(self._last_start + self._interval_s, self._last_end + self._last_cpu)
+            # commits grow instead of running back to back (each has a fixed cost at any size). After a full
+            # commit (a backlog draining) the window is skipped: what is left is the burst's tail, and making
+            # it wait out the window added up to 200 ms to every drain.
+            start = self._last_end + self._last_cpu
+            if self._last_rows < self._full_rows:
+                start = max(start, self._last_start + self._interval_s)
             wait = start - loop.time()
             if wait > 0 and sum(table.num_rows for table, _ in self._queue) < self._full_rows:
                 await asyncio.sleep(wait)  # batches sent meanwhile join this commit
@@ -179,7 +185,8 @@ class DeltaSink(Sink):
             self._last_start = loop.time()
             group, self._queue = self._queue, []
             try:
-                self._last_cpu = await self._append(pa.concat_tables([table for table, _ in group]))
+                rows = pa.concat_tables([table for table, _ in group])
+                self._last_cpu, self._last_rows = await self._append(rows), rows.num_rows
             except SinkError as exc:
                 group += self._queue  # later batches must not land before the failed ones
                 self._queue = []
