@@ -11,8 +11,8 @@ CPU-second. Commits are paced (`pace`): after a quiet period a batch is committe
 under a steady flow a commit starts no sooner than one pipeline window after the previous one started, and
 no sooner than the previous one's CPU time after it ended, unless a full batch is waiting or the previous
 commit was full (the tail of a burst goes at once). So the window bounds the commit rate, and commits never
-take more than about half a core. The rest follows CPU, not wall
-time: a commit mostly waits for its fsyncs, which cost no CPU, and resting that long too only added latency.
+take more than about half a core. The rest follows CPU, not wall time: a commit mostly waits for its fsyncs,
+which cost no CPU, and resting that long too only added latency.
 
 A commit is atomic, so a crash mid-write leaves at most an orphan Parquet file and its batches are re-sent
 from the spool (same record_id) on restart. A failed commit fails its batches and every batch queued behind
