@@ -17,6 +17,13 @@ KEEPALIVE_S = 0.5  # asked of the server: a Publish response at least this often
 SILENT_KEEPALIVES = 3  # keep-alive periods without any Publish response after which the subscription is dead
 
 
+RESUME_ATTEMPT_S = 1.0  # more than one resume attempt of asyncua takes against a server that answers
+
+
+class ResumeStuck(ConnectionError):
+    """asyncua still resuming well after the server accepts connections again: a new session takes over."""
+
+
 class SubscriptionSilent(ConnectionError):
     """No Publish response (data or keep-alive) for several keep-alive periods: the subscription is dead,
     whatever asyncua's state says; a new session subscribes again."""

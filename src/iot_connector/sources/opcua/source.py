@@ -7,7 +7,10 @@ what the server queued meanwhile (Republish); its backoff is capped at our `reco
 moved, end the session so `Source.run` builds a new one from the URIs (node ids in config are `nsu=` form);
 and the subscription must answer a Publish (data or keep-alive) within a few keep-alive periods, after a
 resume and at any time, or the session is dropped the same way (liveness.py: asyncua can report CONNECTED
-with no subscription behind it, a silent stall). A first connect that fails is retried by `Source.run`.
+with no subscription behind it, a silent stall). While asyncua resumes, the server's TCP port is probed: once
+it has accepted connections for longer than asyncua's longest wait plus an attempt and asyncua is still not
+CONNECTED (an attempt can hang for good), the session is dropped too. A first connect that fails is retried
+by `Source.run`.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from iot_connector.compat.asyncua import (
     whole_notifications,
 )
 from iot_connector.model import Record
-from iot_connector.sources.base import Emit, PartialSuccess, Source
+from iot_connector.sources.base import PROBE_TIMEOUT_S, Emit, PartialSuccess, Source
 from iot_connector.sources.opcua.config import BrowseConfig, OpcuaConfig
 from iot_connector.sources.opcua.liveness import (
     KEEPALIVE_S,
+    RESUME_ATTEMPT_S,
     SILENT_KEEPALIVES,
     PublishClock,
+    ResumeStuck,
     SubscriptionSilent,
     keepalive_count,
 )
@@ -302,8 +307,13 @@ class OpcuaSource(Source):
     async def _watch(self, client: Client, namespaces: list[str]) -> None:
         """Follow asyncua's resumes, and check that the subscription answers (see the module docstring)."""
         ticked = time.monotonic()
+        reachable_since: float | None = None  # while asyncua resumes: since when the server accepts TCP again
         async with client.subscribe_state() as states:
             while True:
+                if client.state is UaClientState.CONNECTED:
+                    reachable_since = None
+                else:
+                    reachable_since = await self._check_resume(reachable_since)
                 with contextlib.suppress(asyncio.TimeoutError):
                     state = await states.next_change(KEEPALIVE_S / 2)
                     if state is UaClientState.RECONNECTING:
@@ -321,6 +331,30 @@ class OpcuaSource(Source):
                 ticked = now
                 if self._subscription is not None and client.state is UaClientState.CONNECTED and not stalled_loop:
                     self._check_publish_responses()
+
+    async def _check_resume(self, reachable_since: float | None) -> float | None:
+        """While asyncua resumes: raise ResumeStuck once the server has accepted TCP connections for longer
+        than asyncua's longest wait between attempts and an attempt takes, without asyncua getting back to
+        CONNECTED (an attempt that hit the server mid-start-up could hang there for good, and no data came).
+        Returns since when the server is reachable, None if it is not."""
+        host, port = self.probe_address()
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+        except (OSError, asyncio.TimeoutError):
+            return None
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        now = time.monotonic()
+        if reachable_since is None:
+            return now
+        stuck = now - reachable_since
+        if stuck > self.config.reconnect_max_delay_s + RESUME_ATTEMPT_S:
+            raise ResumeStuck(
+                f"asyncua has not resumed the session {stuck:.1f}s after {host}:{port} accepted connections "
+                "again; opening a new session"
+            )
+        return reachable_since
 
     def _answered(self) -> float:
         """When a Publish was last answered (0.0: not since the subscription was made or the session resumed).
