@@ -158,14 +158,13 @@ class BlindAppender:
         self.log = path / "_delta_log"
         self.version = version
 
-    def remove_temporaries(self, older_than_s: float = 60.0) -> int:
+    def remove_temporaries(self, older_than_s: float = 60.0) -> None:
         """Entries a crash left before their link (or after it: then a second name of a committed entry).
         Recent ones may be another writer's, about to be linked."""
         cutoff = time.time() - older_than_s
-        stale = [entry for entry in self.log.glob(f"{TEMP_PREFIX}*") if entry.stat().st_mtime < cutoff]
-        for entry in stale:
-            entry.unlink(missing_ok=True)
-        return len(stale)
+        for entry in self.log.glob(f"{TEMP_PREFIX}*"):
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink(missing_ok=True)
 
     def append(self, table: pa.Table) -> int:
         """Commit `table` as one Parquet file; returns the version it landed at. On any failure the file is

@@ -92,6 +92,15 @@ class ReconnectBackoff:
         self.attempt = 0
 
 
+async def probe(address: tuple[str, int]) -> None:
+    """Open and close a TCP connection to `address` (a SYN and a close, no session): raises OSError or
+    asyncio.TimeoutError (after PROBE_TIMEOUT_S) if nothing accepts it."""
+    _, writer = await asyncio.wait_for(asyncio.open_connection(*address), PROBE_TIMEOUT_S)
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+
+
 class Source(abc.ABC):
     """A protocol connection. The one reconnect loop lives here (`run`): it calls the protocol's `session`,
     and when that ends by an error it waits (`ReconnectBackoff`), probes the peer's TCP port cheaply until it
@@ -175,7 +184,7 @@ class Source(abc.ABC):
         address = self.probe_address()
         while address is not None and not self._stopped.is_set():
             try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(*address), PROBE_TIMEOUT_S)
+                await probe(address)
             except (OSError, asyncio.TimeoutError) as exc:
                 delay = self._backoff.next()
                 self.health.last_error = f"{address[0]}:{address[1]} unreachable: {type(exc).__name__}: {exc}"
@@ -188,9 +197,6 @@ class Source(abc.ABC):
                 )
                 await self._wait(delay)
                 continue
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
             return
 
     def _lost(self, exc: BaseException, delay: float, *, expected: bool = True) -> None:

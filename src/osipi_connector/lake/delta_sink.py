@@ -229,8 +229,8 @@ class DeltaSink:
         cached = self._written.get(path)
         if cached is not None and identity is not None and cached[1] == identity:
             table, _, opened_at = cached
-            table.update_incremental()
-            if table.version() - opened_at < REOPEN_AFTER_VERSIONS:
+            if table.version() - opened_at < REOPEN_AFTER_VERSIONS:  # else not worth bringing up to date
+                table.update_incremental()
                 return table
         table = DeltaTable(path)
         self._written[path] = (table, identity, table.version())

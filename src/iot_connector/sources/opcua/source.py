@@ -34,7 +34,7 @@ from iot_connector.compat.asyncua import (
     whole_notifications,
 )
 from iot_connector.model import Record
-from iot_connector.sources.base import PROBE_TIMEOUT_S, Emit, PartialSuccess, Source
+from iot_connector.sources.base import Emit, PartialSuccess, Source, probe
 from iot_connector.sources.opcua.config import BrowseConfig, OpcuaConfig
 from iot_connector.sources.opcua.liveness import (
     KEEPALIVE_S,
@@ -339,12 +339,9 @@ class OpcuaSource(Source):
         Returns since when the server is reachable, None if it is not."""
         host, port = self.probe_address()
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+            await probe((host, port))
         except (OSError, asyncio.TimeoutError):
             return None
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
         now = time.monotonic()
         if reachable_since is None:
             return now
